@@ -1,0 +1,44 @@
+# Every target installs what it needs first (idempotent): a local .venv with pinned packages,
+# and Debian's iverilog when missing. Nothing is expected to be installed by hand.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-slow lint bench docs clean
+
+setup: $(STAMP) iverilog
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[rtl,report,dev]'
+	@touch $(STAMP)
+
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  echo "installing iverilog (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog >/dev/null; }
+
+demo: setup
+	$(BIN)/bitbranch demo
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python bench/datapath.py
+
+docs: setup
+	$(BIN)/bitbranch isa gen
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

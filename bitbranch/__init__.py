@@ -1,0 +1,1 @@
+"""bitbranch: the product's command-line front end (the `bitbranch` console script)."""

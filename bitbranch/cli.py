@@ -1,0 +1,68 @@
+"""The `bitbranch` command: one CLI for the whole product.
+
+Each subcommand lives with the part of the product it drives; this module only wires them up.
+A subcommand module provides `add_arguments_<name>(parser)` and `cmd_<name>(args) -> int`, and keeps
+heavy imports (torch) inside `cmd_<name>` so that `bitbranch asm` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+
+from isa.errors import IsaError
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    module: str
+    help: str
+    func: str = ""  # suffix of add_arguments_/cmd_ (default: name)
+
+
+COMMANDS = (
+    Command("asm", "isa.asm", "assemble a text program into a program binary"),
+    Command("disasm", "isa.asm", "disassemble a program binary into text"),
+    Command("isa", "isa.generated", "regenerate (or --check) docs/isa.md and the Verilog include", "isa_gen"),
+    Command("hw", "bitbranch.hwcmd", "list hardware presets or show one"),
+    Command("simulate", "simulator.cli", "run a program artifact on the cycle-accurate simulator"),
+    Command("demo", "bitbranch.demo", "the end-to-end demo that `make demo` runs"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bitbranch",
+        description="Simulator, compiler and RTL harness for a multi-branch binary neural-network accelerator.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        p.set_defaults(_command=cmd)
+        module = importlib.import_module(cmd.module)
+        getattr(module, f"add_arguments_{cmd.func or cmd.name}")(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_command", None):
+        parser.print_help()
+        return 2
+    cmd: Command = args._command
+    try:
+        return int(getattr(importlib.import_module(cmd.module), f"cmd_{cmd.func or cmd.name}")(args) or 0)
+    except (IsaError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Integer reference ("golden") semantics of quantized layers, computed in torch.
+
+These functions define what the hardware must produce, in terms of level indices u (activations,
+real value s·u for z = 0) and odd weight codes w. They never look at bit-planes: the lowering is
+responsible for making planes, padding bits and hardware constants reproduce these integers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from isa.rounding import clamp_levels, requantize
+
+_FLOAT64_EXACT = 2**53
+
+
+def conv_sum(u: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, dil: int = 1) -> np.ndarray:
+    """S[y, x, o] = Σ u·w over the window; u (H, W, Cin) levels, w (Cout, Cin, kh, kw) codes.
+
+    Padding is level 0 (real zero for z = 0 activations). Computed as a float64 convolution, which
+    is exact while |S| < 2^53; the bound is checked, not assumed.
+    """
+    u = np.asarray(u, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    bound = int(np.abs(w).sum(axis=(1, 2, 3)).max(initial=0)) * int(u.max(initial=0))
+    if bound >= _FLOAT64_EXACT:
+        raise ValueError(f"conv_sum: |S| could reach {bound}, beyond exact float64 range")
+    x = torch.from_numpy(u.astype(np.float64)).permute(2, 0, 1)[None]
+    k = torch.from_numpy(w.astype(np.float64))
+    s = torch.nn.functional.conv2d(x, k, stride=stride, padding=pad, dilation=dil)[0]
+    return s.permute(1, 2, 0).round().to(torch.int64).numpy()
+
+
+def requant_levels(s: np.ndarray, mul: np.ndarray, bias: np.ndarray, shift: int, lo: int, hi: int) -> np.ndarray:
+    """Per output channel (last axis): clamp(round_shift(S·mul + bias, shift), lo, hi) as uint8 levels."""
+    return clamp_levels(requantize(s, mul, bias, shift), lo, hi).astype(np.uint8)

@@ -1,0 +1,61 @@
+"""Post-training quantization of float torch layers into integer `ConvLayer`s.
+
+Weights use the paper's hard ladder on weights scaled into [-1, 1]: an M-bit odd code
+w = 2·round((2^M−1)(x+1)/2) − (2^M−1), real value α·w/(2^M−1) with α = max|weight| of the layer.
+Activations are unsigned levels u with real value s·u (z = 0, the post-ReLU case). The float
+affine out = conv(x) + bias is turned into a fixed-point multiplier and bias with `shift`
+fractional bits; the integer result is the golden semantics the hardware reproduces.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .conv import ConvLayer
+
+MUL_BITS = 15  # requant multipliers are chosen in [2^(MUL_BITS-1), 2^MUL_BITS)
+
+
+def ladder_codes(w: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
+    """Odd M-bit codes of weights and the real value of code 1 (the weight scale)."""
+    alpha = float(np.abs(w).max()) or 1.0
+    x = np.clip(w / alpha, -1.0, 1.0)
+    top = (1 << bits) - 1
+    u = np.floor(top * (x + 1) / 2 + 0.5).astype(np.int64)
+    return 2 * u - top, alpha / top
+
+
+def fixed_point(scale: float) -> tuple[int, int]:
+    """(mul, shift) with mul / 2^shift ≈ scale and mul in [2^(MUL_BITS-1), 2^MUL_BITS) when possible."""
+    if scale <= 0:
+        raise ValueError(f"requant scale {scale} must be positive")
+    shift = max(0, MUL_BITS - 1 - math.floor(math.log2(scale)))
+    return int(round(scale * 2**shift)), shift
+
+
+def conv_from_torch(conv: torch.nn.Conv2d, name: str, in_shape: tuple[int, int, int], in_scale: float,
+                    kbits: int, mbits: int, kout: int, out_scale: float) -> ConvLayer:
+    """Integer ConvLayer for `relu(conv(x))` quantized to `kout`-bit levels of size `out_scale`."""
+    if conv.groups != 1:
+        raise ValueError(f"layer '{name}': grouped convolution is not supported by this path")
+    w = conv.weight.detach().double().numpy()
+    codes, w_scale = ladder_codes(w, mbits)
+    mul, shift = fixed_point(in_scale * w_scale / out_scale)
+    bias_real = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(w.shape[0])
+    bias = np.round(bias_real / out_scale * 2**shift).astype(np.int64)
+    return ConvLayer(
+        name=name, in_shape=in_shape, kbits=kbits, weights=codes, mbits=mbits,
+        mul=np.full(w.shape[0], mul, dtype=np.int64), bias=bias, shift=shift, kout=kout,
+        stride=conv.stride[0], pad=conv.padding[0], dil=conv.dilation[0],
+    )
+
+
+def dequantized_conv(layer: ConvLayer, in_scale: float, w_scale: float) -> torch.nn.Conv2d:
+    """A float conv whose weights are exactly the quantized codes (for fake-quant comparisons)."""
+    cout, cin, kh, kw = layer.weights.shape
+    conv = torch.nn.Conv2d(cin, cout, (kh, kw), layer.stride, layer.pad, layer.dil, bias=False).double()
+    conv.weight.data = torch.from_numpy(layer.weights * w_scale)
+    return conv

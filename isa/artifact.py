@@ -1,0 +1,284 @@
+"""The program artifact: what the compiler writes and the simulator and RTL bench read, unchanged.
+
+A directory holding
+    manifest.json   format/version, hardware config, tensors (DRAM address, layout, shape), inputs,
+                    outputs, golden files, layer map, host-side ops, free-form metadata
+    program.bin     the instruction binary (isa.encoding file format)
+    dram.bin        the initial DRAM image (weights, constants, input)
+    golden/*.npy    expected output tensors from the integer reference model
+
+Artifacts are data that users share, so loading one never runs code: JSON only, numpy files with
+allow_pickle=False, and every size, offset and digest in the manifest is checked against the files
+before anything is used.
+
+Tensor layouts in DRAM:
+    planes  levels of shape (H, W, C) with `bits` planes, stored [H][W][ceil(C/Wb)][bits] as
+            Wb-bit words (Wb = hw.word_bits, little-endian, channel c at bit c mod Wb of word c // Wb);
+            channels past C in the last word are 0 (level 0).
+    int32   little-endian int32, row-major, any shape.
+    raw     bytes (uint8), any shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .encoding import Instruction, decode_program, encode_program
+from .errors import IsaError
+from .hwconfig import ConfigError, HwConfig
+
+FORMAT = "bitbranch-artifact"
+VERSION = 1
+LAYOUTS = ("planes", "int32", "raw")
+
+
+class ArtifactError(IsaError):
+    """An artifact directory is missing files or its manifest disagrees with them."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Where and how a named tensor lives in DRAM."""
+
+    name: str
+    addr: int
+    layout: str
+    shape: tuple[int, ...]
+    bits: int = 0  # planes only
+
+    def nbytes(self, hw: HwConfig) -> int:
+        if self.layout == "planes":
+            h, w, c = self.shape
+            return h * w * math.ceil(c / hw.word_bits) * self.bits * (hw.word_bits // 8)
+        size = math.prod(self.shape)
+        return size * 4 if self.layout == "int32" else size
+
+    def to_dict(self) -> dict:
+        d = {"addr": self.addr, "layout": self.layout, "shape": list(self.shape)}
+        if self.layout == "planes":
+            d["bits"] = self.bits
+        return d
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict, source: str) -> TensorSpec:
+        where = f"{source}: tensor '{name}'"
+        try:
+            spec = cls(name, int(d["addr"]), str(d["layout"]), tuple(int(s) for s in d["shape"]), int(d.get("bits", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{where}: malformed entry ({exc!r})") from None
+        if spec.layout not in LAYOUTS:
+            raise ArtifactError(f"{where}: field 'layout'={spec.layout!r} not one of {LAYOUTS}")
+        if spec.addr < 0 or any(s <= 0 for s in spec.shape):
+            raise ArtifactError(f"{where}: negative address or non-positive shape {spec.shape}")
+        if spec.layout == "planes" and (len(spec.shape) != 3 or not 1 <= spec.bits <= 8):
+            raise ArtifactError(f"{where}: planes need shape (H, W, C) and bits 1..8, got {spec.shape}, {spec.bits}")
+        return spec
+
+
+# --- tensor <-> DRAM bytes ----------------------------------------------------------------------
+
+
+def pack_plane_tensor(levels: np.ndarray, bits: int, word_bits: int) -> bytes:
+    """(H, W, C) levels -> [H][W][CW][bits] little-endian word bytes."""
+    levels = np.asarray(levels)
+    if levels.ndim != 3:
+        raise ValueError(f"plane tensors are (H, W, C); got shape {levels.shape}")
+    if levels.size and (levels.min() < 0 or levels.max() >= 1 << bits):
+        raise ValueError(f"levels outside 0..{(1 << bits) - 1} for a {bits}-bit tensor")
+    h, w, c = levels.shape
+    cw = math.ceil(c / word_bits)
+    padded = np.zeros((h, w, cw * word_bits), dtype=np.uint8)
+    padded[:, :, :c] = levels
+    planes = (padded[:, :, None, :] >> np.arange(bits, dtype=np.uint8)[None, None, :, None]) & 1  # h,w,bits,CWb
+    planes = planes.reshape(h, w, bits, cw, word_bits).transpose(0, 1, 3, 2, 4)  # h,w,cw,bits,Wb
+    return np.packbits(planes, axis=-1, bitorder="little").tobytes()
+
+
+def unpack_plane_tensor(data: bytes | np.ndarray, shape: tuple[int, int, int], bits: int, word_bits: int) -> np.ndarray:
+    h, w, c = shape
+    cw = math.ceil(c / word_bits)
+    raw = np.frombuffer(bytes(data), dtype=np.uint8).reshape(h, w, cw, bits, word_bits // 8)
+    planes = np.unpackbits(raw, axis=-1, bitorder="little")  # h,w,cw,bits,Wb
+    weights = (1 << np.arange(bits, dtype=np.int64))[None, None, None, :, None]
+    levels = (planes.astype(np.int64) * weights).sum(axis=3).reshape(h, w, cw * word_bits)
+    return levels[:, :, :c].astype(np.uint8)
+
+
+def tensor_bytes(spec: TensorSpec, value: np.ndarray, hw: HwConfig) -> bytes:
+    value = np.asarray(value)
+    if tuple(value.shape) != spec.shape:
+        raise ValueError(f"tensor '{spec.name}': value shape {value.shape} != manifest shape {spec.shape}")
+    if spec.layout == "planes":
+        return pack_plane_tensor(value, spec.bits, hw.word_bits)
+    if spec.layout == "int32":
+        return value.astype("<i4").tobytes()
+    return value.astype(np.uint8).tobytes()
+
+
+def read_tensor(dram: bytes | np.ndarray, spec: TensorSpec, hw: HwConfig) -> np.ndarray:
+    raw = bytes(memoryview(dram)[spec.addr : spec.addr + spec.nbytes(hw)])
+    if len(raw) != spec.nbytes(hw):
+        raise ArtifactError(f"tensor '{spec.name}' at {spec.addr}+{spec.nbytes(hw)} lies beyond the DRAM image")
+    if spec.layout == "planes":
+        return unpack_plane_tensor(raw, spec.shape, spec.bits, hw.word_bits)
+    if spec.layout == "int32":
+        return np.frombuffer(raw, dtype="<i4").reshape(spec.shape).astype(np.int32)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(spec.shape).copy()
+
+
+def write_tensor(dram: bytearray, spec: TensorSpec, value: np.ndarray, hw: HwConfig) -> None:
+    data = tensor_bytes(spec, value, hw)
+    if spec.addr + len(data) > len(dram):
+        raise ArtifactError(f"tensor '{spec.name}' at {spec.addr}+{len(data)} lies beyond the DRAM image ({len(dram)})")
+    dram[spec.addr : spec.addr + len(data)] = data
+
+
+# --- the artifact -------------------------------------------------------------------------------
+
+
+@dataclass
+class Artifact:
+    """An artifact in memory. `golden` maps output names to expected arrays."""
+
+    hw: HwConfig
+    program: list[Instruction]
+    dram: bytes
+    tensors: dict[str, TensorSpec]
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    golden: dict[str, np.ndarray] = field(default_factory=dict)
+    layers: list[dict] = field(default_factory=list)
+    host_ops: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def output(self, dram: bytes | np.ndarray, name: str) -> np.ndarray:
+        return read_tensor(dram, self.tensors[name], self.hw)
+
+    def outputs_from(self, dram: bytes | np.ndarray) -> dict[str, np.ndarray]:
+        return {name: self.output(dram, name) for name in self.outputs}
+
+    def compare_golden(self, dram: bytes | np.ndarray) -> dict[str, bool]:
+        """Per output: True when the DRAM image holds exactly the golden values."""
+        result = {}
+        for name, want in self.golden.items():
+            got = self.output(dram, name)
+            result[name] = got.shape == want.shape and bool(np.array_equal(got.astype(np.int64), want.astype(np.int64)))
+        return result
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_artifact(art: Artifact, directory: str | Path) -> Path:
+    out = Path(directory)
+    (out / "golden").mkdir(parents=True, exist_ok=True)
+    program = encode_program(art.program)
+    (out / "program.bin").write_bytes(program)
+    (out / "dram.bin").write_bytes(art.dram)
+    golden_files = {}
+    for name, value in art.golden.items():
+        rel = f"golden/{name}.npy"
+        np.save(out / rel, np.asarray(value), allow_pickle=False)
+        golden_files[name] = rel
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "hw": art.hw.to_dict(),
+        "program": {"file": "program.bin", "instructions": len(art.program), "sha256": _sha256(program)},
+        "dram": {"file": "dram.bin", "bytes": len(art.dram), "sha256": _sha256(art.dram)},
+        "tensors": {name: spec.to_dict() for name, spec in art.tensors.items()},
+        "inputs": art.inputs,
+        "outputs": art.outputs,
+        "golden": golden_files,
+        "layers": art.layers,
+        "host_ops": art.host_ops,
+        "meta": art.meta,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    art.path = out
+    return out
+
+
+def _read_checked(base: Path, entry: dict, what: str, size_key: str | None) -> bytes:
+    source = f"{base / 'manifest.json'}: {what}"
+    if not isinstance(entry, dict) or "file" not in entry:
+        raise ArtifactError(f"{source}: missing field 'file'")
+    path = (base / str(entry["file"])).resolve()
+    if base.resolve() not in path.parents:
+        raise ArtifactError(f"{source}: file {entry['file']!r} lies outside the artifact directory")
+    if not path.is_file():
+        raise ArtifactError(f"{source}: file {path} does not exist")
+    data = path.read_bytes()
+    if size_key and int(entry.get(size_key, -1)) != len(data):
+        raise ArtifactError(f"{source}: field '{size_key}'={entry.get(size_key)} but {path.name} has {len(data)} bytes")
+    if "sha256" in entry and entry["sha256"] != _sha256(data):
+        raise ArtifactError(f"{source}: {path.name} does not match its sha256 in the manifest")
+    return data
+
+
+def load_artifact(directory: str | Path) -> Artifact:
+    """Load and check an artifact directory; every inconsistency is an ArtifactError naming file and field."""
+    base = Path(directory)
+    mpath = base / "manifest.json"
+    if not mpath.is_file():
+        raise ArtifactError(f"{base}: not an artifact directory (no manifest.json)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{mpath}: not valid JSON: {exc}") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise ArtifactError(
+            f"{mpath}: format {manifest.get('format')!r} version {manifest.get('version')!r}, "
+            f"expected {FORMAT!r} version {VERSION}"
+        )
+    try:
+        hw = HwConfig.from_dict(manifest["hw"], source=f"{mpath}: field 'hw'")
+    except (KeyError, ConfigError) as exc:
+        raise ArtifactError(f"{mpath}: field 'hw': {exc}") from None
+    program_bytes = _read_checked(base, manifest.get("program"), "field 'program'", None)
+    program = decode_program(program_bytes, source=str(base / "program.bin"))
+    if int(manifest["program"].get("instructions", -1)) != len(program):
+        raise ArtifactError(f"{mpath}: field 'program.instructions' disagrees with program.bin ({len(program)})")
+    dram = _read_checked(base, manifest.get("dram"), "field 'dram'", "bytes")
+    tensors = {n: TensorSpec.from_dict(n, d, str(mpath)) for n, d in manifest.get("tensors", {}).items()}
+    for spec in tensors.values():
+        if spec.addr + spec.nbytes(hw) > len(dram):
+            raise ArtifactError(f"{mpath}: tensor '{spec.name}' at {spec.addr}+{spec.nbytes(hw)} beyond DRAM image")
+    for key in ("inputs", "outputs"):
+        for name in manifest.get(key, []):
+            if name not in tensors:
+                raise ArtifactError(f"{mpath}: field '{key}' names unknown tensor '{name}'")
+    golden = {}
+    for name, rel in manifest.get("golden", {}).items():
+        if name not in tensors:
+            raise ArtifactError(f"{mpath}: golden output '{name}' is not a tensor of the manifest")
+        path = (base / rel).resolve()
+        if base.resolve() not in path.parents or not path.is_file():
+            raise ArtifactError(f"{mpath}: golden file {rel!r} missing or outside the artifact")
+        try:
+            golden[name] = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise ArtifactError(f"{path}: not a plain numpy array ({exc})") from None
+        if tuple(golden[name].shape) != tensors[name].shape:
+            raise ArtifactError(f"{path}: shape {golden[name].shape} != tensor shape {tensors[name].shape}")
+    return Artifact(
+        hw=hw,
+        program=program,
+        dram=dram,
+        tensors=tensors,
+        inputs=list(manifest.get("inputs", [])),
+        outputs=list(manifest.get("outputs", [])),
+        golden=golden,
+        layers=list(manifest.get("layers", [])),
+        host_ops=list(manifest.get("host_ops", [])),
+        meta=dict(manifest.get("meta", {})),
+        path=base,
+    )
