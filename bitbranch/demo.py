@@ -45,46 +45,61 @@ def parse_bits(spec: str) -> tuple[int, int]:
 
 
 def build_model(seed: int = 0):
-    """Float convolutions with the shapes of ResNet-18's stem and first block (default init, seeded)."""
+    """Float layers with the shapes of ResNet-18's stem and first block convolutions (default init, seeded)."""
     import torch
 
     torch.manual_seed(seed)
     return [
         ("conv1", torch.nn.Conv2d(3, 64, 7, stride=2, padding=3)),
+        ("maxpool", torch.nn.MaxPool2d(3, stride=2, padding=1)),
         ("layer1.0.conv1", torch.nn.Conv2d(64, 64, 3, stride=1, padding=1)),
         ("layer1.0.conv2", torch.nn.Conv2d(64, 64, 3, stride=1, padding=1)),
     ]
 
 
 def compile_demo(photo: np.ndarray, hw, mbits: int, kbits: int):
-    """Quantize, compute golden outputs and lower to an artifact. Returns (artifact, float agreement)."""
+    """Quantize, compute golden outputs and lower to an artifact.
+
+    Returns the artifact and, per layer, the share of golden levels within one level of the float
+    layer's output quantized the same way (the post-training quantization is calibrated on the photo).
+    """
     import torch
 
     from compiler.builder import ProgramBuilder
     from compiler.conv import lower_conv
+    from compiler.pool import MaxPoolLayer, lower_maxpool
     from compiler.quantize import conv_from_torch
 
     b = ProgramBuilder(hw)
     u = photo
-    spec_in = b.tensor("image", "planes", u.shape, 8, u)
-    in_scale, in_bits, in_addr = 1.0 / 255, 8, spec_in.addr
+    in_addr = b.tensor("image", "planes", u.shape, 8, u).addr
+    in_scale, in_bits = 1.0 / 255, 8
     model = build_model()
     layers, agreement = [], []
-    for idx, (name, conv) in enumerate(model):
+    for idx, (name, module) in enumerate(model):
+        first, last = idx == 0, idx == len(model) - 1
+        if isinstance(module, torch.nn.MaxPool2d):
+            pool = MaxPoolLayer(name, u.shape, in_bits, module.kernel_size, module.stride, module.padding)
+            golden = pool.golden(u)
+            out = b.tensor(name, "planes", golden.shape, in_bits)
+            layers.append(lower_maxpool(b, pool, in_addr, out.addr, first, last))
+            agreement.append(1.0)  # max pooling of levels is exact
+            u, in_addr = golden, out.addr
+            continue
         with torch.no_grad():
             x = torch.from_numpy(u.astype(np.float32) * in_scale).permute(2, 0, 1)[None]
-            ref = torch.relu(conv(x))[0].permute(1, 2, 0).double().numpy()
+            ref = torch.relu(module(x))[0].permute(1, 2, 0).double().numpy()
         top = (1 << kbits) - 1
         out_scale = float(np.percentile(ref, 99.9)) / top or 1.0
-        layer = conv_from_torch(conv, name, u.shape, in_scale, in_bits, mbits, kbits, out_scale)
+        layer = conv_from_torch(module, name, u.shape, in_scale, in_bits, mbits, kbits, out_scale)
         golden = layer.golden(u)
         out = b.tensor(name, "planes", golden.shape, kbits)
-        layers.append(lower_conv(b, layer, in_addr, out.addr, first=idx == 0, last=idx == len(model) - 1))
+        layers.append(lower_conv(b, layer, in_addr, out.addr, first, last))
         agreement.append(float(np.mean(np.abs(golden - np.clip(np.round(ref / out_scale), 0, top)) <= 1)))
         u, in_scale, in_bits, in_addr = golden, out_scale, kbits, out.addr
-    last = model[-1][0]
+    final = model[-1][0]
     art = b.artifact(
-        inputs=["image"], outputs=[last], golden={last: u}, layers=layers,
+        inputs=["image"], outputs=[final], golden={final: u}, layers=layers,
         meta={"model": "resnet18-stem", "precision": f"W{mbits}A{kbits}", "input": "sklearn china.jpg"},
     )
     return art, agreement

@@ -1,17 +1,9 @@
-"""Lowering of one quantized convolution layer to the ISA: packing, hardware constants, tiling, tokens.
+"""Lowering of one quantized convolution layer: weight packing, exact hardware constants, compute.
 
-A `ConvLayer` is the integer description of a layer (levels in, odd weight codes, golden requant
-constants). `lower_conv` appends its program to a ProgramBuilder: weights and constants are loaded
-once, then the output is produced in tiles of whole output rows, double-buffered in INP, ACC and OUT
-so that load, compute and store overlap. Dependency tokens:
-
-    load  --(INP tile i ready)-->        compute   (every input tile)
-    compute --(INP buffer i%2 free)-->   load      (tile i's BGEMM frees the buffer for tile i+2)
-    compute --(OUT tile i ready)-->      store     (last REQUANT of tile i)
-    store --(OUT buffer i%2 free)-->     compute   (consumed by tile i+2's first REQUANT, and at the
-                                                    end of the layer by SYNCs, so layers never mix)
-At a layer boundary compute sends one token to load, which the next layer's weight LOAD consumes:
-the next layer reads its input only after every store of this one has finished.
+A `ConvLayer` is the integer description of a layer (levels in, odd weight codes or ternary values,
+golden requant constants). `lower_conv` loads its weights and constants once, then lets
+`compiler.tiling` cut the output into row tiles; each tile is one BGEMM over all column tiles and
+one REQUANT per column tile.
 """
 
 from __future__ import annotations
@@ -24,14 +16,11 @@ import numpy as np
 from isa.hwconfig import HwConfig
 from isa.numeric import code_to_level, ternary_to_planes
 from isa.rounding import MAX_SHIFT
-from isa.spec import Buffer, Dest, Unit, WeightMode
+from isa.spec import Buffer, Dest, WeightMode
 
 from .builder import ProgramBuilder
 from .golden import conv_sum, requant_levels
-
-
-class LoweringError(ValueError):
-    """A layer cannot be mapped onto the configured hardware; the message names the layer."""
+from .tiling import ComputeInsn, LoweringError, Tile, TiledLayer, Window, emit_tiled_layer, out_size, tile_rows
 
 
 @dataclass
@@ -66,8 +55,8 @@ class ConvLayer:
     def out_shape(self) -> tuple[int, int, int]:
         h, w, _ = self.in_shape
         kh, kw = self.kernel
-        span_h, span_w = (kh - 1) * self.dil + 1, (kw - 1) * self.dil + 1
-        return (h + 2 * self.pad - span_h) // self.stride + 1, (w + 2 * self.pad - span_w) // self.stride + 1, self.cout
+        ho = out_size(h, kh, self.stride, self.pad, self.dil)
+        return ho, out_size(w, kw, self.stride, self.pad, self.dil), self.cout
 
     @property
     def clamp_hi(self) -> int:
@@ -83,46 +72,28 @@ class ConvLayer:
 class ConvPlan:
     """Derived sizes of a lowered layer (entries, words, tiles)."""
 
+    win: Window
     cw: int  # input channel words
-    cw_out: int  # output channel words
     ctiles: int  # column tiles (output channels padded to whole output words)
-    pix: int  # INP entries per input pixel
-    pix_out: int  # OUT entries per output pixel
-    irow: int  # INP entries per (padded) input tile row
     tile_rows: int  # output rows per tile
     wgt_entries: int
 
 
 def plan_conv(layer: ConvLayer, hw: HwConfig) -> ConvPlan:
     h, w, cin = layer.in_shape
-    ho, wo, cout = layer.out_shape
     kh, kw = layer.kernel
-    cw, cw_out = math.ceil(cin / hw.word_bits), math.ceil(cout / hw.word_bits)
+    cw, cw_out = math.ceil(cin / hw.word_bits), math.ceil(layer.cout / hw.word_bits)
     ctiles = cw_out * hw.slices_per_word
-    pix, pix_out = cw * layer.kbits, cw_out * layer.kout
-    irow = (w + 2 * layer.pad) * pix
+    win = Window(h, w, kh, kw, layer.stride, layer.pad, layer.dil, cw * layer.kbits, cw_out * layer.kout)
     wgt_entries = ctiles * kh * kw * cw * layer.mbits
     if wgt_entries > hw.wgt_entries:
         raise LoweringError(
             f"layer '{layer.name}': weights need {wgt_entries} WGT entries, {hw.name} has {hw.wgt_entries} "
             "(splitting the reduction across weight tiles is not implemented yet)"
         )
-    if ctiles > 1 << 8:
+    if ctiles > 0xFF:
         raise LoweringError(f"layer '{layer.name}': {ctiles} column tiles exceed the 8-bit ctiles field")
-    fits = [
-        th
-        for th in range(1, ho + 1)
-        if ((th - 1) * layer.stride + (kh - 1) * layer.dil + 1) * irow <= hw.inp_entries // 2
-        and th * wo * ctiles <= hw.acc_entries // 2
-        and th * wo * pix_out <= min(hw.out_entries // 2, 0xFFFF)
-        and th * wo <= 0xFFFF
-    ]
-    if not fits or w * pix > 0xFFFF:
-        raise LoweringError(
-            f"layer '{layer.name}': one output row ({wo} pixels x {cout} channels, input row {irow} INP entries) "
-            f"does not fit half of the buffers of '{hw.name}' (tiling along the width is not implemented yet)"
-        )
-    return ConvPlan(cw, cw_out, ctiles, pix, pix_out, irow, max(fits), wgt_entries)
+    return ConvPlan(win, cw, ctiles, tile_rows(layer.name, win, hw, win.out_w * ctiles), wgt_entries)
 
 
 # --- packing ----------------------------------------------------------------------------------------
@@ -200,61 +171,50 @@ def pack_constants(mul: np.ndarray, bias: np.ndarray, plan: ConvPlan, hw: HwConf
 # --- emission ----------------------------------------------------------------------------------------
 
 
+def conv_tile(layer: ConvLayer, plan: ConvPlan, hw: HwConfig, shift: int, t: Tile) -> list[ComputeInsn]:
+    """One BGEMM over all column tiles, then one REQUANT per column tile into its OUT lane slice."""
+    win = plan.win
+    n = t.rows * win.out_w
+    insns = [ComputeInsn("bgemm", dict(
+        acc=t.acc, inp=t.inp, wgt=0, oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw, stride=win.stride, dil=win.dil,
+        cw=plan.cw, ctiles=plan.ctiles, irow=win.irow, ipix=win.pix, kbits=layer.kbits, mbits=layer.mbits,
+        wmode=WeightMode.EQUAL if layer.ternary else WeightMode.POW2), reads_inp=True)]
+    for c in range(plan.ctiles):
+        word, sl = divmod(c, hw.slices_per_word)
+        insns.append(ComputeInsn("requant", dict(
+            dest=Dest.OUT, acc=t.acc + c * n, n=n, const=c, out=t.out + word * layer.kout, ostride=win.pix_out,
+            slice=sl, kout=layer.kout, shift=shift, lo=layer.lo, hi=layer.clamp_hi), writes_out=True))
+    return insns
+
+
 def lower_conv(b: ProgramBuilder, layer: ConvLayer, in_addr: int, out_addr: int, first: bool, last: bool) -> dict:
     """Append the layer's instructions; returns a layer-map record for the manifest."""
     hw = b.hw
     plan = plan_conv(layer, hw)
     mul, bias, shift = hardware_constants(layer, plan, hw)
-    wgt_addr = b.alloc(len(data := pack_weights(layer, plan, hw)), data)
-    const_addr = b.alloc(len(data := pack_constants(mul, bias, plan, hw)), data)
-    h, w, _ = layer.in_shape
-    ho, wo, _ = layer.out_shape
+    weights, consts = pack_weights(layer, plan, hw), pack_constants(mul, bias, plan, hw)
+    preloads = [
+        dict(buf=Buffer.WGT, sram=0, dram=b.alloc(len(weights), weights), rows=1, len=plan.wgt_entries,
+             dstride=len(weights)),
+        dict(buf=Buffer.CONST, sram=0, dram=b.alloc(len(consts), consts), rows=1, len=plan.ctiles,
+             dstride=len(consts)),
+    ]
+    tiled = TiledLayer(layer.name, plan.win, plan.tile_rows, in_addr, out_addr,
+                       lambda t: conv_tile(layer, plan, hw, shift, t), preloads)
+    start, end, tiles = emit_tiled_layer(b, tiled, first, last)
     kh, kw = layer.kernel
-    e_in, e_w, e_c = hw.entry_bytes("inp"), hw.entry_bytes("wgt"), hw.entry_bytes("const")
-    first_insn = len(b.program)
-
-    b.emit("load", buf=Buffer.WGT, sram=0, dram=wgt_addr, rows=1, len=plan.wgt_entries,
-           dstride=plan.wgt_entries * e_w, pop_next=int(not first))
-    b.emit("load", buf=Buffer.CONST, sram=0, dram=const_addr, rows=1, len=plan.ctiles, dstride=plan.ctiles * e_c)
-    tiles = list(range(0, ho, plan.tile_rows))
-    for i, y0 in enumerate(tiles):
-        th = min(plan.tile_rows, ho - y0)
-        half = i % 2
-        inp_base, acc_base = half * (hw.inp_entries // 2), half * (hw.acc_entries // 2)
-        out_base = half * (hw.out_entries // 2)
-        iy0 = y0 * layer.stride - layer.pad
-        iy1 = iy0 + (th - 1) * layer.stride + (kh - 1) * layer.dil + 1
-        pad_top, pad_bottom = max(0, -iy0), max(0, iy1 - h)
-        b.emit("load", buf=Buffer.INP, sram=inp_base, dram=in_addr + max(iy0, 0) * w * plan.pix * e_in,
-               rows=min(iy1, h) - max(iy0, 0), len=w * plan.pix, dstride=w * plan.pix * e_in,
-               pad_top=pad_top, pad_bottom=pad_bottom, pad_left=layer.pad * plan.pix, pad_right=layer.pad * plan.pix,
-               pop_next=int(i >= 2), push_next=1)
-        b.emit("bgemm", acc=acc_base, inp=inp_base, wgt=0, oh=th, ow=wo, kh=kh, kw=kw, stride=layer.stride,
-               dil=layer.dil, cw=plan.cw, ctiles=plan.ctiles, irow=plan.irow, ipix=plan.pix, kbits=layer.kbits,
-               mbits=layer.mbits, wmode=WeightMode.EQUAL if layer.ternary else WeightMode.POW2,
-               pop_prev=1, push_prev=int(i + 2 < len(tiles)))
-        for t in range(plan.ctiles):
-            word, sl = divmod(t, hw.slices_per_word)
-            b.emit("requant", dest=Dest.OUT, acc=acc_base + t * th * wo, n=th * wo, const=t,
-                   out=out_base + word * layer.kout, ostride=plan.pix_out, slice=sl, kout=layer.kout,
-                   shift=shift, lo=layer.lo, hi=layer.clamp_hi,
-                   pop_next=int(t == 0 and i >= 2), push_next=int(t == plan.ctiles - 1))
-        b.emit("store", buf=Buffer.OUT, sram=out_base, dram=out_addr + y0 * wo * plan.pix_out * e_in, rows=1,
-               len=th * wo * plan.pix_out, dstride=th * wo * plan.pix_out * e_in, pop_prev=1, push_prev=1)
-    outstanding = min(len(tiles), 2)
-    for k in range(outstanding):
-        b.emit("sync", unit=Unit.COMPUTE, pop_next=1, push_prev=int(k == outstanding - 1 and not last))
+    ho, wo, cout = layer.out_shape
     return {
         "name": layer.name,
         "kind": "conv",
-        "instructions": [first_insn, len(b.program)],
+        "instructions": [start, end],
         "in_shape": list(layer.in_shape),
-        "out_shape": list(layer.out_shape),
+        "out_shape": [ho, wo, cout],
         "bits": {"w": layer.mbits, "a_in": layer.kbits, "a_out": layer.kout, "ternary": layer.ternary},
         "kernel": [kh, kw],
         "stride": layer.stride,
         "pad": layer.pad,
-        "tiles": len(tiles),
+        "tiles": tiles,
         "tile_rows": plan.tile_rows,
-        "macs": ho * wo * layer.cout * kh * kw * layer.in_shape[2],
+        "macs": ho * wo * cout * kh * kw * layer.in_shape[2],
     }
