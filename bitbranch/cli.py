@@ -33,7 +33,8 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; only the `selected` subcommand's module is imported (all when None)."""
     parser = argparse.ArgumentParser(
         prog="bitbranch",
         description="Simulator, compiler and RTL harness for a multi-branch binary neural-network accelerator.",
@@ -42,13 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         p.set_defaults(_command=cmd)
-        module = importlib.import_module(cmd.module)
-        getattr(module, f"add_arguments_{cmd.func or cmd.name}")(p)
+        if selected in (None, cmd.name):
+            getattr(importlib.import_module(cmd.module), f"add_arguments_{cmd.func or cmd.name}")(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    selected = next((a for a in argv if not a.startswith("-")), "")
+    parser = build_parser(selected)
     args = parser.parse_args(argv)
     if not getattr(args, "_command", None):
         parser.print_help()

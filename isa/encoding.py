@@ -19,7 +19,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .errors import FieldRangeError, IllegalInstruction, ProgramFormatError
+from .errors import FieldRangeError, IllegalInstruction, IsaError, ProgramFormatError
 from .spec import INSN_BITS, INSN_BYTES, OPCODE_BITS, OPCODE_BY_CODE, OPCODE_BY_NAME, Opcode, Unit, unit_of
 
 MAGIC = b"BBPROG"
@@ -139,10 +139,15 @@ def decode_program(data: bytes, source: str = "program") -> list[Instruction]:
     expected = HEADER.size + count * INSN_BYTES
     if len(data) != expected:
         raise ProgramFormatError(f"{source}: header says {count} instructions ({expected} bytes), file has {len(data)}")
-    return [
-        decode(int.from_bytes(data[HEADER.size + k * INSN_BYTES : HEADER.size + (k + 1) * INSN_BYTES], "little"), k)
-        for k in range(count)
-    ]
+    program = []
+    for k in range(count):
+        start = HEADER.size + k * INSN_BYTES
+        try:
+            program.append(decode(int.from_bytes(data[start : start + INSN_BYTES], "little"), k))
+        except IsaError as exc:
+            exc.args = (f"{source}: {exc}",)
+            raise
+    return program
 
 
 def program_words(program: Sequence[Instruction]) -> list[int]:

@@ -66,6 +66,7 @@ class Field:
     hi: int | None = None  # legal maximum (None: 2^width - 1)
     enum: type[IntEnum] | None = None
     allowed: tuple[int, ...] | None = None  # legal subset of enum values
+    hex: bool = False  # shown in hex by the disassembler (DRAM byte addresses)
 
     @property
     def max_value(self) -> int:
@@ -168,10 +169,10 @@ for r in range(pad_top + rows + pad_bottom):          # SRAM row r
         (
             Field("buf", 3, "destination buffer", enum=Buffer, allowed=(Buffer.INP, Buffer.WGT, Buffer.CONST)),
             _sram("sram", "first destination entry"),
-            Field("dram", 32, "DRAM byte address of the first data row"),
+            Field("dram", 32, "DRAM byte address of the first data row", hex=True),
             _count("rows", 16, "data rows"),
             _count("len", 16, "entries per data row"),
-            Field("dstride", 32, "DRAM bytes between consecutive data rows"),
+            Field("dstride", 32, "DRAM bytes between consecutive data rows", hex=True),
             Field("sstride", 16, "SRAM entries between consecutive rows (0: dense, pad_left+len+pad_right)"),
             Field("pad_top", 8, "zero rows before the data rows"),
             Field("pad_bottom", 8, "zero rows after the data rows"),
@@ -191,10 +192,10 @@ for r in range(rows):
         (
             Field("buf", 3, "source buffer", enum=Buffer, allowed=(Buffer.ACC, Buffer.OUT)),
             _sram("sram", "first source entry"),
-            Field("dram", 32, "DRAM byte address of the first row"),
+            Field("dram", 32, "DRAM byte address of the first row", hex=True),
             _count("rows", 16, "rows"),
             _count("len", 16, "entries per row"),
-            Field("dstride", 32, "DRAM bytes between consecutive rows"),
+            Field("dstride", 32, "DRAM bytes between consecutive rows", hex=True),
             Field("sstride", 16, "SRAM entries between consecutive rows (0: dense, len)"),
         ),
     ),
