@@ -99,6 +99,9 @@ class PlacedField:
 
 # Token flags: same bits in every instruction. "prev" / "next" are the unit's neighbours in the
 # load -> compute -> store chain; a flag naming a neighbour the unit lacks is illegal.
+# Machine model: an idle unit takes the head of its queue (freeing the slot), pops pop_prev then
+# pop_next (each blocking while empty), executes, pushes push_prev then push_next (each blocking while
+# the token queue holds token_depth tokens) and retires. isa.validate proves a program cannot deadlock.
 TOKEN_FIELDS = (
     Field("pop_prev", 1, "wait for and consume a token from the previous unit before starting"),
     Field("pop_next", 1, "wait for and consume a token from the next unit before starting"),
@@ -173,7 +176,7 @@ for r in range(pad_top + rows + pad_bottom):          # SRAM row r
             _count("rows", 16, "data rows"),
             _count("len", 16, "entries per data row"),
             Field("dstride", 32, "DRAM bytes between consecutive data rows", hex=True),
-            Field("sstride", 16, "SRAM entries between consecutive rows (0: dense, pad_left+len+pad_right)"),
+            Field("sstride", 16, "SRAM entries between rows (0: dense = pad_left+len+pad_right; else at least that)"),
             Field("pad_top", 8, "zero rows before the data rows"),
             Field("pad_bottom", 8, "zero rows after the data rows"),
             Field("pad_left", 16, "zero entries before each row"),
@@ -196,7 +199,7 @@ for r in range(rows):
             _count("rows", 16, "rows"),
             _count("len", 16, "entries per row"),
             Field("dstride", 32, "DRAM bytes between consecutive rows", hex=True),
-            Field("sstride", 16, "SRAM entries between consecutive rows (0: dense, len)"),
+            Field("sstride", 16, "SRAM entries between consecutive rows (0: dense = len; else at least len)"),
         ),
     ),
     Opcode(
@@ -269,7 +272,7 @@ for p in range(n):
             _count("n", 16, "pixels"),
             _sram("const", "CONST entry holding mul, rmul, bias for the C lanes"),
             _sram("out", "OUT entry of pixel 0, plane 0 (dest=out)"),
-            Field("ostride", 16, "OUT entries between consecutive pixels"),
+            Field("ostride", 16, "OUT entries between consecutive pixels (at least kout when n > 1)"),
             Field("slice", 4, "C-lane slice of the W-bit word the lanes map to"),
             Field("kout", 4, "output planes (dest=out)", hi=8),
             Field("shift", 6, "right shift with round-half-up", hi=62),
@@ -309,7 +312,7 @@ for y in range(oh):
             Field("irow", 16, "INP entries between input rows"),
             Field("ipix", 16, "INP entries between adjacent input pixels"),
             _sram("out", "OUT entry of output pixel 0, plane 0 (mode=max)"),
-            Field("ostride", 16, "OUT entries between output pixels (mode=max)"),
+            Field("ostride", 16, "OUT entries between output pixels (mode=max; at least k when oh*ow > 1)"),
             _sram("acc", "first ACC entry (mode=sum)"),
         ),
     ),

@@ -88,7 +88,7 @@
 `define BB_LOAD_DSTRIDE_W                  32
 `define BB_LOAD_DSTRIDE_MIN                32'd0
 `define BB_LOAD_DSTRIDE_MAX                32'd4294967295
-`define BB_LOAD_SSTRIDE_LSB                123  // SRAM entries between consecutive rows (0: dense, pad_left+len+pad_right)
+`define BB_LOAD_SSTRIDE_LSB                123  // SRAM entries between rows (0: dense = pad_left+len+pad_right; else at least that)
 `define BB_LOAD_SSTRIDE_MSB                138
 `define BB_LOAD_SSTRIDE_W                  16
 `define BB_LOAD_SSTRIDE_MIN                16'd0
@@ -147,7 +147,7 @@
 `define BB_STORE_DSTRIDE_W                 32
 `define BB_STORE_DSTRIDE_MIN               32'd0
 `define BB_STORE_DSTRIDE_MAX               32'd4294967295
-`define BB_STORE_SSTRIDE_LSB               123  // SRAM entries between consecutive rows (0: dense, len)
+`define BB_STORE_SSTRIDE_LSB               123  // SRAM entries between consecutive rows (0: dense = len; else at least len)
 `define BB_STORE_SSTRIDE_MSB               138
 `define BB_STORE_SSTRIDE_W                 16
 `define BB_STORE_SSTRIDE_MIN               16'd0
@@ -275,7 +275,7 @@
 `define BB_REQUANT_OUT_W                   16
 `define BB_REQUANT_OUT_MIN                 16'd0
 `define BB_REQUANT_OUT_MAX                 16'd65535
-`define BB_REQUANT_OSTRIDE_LSB             74  // OUT entries between consecutive pixels
+`define BB_REQUANT_OSTRIDE_LSB             74  // OUT entries between consecutive pixels (at least kout when n > 1)
 `define BB_REQUANT_OSTRIDE_MSB             89
 `define BB_REQUANT_OSTRIDE_W               16
 `define BB_REQUANT_OSTRIDE_MIN             16'd0
@@ -384,7 +384,7 @@
 `define BB_POOL_OUT_W                      16
 `define BB_POOL_OUT_MIN                    16'd0
 `define BB_POOL_OUT_MAX                    16'd65535
-`define BB_POOL_OSTRIDE_LSB                117  // OUT entries between output pixels (mode=max)
+`define BB_POOL_OSTRIDE_LSB                117  // OUT entries between output pixels (mode=max; at least k when oh*ow > 1)
 `define BB_POOL_OSTRIDE_MSB                132
 `define BB_POOL_OSTRIDE_W                  16
 `define BB_POOL_OSTRIDE_MIN                16'd0
