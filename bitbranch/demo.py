@@ -122,17 +122,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{len(art.dram) / 1e6:.2f} MB DRAM image in {compile_s:.1f} s ({path})")
     result = run(art)
     print()
+    print("util = useful binary MACs (layer MACs x weight bits x activation bits) / peak over the layer's cycles;")
+    print("golden~float = share of output levels within one level of the float layer quantized alike.")
     print(f"{'layer':<16} {'out shape':<14} {'MMACs':>7} {'cycles':>10} {'util':>6} {'golden~float':>13}")
+    useful = 0
     for layer, agree in zip(art.layers, agreement, strict=True):
         first, end = layer["instructions"]
-        cycles, util = result.span(first, end)
+        cycles, _ = result.span(first, end)
+        bitops = layer["macs"] * layer["bits"].get("w", 0) * layer["bits"]["a_in"]
+        useful += bitops
         shape = "x".join(map(str, layer["out_shape"]))
-        print(f"{layer['name']:<16} {shape:<14} {layer['macs'] / 1e6:>7.1f} {cycles:>10,} {util:>6.1%} "
-              f"{agree:>12.1%}")
+        print(f"{layer['name']:<16} {shape:<14} {layer['macs'] / 1e6:>7.1f} {cycles:>10,} "
+              f"{bitops / (hw.peak_bitops_per_cycle * cycles):>6.1%} {agree:>12.1%}")
     ms = result.cycles / (hw.clock_mhz * 1e3)
     print()
     print(f"total: {result.cycles:,} cycles = {ms:.3f} ms at {hw.clock_mhz:g} MHz ({1e3 / ms:.0f} frames/s); "
-          f"array utilization {result.utilization:.1%}; DRAM {result.dram_read / 1e6:.2f} MB read, "
+          f"array utilization {useful / (hw.peak_bitops_per_cycle * result.cycles):.1%} (useful MACs x branches); DRAM {result.dram_read / 1e6:.2f} MB read, "
           f"{result.dram_written / 1e6:.2f} MB written; simulated in {result.wall_seconds:.2f} s")
     match = result.outputs_match_golden or {}
     ok = bool(match) and all(match.values())

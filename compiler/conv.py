@@ -74,16 +74,22 @@ class ConvPlan:
 
     win: Window
     cw: int  # input channel words
-    ctiles: int  # column tiles (output channels padded to whole output words)
+    ctiles: int  # column tiles of C output channels computed by the array
+    slices: int  # C-lane slices of the output words; slices past ctiles are written with level 0
     tile_rows: int  # output rows per tile
     wgt_entries: int
+
+    @property
+    def const_entries(self) -> int:
+        """One CONST entry per column tile, plus an all-zero entry that fills unused output slices."""
+        return self.ctiles + int(self.slices > self.ctiles)
 
 
 def plan_conv(layer: ConvLayer, hw: HwConfig) -> ConvPlan:
     h, w, cin = layer.in_shape
     kh, kw = layer.kernel
     cw, cw_out = math.ceil(cin / hw.word_bits), math.ceil(layer.cout / hw.word_bits)
-    ctiles = cw_out * hw.slices_per_word
+    ctiles, slices = math.ceil(layer.cout / hw.array_cols), cw_out * hw.slices_per_word
     win = Window(h, w, kh, kw, layer.stride, layer.pad, layer.dil, cw * layer.kbits, cw_out * layer.kout)
     wgt_entries = ctiles * kh * kw * cw * layer.mbits
     if wgt_entries > hw.wgt_entries:
@@ -93,7 +99,10 @@ def plan_conv(layer: ConvLayer, hw: HwConfig) -> ConvPlan:
         )
     if ctiles > 0xFF:
         raise LoweringError(f"layer '{layer.name}': {ctiles} column tiles exceed the 8-bit ctiles field")
-    return ConvPlan(win, cw, ctiles, tile_rows(layer.name, win, hw, win.out_w * ctiles), wgt_entries)
+    if slices > ctiles and layer.lo != 0:
+        raise LoweringError(f"layer '{layer.name}': padded output channels need lo = 0 (level 0 in pad bits)")
+    return ConvPlan(win, cw, ctiles, slices, tile_rows(layer.name, win, hw, win.out_w * ctiles), wgt_entries)
+
 
 
 # --- packing ----------------------------------------------------------------------------------------
@@ -152,17 +161,15 @@ def check_ranges(layer: ConvLayer, plan: ConvPlan, hw: HwConfig, mul: np.ndarray
         raise LoweringError(f"layer '{layer.name}': requantization could overflow int64")
     if shift > MAX_SHIFT:
         raise LoweringError(f"layer '{layer.name}': shift {shift} exceeds {MAX_SHIFT}")
-    if plan.ctiles * hw.array_cols > layer.cout and layer.lo != 0:
-        raise LoweringError(f"layer '{layer.name}': padded output channels need lo = 0 (level 0 in pad bits)")
 
 
 def pack_constants(mul: np.ndarray, bias: np.ndarray, plan: ConvPlan, hw: HwConfig) -> bytes:
     """CONST image: per column tile C x int32 mul, C x int32 rmul (0), C x int64 bias; padded lanes 0."""
-    lanes = plan.ctiles * hw.array_cols
+    lanes = plan.const_entries * hw.array_cols
     m, b = np.zeros(lanes, np.int64), np.zeros(lanes, np.int64)
     m[: len(mul)], b[: len(bias)] = mul, bias
     out = bytearray()
-    for t in range(plan.ctiles):
+    for t in range(plan.const_entries):
         sl = slice(t * hw.array_cols, (t + 1) * hw.array_cols)
         out += m[sl].astype("<i4").tobytes() + np.zeros(hw.array_cols, "<i4").tobytes() + b[sl].astype("<i8").tobytes()
     return bytes(out)
@@ -179,10 +186,12 @@ def conv_tile(layer: ConvLayer, plan: ConvPlan, hw: HwConfig, shift: int, t: Til
         acc=t.acc, inp=t.inp, wgt=0, oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw, stride=win.stride, dil=win.dil,
         cw=plan.cw, ctiles=plan.ctiles, irow=win.irow, ipix=win.pix, kbits=layer.kbits, mbits=layer.mbits,
         wmode=WeightMode.EQUAL if layer.ternary else WeightMode.POW2), reads_inp=True)]
-    for c in range(plan.ctiles):
+    for c in range(plan.slices):
         word, sl = divmod(c, hw.slices_per_word)
+        computed = c < plan.ctiles  # else: any ACC region times the all-zero constants gives level 0
         insns.append(ComputeInsn("requant", dict(
-            dest=Dest.OUT, acc=t.acc + c * n, n=n, const=c, out=t.out + word * layer.kout, ostride=win.pix_out,
+            dest=Dest.OUT, acc=t.acc + c * n if computed else t.acc, n=n, const=min(c, plan.ctiles),
+            out=t.out + word * layer.kout, ostride=win.pix_out,
             slice=sl, kout=layer.kout, shift=shift, lo=layer.lo, hi=layer.clamp_hi), writes_out=True))
     return insns
 
@@ -196,7 +205,7 @@ def lower_conv(b: ProgramBuilder, layer: ConvLayer, in_addr: int, out_addr: int,
     preloads = [
         dict(buf=Buffer.WGT, sram=0, dram=b.alloc(len(weights), weights), rows=1, len=plan.wgt_entries,
              dstride=len(weights)),
-        dict(buf=Buffer.CONST, sram=0, dram=b.alloc(len(consts), consts), rows=1, len=plan.ctiles,
+        dict(buf=Buffer.CONST, sram=0, dram=b.alloc(len(consts), consts), rows=1, len=plan.const_entries,
              dstride=len(consts)),
     ]
     tiled = TiledLayer(layer.name, plan.win, plan.tile_rows, in_addr, out_addr,
