@@ -1,0 +1,166 @@
+"""`run()`: validate a program, simulate it cycle by cycle (at instruction granularity), report results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from isa.artifact import Artifact
+from isa.encoding import Instruction
+from isa.hwconfig import HwConfig
+from isa.validate import validate_program
+
+from .datapath import DATAPATHS, Datapath
+from .machine import Machine, Timestamps, decode_program
+from .stats import RunStats, UnitStats, compute_stats
+from .trace import TraceRecord, build_trace, write_chrome, write_jsonl
+
+Source = Artifact | tuple[Sequence[Instruction], bytes, HwConfig]
+
+
+@dataclass
+class SimResult:
+    """Everything a run produces. `buffers` holds the final on-chip buffer contents (see datapath)."""
+
+    hw: HwConfig
+    datapath: str
+    program: list[Instruction]
+    dram: bytes
+    outputs: dict[str, np.ndarray]
+    outputs_match_golden: dict[str, bool] | None
+    stats: RunStats
+    buffers: dict[str, np.ndarray]
+    wall_seconds: float
+    timestamps: Timestamps
+    trace: list[TraceRecord] | None = None
+    _bitops: list[int] = field(default_factory=list, repr=False)
+
+    # --- headline numbers -----------------------------------------------------------------------
+    @property
+    def cycles(self) -> int:
+        return self.stats.cycles
+
+    @property
+    def instructions(self) -> int:
+        return self.stats.instructions
+
+    @property
+    def utilization(self) -> float:
+        return self.stats.utilization
+
+    @property
+    def units(self) -> dict[str, UnitStats]:
+        return self.stats.units
+
+    @property
+    def dram_read(self) -> int:
+        return self.stats.dram_bytes_read
+
+    @property
+    def dram_written(self) -> int:
+        return self.stats.dram_bytes_written
+
+    @property
+    def instruction_mix(self) -> dict[str, int]:
+        return self.stats.instruction_mix
+
+    @property
+    def golden_ok(self) -> bool | None:
+        match = self.outputs_match_golden
+        return None if match is None else bool(match) and all(match.values())
+
+    def span(self, first: int, end: int) -> tuple[int, float]:
+        """Cycles from the first start to the last end of instructions [first, end), and the array
+        utilization over that window (layers overlap in a pipelined program, so spans need not add up)."""
+        ts = self.timestamps
+        if end <= first:
+            return 0, 0.0
+        cycles = max(ts.end[first:end]) - min(ts.start[first:end])
+        bitops = sum(self._bitops[first:end])
+        return cycles, bitops / (self.hw.peak_bitops_per_cycle * cycles) if cycles else 0.0
+
+    # --- traces ---------------------------------------------------------------------------------
+    def trace_records(self) -> list[TraceRecord]:
+        if self.trace is None:
+            self.trace = build_trace(self.program, self.timestamps, self.hw)
+        return self.trace
+
+    def write_trace_jsonl(self, path: str | Path) -> None:
+        write_jsonl(self.trace_records(), path)
+
+    def write_chrome_trace(self, path: str | Path) -> None:
+        write_chrome(self.trace_records(), self.hw, path)
+
+    def write_trace(self, path: str | Path) -> None:
+        """Chrome trace for *.json, JSON lines otherwise."""
+        if str(path).endswith(".json"):
+            self.write_chrome_trace(path)
+        else:
+            self.write_trace_jsonl(path)
+
+    def to_json_dict(self) -> dict:
+        return {
+            "hw": self.hw.name,
+            "datapath": self.datapath,
+            "cycles": self.cycles,
+            "time_ms": self.cycles / (self.hw.clock_mhz * 1e3),
+            "instructions": self.instructions,
+            "utilization": self.utilization,
+            "bitops": self.stats.bitops,
+            "dram_bytes": {"read": self.dram_read, "written": self.dram_written},
+            "units": self.stats.to_dict()["units"],
+            "fetch_stalled": self.stats.fetch_stalled,
+            "dram_busy": self.stats.dram_busy,
+            "instruction_mix": self.instruction_mix,
+            "outputs_match_golden": self.outputs_match_golden,
+            "wall_seconds": self.wall_seconds,
+        }
+
+
+def _unpack(source: Source) -> tuple[Artifact | None, list[Instruction], bytes, HwConfig]:
+    if isinstance(source, Artifact):
+        return source, list(source.program), bytes(source.dram), source.hw
+    program, dram, hw = source
+    return None, list(program), bytes(dram), hw
+
+
+def run(source: Source, datapath: str = "fast", trace: bool = False, max_cycles: int | None = None,
+        check_deadlock: bool = True) -> SimResult:
+    """Simulate an artifact, or a (program, DRAM image, hw) triple.
+
+    The program is validated first (isa.validate; DRAM size = image size), so an illegal program raises
+    the isa error naming the instruction index. check_deadlock=False skips only the static token check:
+    a deadlocking program then raises DeadlockError at run time. Past `max_cycles`: CycleLimitError.
+    """
+    t0 = time.perf_counter()
+    if datapath not in DATAPATHS:
+        raise ValueError(f"unknown datapath '{datapath}' (expected one of {', '.join(DATAPATHS)})")
+    art, program, dram, hw = _unpack(source)
+    validate_program(program, hw, dram_size=len(dram), check_deadlock=check_deadlock)
+    dp = Datapath(hw, dram, datapath)
+    decoded = decode_program(program, hw, dp.handler)
+    machine = Machine(decoded, hw)
+    machine.run(max_cycles)
+    final = dp.dram.tobytes()
+    stats = compute_stats(decoded, machine.ts, hw, dp.bytes_read, dp.bytes_written)
+    result = SimResult(
+        hw=hw,
+        datapath=datapath,
+        program=program,
+        dram=final,
+        outputs=art.outputs_from(final) if art is not None else {},
+        outputs_match_golden=art.compare_golden(final) if art is not None and art.golden else None,
+        stats=stats,
+        buffers=dp.buffers(),
+        wall_seconds=0.0,
+        timestamps=machine.ts,
+        _bitops=[d.bitops for d in decoded],
+    )
+    if trace:
+        result.trace_records()
+    result.wall_seconds = time.perf_counter() - t0
+    return result
