@@ -57,52 +57,38 @@ def build_model(seed: int = 0):
     ]
 
 
-def compile_demo(photo: np.ndarray, hw, mbits: int, kbits: int):
-    """Quantize, compute golden outputs and lower to an artifact.
+def quantize_demo(photo: np.ndarray, mbits: int, kbits: int):
+    """Post-training quantization of the model on the photo into an integer IR graph.
 
-    Returns the artifact and, per layer, the share of golden levels within one level of the float
-    layer's output quantized the same way (the post-training quantization is calibrated on the photo).
+    Returns the graph, its input values, and per layer the share of golden levels within one level of
+    the float layer's output quantized alike (calibrated on the photo).
     """
     import torch
 
-    from compiler.builder import ProgramBuilder
-    from compiler.conv import lower_conv
-    from compiler.pool import MaxPoolLayer, lower_maxpool
+    from compiler import ir
     from compiler.quantize import conv_from_torch
 
-    b = ProgramBuilder(hw)
+    x = ir.Tensor("image", photo.shape, 8, 1.0 / 255)
+    tensors, ops, agreement = {x.name: x}, [], []
     u = photo
-    in_addr = b.tensor("image", "planes", u.shape, 8, u).addr
-    in_scale, in_bits = 1.0 / 255, 8
-    model = build_model()
-    layers, agreement = [], []
-    for idx, (name, module) in enumerate(model):
-        first, last = idx == 0, idx == len(model) - 1
+    for name, module in build_model():
         if isinstance(module, torch.nn.MaxPool2d):
-            pool = MaxPoolLayer(name, u.shape, in_bits, module.kernel_size, module.stride, module.padding)
-            golden = pool.golden(u)
-            out = b.tensor(name, "planes", golden.shape, in_bits)
-            layers.append(lower_maxpool(b, pool, in_addr, out.addr, first, last))
+            op = ir.Pool(name, [x.name], name, "max", module.kernel_size, module.stride, module.padding)
+            out = ir.Tensor(name, ir.run_op(op, [u]).shape, x.bits, x.scale)
             agreement.append(1.0)  # max pooling of levels is exact
-            u, in_addr = golden, out.addr
-            continue
-        with torch.no_grad():
-            x = torch.from_numpy(u.astype(np.float32) * in_scale).permute(2, 0, 1)[None]
-            ref = torch.relu(module(x))[0].permute(1, 2, 0).double().numpy()
-        top = (1 << kbits) - 1
-        out_scale = float(np.percentile(ref, 99.9)) / top or 1.0
-        layer = conv_from_torch(module, name, u.shape, in_scale, in_bits, mbits, kbits, out_scale)
-        golden = layer.golden(u)
-        out = b.tensor(name, "planes", golden.shape, kbits)
-        layers.append(lower_conv(b, layer, in_addr, out.addr, first, last))
-        agreement.append(float(np.mean(np.abs(golden - np.clip(np.round(ref / out_scale), 0, top)) <= 1)))
-        u, in_scale, in_bits, in_addr = golden, out_scale, kbits, out.addr
-    final = model[-1][0]
-    art = b.artifact(
-        inputs=["image"], outputs=[final], golden={final: u}, layers=layers,
-        meta={"model": "resnet18-stem", "precision": f"W{mbits}A{kbits}", "input": "sklearn china.jpg"},
-    )
-    return art, agreement
+        else:
+            with torch.no_grad():
+                xf = torch.from_numpy(u.astype(np.float32) * x.scale).permute(2, 0, 1)[None]
+                ref = torch.relu(module(xf))[0].permute(1, 2, 0).double().numpy()
+            top = (1 << kbits) - 1
+            op, out = conv_from_torch(module, name, x, mbits, kbits, float(np.percentile(ref, 99.9)) / top or 1.0)
+            golden = ir.run_op(op, [u])
+            agreement.append(float(np.mean(np.abs(golden - np.clip(np.round(ref / out.scale), 0, top)) <= 1)))
+        ops.append(op)
+        tensors[out.name] = out
+        u, x = ir.run_op(op, [u]), out
+    graph = ir.Graph(tensors, ops, ["image"], [x.name], {"model": "resnet18-stem"})
+    return graph, {"image": photo}, agreement
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -113,8 +99,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     mbits, kbits = parse_bits(args.bits)
     print(f"bitbranch demo: ResNet-18 stem at W{mbits}A{kbits} (8-bit input planes) on a real photo")
     print(f"hardware: {hw.name} — {hw.description}")
+    from compiler.lower import lower_graph
+
     t0 = time.perf_counter()
-    art, agreement = compile_demo(load_photo(args.size), hw, mbits, kbits)
+    graph, inputs, agreement = quantize_demo(load_photo(args.size), mbits, kbits)
+    art = lower_graph(graph, hw, inputs, meta={"model": "resnet18-stem", "precision": f"W{mbits}A{kbits}",
+                                               "input": "sklearn china.jpg"})
     path = save_artifact(art, Path(args.out))
     compile_s = time.perf_counter() - t0
     art = load_artifact(path)
@@ -137,7 +127,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ms = result.cycles / (hw.clock_mhz * 1e3)
     print()
     print(f"total: {result.cycles:,} cycles = {ms:.3f} ms at {hw.clock_mhz:g} MHz ({1e3 / ms:.0f} frames/s); "
-          f"array utilization {useful / (hw.peak_bitops_per_cycle * result.cycles):.1%} (useful MACs x branches); DRAM {result.dram_read / 1e6:.2f} MB read, "
+          f"array utilization {useful / (hw.peak_bitops_per_cycle * result.cycles):.1%}; "
+          f"DRAM {result.dram_read / 1e6:.2f} MB read, "
           f"{result.dram_written / 1e6:.2f} MB written; simulated in {result.wall_seconds:.2f} s")
     match = result.outputs_match_golden or {}
     ok = bool(match) and all(match.values())

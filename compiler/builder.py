@@ -6,6 +6,7 @@ artifact being assembled, so every pass shares one DRAM allocator and one instru
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,13 +41,13 @@ class ProgramBuilder:
         return addr
 
     def tensor(self, name: str, layout: str, shape: tuple[int, ...], bits: int = 0,
-               value: np.ndarray | None = None) -> TensorSpec:
+               value: np.ndarray | None = None, cstride: int = 0) -> TensorSpec:
         """Allocate a named tensor (optionally initialised) and record it for the manifest."""
         if name in self.tensors:
             raise ValueError(f"tensor '{name}' defined twice")
-        spec = TensorSpec(name, 0, layout, tuple(int(s) for s in shape), bits)
+        spec = TensorSpec(name, 0, layout, tuple(int(s) for s in shape), bits, cstride)
         data = None if value is None else tensor_bytes(spec, value, self.hw)
-        spec = TensorSpec(name, self.alloc(spec.nbytes(self.hw), data), layout, spec.shape, bits)
+        spec = dataclasses.replace(spec, addr=self.alloc(spec.nbytes(self.hw), data))
         self.tensors[name] = spec
         return spec
 

@@ -1,9 +1,10 @@
-"""Lowering of one quantized convolution layer: weight packing, exact hardware constants, compute.
+"""Lowering of an IR convolution: weight packing, exact hardware constants, groups, tiles, compute.
 
-A `ConvLayer` is the integer description of a layer (levels in, odd weight codes or ternary values,
-golden requant constants). `lower_conv` loads its weights and constants once, then lets
-`compiler.tiling` cut the output into row tiles; each tile is one BGEMM over all column tiles and
-one REQUANT per column tile.
+Each row tile is one BGEMM over the group's column tiles and one REQUANT per C-lane slice of the
+group's output words (slices past the last column tile are written with level 0 through an all-zero
+CONST entry, so channel padding stays level 0). A residual operand is loaded per tile into the second
+half of INP and added by REQUANT. int32 outputs (logits) are requantized in place in ACC and stored
+from there. Output channel groups split layers whose weights do not fit WGT.
 """
 
 from __future__ import annotations
@@ -18,212 +19,259 @@ from isa.numeric import code_to_level, ternary_to_planes
 from isa.rounding import MAX_SHIFT
 from isa.spec import Buffer, Dest, WeightMode
 
+from . import ir
 from .builder import ProgramBuilder
-from .golden import conv_sum, requant_levels
-from .tiling import ComputeInsn, LoweringError, Tile, TiledLayer, Window, emit_tiled_layer, out_size, tile_rows
+from .tiling import ComputeInsn, LoweringError, Tile, TiledLayer, Window, emit_tiled_layer, tile_needs, tile_rows
 
 
-@dataclass
-class ConvLayer:
-    """Integer description of a convolution + requantization (the golden semantics)."""
+@dataclass(frozen=True)
+class OutDest:
+    """Where a layer's output pixels go in DRAM: a tensor of `pix` entries per pixel, at a word offset."""
 
-    name: str
-    in_shape: tuple[int, int, int]  # (H, W, Cin) of input levels
-    kbits: int  # input activation bits
-    weights: np.ndarray  # (Cout, Cin, kh, kw): odd M-bit codes, or {-1, 0, 1} when ternary
-    mbits: int
-    mul: np.ndarray  # (Cout,) golden requant multiplier
-    bias: np.ndarray  # (Cout,) golden requant bias
-    shift: int
-    kout: int  # output activation bits
-    stride: int = 1
-    pad: int = 0
-    dil: int = 1
-    ternary: bool = False
-    lo: int = 0
-    hi: int | None = None  # default: 2^kout - 1
-
-    @property
-    def cout(self) -> int:
-        return self.weights.shape[0]
-
-    @property
-    def kernel(self) -> tuple[int, int]:
-        return self.weights.shape[2], self.weights.shape[3]
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        h, w, _ = self.in_shape
-        kh, kw = self.kernel
-        ho = out_size(h, kh, self.stride, self.pad, self.dil)
-        return ho, out_size(w, kw, self.stride, self.pad, self.dil), self.cout
-
-    @property
-    def clamp_hi(self) -> int:
-        return (1 << self.kout) - 1 if self.hi is None else self.hi
-
-    def golden(self, u: np.ndarray) -> np.ndarray:
-        """Output levels (Ho, Wo, Cout) for input levels u (H, W, Cin)."""
-        s = conv_sum(u, self.weights, self.stride, self.pad, self.dil)
-        return requant_levels(s, self.mul, self.bias, self.shift, self.lo, self.clamp_hi)
+    addr: int
+    pix: int
+    word_offset: int = 0
 
 
 @dataclass(frozen=True)
 class ConvPlan:
-    """Derived sizes of a lowered layer (entries, words, tiles)."""
+    """Derived sizes of a lowered convolution."""
 
     win: Window
     cw: int  # input channel words
-    ctiles: int  # column tiles of C output channels computed by the array
-    slices: int  # C-lane slices of the output words; slices past ctiles are written with level 0
-    tile_rows: int  # output rows per tile
-    wgt_entries: int
+    cw_out: int  # output channel words
+    ctiles: int  # column tiles of C output channels
+    group_words: int  # output words per group
+    groups: int
+    wgt_per_ctile: int
+    tile_rows: int
+    res_pix: int  # INP entries per residual pixel (0: no residual)
 
-    @property
-    def const_entries(self) -> int:
-        """One CONST entry per column tile, plus an all-zero entry that fills unused output slices."""
-        return self.ctiles + int(self.slices > self.ctiles)
+    def group_ctiles(self, g: int, hw: HwConfig) -> range:
+        spw = hw.slices_per_word
+        return range(g * self.group_words * spw, min(self.ctiles, (g + 1) * self.group_words * spw))
+
+    def group_word_range(self, g: int) -> range:
+        return range(g * self.group_words, min(self.cw_out, (g + 1) * self.group_words))
 
 
-def plan_conv(layer: ConvLayer, hw: HwConfig) -> ConvPlan:
-    h, w, cin = layer.in_shape
-    kh, kw = layer.kernel
-    cw, cw_out = math.ceil(cin / hw.word_bits), math.ceil(layer.cout / hw.word_bits)
-    ctiles, slices = math.ceil(layer.cout / hw.array_cols), cw_out * hw.slices_per_word
-    win = Window(h, w, kh, kw, layer.stride, layer.pad, layer.dil, cw * layer.kbits, cw_out * layer.kout)
-    wgt_entries = ctiles * kh * kw * cw * layer.mbits
-    if wgt_entries > hw.wgt_entries:
+def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, hw: HwConfig) -> ConvPlan:
+    h, w, cin = x.shape
+    cout, _, kh, kw = op.weights.shape
+    cw, cw_out = math.ceil(cin / hw.word_bits), math.ceil(cout / hw.word_bits)
+    ctiles, spw = math.ceil(cout / hw.array_cols), hw.slices_per_word
+    wgt_per_ctile = kh * kw * cw * op.mbits
+    fit_words = min(hw.wgt_entries // (wgt_per_ctile * spw), (hw.const_entries - 1) // spw)
+    if ctiles * wgt_per_ctile <= hw.wgt_entries and ctiles + 1 <= hw.const_entries:
+        group_words = cw_out
+    elif fit_words >= 1:
+        group_words = fit_words
+    else:
         raise LoweringError(
-            f"layer '{layer.name}': weights need {wgt_entries} WGT entries, {hw.name} has {hw.wgt_entries} "
-            "(splitting the reduction across weight tiles is not implemented yet)"
+            f"layer '{op.name}': one output word of weights needs {wgt_per_ctile * spw} WGT entries, {hw.name} has "
+            f"{hw.wgt_entries} (splitting the reduction across weight tiles is not implemented yet)"
         )
-    if ctiles > 0xFF:
-        raise LoweringError(f"layer '{layer.name}': {ctiles} column tiles exceed the 8-bit ctiles field")
-    if slices > ctiles and layer.lo != 0:
-        raise LoweringError(f"layer '{layer.name}': padded output channels need lo = 0 (level 0 in pad bits)")
-    return ConvPlan(win, cw, ctiles, slices, tile_rows(layer.name, win, hw, win.out_w * ctiles), wgt_entries)
-
+    if min(ctiles, group_words * spw) > 0xFF:
+        raise LoweringError(f"layer '{op.name}': {ctiles} column tiles exceed the 8-bit ctiles field")
+    out_int32 = op.requant.out_int32
+    kout = 0 if out_int32 else out.bits
+    if cw_out * spw > ctiles and not out_int32 and op.requant.lo != 0:
+        raise LoweringError(f"layer '{op.name}': padded output channels need lo = 0 (level 0 in pad bits)")
+    win = Window(h, w, kh, kw, op.stride, op.pad, op.dil, cw * x.bits, group_words * kout)
+    res_pix = math.ceil(res.shape[2] / hw.word_bits) * res.bits if res is not None else 0
+    parts = 2 if res is not None else 1
+    acc = min(ctiles, group_words * spw)
+    rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, parts, acc, res_pix))
+    return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
+                    res_pix)
 
 
 # --- packing ----------------------------------------------------------------------------------------
 
 
-def weight_planes(layer: ConvLayer) -> np.ndarray:
+def weight_planes(op: ir.Conv) -> np.ndarray:
     """(Cout, Cin, kh, kw, M) bit-planes (uint8): level bits of M-bit codes, or ternary planes."""
-    if layer.ternary:
-        return np.moveaxis(ternary_to_planes(layer.weights), 0, -1).astype(np.uint8)
-    u = code_to_level(layer.weights, layer.mbits).astype(np.int64)
-    return ((u[..., None] >> np.arange(layer.mbits)) & 1).astype(np.uint8)
+    if op.ternary:
+        return np.moveaxis(ternary_to_planes(op.weights), 0, -1).astype(np.uint8)
+    u = code_to_level(op.weights, op.mbits).astype(np.int64)
+    return ((u[..., None] >> np.arange(op.mbits)) & 1).astype(np.uint8)
 
 
-def pack_weights(layer: ConvLayer, plan: ConvPlan, hw: HwConfig) -> bytes:
+def pack_weights(op: ir.Conv, plan: ConvPlan, hw: HwConfig) -> bytes:
     """WGT image: entries [ctile][ky][kx][cw][plane], each C lanes x W bits (lane l = channel t*C + l)."""
-    cout, cin, kh, kw = layer.weights.shape
-    c, wb, m = hw.array_cols, hw.word_bits, layer.mbits
+    cout, cin, kh, kw = op.weights.shape
+    c, wb, m = hw.array_cols, hw.word_bits, op.mbits
     bits = np.zeros((plan.ctiles * c, plan.cw * wb, kh, kw, m), dtype=np.uint8)  # channel pads stay 0
-    bits[:cout, :cin] = weight_planes(layer)
+    bits[:cout, :cin] = weight_planes(op)
     bits = bits.reshape(plan.ctiles, c, plan.cw, wb, kh, kw, m).transpose(0, 4, 5, 2, 6, 1, 3)
     return np.packbits(bits, axis=-1, bitorder="little").tobytes()
 
 
-def hardware_constants(layer: ConvLayer, plan: ConvPlan, hw: HwConfig) -> tuple[np.ndarray, np.ndarray, int]:
-    """(mul, bias, shift) for REQUANT so that the hardware result equals `layer.golden` exactly.
+def hardware_constants(op: ir.Conv, x: ir.Tensor, plan: ConvPlan, hw: HwConfig):
+    """(mul, rmul, bias, shift) for REQUANT so that the hardware result equals the IR's golden exactly.
 
     The array computes R_hw = Σ qa·w' + pad, where qa = 2u − (2^K−1), w' = g·w (g = 2 for ternary
     planes, else 1) and `pad` = every channel-padding bit's +coef product. With S = Σ u·w:
-    2g·S = R + (2^K−1)·g·Σw, so v = R_hw·mul + bias_hw with bias_hw = ((2^K−1)·g·Σw − pad)·mul + 2g·bias
-    equals 2g·(S·mul + bias), and round_shift(v, shift + log2(2g)) = round_shift(S·mul + bias, shift).
+    2g·S = R + (2^K−1)·g·Σw, so v = R_hw·mul + bias_hw (+ u_r·2g·rmul) with
+    bias_hw = ((2^K−1)·g·Σw − pad)·mul + 2g·bias equals 2g·v_golden, and
+    round_shift(2g·v_golden, shift + log2(2g)) = round_shift(v_golden, shift).
     """
-    g = 2 if layer.ternary else 1
-    kh, kw = layer.kernel
-    amax = (1 << layer.kbits) - 1
-    wcoef_sum = 2 if layer.ternary else (1 << layer.mbits) - 1
-    pad_bits = kh * kw * (plan.cw * hw.word_bits - layer.in_shape[2])
-    pad = pad_bits * amax * wcoef_sum
-    wsum = layer.weights.astype(np.int64).sum(axis=(1, 2, 3))
-    mul = np.asarray(layer.mul, dtype=np.int64)
-    bias_hw = (amax * g * wsum - pad) * mul + 2 * g * np.asarray(layer.bias, dtype=np.int64)
-    shift = layer.shift + (2 if layer.ternary else 1)
-    check_ranges(layer, plan, hw, mul, bias_hw, shift)
-    return mul, bias_hw, shift
-
-
-def check_ranges(layer: ConvLayer, plan: ConvPlan, hw: HwConfig, mul: np.ndarray, bias: np.ndarray, shift: int) -> None:
-    """Refuse layers whose accumulators could leave int32 or whose requant could leave int64."""
-    kh, kw = layer.kernel
-    wcoef_sum = 2 if layer.ternary else (1 << layer.mbits) - 1
-    acc_bound = kh * kw * plan.cw * hw.word_bits * ((1 << layer.kbits) - 1) * wcoef_sum
+    rq = op.requant
+    g = 2 if op.ternary else 1
+    kh, kw = op.weights.shape[2:]
+    amax = (1 << x.bits) - 1
+    wcoef_sum = 2 if op.ternary else (1 << op.mbits) - 1
+    pad = kh * kw * (plan.cw * hw.word_bits - x.shape[2]) * amax * wcoef_sum
+    wsum = op.weights.astype(np.int64).sum(axis=(1, 2, 3))
+    mul = np.asarray(rq.mul, dtype=np.int64)
+    bias = (amax * g * wsum - pad) * mul + 2 * g * np.asarray(rq.bias, dtype=np.int64)
+    rmul = 2 * g * np.asarray(rq.rmul, dtype=np.int64) if rq.rmul is not None else np.zeros_like(mul)
+    shift = rq.shift + (2 if op.ternary else 1)
+    acc_bound = kh * kw * plan.cw * hw.word_bits * amax * wcoef_sum
     if acc_bound >= 1 << 31:
-        raise LoweringError(f"layer '{layer.name}': |accumulator| can reach {acc_bound} >= 2^31")
-    if np.abs(mul).max(initial=0) >= 1 << 31:
-        raise LoweringError(f"layer '{layer.name}': requant multiplier does not fit int32")
-    if acc_bound * int(np.abs(mul).max(initial=0)) + int(np.abs(bias).max(initial=0)) >= 1 << 62:
-        raise LoweringError(f"layer '{layer.name}': requantization could overflow int64")
+        raise LoweringError(f"layer '{op.name}': |accumulator| can reach {acc_bound} >= 2^31")
+    if max(np.abs(mul).max(initial=0), np.abs(rmul).max(initial=0)) >= 1 << 31:
+        raise LoweringError(f"layer '{op.name}': requant multipliers do not fit int32")
+    if acc_bound * int(np.abs(mul).max(initial=0)) + 255 * int(np.abs(rmul).max(initial=0)) + int(
+        np.abs(bias).max(initial=0)
+    ) >= 1 << 62:
+        raise LoweringError(f"layer '{op.name}': requantization could overflow int64")
     if shift > MAX_SHIFT:
-        raise LoweringError(f"layer '{layer.name}': shift {shift} exceeds {MAX_SHIFT}")
+        raise LoweringError(f"layer '{op.name}': shift {shift} exceeds {MAX_SHIFT}")
+    return mul, rmul, bias, shift
 
 
-def pack_constants(mul: np.ndarray, bias: np.ndarray, plan: ConvPlan, hw: HwConfig) -> bytes:
-    """CONST image: per column tile C x int32 mul, C x int32 rmul (0), C x int64 bias; padded lanes 0."""
-    lanes = plan.const_entries * hw.array_cols
-    m, b = np.zeros(lanes, np.int64), np.zeros(lanes, np.int64)
-    m[: len(mul)], b[: len(bias)] = mul, bias
+def pack_constants(mul: np.ndarray, rmul: np.ndarray, bias: np.ndarray, ctiles: range, zero_entry: bool,
+                   hw: HwConfig) -> bytes:
+    """CONST entries for column tiles `ctiles` (C x int32 mul, C x int32 rmul, C x int64 bias), plus an
+    all-zero entry when the group has output slices without a column tile."""
+    c = hw.array_cols
     out = bytearray()
-    for t in range(plan.const_entries):
-        sl = slice(t * hw.array_cols, (t + 1) * hw.array_cols)
-        out += m[sl].astype("<i4").tobytes() + np.zeros(hw.array_cols, "<i4").tobytes() + b[sl].astype("<i8").tobytes()
+    for t in [*ctiles, *([None] if zero_entry else [])]:
+        m, r, b = np.zeros(c, "<i4"), np.zeros(c, "<i4"), np.zeros(c, "<i8")
+        if t is not None:
+            lanes = slice(t * c, min((t + 1) * c, len(mul)))
+            n = lanes.stop - lanes.start
+            m[:n], r[:n], b[:n] = mul[lanes], rmul[lanes], bias[lanes]
+        out += m.tobytes() + r.tobytes() + b.tobytes()
     return bytes(out)
 
 
 # --- emission ----------------------------------------------------------------------------------------
 
 
-def conv_tile(layer: ConvLayer, plan: ConvPlan, hw: HwConfig, shift: int, t: Tile) -> list[ComputeInsn]:
-    """One BGEMM over all column tiles, then one REQUANT per column tile into its OUT lane slice."""
-    win = plan.win
+def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, plan: ConvPlan, hw: HwConfig,
+                 shift: int, t: Tile) -> list[ComputeInsn]:
+    win, rq, spw = plan.win, op.requant, hw.slices_per_word
+    cts, words = plan.group_ctiles(t.group, hw), plan.group_word_range(t.group)
     n = t.rows * win.out_w
     insns = [ComputeInsn("bgemm", dict(
         acc=t.acc, inp=t.inp, wgt=0, oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw, stride=win.stride, dil=win.dil,
-        cw=plan.cw, ctiles=plan.ctiles, irow=win.irow, ipix=win.pix, kbits=layer.kbits, mbits=layer.mbits,
-        wmode=WeightMode.EQUAL if layer.ternary else WeightMode.POW2), reads_inp=True)]
-    for c in range(plan.slices):
-        word, sl = divmod(c, hw.slices_per_word)
-        computed = c < plan.ctiles  # else: any ACC region times the all-zero constants gives level 0
+        cw=plan.cw, ctiles=len(cts), irow=win.irow, ipix=win.pix, kbits=x.bits, mbits=op.mbits,
+        wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2), reads_inp=True, writes_out=rq.out_int32)]
+
+    def residual(ct: int) -> dict[str, int]:
+        """REQUANT fields reading the residual lanes of column tile `ct` (channels ct*C .. ct*C+C-1)."""
+        if res is None:
+            return {}
+        return dict(res=1, rinp=t.inp2 + (ct // spw) * res.bits, rstride=plan.res_pix, rk=res.bits)
+
+    if rq.out_int32:
+        for k, ct in enumerate(cts):
+            insns.append(ComputeInsn("requant", dict(dest=Dest.ACC, acc=t.acc + k * n, n=n, const=k, shift=shift,
+                                                     slice=ct % spw, **residual(ct)), reads_inp=res is not None))
+        return insns
+    for c in range(len(words) * spw):
+        word, sl = divmod(c, spw)
+        computed = c < len(cts)  # else: any ACC region times the all-zero constants gives level 0
         insns.append(ComputeInsn("requant", dict(
-            dest=Dest.OUT, acc=t.acc + c * n if computed else t.acc, n=n, const=min(c, plan.ctiles),
-            out=t.out + word * layer.kout, ostride=win.pix_out,
-            slice=sl, kout=layer.kout, shift=shift, lo=layer.lo, hi=layer.clamp_hi), writes_out=True))
+            dest=Dest.OUT, acc=t.acc + c * n if computed else t.acc, n=n, const=min(c, len(cts)),
+            out=t.out + word * out.bits, ostride=win.pix_out, slice=sl, kout=out.bits, shift=shift,
+            lo=rq.lo, hi=rq.hi, **residual(words[word] * spw + sl)), reads_inp=res is not None, writes_out=True))
     return insns
 
 
-def lower_conv(b: ProgramBuilder, layer: ConvLayer, in_addr: int, out_addr: int, first: bool, last: bool) -> dict:
+def level_stores(dests: list[OutDest], words: range, bits: int, t: Tile, out_w: int, hw: HwConfig) -> list[dict]:
+    """STOREs of a tile's OUT pixels (the group's `words`) into every destination tensor."""
+    e = hw.entry_bytes("out")
+    n = t.rows * out_w
+    group_pix = len(words) * bits
+    stores = []
+    for d in dests:
+        first = (t.y0 * out_w * d.pix + (d.word_offset + words.start) * bits) * e
+        if group_pix == d.pix:  # whole pixels: one contiguous burst
+            stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=1, len=n * group_pix,
+                               dstride=n * group_pix * e))
+        else:
+            stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=n, len=group_pix,
+                               dstride=d.pix * e))
+    return stores
+
+
+def int32_stores(addr: int, cstride: int, cts: range, t: Tile, out_w: int, hw: HwConfig) -> list[dict]:
+    n, c = t.rows * out_w, hw.array_cols
+    return [dict(buf=Buffer.ACC, sram=t.acc + k * n, dram=addr + (t.y0 * out_w * cstride + ct * c) * 4, rows=n,
+                 len=1, dstride=cstride * 4) for k, ct in enumerate(cts)]
+
+
+def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
+               first: bool, last: bool) -> dict:
     """Append the layer's instructions; returns a layer-map record for the manifest."""
     hw = b.hw
-    plan = plan_conv(layer, hw)
-    mul, bias, shift = hardware_constants(layer, plan, hw)
-    weights, consts = pack_weights(layer, plan, hw), pack_constants(mul, bias, plan, hw)
-    preloads = [
-        dict(buf=Buffer.WGT, sram=0, dram=b.alloc(len(weights), weights), rows=1, len=plan.wgt_entries,
-             dstride=len(weights)),
-        dict(buf=Buffer.CONST, sram=0, dram=b.alloc(len(consts), consts), rows=1, len=plan.const_entries,
-             dstride=len(consts)),
-    ]
-    tiled = TiledLayer(layer.name, plan.win, plan.tile_rows, in_addr, out_addr,
-                       lambda t: conv_tile(layer, plan, hw, shift, t), preloads)
+    x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
+    res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
+    plan = plan_conv(op, x, out, res, hw)
+    mul, rmul, bias, shift = hardware_constants(op, x, plan, hw)
+    weights = pack_weights(op, plan, hw)
+    wgt_bytes = plan.wgt_per_ctile * hw.entry_bytes("wgt")
+    e_in = hw.entry_bytes("inp")
+
+    def preloads(g: int) -> list[dict]:
+        cts = plan.group_ctiles(g, hw)
+        zero = not op.requant.out_int32 and len(plan.group_word_range(g)) * hw.slices_per_word > len(cts)
+        consts = pack_constants(mul, rmul, bias, cts, zero, hw)
+        w = weights[cts.start * wgt_bytes : cts.stop * wgt_bytes]
+        return [
+            dict(buf=Buffer.WGT, sram=0, dram=b.alloc(len(w), w), rows=1, len=len(cts) * plan.wgt_per_ctile,
+                 dstride=len(w)),
+            dict(buf=Buffer.CONST, sram=0, dram=b.alloc(len(consts), consts), rows=1,
+                 len=len(consts) // hw.entry_bytes("const"), dstride=len(consts)),
+        ]
+
+    def loads(t: Tile) -> list[dict]:
+        main = plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in)
+        if res is None:
+            return [main]
+        n = t.rows * plan.win.out_w * plan.res_pix
+        dram = addrs[res.name] + t.y0 * plan.win.out_w * plan.res_pix * e_in
+        return [main, dict(buf=Buffer.INP, sram=t.inp2, dram=dram, rows=1, len=n, dstride=n * e_in)]
+
+    def stores(t: Tile) -> list[dict]:
+        if op.requant.out_int32:
+            return int32_stores(addrs[out.name], plan.ctiles * hw.array_cols, plan.group_ctiles(t.group, hw), t,
+                                plan.win.out_w, hw)
+        return level_stores(dests, plan.group_word_range(t.group), out.bits, t, plan.win.out_w, hw)
+
+    tiled = TiledLayer(op.name, plan.win.out_h, plan.tile_rows, loads,
+                       lambda t: conv_compute(op, x, out, res, plan, hw, shift, t), stores, preloads, plan.groups,
+                       inp_parts=2 if res is not None else 1)
     start, end, tiles = emit_tiled_layer(b, tiled, first, last)
-    kh, kw = layer.kernel
-    ho, wo, cout = layer.out_shape
+    cout, cin, kh, kw = op.weights.shape
+    ho, wo, _ = out.shape
     return {
-        "name": layer.name,
+        "name": op.name,
         "kind": "conv",
         "instructions": [start, end],
-        "in_shape": list(layer.in_shape),
-        "out_shape": [ho, wo, cout],
-        "bits": {"w": layer.mbits, "a_in": layer.kbits, "a_out": layer.kout, "ternary": layer.ternary},
+        "in_shape": list(x.shape),
+        "out_shape": list(out.shape),
+        "bits": {"w": op.mbits, "a_in": x.bits, "a_out": out.bits, "ternary": op.ternary},
         "kernel": [kh, kw],
-        "stride": layer.stride,
-        "pad": layer.pad,
+        "stride": op.stride,
+        "pad": op.pad,
+        "residual": res.name if res is not None else None,
         "tiles": tiles,
+        "groups": plan.groups,
         "tile_rows": plan.tile_rows,
-        "macs": ho * wo * cout * kh * kw * layer.in_shape[2],
+        "macs": ho * wo * cout * kh * kw * cin,
+        "weight_bits": int(op.weights.size) * op.mbits,
     }

@@ -35,3 +35,28 @@ def conv_sum(u: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, dil: i
 def requant_levels(s: np.ndarray, mul: np.ndarray, bias: np.ndarray, shift: int, lo: int, hi: int) -> np.ndarray:
     """Per output channel (last axis): clamp(round_shift(S·mul + bias, shift), lo, hi) as uint8 levels."""
     return clamp_levels(requantize(s, mul, bias, shift), lo, hi).astype(np.uint8)
+
+
+def _nchw(u: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(u, dtype=np.float64)).permute(2, 0, 1)[None]
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    return x[0].permute(1, 2, 0).numpy()
+
+
+def pool_max(u: np.ndarray, kernel: int, stride: int, pad: int = 0) -> np.ndarray:
+    """Max of levels over windows; padding is level 0 (never wins over a real level, all >= 0)."""
+    x = torch.nn.functional.pad(_nchw(u), (pad, pad, pad, pad), value=0.0)
+    return _hwc(torch.nn.functional.max_pool2d(x, kernel, stride)).astype(np.uint8)
+
+
+def pool_sum(u: np.ndarray, kernel: int, stride: int, pad: int = 0) -> np.ndarray:
+    """Σ levels over windows (padding level 0 counts as 0), int64: the input of average pooling."""
+    x = torch.nn.functional.pad(_nchw(u), (pad, pad, pad, pad), value=0.0)
+    s = torch.nn.functional.avg_pool2d(x, kernel, stride) * (kernel * kernel)
+    return np.rint(_hwc(s)).astype(np.int64)
+
+
+def upsample_nearest(u: np.ndarray, factor: int) -> np.ndarray:
+    return np.repeat(np.repeat(np.asarray(u), factor, axis=0), factor, axis=1)

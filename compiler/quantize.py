@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from .conv import ConvLayer
+from . import ir
 
 MUL_BITS = 15  # requant multipliers are chosen in [2^(MUL_BITS-1), 2^MUL_BITS)
 
@@ -36,26 +36,21 @@ def fixed_point(scale: float) -> tuple[int, int]:
     return int(round(scale * 2**shift)), shift
 
 
-def conv_from_torch(conv: torch.nn.Conv2d, name: str, in_shape: tuple[int, int, int], in_scale: float,
-                    kbits: int, mbits: int, kout: int, out_scale: float) -> ConvLayer:
-    """Integer ConvLayer for `relu(conv(x))` quantized to `kout`-bit levels of size `out_scale`."""
+def conv_from_torch(conv: torch.nn.Conv2d, name: str, x: ir.Tensor, mbits: int, kout: int,
+                    out_scale: float) -> tuple[ir.Conv, ir.Tensor]:
+    """IR op and output tensor for `relu(conv(x))` quantized to `kout`-bit levels of size `out_scale`."""
     if conv.groups != 1:
         raise ValueError(f"layer '{name}': grouped convolution is not supported by this path")
     w = conv.weight.detach().double().numpy()
     codes, w_scale = ladder_codes(w, mbits)
-    mul, shift = fixed_point(in_scale * w_scale / out_scale)
+    mul, shift = fixed_point(x.scale * w_scale / out_scale)
     bias_real = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(w.shape[0])
     bias = np.round(bias_real / out_scale * 2**shift).astype(np.int64)
-    return ConvLayer(
-        name=name, in_shape=in_shape, kbits=kbits, weights=codes, mbits=mbits,
-        mul=np.full(w.shape[0], mul, dtype=np.int64), bias=bias, shift=shift, kout=kout,
-        stride=conv.stride[0], pad=conv.padding[0], dil=conv.dilation[0],
-    )
-
-
-def dequantized_conv(layer: ConvLayer, in_scale: float, w_scale: float) -> torch.nn.Conv2d:
-    """A float conv whose weights are exactly the quantized codes (for fake-quant comparisons)."""
-    cout, cin, kh, kw = layer.weights.shape
-    conv = torch.nn.Conv2d(cin, cout, (kh, kw), layer.stride, layer.pad, layer.dil, bias=False).double()
-    conv.weight.data = torch.from_numpy(layer.weights * w_scale)
-    return conv
+    requant = ir.Requant(np.full(w.shape[0], mul, dtype=np.int64), bias, shift, 0, (1 << kout) - 1)
+    op = ir.Conv(name, [x.name], name, codes, mbits, False, conv.stride[0], conv.padding[0], conv.dilation[0],
+                 requant)
+    h, w_in, _ = x.shape
+    kh, kw = codes.shape[2:]
+    ho = (h + 2 * op.pad - (kh - 1) * op.dil - 1) // op.stride + 1
+    wo = (w_in + 2 * op.pad - (kw - 1) * op.dil - 1) // op.stride + 1
+    return op, ir.Tensor(name, (ho, wo, codes.shape[0]), kout, out_scale)

@@ -1,25 +1,30 @@
 """Row tiling, double buffering and dependency tokens shared by every layer kind.
 
-A layer reads an (H, W) map of packed plane pixels from DRAM and writes an (Ho, Wo) map. It is cut
-into tiles of whole output rows; tile i uses half i%2 of INP, ACC and OUT, so the load of tile i+1
-and the store of tile i-1 overlap the compute of tile i. Tokens:
+A layer writes an (Ho, Wo) map of packed pixels. It is cut into tiles of whole output rows; global
+tile i uses half i%2 of INP (split again when the layer has a second operand), ACC and OUT, so the
+load of tile i+1 and the store of tile i-1 overlap the compute of tile i. When the weights of a
+layer do not fit WGT, its output channels are split into groups, each loading its own weights and
+constants (`preloads`) and running over all row tiles; tile indices run on across groups.
 
-    load    --(INP tile i ready)-->      compute   (each input tile load; the first compute insn pops)
-    compute --(INP half free)-->         load      (the last INP reader of tile i, for tile i+2's load)
-    compute --(OUT tile i ready)-->      store     (the last compute insn of tile i)
-    store   --(OUT half free)-->         compute   (tile i+2's first OUT writer pops; the rest are
-                                                    popped by SYNCs at the end of the layer)
-At a layer boundary compute sends one token to load; the next layer's first LOAD pops it, so a
-layer reads its input (and overwrites WGT/CONST) only after every instruction of the previous layer
-has finished.
+Tokens (each push is matched by exactly one pop, in program order on both sides):
+    load    --(tile i's inputs ready)-->  compute   last LOAD of tile i pushes; its first compute insn pops
+    compute --(INP half free)-->          load      the last INP reader of tile i pushes for tile i+2's
+                                                    first LOAD (same group); the group's last tile pushes
+                                                    for the next group's first preload (WGT/CONST free)
+    compute --(OUT tile ready)-->         store     the last compute insn of tile i
+    store   --(OUT half free)-->          compute   tile i+2's first OUT writer pops; SYNCs at the end of
+                                                    the layer pop the rest, so layers never overlap
+At a layer boundary compute sends one token to load; the next layer's first LOAD pops it, so a layer
+reads its input only after every store of the previous one has finished.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from isa.spec import Buffer, Unit
+from isa.hwconfig import HwConfig
+from isa.spec import Unit
 
 from .builder import ProgramBuilder
 
@@ -45,7 +50,7 @@ class Window:
     pad: int
     dil: int
     pix: int  # INP entries per input pixel
-    pix_out: int  # OUT entries per output pixel
+    pix_out: int  # OUT entries per output pixel (of the words this layer writes)
 
     @property
     def out_h(self) -> int:
@@ -63,13 +68,24 @@ class Window:
     def in_rows(self, out_rows: int) -> int:
         return (out_rows - 1) * self.stride + (self.kh - 1) * self.dil + 1
 
+    def input_load(self, addr: int, sram: int, y0: int, rows: int, entry_bytes: int) -> dict[str, int]:
+        """LOAD fields bringing the input rows of output rows [y0, y0+rows) into INP, zero-padded."""
+        iy0 = y0 * self.stride - self.pad
+        iy1 = iy0 + self.in_rows(rows)
+        row_bytes = self.in_w * self.pix * entry_bytes
+        return dict(buf=0, sram=sram, dram=addr + max(iy0, 0) * row_bytes, rows=min(iy1, self.in_h) - max(iy0, 0),
+                    len=self.in_w * self.pix, dstride=row_bytes, pad_top=max(0, -iy0),
+                    pad_bottom=max(0, iy1 - self.in_h), pad_left=self.pad * self.pix, pad_right=self.pad * self.pix)
+
 
 @dataclass(frozen=True)
 class Tile:
-    index: int
+    index: int  # global tile index across groups (selects the buffer halves)
+    group: int
     y0: int  # first output row
     rows: int  # output rows
-    inp: int  # INP base entry of this tile's half
+    inp: int  # INP base of the main input
+    inp2: int  # INP base of the second operand (residual / add), when the layer has one
     acc: int
     out: int
 
@@ -84,78 +100,103 @@ class ComputeInsn:
     writes_out: bool = False
 
 
-def tile_rows(name: str, win: Window, hw, acc_per_row: int) -> int:
-    """Largest number of output rows whose tile fits half of INP, ACC and OUT (and the field widths)."""
+@dataclass
+class TiledLayer:
+    """What `emit_tiled_layer` needs; the callables return instruction fields per group / tile."""
+
+    name: str
+    out_h: int
+    rows_per_tile: int
+    loads: Callable[[Tile], list[dict[str, int]]]
+    compute: Callable[[Tile], list[ComputeInsn]]
+    stores: Callable[[Tile], list[dict[str, int]]]
+    preloads: Callable[[int], list[dict[str, int]]] = lambda g: []
+    groups: int = 1
+    inp_parts: int = 1  # 2 when a second operand shares INP with the main input
+
+    def tiles(self, hw: HwConfig) -> list[list[Tile]]:
+        """Tiles per group, with buffer halves assigned by global index."""
+        part = hw.inp_entries // (2 * self.inp_parts)
+        out: list[list[Tile]] = []
+        i = 0
+        for g in range(self.groups):
+            group = []
+            for y0 in range(0, self.out_h, self.rows_per_tile):
+                half = i % 2
+                group.append(Tile(i, g, y0, min(self.rows_per_tile, self.out_h - y0), half * part,
+                                  (2 + half) * part, half * (hw.acc_entries // 2), half * (hw.out_entries // 2)))
+                i += 1
+            out.append(group)
+        return out
+
+
+def tile_needs(hw: HwConfig, win: Window, th: int, inp_parts: int = 1, acc_per_pixel: int = 0,
+               inp2_per_pixel: int = 0) -> dict[str, tuple[int, int]]:
+    """What a tile of `th` output rows needs and has, per buffer share and 16-bit field."""
+    part = hw.inp_entries // (2 * inp_parts)
+    pixels = th * win.out_w
+    return {
+        "INP (input rows)": (win.in_rows(th) * win.irow, part),
+        "INP (second operand)": (pixels * inp2_per_pixel, part),
+        "ACC": (pixels * acc_per_pixel, hw.acc_entries // 2),
+        "OUT": (pixels * win.pix_out, min(hw.out_entries // 2, 0xFFFF)),
+        "pixels per instruction": (pixels, 0xFFFF),
+        "input row length": (win.in_w * win.pix, 0xFFFF),
+    }
+
+
+def tile_rows(name: str, out_h: int, needs: Callable[[int], dict[str, tuple[int, int]]]) -> int:
+    """Largest number of output rows per tile whose `needs` all fit (one row must fit)."""
     best = 0
-    for th in range(1, win.out_h + 1):
-        if (
-            win.in_rows(th) * win.irow <= hw.inp_entries // 2
-            and th * acc_per_row <= hw.acc_entries // 2
-            and th * win.out_w * win.pix_out <= min(hw.out_entries // 2, 0xFFFF)
-            and th * win.out_w <= 0xFFFF
-        ):
-            best = th
-        else:
+    for th in range(1, out_h + 1):
+        if any(need > have for need, have in needs(th).values()):
             break
-    if best == 0 or win.in_w * win.pix > 0xFFFF:
+        best = th
+    if best == 0:
+        short = ", ".join(f"{what} needs {need} > {have}" for what, (need, have) in needs(1).items() if need > have)
         raise LoweringError(
-            f"layer '{name}': one output row ({win.out_w} pixels, input row of {win.irow} INP entries) does not fit "
-            f"half of the buffers of '{hw.name}' (tiling along the width is not implemented yet)"
+            f"layer '{name}': one output row does not fit the on-chip buffers ({short}); "
+            "tiling along the width is not implemented yet"
         )
     return best
 
 
 @dataclass
-class TiledLayer:
-    """Everything `emit_tiled_layer` needs to know about one layer."""
-
-    name: str
-    win: Window
-    rows_per_tile: int
-    in_addr: int
-    out_addr: int
-    compute: Callable[[Tile], list[ComputeInsn]]
-    preloads: list[dict[str, int]] = field(default_factory=list)  # LOAD fields (weights, constants)
+class _Counters:
+    loads: int = 0
+    first_layer: bool = True
 
 
 def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, first: bool, last: bool) -> tuple[int, int, int]:
-    """Emit loads, compute and stores of all tiles with tokens; returns (first insn, end insn, tiles)."""
-    hw, win = b.hw, layer.win
+    """Emit preloads, loads, compute and stores of all tiles with tokens; returns (start, end, tiles)."""
     start = len(b.program)
-    e = hw.entry_bytes("inp")
-    loads = 0
+    state = _Counters(first_layer=first)
 
-    def load(pop_next: int = 0, **fields: int) -> None:
-        nonlocal loads
-        boundary = loads == 0 and not first  # the layer's first LOAD waits for the previous layer
-        b.emit("load", pop_next=int(pop_next or boundary), **fields)
-        loads += 1
+    def load(fields: dict[str, int], pop: bool, push: bool) -> None:
+        boundary = state.loads == 0 and not state.first_layer  # waits for the previous layer
+        b.emit("load", **fields, pop_next=int(pop or boundary), push_next=int(push))
+        state.loads += 1
 
-    for pre in layer.preloads:
-        load(**pre)
-    tiles = [
-        Tile(i, y0, min(layer.rows_per_tile, win.out_h - y0), (i % 2) * (hw.inp_entries // 2),
-             (i % 2) * (hw.acc_entries // 2), (i % 2) * (hw.out_entries // 2))
-        for i, y0 in enumerate(range(0, win.out_h, layer.rows_per_tile))
-    ]
-    for t in tiles:
-        iy0 = t.y0 * win.stride - win.pad
-        iy1 = iy0 + win.in_rows(t.rows)
-        load(buf=Buffer.INP, sram=t.inp, dram=layer.in_addr + max(iy0, 0) * win.in_w * win.pix * e,
-             rows=min(iy1, win.in_h) - max(iy0, 0), len=win.in_w * win.pix, dstride=win.in_w * win.pix * e,
-             pad_top=max(0, -iy0), pad_bottom=max(0, iy1 - win.in_h), pad_left=win.pad * win.pix,
-             pad_right=win.pad * win.pix, pop_next=int(t.index >= 2), push_next=1)
-        insns = layer.compute(t)
-        last_reader = max(k for k, c in enumerate(insns) if c.reads_inp)
-        first_writer = min(k for k, c in enumerate(insns) if c.writes_out)
-        for k, c in enumerate(insns):
-            b.emit(c.op, **c.fields, pop_prev=int(k == 0),
-                   push_prev=int(k == last_reader and t.index + 2 < len(tiles)),
-                   pop_next=int(k == first_writer and t.index >= 2), push_next=int(k == len(insns) - 1))
-        n = t.rows * win.out_w * win.pix_out
-        b.emit("store", buf=Buffer.OUT, sram=t.out, dram=layer.out_addr + t.y0 * win.out_w * win.pix_out * e,
-               rows=1, len=n, dstride=n * e, pop_prev=1, push_prev=1)
-    outstanding = min(len(tiles), 2)
+    groups = layer.tiles(b.hw)
+    for g, tiles in enumerate(groups):
+        for k, fields in enumerate(layer.preloads(g)):
+            load(fields, pop=(k == 0 and g > 0), push=False)
+        more_groups = g + 1 < len(groups)
+        for pos, t in enumerate(tiles):
+            loads = layer.loads(t)
+            for k, fields in enumerate(loads):
+                load(fields, pop=(k == 0 and pos >= 2), push=(k == len(loads) - 1))
+            insns = layer.compute(t)
+            last_reader = max(k for k, c in enumerate(insns) if c.reads_inp)
+            first_writer = min(k for k, c in enumerate(insns) if c.writes_out)
+            frees_inp = pos + 2 < len(tiles) or (pos == len(tiles) - 1 and more_groups)
+            for k, c in enumerate(insns):
+                b.emit(c.op, **c.fields, pop_prev=int(k == 0), push_prev=int(k == last_reader and frees_inp),
+                       pop_next=int(k == first_writer and t.index >= 2), push_next=int(k == len(insns) - 1))
+            stores = layer.stores(t)
+            for k, fields in enumerate(stores):
+                b.emit("store", **fields, pop_prev=int(k == 0), push_prev=int(k == len(stores) - 1))
+    outstanding = min(sum(len(tiles) for tiles in groups), 2)
     for k in range(outstanding):
         b.emit("sync", unit=Unit.COMPUTE, pop_next=1, push_prev=int(k == outstanding - 1 and not last))
-    return start, len(b.program), len(tiles)
+    return start, len(b.program), sum(len(tiles) for tiles in groups)

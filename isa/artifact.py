@@ -15,7 +15,8 @@ Tensor layouts in DRAM:
     planes  levels of shape (H, W, C) with `bits` planes, stored [H][W][ceil(C/Wb)][bits] as
             Wb-bit words (Wb = hw.word_bits, little-endian, channel c at bit c mod Wb of word c // Wb);
             channels past C in the last word are 0 (level 0).
-    int32   little-endian int32, row-major, any shape.
+    int32   little-endian int32, row-major, any shape; with `cstride` the last axis is padded to cstride
+            values in memory (accelerator outputs come in whole C-lane column tiles).
     raw     bytes (uint8), any shape.
 """
 
@@ -51,25 +52,33 @@ class TensorSpec:
     layout: str
     shape: tuple[int, ...]
     bits: int = 0  # planes only
+    cstride: int = 0  # int32 only: values per pixel in memory when the last axis is padded (0: none)
 
     def nbytes(self, hw: HwConfig) -> int:
         if self.layout == "planes":
             h, w, c = self.shape
             return h * w * math.ceil(c / hw.word_bits) * self.bits * (hw.word_bits // 8)
-        size = math.prod(self.shape)
+        size = math.prod(self.memory_shape)
         return size * 4 if self.layout == "int32" else size
+
+    @property
+    def memory_shape(self) -> tuple[int, ...]:
+        return (*self.shape[:-1], self.cstride) if self.cstride else self.shape
 
     def to_dict(self) -> dict:
         d = {"addr": self.addr, "layout": self.layout, "shape": list(self.shape)}
         if self.layout == "planes":
             d["bits"] = self.bits
+        if self.cstride:
+            d["cstride"] = self.cstride
         return d
 
     @classmethod
     def from_dict(cls, name: str, d: dict, source: str) -> TensorSpec:
         where = f"{source}: tensor '{name}'"
         try:
-            spec = cls(name, int(d["addr"]), str(d["layout"]), tuple(int(s) for s in d["shape"]), int(d.get("bits", 0)))
+            spec = cls(name, int(d["addr"]), str(d["layout"]), tuple(int(s) for s in d["shape"]), int(d.get("bits", 0)),
+                       int(d.get("cstride", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{where}: malformed entry ({exc!r})") from None
         if spec.layout not in LAYOUTS:
@@ -78,6 +87,8 @@ class TensorSpec:
             raise ArtifactError(f"{where}: negative address or non-positive shape {spec.shape}")
         if spec.layout == "planes" and (len(spec.shape) != 3 or not 1 <= spec.bits <= 8):
             raise ArtifactError(f"{where}: planes need shape (H, W, C) and bits 1..8, got {spec.shape}, {spec.bits}")
+        if spec.cstride and (spec.layout != "int32" or spec.cstride < spec.shape[-1]):
+            raise ArtifactError(f"{where}: field 'cstride'={spec.cstride} needs layout int32 and >= {spec.shape[-1]}")
         return spec
 
 
@@ -117,7 +128,9 @@ def tensor_bytes(spec: TensorSpec, value: np.ndarray, hw: HwConfig) -> bytes:
     if spec.layout == "planes":
         return pack_plane_tensor(value, spec.bits, hw.word_bits)
     if spec.layout == "int32":
-        return value.astype("<i4").tobytes()
+        padded = np.zeros(spec.memory_shape, dtype="<i4")
+        padded[..., : spec.shape[-1]] = value
+        return padded.tobytes()
     return value.astype(np.uint8).tobytes()
 
 
@@ -128,7 +141,7 @@ def read_tensor(dram: bytes | np.ndarray, spec: TensorSpec, hw: HwConfig) -> np.
     if spec.layout == "planes":
         return unpack_plane_tensor(raw, spec.shape, spec.bits, hw.word_bits)
     if spec.layout == "int32":
-        return np.frombuffer(raw, dtype="<i4").reshape(spec.shape).astype(np.int32)
+        return np.frombuffer(raw, dtype="<i4").reshape(spec.memory_shape)[..., : spec.shape[-1]].astype(np.int32)
     return np.frombuffer(raw, dtype=np.uint8).reshape(spec.shape).copy()
 
 

@@ -1,0 +1,167 @@
+"""Integer IR: a quantized network as integer operations on level tensors — the golden model.
+
+This is the contract between the front half of the compiler (torch model -> QAT -> integer ops:
+BN folding, scales, fixed-point constants) and the back half (integer ops -> ISA program). Running a
+`Graph` with `run_graph` *is* the golden model: the simulator and RTL must reproduce every integer.
+
+Tensors hold level indices u in [0, 2^bits - 1] with real value scale·(u − zero), laid out (H, W, C);
+`bits == 32` marks int32 results (logits, maps). All requantization follows one rule:
+    r = round_shift(v, shift) (isa.rounding), out = clamp(r, lo, hi), or int32 saturation when out_int32.
+Padding of convolutions and pooling windows is level 0 (real zero for post-ReLU tensors; for others
+the golden model defines it this way and the float model differs only at borders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from isa.rounding import clamp_levels, requantize, saturate_int32
+
+from .golden import conv_sum, pool_max, pool_sum, upsample_nearest
+
+INT32 = 32
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, int, int]  # (H, W, C)
+    bits: int  # 1..8 levels, or 32 for int32 results
+    scale: float = 1.0
+    zero: float = 0.0
+
+    def dequantize(self, u: np.ndarray) -> np.ndarray:
+        return self.scale * (np.asarray(u, dtype=np.float64) - self.zero)
+
+
+@dataclass
+class Requant:
+    """Per-output-channel integer affine: v = S·mul + bias (+ u_res·rmul), then round_shift and clamp."""
+
+    mul: np.ndarray
+    bias: np.ndarray
+    shift: int
+    lo: int = 0
+    hi: int = 255
+    rmul: np.ndarray | None = None  # residual multiplier (Conv with residual, Add)
+    out_int32: bool = False
+
+    def apply(self, s: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        if (residual is None) != (self.rmul is None):
+            raise ValueError("requant: residual operand and rmul must be given together")
+        r = requantize(s, self.mul, self.bias, self.shift, residual, self.rmul)
+        return saturate_int32(r) if self.out_int32 else clamp_levels(r, self.lo, self.hi).astype(np.uint8)
+
+
+@dataclass
+class Op:
+    name: str  # module path in the source model (what errors and reports show)
+    inputs: list[str]
+    output: str
+
+
+@dataclass
+class Conv(Op):
+    """S = Σ u·w over the window (w: odd M-bit codes or ternary), then requant (optionally + residual).
+
+    inputs = [x] or [x, residual]. Linear layers are convolutions whose kernel covers the whole input.
+    """
+
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1, 1), np.int64))  # (Cout, Cin, kh, kw)
+    mbits: int = 2
+    ternary: bool = False
+    stride: int = 1
+    pad: int = 0
+    dil: int = 1
+    requant: Requant | None = None
+
+
+@dataclass
+class Pool(Op):
+    """mode 'max': max of levels (no requant). mode 'avg': Σ levels over the window, then requant."""
+
+    mode: str = "max"
+    kernel: int = 2
+    stride: int = 2
+    pad: int = 0
+    requant: Requant | None = None
+
+
+@dataclass
+class Add(Op):
+    """out = requant(u_a·mul + u_b·rmul + bias): a residual sum of two level tensors."""
+
+    requant: Requant | None = None
+
+
+@dataclass
+class Concat(Op):
+    """Channel concatenation; all inputs share bits, scale and zero point."""
+
+
+@dataclass
+class Upsample(Op):
+    factor: int = 2
+
+
+@dataclass
+class HostOp(Op):
+    """Runs on the host in torch (reported in the manifest); `fn` maps input arrays to the output."""
+
+    fn: object = None
+    reason: str = ""
+
+
+@dataclass
+class Graph:
+    tensors: dict[str, Tensor]
+    ops: list[Op]  # topological order
+    inputs: list[str]
+    outputs: list[str]
+    meta: dict = field(default_factory=dict)
+
+    def producer(self, tensor: str) -> Op | None:
+        return next((op for op in self.ops if op.output == tensor), None)
+
+    def consumers(self, tensor: str) -> list[Op]:
+        return [op for op in self.ops if tensor in op.inputs]
+
+
+def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
+    """The golden semantics of one op."""
+    if isinstance(op, Conv):
+        s = conv_sum(args[0], op.weights, op.stride, op.pad, op.dil)
+        return op.requant.apply(s, args[1] if len(args) > 1 else None)
+    if isinstance(op, Pool):
+        if op.mode == "max":
+            return pool_max(args[0], op.kernel, op.stride, op.pad)
+        return op.requant.apply(pool_sum(args[0], op.kernel, op.stride, op.pad))
+    if isinstance(op, Add):
+        return op.requant.apply(np.asarray(args[0], dtype=np.int64), args[1])
+    if isinstance(op, Concat):
+        return np.concatenate(args, axis=-1)
+    if isinstance(op, Upsample):
+        return upsample_nearest(args[0], op.factor)
+    if isinstance(op, HostOp):
+        return np.asarray(op.fn(*args))
+    raise TypeError(f"op '{op.name}': unknown IR op {type(op).__name__}")
+
+
+def run_graph(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Execute the golden model; returns every tensor's value."""
+    values = {}
+    for name in graph.inputs:
+        if name not in inputs:
+            raise ValueError(f"graph input '{name}' not given")
+        want = graph.tensors[name].shape
+        if tuple(np.shape(inputs[name])) != want:
+            raise ValueError(f"graph input '{name}': shape {np.shape(inputs[name])}, expected {want}")
+        values[name] = np.asarray(inputs[name])
+    for op in graph.ops:
+        values[op.output] = run_op(op, [values[i] for i in op.inputs])
+        want = graph.tensors[op.output].shape
+        if values[op.output].shape != want:
+            raise ValueError(f"op '{op.name}': produced shape {values[op.output].shape}, IR says {want}")
+    return values

@@ -1,0 +1,106 @@
+"""Graph lowering: an integer IR graph -> a program artifact (program, DRAM image, manifest, golden).
+
+Tensors live in DRAM between layers (layer-by-layer execution). Channel concatenation costs no
+instructions: producers of a concat's inputs store their pixels straight into the concat tensor at
+their word offset (a second strided STORE when the input is also read on its own). Trailing host
+ops (box decoding, NMS, ...) run in torch after the accelerator; they are listed in the manifest and
+their inputs become artifact outputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from isa.artifact import Artifact
+from isa.hwconfig import HwConfig
+
+from . import ir
+from .builder import ProgramBuilder
+from .conv import OutDest, lower_conv
+from .pool import lower_add, lower_pool, lower_upsample
+from .tiling import LoweringError
+
+LOWERINGS = {ir.Conv: lower_conv, ir.Pool: lower_pool, ir.Add: lower_add, ir.Upsample: lower_upsample}
+
+
+def split_host_tail(graph: ir.Graph) -> tuple[list[ir.Op], list[ir.HostOp]]:
+    """Accelerator ops and the trailing host ops; a host op in the middle is refused."""
+    ops = list(graph.ops)
+    tail: list[ir.HostOp] = []
+    while ops and isinstance(ops[-1], ir.HostOp):
+        tail.insert(0, ops.pop())
+    for op in ops:
+        if isinstance(op, ir.HostOp):
+            raise LoweringError(
+                f"op '{op.name}' must run on the host ({op.reason or 'unsupported'}) but accelerator layers follow it; "
+                "host ops are supported only at the end of a network"
+            )
+    return ops, tail
+
+
+def _concat_views(graph: ir.Graph, hw: HwConfig) -> dict[str, list[tuple[str, int]]]:
+    """For each tensor feeding a concat: (concat tensor, word offset) pairs it must also be written to."""
+    views: dict[str, list[tuple[str, int]]] = {}
+    for op in graph.ops:
+        if not isinstance(op, ir.Concat):
+            continue
+        out = graph.tensors[op.output]
+        offset = 0
+        for k, name in enumerate(op.inputs):
+            t = graph.tensors[name]
+            if t.bits != out.bits or (k < len(op.inputs) - 1 and t.shape[2] % hw.word_bits):
+                raise LoweringError(
+                    f"concat '{op.name}': input '{name}' has {t.shape[2]} channels / {t.bits} bits; concatenation "
+                    f"by addressing needs whole {hw.word_bits}-channel words and equal bits ({out.bits})"
+                )
+            if graph.producer(name) is None:
+                raise LoweringError(f"concat '{op.name}': input '{name}' is a graph input; copy it through a layer")
+            views.setdefault(name, []).append((op.output, offset))
+            offset += t.shape[2] // hw.word_bits
+    return views
+
+
+def _needs_own_tensor(graph: ir.Graph, name: str) -> bool:
+    readers = graph.consumers(name)
+    return name in graph.outputs or any(not isinstance(op, ir.Concat) for op in readers) or not readers
+
+
+def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], meta: dict | None = None) -> Artifact:
+    """Lower every accelerator op, compute the golden outputs, and assemble the artifact."""
+    ops, host = split_host_tail(graph)
+    values = ir.run_graph(graph, inputs)
+    b = ProgramBuilder(hw)
+    addrs: dict[str, int] = {}
+    for name in graph.inputs:
+        t = graph.tensors[name]
+        addrs[name] = b.tensor(name, "planes", t.shape, t.bits, values[name]).addr
+    views = _concat_views(graph, hw)
+    for op in ops:
+        t = graph.tensors[op.output]
+        if isinstance(op, ir.Concat) or _needs_own_tensor(graph, op.output):
+            if t.bits == ir.INT32:
+                cstride = math.ceil(t.shape[2] / hw.array_cols) * hw.array_cols
+                addrs[t.name] = b.tensor(t.name, "int32", t.shape, cstride=cstride).addr
+            else:
+                addrs[t.name] = b.tensor(t.name, "planes", t.shape, t.bits).addr
+    records = []
+    compute_ops = [op for op in ops if not isinstance(op, ir.Concat)]
+    for k, op in enumerate(compute_ops):
+        lower = LOWERINGS.get(type(op))
+        if lower is None:
+            raise LoweringError(f"op '{op.name}': no lowering for {type(op).__name__}")
+        t = graph.tensors[op.output]
+        pix = math.ceil(t.shape[2] / hw.word_bits) * t.bits
+        dests = [OutDest(addrs[t.name], pix)] if t.name in addrs else []
+        for concat, offset in views.get(t.name, []):
+            c = graph.tensors[concat]
+            dests.append(OutDest(addrs[concat], math.ceil(c.shape[2] / hw.word_bits) * c.bits, offset))
+        records.append(lower(b, op, graph, addrs, dests, first=k == 0, last=k == len(compute_ops) - 1))
+    outputs = [n for n in graph.outputs if n in addrs] + [i for h in host for i in h.inputs if i in addrs]
+    outputs = list(dict.fromkeys(outputs))
+    art = b.artifact(inputs=list(graph.inputs), outputs=outputs, golden={n: values[n] for n in outputs},
+                     layers=records, meta=dict(meta or {}))
+    art.host_ops = [{"name": h.name, "inputs": h.inputs, "output": h.output, "reason": h.reason} for h in host]
+    return art

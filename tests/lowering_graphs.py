@@ -1,0 +1,69 @@
+"""Random integer-IR graphs for lowering tests (shared by simulator and RTL end-to-end tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler import ir
+
+
+class GraphMaker:
+    """Builds an IR graph op by op with random weights and requant constants."""
+
+    def __init__(self, seed: int, in_shape: tuple[int, int, int], in_bits: int = 8) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.tensors = {"input": ir.Tensor("input", in_shape, in_bits)}
+        self.ops: list[ir.Op] = []
+        self.value = self.rng.integers(0, 1 << in_bits, in_shape)
+
+    def _requant(self, cout: int, kout: int, shift: int = 12, residual: bool = False, out_int32: bool = False):
+        rng = self.rng
+        return ir.Requant(rng.integers(1, 1 << 10, cout), rng.integers(-(1 << 14), 1 << 14, cout), shift, 0,
+                          (1 << kout) - 1 if not out_int32 else 0,
+                          rng.integers(1 << 8, 1 << 12, cout) if residual else None, out_int32)
+
+    def _add(self, op: ir.Op, shape: tuple[int, int, int], bits: int) -> str:
+        self.tensors[op.output] = ir.Tensor(op.output, shape, bits)
+        self.ops.append(op)
+        return op.output
+
+    def conv(self, name: str, x: str, cout: int, k: int, mbits: int, kout: int, stride: int = 1, pad: int = 0,
+             dil: int = 1, ternary: bool = False, residual: str | None = None, out_int32: bool = False) -> str:
+        h, w, cin = self.tensors[x].shape
+        if ternary:
+            weights = self.rng.integers(-1, 2, (cout, cin, k, k))
+            mbits = 2
+        else:
+            top = (1 << mbits) - 1
+            weights = 2 * self.rng.integers(0, top + 1, (cout, cin, k, k)) - top
+        ho = (h + 2 * pad - (k - 1) * dil - 1) // stride + 1
+        wo = (w + 2 * pad - (k - 1) * dil - 1) // stride + 1
+        op = ir.Conv(name, [x] + ([residual] if residual else []), name, weights, mbits, ternary, stride, pad, dil,
+                     self._requant(cout, kout, residual=residual is not None, out_int32=out_int32))
+        return self._add(op, (ho, wo, cout), ir.INT32 if out_int32 else kout)
+
+    def pool(self, name: str, x: str, mode: str, k: int, stride: int, pad: int = 0, kout: int | None = None) -> str:
+        h, w, c = self.tensors[x].shape
+        bits = self.tensors[x].bits if mode == "max" else kout
+        rq = None if mode == "max" else ir.Requant(np.full(c, 3), self.rng.integers(0, 64, c), 4 + k, 0,
+                                                   (1 << kout) - 1)
+        ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+        return self._add(ir.Pool(name, [x], name, mode, k, stride, pad, rq), (ho, wo, c), bits)
+
+    def add(self, name: str, a: str, b: str, kout: int) -> str:
+        c = self.tensors[a].shape[2]
+        rq = ir.Requant(self.rng.integers(1, 64, c), self.rng.integers(-256, 256, c), 6, 0, (1 << kout) - 1,
+                        self.rng.integers(1, 64, c))
+        return self._add(ir.Add(name, [a, b], name, rq), self.tensors[a].shape, kout)
+
+    def upsample(self, name: str, x: str, f: int = 2) -> str:
+        h, w, c = self.tensors[x].shape
+        return self._add(ir.Upsample(name, [x], name, f), (h * f, w * f, c), self.tensors[x].bits)
+
+    def concat(self, name: str, xs: list[str]) -> str:
+        h, w, _ = self.tensors[xs[0]].shape
+        c = sum(self.tensors[x].shape[2] for x in xs)
+        return self._add(ir.Concat(name, xs, name), (h, w, c), self.tensors[xs[0]].bits)
+
+    def graph(self, outputs: list[str]) -> tuple[ir.Graph, dict[str, np.ndarray]]:
+        return ir.Graph(dict(self.tensors), list(self.ops), ["input"], outputs), {"input": self.value}

@@ -1,0 +1,96 @@
+"""Lowering of IR graphs: compiled programs, run on the simulator, reproduce the golden integers exactly."""
+
+import numpy as np
+import pytest
+
+from compiler.lower import lower_graph
+from compiler.tiling import LoweringError
+from isa.hwconfig import get_config
+from isa.validate import validate_program
+from lowering_graphs import GraphMaker
+from simulator import run
+
+SMALL = get_config("small")
+
+
+def check(graph, inputs, hw=SMALL, datapath="fast"):
+    art = lower_graph(graph, hw, inputs)
+    validate_program(art.program, hw, len(art.dram))
+    result = run(art, datapath=datapath)
+    assert result.outputs_match_golden and all(result.outputs_match_golden.values()), result.outputs_match_golden
+    for name in art.outputs:
+        got = art.output(result.dram, name)
+        assert len(np.unique(got)) > 1, f"{name} is constant: a broken datapath could hide behind it"
+    return art, result
+
+
+CONV_CASES = [
+    # in_shape, in_bits, cout, k, mbits, kout, stride, pad, dil, ternary
+    ((6, 7, 3), 8, 5, 3, 2, 2, 1, 1, 1, False),  # first-layer style: 8-bit planes, 3 channels
+    ((9, 9, 70), 2, 4, 3, 2, 2, 2, 1, 1, False),  # stride 2, two input channel words
+    ((8, 8, 16), 3, 8, 3, 1, 3, 1, 2, 2, False),  # dilation 2, 1-bit weights
+    ((5, 6, 64), 4, 6, 1, 4, 1, 1, 0, 1, False),  # 1x1, full word
+    ((7, 5, 20), 2, 9, 3, 2, 2, 1, 1, 1, True),  # ternary weights
+    ((6, 6, 12), 1, 3, 5, 8, 8, 1, 2, 1, False),  # W8A1 -> 8-bit out, 5x5
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[f"conv{i}" for i in range(len(CONV_CASES))])
+@pytest.mark.parametrize("datapath", ["fast", "bitwise"])
+def test_single_conv(case, datapath):
+    in_shape, in_bits, cout, k, mbits, kout, stride, pad, dil, ternary = case
+    g = GraphMaker(sum(in_shape) + cout, in_shape, in_bits)
+    y = g.conv("conv", "input", cout, k, mbits, kout, stride, pad, dil, ternary)
+    check(*g.graph([y]), datapath=datapath)
+
+
+def test_conv_stack_with_many_tiles():
+    g = GraphMaker(7, (24, 16, 3))
+    a = g.conv("a", "input", 16, 3, 2, 2, pad=1)
+    b = g.conv("b", a, 16, 3, 2, 2, pad=1)
+    c = g.conv("c", b, 8, 3, 2, 2, stride=2, pad=1)
+    art, _ = check(*g.graph([c]))
+    tiles = [r["tiles"] for r in art.layers]
+    assert tiles[0] >= 3 and min(tiles) >= 2, tiles  # buffer reuse (tile i+2) and layer boundaries exercised
+
+
+def test_residual_block_with_downsample_and_int32_head():
+    g = GraphMaker(11, (8, 8, 3))
+    x = g.conv("stem", "input", 16, 3, 2, 2, pad=1)
+    h = g.conv("block.conv1", x, 16, 3, 2, 2, pad=1)
+    y = g.conv("block.conv2", h, 16, 3, 2, 2, pad=1, residual=x)
+    d = g.conv("down", y, 24, 1, 2, 8, stride=2)
+    z = g.conv("block2.conv", y, 24, 3, 2, 2, stride=2, pad=1, residual=d)
+    p = g.pool("avgpool", z, "avg", 4, 4, kout=4)
+    logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
+    art, _ = check(*g.graph([logits]))
+    assert art.tensors["fc"].layout == "int32" and art.golden["fc"].dtype == np.int32
+
+
+def test_weight_groups_when_weights_do_not_fit():
+    g = GraphMaker(3, (4, 4, 64), 2)
+    y = g.conv("wide", "input", 200, 3, 4, 2, pad=1)  # 50 column tiles x 9 entries x 4 > 1024 WGT entries
+    art, _ = check(*g.graph([y]))
+    assert art.layers[0]["groups"] > 1
+
+
+def test_pooling_add_upsample_concat():
+    g = GraphMaker(5, (10, 10, 3))
+    a = g.conv("a", "input", 64, 3, 2, 2, pad=1)
+    m = g.pool("maxpool", a, "max", 3, 2, pad=1)
+    b = g.conv("b", m, 64, 3, 2, 2, pad=1)
+    s = g.add("add", m, b, 2)
+    u = g.upsample("up", s, 2)
+    cat = g.concat("cat", [u, a])  # a is also read by the maxpool: stored twice
+    out = g.conv("head", cat, 10, 1, 2, 3)
+    check(*g.graph([out]))
+
+
+def test_concat_needs_word_aligned_channels():
+    g = GraphMaker(1, (4, 4, 3))
+    a = g.conv("a", "input", 20, 1, 2, 2)
+    b = g.conv("b", "input", 20, 1, 2, 2)
+    c = g.concat("cat", [a, b])
+    graph, inputs = g.graph([c])
+    with pytest.raises(LoweringError, match="concat 'cat': input 'a' has 20 channels"):
+        lower_graph(graph, SMALL, inputs)
