@@ -20,6 +20,7 @@ from . import ir
 from .builder import ProgramBuilder
 from .conv import OutDest, lower_conv
 from .pool import lower_add, lower_pool, lower_upsample
+from .rewrite import im2col_input
 from .tiling import LoweringError
 
 LOWERINGS = {ir.Conv: lower_conv, ir.Pool: lower_pool, ir.Add: lower_add, ir.Upsample: lower_upsample}
@@ -67,10 +68,17 @@ def _needs_own_tensor(graph: ir.Graph, name: str) -> bool:
     return name in graph.outputs or any(not isinstance(op, ir.Concat) for op in readers) or not readers
 
 
-def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], meta: dict | None = None) -> Artifact:
+def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], meta: dict | None = None,
+                im2col: bool = True) -> Artifact:
     """Lower every accelerator op, compute the golden outputs, and assemble the artifact."""
+    meta = dict(meta or {})
+    values = ir.run_graph(graph, inputs)  # golden from the graph as given, before any rewrite
+    if im2col:
+        graph, inputs, transforms = im2col_input(graph, inputs, hw.word_bits)
+        values.update(inputs)
+        if transforms:
+            meta["input_transforms"] = transforms
     ops, host = split_host_tail(graph)
-    values = ir.run_graph(graph, inputs)
     b = ProgramBuilder(hw)
     addrs: dict[str, int] = {}
     for name in graph.inputs:
@@ -101,6 +109,6 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
     outputs = [n for n in graph.outputs if n in addrs] + [i for h in host for i in h.inputs if i in addrs]
     outputs = list(dict.fromkeys(outputs))
     art = b.artifact(inputs=list(graph.inputs), outputs=outputs, golden={n: values[n] for n in outputs},
-                     layers=records, meta=dict(meta or {}))
+                     layers=records, meta=meta)
     art.host_ops = [{"name": h.name, "inputs": h.inputs, "output": h.output, "reason": h.reason} for h in host]
     return art

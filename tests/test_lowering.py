@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from lowering_graphs import GraphMaker
 
 from compiler.lower import lower_graph
 from compiler.tiling import LoweringError
 from isa.hwconfig import get_config
 from isa.validate import validate_program
-from lowering_graphs import GraphMaker
 from simulator import run
 
 SMALL = get_config("small")
@@ -94,3 +94,19 @@ def test_concat_needs_word_aligned_channels():
     graph, inputs = g.graph([c])
     with pytest.raises(LoweringError, match="concat 'cat': input 'a' has 20 channels"):
         lower_graph(graph, SMALL, inputs)
+
+
+@pytest.mark.parametrize("stride,pad,dil,k", [(1, 0, 1, 3), (2, 3, 1, 7), (2, 1, 2, 3), (3, 2, 1, 5)])
+def test_im2col_rewrite_keeps_every_integer(stride, pad, dil, k):
+    from compiler import ir
+    from compiler.rewrite import im2col_input
+
+    g = GraphMaker(stride * 10 + k, (11, 13, 3))
+    y = g.conv("conv1", "input", 8, k, 2, 2, stride=stride, pad=pad, dil=dil)
+    z = g.conv("conv2", y, 8, 3, 2, 2, pad=1)
+    graph, inputs = g.graph([z])
+    rewritten, new_inputs, transforms = im2col_input(graph, inputs, 64)
+    assert list(transforms) == ["input.im2col"] and rewritten.ops[0].weights.shape[2:] == (1, 1)
+    want, got = ir.run_graph(graph, inputs), ir.run_graph(rewritten, new_inputs)
+    assert np.array_equal(want["conv1"], got["conv1"]) and np.array_equal(want["conv2"], got["conv2"])
+    check(rewritten, new_inputs)
