@@ -36,6 +36,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/datapath.py
+	$(BIN)/python bench/simulator.py
 
 docs: setup
 	$(BIN)/bitbranch isa gen
