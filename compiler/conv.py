@@ -191,20 +191,21 @@ def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | Non
     return insns
 
 
-def level_stores(dests: list[OutDest], words: range, bits: int, t: Tile, out_w: int, hw: HwConfig) -> list[dict]:
-    """STOREs of a tile's OUT pixels (the group's `words`) into every destination tensor."""
+def level_stores(dests: list[OutDest], words: range, bits: int, t: Tile, out_w: int, ostride: int,
+                 hw: HwConfig) -> list[dict]:
+    """STOREs of a tile's OUT pixels (`ostride` entries apart; the group's `words`) into every destination."""
     e = hw.entry_bytes("out")
     n = t.rows * out_w
     group_pix = len(words) * bits
     stores = []
     for d in dests:
         first = (t.y0 * out_w * d.pix + (d.word_offset + words.start) * bits) * e
-        if group_pix == d.pix:  # whole pixels: one contiguous burst
+        if group_pix == d.pix == ostride:  # whole, dense pixels: one contiguous burst
             stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=1, len=n * group_pix,
                                dstride=n * group_pix * e))
         else:
             stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=n, len=group_pix,
-                               dstride=d.pix * e))
+                               dstride=d.pix * e, sstride=ostride))
     return stores
 
 
@@ -250,7 +251,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         if op.requant.out_int32:
             return int32_stores(addrs[out.name], plan.ctiles * hw.array_cols, plan.group_ctiles(t.group, hw), t,
                                 plan.win.out_w, hw)
-        return level_stores(dests, plan.group_word_range(t.group), out.bits, t, plan.win.out_w, hw)
+        return level_stores(dests, plan.group_word_range(t.group), out.bits, t, plan.win.out_w, plan.win.pix_out, hw)
 
     tiled = TiledLayer(op.name, plan.win.out_h, plan.tile_rows, loads,
                        lambda t: conv_compute(op, x, out, res, plan, hw, shift, t), stores, preloads, plan.groups,

@@ -87,7 +87,7 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     tiled = TiledLayer(
         op.name, win.out_h, rows,
         lambda t: [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, hw.entry_bytes("inp"))], compute,
-        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, hw), preloads)
+        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads)
     span = emit_tiled_layer(b, tiled, first, last)
     return _record(op, f"{op.mode}pool", graph, span, rows, kernel=[op.kernel, op.kernel], stride=op.stride,
                    pad=op.pad)
@@ -130,8 +130,8 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
     preload = [dict(buf=Buffer.CONST, sram=0, dram=b.alloc(len(consts), consts), rows=1,
                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
     tiled = TiledLayer(op.name, h, rows, loads, compute,
-                       lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, w, hw), lambda g: preload,
-                       inp_parts=2)
+                       lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, w, win.pix_out, hw),
+                       lambda g: preload, inp_parts=2)
     return _record(op, "add", graph, emit_tiled_layer(b, tiled, first, last), rows)
 
 
@@ -163,5 +163,5 @@ def lower_upsample(b: ProgramBuilder, op: ir.Upsample, graph: ir.Graph, addrs: d
                 for word, s in _slices(c, hw)]
 
     tiled = TiledLayer(op.name, h * f, rows, loads, compute,
-                       lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, wo, hw))
+                       lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, wo, pix, hw))
     return _record(op, "upsample", graph, emit_tiled_layer(b, tiled, first, last), rows, factor=f)

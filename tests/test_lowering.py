@@ -69,9 +69,10 @@ def test_residual_block_with_downsample_and_int32_head():
 
 def test_weight_groups_when_weights_do_not_fit():
     g = GraphMaker(3, (4, 4, 64), 2)
-    y = g.conv("wide", "input", 200, 3, 4, 2, pad=1)  # 50 column tiles x 9 entries x 4 > 1024 WGT entries
+    # 4 output words x 16 column tiles x 18 entries > 1024 WGT entries: groups of 3 words, then 1 word
+    y = g.conv("wide", "input", 250, 3, 2, 2, pad=1)
     art, _ = check(*g.graph([y]))
-    assert art.layers[0]["groups"] > 1
+    assert art.layers[0]["groups"] == 2
 
 
 def test_pooling_add_upsample_concat():
