@@ -28,7 +28,10 @@ COMMANDS = (
     Command("disasm", "isa.asm", "disassemble a program binary into text"),
     Command("isa", "isa.generated", "regenerate (or --check) docs/isa.md and the Verilog include", "isa_gen"),
     Command("hw", "bitbranch.hwcmd", "list hardware presets or show one"),
+    Command("compile", "bitbranch.compilecmd", "compile a model into a program artifact (program, DRAM image, golden)"),
     Command("simulate", "simulator.cli", "run a program artifact on the cycle-accurate simulator"),
+    Command("run", "workloads.cli", "compile + simulate + report a model in one command"),
+    Command("sweep", "workloads.cli", "run a model over a grid of precisions x hardware presets"),
     Command("demo", "bitbranch.demo", "the end-to-end demo that `make demo` runs"),
 )
 
