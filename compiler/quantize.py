@@ -1,4 +1,8 @@
-"""Post-training quantization of float torch layers into integer `ConvLayer`s.
+"""Quick post-training quantization of single float conv layers (used by `bitbranch demo`).
+
+Whole models go through compiler.qat.quantize_model -> calibrate -> compiler.integerize.to_ir, which
+adds BN folding, residuals, pooling, per-channel weight scales and exact QAT/golden agreement. This
+module keeps the demo's per-layer path and shares the weight ladder with it (compiler.qat.ladder).
 
 Weights use the paper's hard ladder on weights scaled into [-1, 1]: an M-bit odd code
 w = 2·round((2^M−1)(x+1)/2) − (2^M−1), real value α·w/(2^M−1) with α = max|weight| of the layer.
@@ -15,17 +19,16 @@ import numpy as np
 import torch
 
 from . import ir
+from .qat import ladder
 
 MUL_BITS = 15  # requant multipliers are chosen in [2^(MUL_BITS-1), 2^MUL_BITS)
 
 
 def ladder_codes(w: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
-    """Odd M-bit codes of weights and the real value of code 1 (the weight scale)."""
+    """Odd M-bit codes of weights (scale α = max|w| per layer) and the real value of code 1."""
     alpha = float(np.abs(w).max()) or 1.0
-    x = np.clip(w / alpha, -1.0, 1.0)
-    top = (1 << bits) - 1
-    u = np.floor(top * (x + 1) / 2 + 0.5).astype(np.int64)
-    return 2 * u - top, alpha / top
+    x = torch.from_numpy(np.clip(np.asarray(w, dtype=np.float64) / alpha, -1.0, 1.0))
+    return ladder(x, bits).numpy().astype(np.int64), alpha / ((1 << bits) - 1)
 
 
 def fixed_point(scale: float) -> tuple[int, int]:

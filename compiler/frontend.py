@@ -1,0 +1,483 @@
+"""Graph capture with torch.fx: a torch model -> classified ops the accelerator can (or cannot) run.
+
+Why fx: models written like torchvision / timm (nested Sequentials, BasicBlock / Bottleneck,
+`downsample` branches, functional relu / add / cat in `forward`) trace without modification, and
+every op keeps its module path for reports and errors. Batch size 1, NCHW on the torch side; shapes
+come from ShapeProp on an example input.
+
+Supported (kind): Conv2d groups=1 (conv), Linear on a flat input (linear), BatchNorm2d/1d (bn),
+ReLU / ReLU6 / Hardtanh / clamp, modules or functions (act), MaxPool2d (maxpool), AvgPool2d,
+AdaptiveAvgPool2d and `mean` over H, W (avgpool, square windows), flatten / view / reshape to (1, N)
+(flatten), residual `+` (add), torch.cat on channels (cat), nearest Upsample / interpolate
+(upsample), Identity / Dropout (identity). Grouped and depthwise convolutions are refused with a
+clear error for now (they would need zero weights, which M-bit codes cannot express). Anything else
+is a host op if only host ops and outputs follow it, else an error naming the node and module path.
+
+One normalisation: an activation directly after max-pooling / upsampling of a pre-activation
+(`relu(max_pool2d(conv(x)))`, the classic MNIST example) is moved in front of the pooling — exact,
+since both commute with a monotone elementwise function — so it fuses into the convolution.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+ACCEL_KINDS = {"conv", "linear", "bn", "act", "maxpool", "avgpool", "add", "cat", "upsample", "flatten",
+               "identity", "quant"}
+LEVEL_PRESERVING = {"maxpool", "upsample", "flatten", "identity", "cat"}  # outputs are levels of the inputs' grid
+
+
+class FrontendError(ValueError):
+    """The model cannot be captured for the accelerator; the message names the fx node and module path."""
+
+
+@dataclass
+class FNode:
+    """One fx node, classified. `inputs` are its tensor operands in order."""
+
+    node: fx.Node
+    kind: str
+    path: str
+    inputs: list[fx.Node] = field(default_factory=list)
+    shape: tuple[int, ...] | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    module: nn.Module | None = None
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    def where(self) -> str:
+        return f"node '{self.node.name}' (module path '{self.path}')"
+
+
+@dataclass
+class Capture:
+    gm: fx.GraphModule
+    nodes: list[FNode]
+    by_node: dict[fx.Node, FNode]
+
+    def of(self, node: fx.Node) -> FNode:
+        return self.by_node[node]
+
+    def users(self, fn: FNode) -> list[FNode]:
+        return [self.by_node[u] for u in fn.node.users]
+
+    @property
+    def host_nodes(self) -> list[FNode]:
+        return [f for f in self.nodes if f.kind == "host"]
+
+    @property
+    def outputs(self) -> list[fx.Node]:
+        out = next(f for f in self.nodes if f.kind == "output")
+        return out.inputs
+
+
+def is_leaf(module: nn.Module) -> bool:
+    """Quantized layers mark themselves with `bitbranch_leaf` so fx keeps them as single calls."""
+    return bool(getattr(type(module), "bitbranch_leaf", False))
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return is_leaf(m) or super().is_leaf_module(m, qualname)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _arg(node: fx.Node, i: int, name: str, default: Any = None) -> Any:
+    if len(node.args) > i:
+        return node.args[i]
+    return node.kwargs.get(name, default)
+
+
+def _shape(node: Any) -> tuple[int, ...] | None:
+    if not isinstance(node, fx.Node):
+        return None
+    tm = node.meta.get("tensor_meta")
+    return tuple(tm.shape) if tm is not None and hasattr(tm, "shape") else None
+
+
+def _tensor_inputs(node: fx.Node) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if _shape(n) is not None else None)
+    return list(dict.fromkeys(found))
+
+
+def _enclosing(node: fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    keys = [v[0] if isinstance(v, tuple) else k for k, v in stack.items()]
+    return keys[-1] if keys else ""
+
+
+def node_path(node: fx.Node) -> str:
+    """Module path of a call_module node; '<enclosing module>.<node name>' for functions."""
+    if node.op == "call_module":
+        return str(node.target)
+    encl = _enclosing(node)
+    return f"{encl}.{node.name}" if encl else node.name
+
+
+def _square(v: Any, what: str, fn: FNode) -> int:
+    t = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(set(t)) != 1:
+        raise FrontendError(f"{fn.where()}: non-square {what} {t} is not supported")
+    return int(t[0])
+
+
+def _target_name(node: fx.Node, module: nn.Module | None) -> str:
+    if module is not None:
+        return type(module).__name__
+    return getattr(node.target, "__name__", str(node.target))
+
+
+# --- classification ----------------------------------------------------------------------------------
+
+_RELU_FNS = {F.relu, torch.relu, torch.relu_}
+_CLAMP_FNS = {torch.clamp, torch.clip}
+_ADD_FNS = {operator.add, operator.iadd, torch.add}
+_CAT_FNS = {torch.cat, torch.concat, torch.concatenate}
+_FLATTEN_METHODS = {"flatten", "view", "reshape"}
+_IDENTITY_FNS = {F.dropout, F.dropout2d}
+_META_METHODS = {"size", "dim"}
+
+
+def _act(fn: FNode, lo: float | None, hi: float | None) -> FNode:
+    fn.kind = "act"
+    fn.attrs = {"lo": -math.inf if lo is None else float(lo), "hi": math.inf if hi is None else float(hi)}
+    if fn.attrs["lo"] > 0 or (fn.attrs["lo"] != 0 and fn.attrs["hi"] == math.inf):
+        raise FrontendError(f"{fn.where()}: activation range [{lo}, {hi}] is not supported "
+                            "(use ReLU, ReLU6, Hardtanh or clamp with lower bound <= 0 and a finite upper bound)")
+    return fn
+
+
+def _conv(fn: FNode, m: nn.Conv2d) -> FNode:
+    if m.groups != 1:
+        kind = "depthwise" if m.groups == m.in_channels else "grouped"
+        raise FrontendError(f"{fn.where()}: {kind} convolution (groups={m.groups}) is not supported yet "
+                            "(M-bit weight codes cannot express the zero blocks of a dense equivalent)")
+    if m.padding_mode != "zeros":
+        raise FrontendError(f"{fn.where()}: padding_mode '{m.padding_mode}' is not supported (only zeros)")
+    pad = conv_padding(m)
+    fn.kind = "conv"
+    fn.attrs = {"stride": _square(m.stride, "stride", fn), "pad": _square(pad, "padding", fn),
+                "dil": _square(m.dilation, "dilation", fn)}
+    return fn
+
+
+def conv_padding(m: nn.Conv2d) -> tuple[int, int]:
+    """Integer padding of a conv, resolving padding='same' / 'valid' (symmetric only)."""
+    if isinstance(m.padding, str):
+        if m.padding == "valid":
+            return 0, 0
+        total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=True)]
+        if any(t % 2 for t in total):
+            raise FrontendError(f"conv '{m}': padding='same' with an even window needs asymmetric padding")
+        return total[0] // 2, total[1] // 2
+    return tuple(m.padding)  # type: ignore[return-value]
+
+
+def _pool(fn: FNode, mode: str, kernel: Any, stride: Any, pad: Any, ceil_mode: bool, extra_ok: bool) -> FNode:
+    if ceil_mode:
+        raise FrontendError(f"{fn.where()}: ceil_mode pooling is not supported")
+    if not extra_ok:
+        raise FrontendError(f"{fn.where()}: pooling option not supported (dilation, return_indices, "
+                            "count_include_pad=False with padding, divisor_override)")
+    k = _square(kernel, "pool kernel", fn)
+    fn.kind = mode
+    fn.attrs = {"kernel": k, "stride": _square(stride if stride not in (None, ()) else kernel, "pool stride", fn),
+                "pad": _square(pad, "pool padding", fn)}
+    return fn
+
+
+def _global_pool(fn: FNode) -> FNode:
+    """Adaptive average pooling whose output divides the input: a k x k window with stride k."""
+    src, out = _shape(fn.inputs[0]), fn.shape
+    if src is None or out is None or len(src) != 4:
+        raise FrontendError(f"{fn.where()}: adaptive pooling needs a 4-D input")
+    h, w = src[2:]
+    oh, ow = (out[2], out[3]) if len(out) == 4 else (1, 1)
+    if h % oh or w % ow or h // oh != w // ow:
+        raise FrontendError(f"{fn.where()}: adaptive pooling {h}x{w} -> {oh}x{ow} is not a square window with stride"
+                            " = window")
+    fn.kind = "avgpool"
+    fn.attrs = {"kernel": h // oh, "stride": h // oh, "pad": 0}
+    return fn
+
+
+def _upsample(fn: FNode, mode: str) -> FNode:
+    src, out = _shape(fn.inputs[0]), fn.shape
+    if mode != "nearest":
+        raise FrontendError(f"{fn.where()}: upsampling mode '{mode}' is not supported (only nearest)")
+    if src is None or out is None or len(src) != 4 or out[2] % src[2] or out[3] % src[3] \
+            or out[2] // src[2] != out[3] // src[3]:
+        raise FrontendError(f"{fn.where()}: upsampling {src} -> {out} is not an equal integer factor")
+    fn.kind = "upsample"
+    fn.attrs = {"factor": out[2] // src[2]}
+    return fn
+
+
+def _flatten_or_host(fn: FNode) -> FNode:
+    src, out = _shape(fn.inputs[0]) if fn.inputs else None, fn.shape
+    if src is not None and out is not None and out == src:
+        fn.kind = "identity"
+    elif src is not None and out is not None and len(out) == 2 and out[0] == 1 and math.prod(src) == out[1]:
+        fn.kind = "flatten"
+    else:
+        fn.kind = "host"
+    return fn
+
+
+def _classify_module(fn: FNode, m: nn.Module) -> FNode:
+    if getattr(type(m), "bitbranch_kind", None):
+        fn.kind = type(m).bitbranch_kind  # activation quantizers mark themselves ('quant')
+        return fn
+    if isinstance(m, nn.Conv2d):
+        return _conv(fn, m)
+    if isinstance(m, nn.Linear):
+        fn.kind = "linear"
+        return fn
+    if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        if not m.track_running_stats:
+            raise FrontendError(f"{fn.where()}: BatchNorm without running statistics cannot be folded")
+        fn.kind = "bn"
+        return fn
+    if isinstance(m, nn.ReLU):
+        return _act(fn, 0, None)
+    if isinstance(m, nn.Hardtanh):  # ReLU6 is a Hardtanh(0, 6)
+        return _act(fn, m.min_val, m.max_val)
+    if isinstance(m, nn.MaxPool2d):
+        return _pool(fn, "maxpool", m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                     _square(m.dilation, "dilation", fn) == 1 and not m.return_indices)
+    if isinstance(m, nn.AvgPool2d):
+        ok = m.divisor_override is None and (m.count_include_pad or _square(m.padding, "padding", fn) == 0)
+        return _pool(fn, "avgpool", m.kernel_size, m.stride, m.padding, m.ceil_mode, ok)
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return _global_pool(fn)
+    if isinstance(m, nn.Upsample):
+        return _upsample(fn, m.mode)
+    if isinstance(m, nn.Flatten):
+        return _flatten_or_host(fn)
+    if isinstance(m, (nn.Identity, nn.Dropout, nn.Dropout2d)):
+        fn.kind = "identity"
+        return fn
+    fn.kind = "host"
+    return fn
+
+
+def _classify_add(fn: FNode) -> FNode:
+    node = fn.node
+    operands = [a for a in node.args[:2]]
+    alpha = node.kwargs.get("alpha", 1)
+    if len(fn.inputs) != 2 or not all(isinstance(a, fx.Node) for a in operands) or alpha != 1 \
+            or _shape(operands[0]) != _shape(operands[1]):
+        fn.kind = "host"  # scalar adds, broadcasting, alpha: not a residual sum
+        return fn
+    fn.kind = "add"
+    fn.inputs = list(operands)
+    return fn
+
+
+def _classify_cat(fn: FNode) -> FNode:
+    tensors = _arg(fn.node, 0, "tensors")
+    dim = _arg(fn.node, 1, "dim", 0)
+    rank = len(fn.shape or ())
+    if rank != 4 or dim not in (1, -3):
+        raise FrontendError(f"{fn.where()}: torch.cat along dim {dim} of a {rank}-D tensor is not supported "
+                            "(only channels of NCHW)")
+    fn.kind = "cat"
+    fn.inputs = list(tensors)
+    return fn
+
+
+def _classify_mean(fn: FNode) -> FNode:
+    dims = _arg(fn.node, 1, "dim")
+    dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+    if len(fn.inputs) == 1 and len(_shape(fn.inputs[0]) or ()) == 4 and sorted(d % 4 for d in dims) == [2, 3]:
+        return _global_pool(fn)
+    fn.kind = "host"
+    return fn
+
+
+def _classify_function(fn: FNode) -> FNode:
+    node, t = fn.node, fn.node.target
+    method = t if node.op == "call_method" else None
+    if t in _RELU_FNS or method in ("relu", "relu_"):
+        return _act(fn, 0, None)
+    if t is F.relu6:
+        return _act(fn, 0, 6)
+    if t is F.hardtanh:
+        return _act(fn, _arg(node, 1, "min_val", -1.0), _arg(node, 2, "max_val", 1.0))
+    if t in _CLAMP_FNS or method in ("clamp", "clamp_", "clip", "clip_"):
+        lo, hi = _arg(node, 1, "min"), _arg(node, 2, "max")
+        if isinstance(lo, (int, float, type(None))) and isinstance(hi, (int, float, type(None))):
+            return _act(fn, lo, hi)
+    if t in _ADD_FNS or method in ("add", "add_", "__iadd__"):
+        return _classify_add(fn)
+    if t in _CAT_FNS:
+        return _classify_cat(fn)
+    if t is F.max_pool2d:
+        return _pool(fn, "maxpool", _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"), _arg(node, 3, "padding", 0),
+                     _arg(node, 5, "ceil_mode", False),
+                     _arg(node, 4, "dilation", 1) in (1, (1, 1)) and not _arg(node, 6, "return_indices", False))
+    if t is F.avg_pool2d:
+        ok = _arg(node, 6, "divisor_override") is None and (
+            _arg(node, 5, "count_include_pad", True) or _arg(node, 3, "padding", 0) in (0, (0, 0)))
+        return _pool(fn, "avgpool", _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"), _arg(node, 3, "padding", 0),
+                     _arg(node, 4, "ceil_mode", False), ok)
+    if t is F.adaptive_avg_pool2d:
+        return _global_pool(fn)
+    if method == "mean" or t is torch.mean:
+        return _classify_mean(fn)
+    if t is F.interpolate or t is F.upsample or t is F.upsample_nearest:
+        return _upsample(fn, "nearest" if t is F.upsample_nearest else _arg(node, 3, "mode", "nearest"))
+    if t is torch.flatten or t is torch.reshape or method in _FLATTEN_METHODS:
+        return _flatten_or_host(fn)
+    if t in _IDENTITY_FNS or method == "contiguous":
+        fn.kind = "identity"
+        return fn
+    if method in _META_METHODS or t is getattr or (t is operator.getitem and fn.shape is None):
+        fn.kind = "meta"
+        return fn
+    fn.kind = "host"
+    return fn
+
+
+def classify(node: fx.Node, gm: fx.GraphModule) -> FNode:
+    fn = FNode(node, "host", node_path(node), _tensor_inputs(node), _shape(node))
+    if node.op == "placeholder":
+        fn.kind = "input"
+        return fn
+    if node.op == "output":
+        fn.kind = "output"
+        flat: list[fx.Node] = []
+        fx.node.map_arg(node.args, flat.append)
+        fn.inputs = flat
+        return fn
+    if node.op == "get_attr":
+        return fn
+    if node.op == "call_module":
+        fn.module = gm.get_submodule(str(node.target))
+        return _classify_module(fn, fn.module)
+    return _classify_function(fn)
+
+
+# --- checks and normalisation ------------------------------------------------------------------------
+
+
+def _check_inplace(fn: FNode) -> None:
+    name = getattr(fn.node.target, "__name__", str(fn.node.target))
+    if name.endswith("_") and not name.endswith("__") and fn.kind not in ("meta",) and not fn.node.users:
+        raise FrontendError(f"{fn.where()}: in-place '{name}' whose result is unused hides a mutation from torch.fx; "
+                            f"write `x = x.{name[:-1]}(...)` instead")
+
+
+def _check_host_tail(nodes: list[FNode], by_node: dict[fx.Node, FNode]) -> None:
+    """Host ops are allowed only where nothing but host ops and outputs follow."""
+    for fn in nodes:
+        if fn.kind != "host":
+            continue
+        stack, seen = list(fn.node.users), set()
+        while stack:
+            u = stack.pop()
+            if u in seen:
+                continue
+            seen.add(u)
+            uf = by_node[u]
+            if uf.kind in ACCEL_KINDS:
+                what = _target_name(fn.node, fn.module)
+                raise FrontendError(
+                    f"unsupported operation '{what}' at {fn.where()} feeds accelerator op '{uf.kind}' at {uf.where()}; "
+                    "only operations at the end of the network may run on the host")
+            stack.extend(u.users)
+
+
+def _check_shapes(fn: FNode) -> None:
+    if fn.kind == "linear" and len(_shape(fn.inputs[0]) or ()) != 2:
+        raise FrontendError(f"{fn.where()}: Linear on a {len(_shape(fn.inputs[0]) or ())}-D tensor; flatten to (1, N)"
+                            " first")
+    if fn.kind == "bn" and len(fn.shape or ()) not in (2, 4):
+        raise FrontendError(f"{fn.where()}: BatchNorm on a {len(fn.shape or ())}-D tensor is not supported")
+    if fn.kind in ("conv", "maxpool", "avgpool", "upsample") and len(_shape(fn.inputs[0]) or ()) != 4:
+        raise FrontendError(f"{fn.where()}: {fn.kind} needs a 4-D NCHW input")
+
+
+def _hoist_activations(gm: fx.GraphModule, nodes: list[FNode]) -> bool:
+    """act(pool(x)) -> pool(act(x)) for max-pooling / upsampling, when x and pool have one user each."""
+    changed = False
+    by_node = {f.node: f for f in nodes}
+    for fn in nodes:
+        if fn.kind not in ("maxpool", "upsample") or len(fn.node.users) != 1:
+            continue
+        act = by_node[next(iter(fn.node.users))]
+        src = fn.inputs[0]
+        if act.kind != "act" or len(src.users) != 1 or act.inputs != [fn.node]:
+            continue
+        act.node.replace_all_uses_with(fn.node)
+        fn.node.replace_input_with(src, act.node)
+        act.node.replace_input_with(fn.node, src)
+        fn.node.prepend(act.node)
+        changed = True
+    return changed
+
+
+def _trace(model: nn.Module) -> fx.GraphModule:
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(model)
+    except Exception as e:  # fx raises many kinds (TraceError, TypeError on data-dependent control flow, ...)
+        raise FrontendError(f"torch.fx could not trace {type(model).__name__}: {e}") from e
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+def _propagate(gm: fx.GraphModule, example: torch.Tensor) -> None:
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example)
+    except Exception as e:
+        raise FrontendError(f"running the model on an input of shape {tuple(example.shape)} failed: {e}") from e
+
+
+def example_input(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    if len(input_shape) != 4 or input_shape[0] != 1:
+        raise FrontendError(f"input shape {tuple(input_shape)}: expected (1, C, H, W) (batch size 1)")
+    p = next(model.parameters(), None)
+    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+    return torch.rand(input_shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+
+
+def capture(model: nn.Module, input_shape: tuple[int, ...], on_classify: Callable[[FNode], None] | None = None
+            ) -> Capture:
+    """Trace `model` (not modified; eval mode while shapes are propagated) and classify every node."""
+    example = example_input(model, input_shape)
+    was_training = model.training
+    model.eval()
+    try:
+        gm = _trace(model)
+        _propagate(gm, example)
+        nodes = [classify(n, gm) for n in gm.graph.nodes]
+        if _hoist_activations(gm, nodes):
+            gm.graph.lint()
+            gm.recompile()
+            _propagate(gm, example)
+            nodes = [classify(n, gm) for n in gm.graph.nodes]
+    finally:
+        model.train(was_training)
+    by_node = {f.node: f for f in nodes}
+    for fn in nodes:
+        _check_inplace(fn)
+        _check_shapes(fn)
+        if on_classify is not None:
+            on_classify(fn)
+    _check_host_tail(nodes, by_node)
+    return Capture(gm, nodes, by_node)

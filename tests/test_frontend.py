@@ -1,0 +1,182 @@
+"""torch.fx capture: classification, module paths, normalisation and clear errors (compiler.frontend)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from qat_models import BasicBlock, Bottleneck, MnistNet, ResNet, TinyYolo, VGGish, WithHostTail
+from torch import nn
+
+from compiler.frontend import FrontendError, capture
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: OpenMP thread hand-offs cost more than they save (much more on a busy machine)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def kinds(cap) -> dict[str, str]:
+    return {f.path: f.kind for f in cap.nodes}
+
+
+def test_resnet_nested_sequentials_and_paths():
+    model = ResNet(BasicBlock, [2, 1])
+    cap = capture(model, (1, 3, 16, 16))
+    k = kinds(cap)
+    assert k["layer1.1.conv2"] == "conv" and k["layer1.1.bn2"] == "bn" and k["layer2.0.downsample.0"] == "conv"
+    assert k["maxpool"] == "maxpool" and k["avgpool"] == "avgpool" and k["fc"] == "linear"
+    adds = [f for f in cap.nodes if f.kind == "add"]
+    assert len(adds) == 3 and {f.path.rsplit(".", 1)[0] for f in adds} == {"layer1.0", "layer1.1", "layer2.0"}
+    relus = [f for f in cap.nodes if f.path == "layer1.0.relu"]
+    assert len(relus) == 2 and all(f.kind == "act" and f.attrs == {"lo": 0.0, "hi": float("inf")} for f in relus)
+    conv = next(f for f in cap.nodes if f.path == "layer2.0.conv1")
+    assert conv.attrs == {"stride": 2, "pad": 1, "dil": 1} and conv.shape == (1, 16, 4, 4)
+    pool = next(f for f in cap.nodes if f.path == "avgpool")
+    assert pool.attrs == {"kernel": 4, "stride": 4, "pad": 0}
+    assert model.training  # capture restores the mode it found
+
+
+def test_bottleneck_and_functional_ops():
+    cap = capture(ResNet(Bottleneck, [1, 1], width=4), (1, 3, 16, 16))
+    assert sum(f.kind == "conv" for f in cap.nodes) == 1 + 4 + 4
+    yolo = capture(TinyYolo(), (1, 3, 16, 16))
+    ups = [f for f in yolo.nodes if f.kind == "upsample"]
+    assert [f.attrs["factor"] for f in ups] == [2, 1]  # nn.Upsample and F.interpolate
+    cat = next(f for f in yolo.nodes if f.kind == "cat")
+    assert [n.name for n in cat.inputs] == ["interpolate", "stem_2"]
+    assert len(yolo.outputs) == 2
+
+
+def test_view_flatten_and_dropout():
+    cap = capture(VGGish(), (1, 3, 16, 16))
+    k = [f.kind for f in cap.nodes]
+    assert "flatten" in k and "meta" in k  # x.view(x.size(0), -1)
+    assert kinds(cap)["classifier.2"] == "identity"  # Dropout
+
+
+def test_activation_after_pooling_is_hoisted():
+    cap = capture(MnistNet(), (1, 1, 28, 28))
+    order = [f.kind for f in cap.nodes]
+    assert order[:5] == ["input", "conv", "act", "maxpool", "conv"]  # relu(max_pool2d(conv)) -> max_pool2d(relu(conv))
+    x = torch.rand(1, 1, 28, 28)
+    model = MnistNet()
+    cap = capture(model, (1, 1, 28, 28))
+    assert torch.equal(cap.gm(x), model(x))  # exact: relu and max commute
+
+
+def test_trailing_host_op_is_allowed_and_reported_as_host():
+    cap = capture(WithHostTail(), (1, 3, 16, 16))
+    host = cap.host_nodes
+    assert [f.node.name for f in host] == ["sigmoid"]
+
+
+class SigmoidInTheMiddle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GELU(), nn.Conv2d(4, 4, 3))
+
+    def forward(self, x):
+        return self.block(x)
+
+
+def test_unsupported_op_in_the_middle_names_node_and_module_path():
+    with pytest.raises(FrontendError, match=r"'GELU'.*node 'block_1'.*module path 'block\.1'.*block\.2"):
+        capture(SigmoidInTheMiddle(), (1, 3, 8, 8))
+
+
+class FunctionalInTheMiddle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3)
+        self.b = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+def test_unsupported_function_names_node():
+    with pytest.raises(FrontendError, match=r"'tanh'.*node 'tanh'"):
+        capture(FunctionalInTheMiddle(), (1, 3, 8, 8))
+
+
+class Depthwise(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3)
+        self.dw = nn.Sequential(nn.Conv2d(8, 8, 3, groups=8))
+
+    def forward(self, x):
+        return self.dw(self.stem(x))
+
+
+def test_depthwise_is_a_clear_error():
+    with pytest.raises(FrontendError, match=r"module path .dw\.0.*depthwise convolution \(groups=8\)"):
+        capture(Depthwise(), (1, 3, 8, 8))
+
+
+@pytest.mark.parametrize(("forward", "needle"), [
+    (lambda self, x: F.max_pool2d(self.c(x), 2, ceil_mode=True), "ceil_mode"),
+    (lambda self, x: F.avg_pool2d(self.c(x), (2, 3)), "non-square"),
+    (lambda self, x: torch.cat([self.c(x), self.c(x)], dim=2), "dim 2"),
+    (lambda self, x: F.interpolate(self.c(x), scale_factor=2, mode="bilinear"), "bilinear"),
+    (lambda self, x: F.adaptive_avg_pool2d(self.c(x), 3), "adaptive pooling"),
+    (lambda self, x: torch.clamp(self.c(x), min=-1), "activation range"),
+])
+def test_unsupported_configurations_are_named(forward, needle):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3)
+
+    M.forward = forward
+    with pytest.raises(FrontendError, match=needle):
+        capture(M(), (1, 3, 10, 10))
+
+
+class InplaceAdd(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        y = self.c(x)
+        y.add_(x)
+        return self.c(y)
+
+
+def test_unused_inplace_result_is_refused():
+    with pytest.raises(FrontendError, match="in-place 'add_'"):
+        capture(InplaceAdd(), (1, 3, 8, 8))
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        return x if x.sum() > 0 else -x
+
+
+def test_untraceable_model_and_bad_input_shape():
+    with pytest.raises(FrontendError, match="could not trace DataDependent"):
+        capture(DataDependent(), (1, 3, 8, 8))
+    with pytest.raises(FrontendError, match="batch size 1"):
+        capture(VGGish(), (2, 3, 16, 16))
+    with pytest.raises(FrontendError, match="shape"):
+        capture(VGGish(), (1, 3, 20, 20))  # the classifier expects 16x16 inputs
+
+
+class LinearOn4D(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_linear_needs_a_flat_input():
+    with pytest.raises(FrontendError, match="Linear on a 4-D tensor"):
+        capture(LinearOn4D(), (1, 3, 8, 8))
