@@ -28,17 +28,32 @@ SIM_TARGET_S = {"resnet18": 5.0}
 OTHER_TARGET_S = 30.0
 
 
+def layer_cycles(art, result) -> list[int]:
+    """Cycles each layer adds to the compute unit's timeline: from the previous layer's last compute
+    instruction to this layer's last one. These partition the run (prefetches overlap, spans would not)."""
+    from isa.spec import Unit
+
+    ends, previous = [], 0
+    for layer in art.layers:
+        first, end = layer["instructions"]
+        compute = [k for k in range(first, end) if art.program[k].exec_unit == Unit.COMPUTE]
+        last = max(result.timestamps.end[k] for k in compute)
+        ends.append(last - previous)
+        previous = last
+    return ends
+
+
 def conv3x3_utilization(art, result) -> tuple[int, float, float]:
     """(layers, ideal compute-bound cycles, simulated cycles) summed over the 3x3 convolutions."""
     peak = art.hw.peak_bitops_per_cycle
     ideal = simulated = 0.0
     count = 0
-    for layer in art.layers:
+    for layer, cycles in zip(art.layers, layer_cycles(art, result), strict=True):
         if layer["kind"] != "conv" or layer.get("kernel") != [3, 3]:
             continue
         bits = layer["bits"]
         ideal += layer["macs"] * bits["w"] * bits["a_in"] / peak
-        simulated += result.span(*layer["instructions"])[0]
+        simulated += cycles
         count += 1
     return count, ideal, simulated
 

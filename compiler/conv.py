@@ -21,7 +21,17 @@ from isa.spec import Buffer, Dest, WeightMode
 
 from . import ir
 from .builder import ProgramBuilder
-from .tiling import ComputeInsn, LoweringError, Tile, TiledLayer, Window, emit_tiled_layer, tile_needs, tile_rows
+from .tiling import (
+    ComputeInsn,
+    LayerContext,
+    LoweringError,
+    Tile,
+    TiledLayer,
+    Window,
+    emit_tiled_layer,
+    tile_needs,
+    tile_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,16 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, parts, acc, res_pix))
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
                     res_pix)
+
+
+def preload_entries(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[int, int] | None:
+    """(WGT, CONST) entries the layer preloads when it has one group, else None (it needs all of WGT)."""
+    x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
+    res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
+    plan = plan_conv(op, x, out, res, hw)
+    if plan.groups > 1:
+        return None
+    return plan.ctiles * plan.wgt_per_ctile, plan.ctiles + 1
 
 
 # --- packing ----------------------------------------------------------------------------------------
@@ -161,13 +181,13 @@ def pack_constants(mul: np.ndarray, rmul: np.ndarray, bias: np.ndarray, ctiles: 
 
 
 def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, plan: ConvPlan, hw: HwConfig,
-                 shift: int, t: Tile) -> list[ComputeInsn]:
+                 shift: int, ctx: LayerContext, t: Tile) -> list[ComputeInsn]:
     win, rq, spw = plan.win, op.requant, hw.slices_per_word
     cts, words = plan.group_ctiles(t.group, hw), plan.group_word_range(t.group)
     n = t.rows * win.out_w
     insns = [ComputeInsn("bgemm", dict(
-        acc=t.acc, inp=t.inp, wgt=0, oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw, stride=win.stride, dil=win.dil,
-        cw=plan.cw, ctiles=len(cts), irow=win.irow, ipix=win.pix, kbits=x.bits, mbits=op.mbits,
+        acc=t.acc, inp=t.inp, wgt=ctx.wgt_base, oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw, stride=win.stride,
+        dil=win.dil, cw=plan.cw, ctiles=len(cts), irow=win.irow, ipix=win.pix, kbits=x.bits, mbits=op.mbits,
         wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2), reads_inp=True, writes_out=rq.out_int32)]
 
     def residual(ct: int) -> dict[str, int]:
@@ -178,14 +198,15 @@ def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | Non
 
     if rq.out_int32:
         for k, ct in enumerate(cts):
-            insns.append(ComputeInsn("requant", dict(dest=Dest.ACC, acc=t.acc + k * n, n=n, const=k, shift=shift,
+            insns.append(ComputeInsn("requant", dict(dest=Dest.ACC, acc=t.acc + k * n, n=n, const=ctx.const_base + k,
+                                                     shift=shift,
                                                      slice=ct % spw, **residual(ct)), reads_inp=res is not None))
         return insns
     for c in range(len(words) * spw):
         word, sl = divmod(c, spw)
         computed = c < len(cts)  # else: any ACC region times the all-zero constants gives level 0
         insns.append(ComputeInsn("requant", dict(
-            dest=Dest.OUT, acc=t.acc + c * n if computed else t.acc, n=n, const=min(c, len(cts)),
+            dest=Dest.OUT, acc=t.acc + c * n if computed else t.acc, n=n, const=ctx.const_base + min(c, len(cts)),
             out=t.out + word * out.bits, ostride=win.pix_out, slice=sl, kout=out.bits, shift=shift,
             lo=rq.lo, hi=rq.hi, **residual(words[word] * spw + sl)), reads_inp=res is not None, writes_out=True))
     return insns
@@ -216,7 +237,7 @@ def int32_stores(addr: int, cstride: int, cts: range, t: Tile, out_w: int, hw: H
 
 
 def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
-               first: bool, last: bool) -> dict:
+               ctx: LayerContext) -> dict:
     """Append the layer's instructions; returns a layer-map record for the manifest."""
     hw = b.hw
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
@@ -233,9 +254,9 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         consts = pack_constants(mul, rmul, bias, cts, zero, hw)
         w = weights[cts.start * wgt_bytes : cts.stop * wgt_bytes]
         return [
-            dict(buf=Buffer.WGT, sram=0, dram=b.alloc(len(w), w), rows=1, len=len(cts) * plan.wgt_per_ctile,
+            dict(buf=Buffer.WGT, sram=ctx.wgt_base, dram=b.alloc(len(w), w), rows=1, len=len(cts) * plan.wgt_per_ctile,
                  dstride=len(w)),
-            dict(buf=Buffer.CONST, sram=0, dram=b.alloc(len(consts), consts), rows=1,
+            dict(buf=Buffer.CONST, sram=ctx.const_base, dram=b.alloc(len(consts), consts), rows=1,
                  len=len(consts) // hw.entry_bytes("const"), dstride=len(consts)),
         ]
 
@@ -254,9 +275,9 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         return level_stores(dests, plan.group_word_range(t.group), out.bits, t, plan.win.out_w, plan.win.pix_out, hw)
 
     tiled = TiledLayer(op.name, plan.win.out_h, plan.tile_rows, loads,
-                       lambda t: conv_compute(op, x, out, res, plan, hw, shift, t), stores, preloads, plan.groups,
+                       lambda t: conv_compute(op, x, out, res, plan, hw, shift, ctx, t), stores, preloads, plan.groups,
                        inp_parts=2 if res is not None else 1)
-    start, end, tiles = emit_tiled_layer(b, tiled, first, last)
+    start, end, tiles = emit_tiled_layer(b, tiled, ctx)
     cout, cin, kh, kw = op.weights.shape
     ho, wo, _ = out.shape
     return {

@@ -18,10 +18,10 @@ from isa.hwconfig import HwConfig
 
 from . import ir
 from .builder import ProgramBuilder
-from .conv import OutDest, lower_conv
-from .pool import lower_add, lower_pool, lower_upsample
+from .conv import OutDest, lower_conv, preload_entries
+from .pool import const_entries, lower_add, lower_pool, lower_upsample
 from .rewrite import im2col_input
-from .tiling import LoweringError
+from .tiling import LayerContext, LoweringError
 
 LOWERINGS = {ir.Conv: lower_conv, ir.Pool: lower_pool, ir.Add: lower_add, ir.Upsample: lower_upsample}
 
@@ -63,6 +63,30 @@ def _concat_views(graph: ir.Graph, hw: HwConfig) -> dict[str, list[tuple[str, in
     return views
 
 
+def preload_needs(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, int] | None | str:
+    """(WGT, CONST) entries a layer preloads; None if it preloads nothing; "all" if it needs all of WGT."""
+    if isinstance(op, ir.Conv):
+        return preload_entries(op, graph, hw) or "all"
+    if isinstance(op, ir.Add) or (isinstance(op, ir.Pool) and op.mode == "avg"):
+        return 0, const_entries(op, graph, hw)
+    return None
+
+
+def layer_contexts(ops: list[ir.Op], graph: ir.Graph, hw: HwConfig) -> list[LayerContext]:
+    """Boundaries, WGT/CONST halves and prefetch links of every layer (see compiler/tiling.py)."""
+    needs = [preload_needs(op, graph, hw) for op in ops]
+    fits = [isinstance(n, tuple) and n[0] <= hw.wgt_entries // 2 and n[1] <= hw.const_entries // 2 for n in needs]
+    prefetched = [k > 0 and fits[k] and (needs[k - 1] is None or fits[k - 1]) for k in range(len(ops))]
+    contexts, half = [], 0
+    for k in range(len(ops)):
+        base = (half * (hw.wgt_entries // 2), half * (hw.const_entries // 2)) if fits[k] else (0, 0)
+        half ^= int(fits[k])
+        contexts.append(LayerContext(first=k == 0, last=k == len(ops) - 1, wgt_base=base[0], const_base=base[1],
+                                     prefetched=prefetched[k],
+                                     prefetch_next=k + 1 < len(ops) and prefetched[k + 1]))
+    return contexts
+
+
 def _needs_own_tensor(graph: ir.Graph, name: str) -> bool:
     readers = graph.consumers(name)
     return name in graph.outputs or any(not isinstance(op, ir.Concat) for op in readers) or not readers
@@ -95,7 +119,8 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
                 addrs[t.name] = b.tensor(t.name, "planes", t.shape, t.bits).addr
     records = []
     compute_ops = [op for op in ops if not isinstance(op, ir.Concat)]
-    for k, op in enumerate(compute_ops):
+    contexts = layer_contexts(compute_ops, graph, hw)
+    for op, ctx in zip(compute_ops, contexts, strict=True):
         lower = LOWERINGS.get(type(op))
         if lower is None:
             raise LoweringError(f"op '{op.name}': no lowering for {type(op).__name__}")
@@ -105,7 +130,7 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
         for concat, offset in views.get(t.name, []):
             c = graph.tensors[concat]
             dests.append(OutDest(addrs[concat], math.ceil(c.shape[2] / hw.word_bits) * c.bits, offset))
-        records.append(lower(b, op, graph, addrs, dests, first=k == 0, last=k == len(compute_ops) - 1))
+        records.append(lower(b, op, graph, addrs, dests, ctx))
     outputs = [n for n in graph.outputs if n in addrs] + [i for h in host for i in h.inputs if i in addrs]
     outputs = list(dict.fromkeys(outputs))
     art = b.artifact(inputs=list(graph.inputs), outputs=outputs, golden={n: values[n] for n in outputs},

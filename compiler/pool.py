@@ -20,7 +20,17 @@ from isa.spec import Buffer, Dest, PoolMode
 from . import ir
 from .builder import ProgramBuilder
 from .conv import OutDest, level_stores, pack_constants
-from .tiling import ComputeInsn, LoweringError, Tile, TiledLayer, Window, emit_tiled_layer, tile_needs, tile_rows
+from .tiling import (
+    ComputeInsn,
+    LayerContext,
+    LoweringError,
+    Tile,
+    TiledLayer,
+    Window,
+    emit_tiled_layer,
+    tile_needs,
+    tile_rows,
+)
 
 
 def _words(channels: int, hw: HwConfig) -> int:
@@ -43,6 +53,11 @@ def _requant_constants(rq: ir.Requant, name: str, channels: int, hw: HwConfig) -
     return pack_constants(mul, rmul, np.asarray(rq.bias, dtype=np.int64), range(words * hw.slices_per_word), False, hw)
 
 
+def const_entries(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> int:
+    """CONST entries an average pool or add preloads (one per lane slice of its channel words)."""
+    return _words(graph.tensors[op.inputs[0]].shape[2], hw) * hw.slices_per_word
+
+
 def _record(op: ir.Op, kind: str, graph: ir.Graph, span: tuple[int, int, int], rows: int, **extra) -> dict:
     start, end, tiles = span
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
@@ -52,7 +67,7 @@ def _record(op: ir.Op, kind: str, graph: ir.Graph, span: tuple[int, int, int], r
 
 
 def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
-               first: bool, last: bool) -> dict:
+               ctx: LayerContext) -> dict:
     hw = b.hw
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     h, w, c = x.shape
@@ -77,24 +92,25 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
             insns.append(ComputeInsn("pool", dict(mode=PoolMode.SUM, slice=s, inp=t.inp + word * x.bits,
                                                   acc=t.acc + k * n, **geometry), reads_inp=True))
             insns.append(ComputeInsn("requant", dict(
-                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=k, out=t.out + word * out.bits, ostride=win.pix_out,
-                slice=s, kout=out.bits, shift=op.requant.shift, lo=op.requant.lo, hi=op.requant.hi), writes_out=True))
+                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base + k, out=t.out + word * out.bits,
+                ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift, lo=op.requant.lo,
+                hi=op.requant.hi), writes_out=True))
         return insns
 
-    preloads = (lambda g: [dict(buf=Buffer.CONST, sram=0, dram=b.alloc(len(consts), consts), rows=1,
+    preloads = (lambda g: [dict(buf=Buffer.CONST, sram=ctx.const_base, dram=b.alloc(len(consts), consts), rows=1,
                                 len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]) if avg else (
         lambda g: [])
     tiled = TiledLayer(
         op.name, win.out_h, rows,
         lambda t: [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, hw.entry_bytes("inp"))], compute,
         lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads)
-    span = emit_tiled_layer(b, tiled, first, last)
+    span = emit_tiled_layer(b, tiled, ctx)
     return _record(op, f"{op.mode}pool", graph, span, rows, kernel=[op.kernel, op.kernel], stride=op.stride,
                    pad=op.pad)
 
 
 def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
-              first: bool, last: bool) -> dict:
+              ctx: LayerContext) -> dict:
     """u_out = requant(u_a·mul + u_b·rmul + bias): POOL sum (1x1) of a into ACC, REQUANT with residual b."""
     hw = b.hw
     a, bb, out = (graph.tensors[n] for n in (*op.inputs, op.output))
@@ -122,21 +138,22 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
                                                   oh=t.rows, ow=w, kh=1, kw=1, stride=1, irow=win.irow, ipix=pa,
                                                   acc=t.acc + k * n), reads_inp=True))
             insns.append(ComputeInsn("requant", dict(
-                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=k, out=t.out + word * out.bits, ostride=win.pix_out,
-                slice=s, kout=out.bits, shift=op.requant.shift, lo=op.requant.lo, hi=op.requant.hi, res=1,
+                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base + k, out=t.out + word * out.bits,
+                ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift, lo=op.requant.lo,
+                hi=op.requant.hi, res=1,
                 rinp=t.inp2 + word * bb.bits, rstride=pb, rk=bb.bits), reads_inp=True, writes_out=True))
         return insns
 
-    preload = [dict(buf=Buffer.CONST, sram=0, dram=b.alloc(len(consts), consts), rows=1,
+    preload = [dict(buf=Buffer.CONST, sram=ctx.const_base, dram=b.alloc(len(consts), consts), rows=1,
                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
     tiled = TiledLayer(op.name, h, rows, loads, compute,
                        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, w, win.pix_out, hw),
                        lambda g: preload, inp_parts=2)
-    return _record(op, "add", graph, emit_tiled_layer(b, tiled, first, last), rows)
+    return _record(op, "add", graph, emit_tiled_layer(b, tiled, ctx), rows)
 
 
 def lower_upsample(b: ProgramBuilder, op: ir.Upsample, graph: ir.Graph, addrs: dict[str, int],
-                   dests: list[OutDest], first: bool, last: bool) -> dict:
+                   dests: list[OutDest], ctx: LayerContext) -> dict:
     hw = b.hw
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     h, w, c = x.shape
@@ -164,4 +181,4 @@ def lower_upsample(b: ProgramBuilder, op: ir.Upsample, graph: ir.Graph, addrs: d
 
     tiled = TiledLayer(op.name, h * f, rows, loads, compute,
                        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, wo, pix, hw))
-    return _record(op, "upsample", graph, emit_tiled_layer(b, tiled, first, last), rows, factor=f)
+    return _record(op, "upsample", graph, emit_tiled_layer(b, tiled, ctx), rows, factor=f)

@@ -14,8 +14,13 @@ Tokens (each push is matched by exactly one pop, in program order on both sides)
     compute --(OUT tile ready)-->         store     the last compute insn of tile i
     store   --(OUT half free)-->          compute   tile i+2's first OUT writer pops; SYNCs at the end of
                                                     the layer pop the rest, so layers never overlap
-At a layer boundary compute sends one token to load; the next layer's first LOAD pops it, so a layer
-reads its input only after every store of the previous one has finished.
+At a layer boundary compute sends one token to load; the next layer's first input LOAD pops it, so a
+layer reads its input only after every store of the previous one has finished.
+
+Weight prefetch: layers whose weights and constants fit half of WGT and CONST alternate between the
+halves. Such a layer's preloads are issued while the previous layer still computes: the previous
+layer's tile n-2 (or its only tile) sends one more compute -> load token when it is done, which the
+next layer's first preload pops (by then every earlier layer is done with the half being overwritten).
 """
 
 from __future__ import annotations
@@ -161,35 +166,46 @@ def tile_rows(name: str, out_h: int, needs: Callable[[int], dict[str, tuple[int,
     return best
 
 
-@dataclass
-class _Counters:
-    loads: int = 0
-    first_layer: bool = True
+@dataclass(frozen=True)
+class LayerContext:
+    """Where a layer sits in the program: boundaries and the WGT/CONST half it uses."""
+
+    first: bool = True
+    last: bool = True
+    wgt_base: int = 0
+    const_base: int = 0
+    prefetched: bool = False  # the first preload pops the previous layer's prefetch token
+    prefetch_next: bool = False  # push a prefetch token for the next layer's preloads
 
 
-def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, first: bool, last: bool) -> tuple[int, int, int]:
+def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) -> tuple[int, int, int]:
     """Emit preloads, loads, compute and stores of all tiles with tokens; returns (start, end, tiles)."""
     start = len(b.program)
-    state = _Counters(first_layer=first)
+    boundary = [not ctx.first]  # the previous layer's end token is still to be popped
 
-    def load(fields: dict[str, int], pop: bool, push: bool) -> None:
-        boundary = state.loads == 0 and not state.first_layer  # waits for the previous layer
-        b.emit("load", **fields, pop_next=int(pop or boundary), push_next=int(push))
-        state.loads += 1
+    def load(fields: dict[str, int], pop: bool, push: bool, may_take_boundary: bool) -> None:
+        take = may_take_boundary and boundary[0]
+        boundary[0] = boundary[0] and not take
+        b.emit("load", **fields, pop_next=int(pop or take), push_next=int(push))
 
     groups = layer.tiles(b.hw)
     for g, tiles in enumerate(groups):
         for k, fields in enumerate(layer.preloads(g)):
-            load(fields, pop=(k == 0 and g > 0), push=False)
-        more_groups = g + 1 < len(groups)
+            prefetch_pop = k == 0 and g == 0 and ctx.prefetched
+            load(fields, pop=(k == 0 and g > 0) or prefetch_pop, push=False, may_take_boundary=not ctx.prefetched)
+        last_group = g + 1 == len(groups)
         for pos, t in enumerate(tiles):
             loads = layer.loads(t)
             for k, fields in enumerate(loads):
-                load(fields, pop=(k == 0 and pos >= 2), push=(k == len(loads) - 1))
+                load(fields, pop=(k == 0 and pos >= 2), push=(k == len(loads) - 1), may_take_boundary=True)
             insns = layer.compute(t)
             last_reader = max(k for k, c in enumerate(insns) if c.reads_inp)
             first_writer = min(k for k, c in enumerate(insns) if c.writes_out)
-            frees_inp = pos + 2 < len(tiles) or (pos == len(tiles) - 1 and more_groups)
+            frees_inp = (
+                pos + 2 < len(tiles)  # INP half for tile pos+2
+                or (pos == len(tiles) - 1 and not last_group)  # WGT/CONST for the next group
+                or (ctx.prefetch_next and last_group and pos == max(len(tiles) - 2, 0))  # next layer's preloads
+            )
             for k, c in enumerate(insns):
                 b.emit(c.op, **c.fields, pop_prev=int(k == 0), push_prev=int(k == last_reader and frees_inp),
                        pop_next=int(k == first_writer and t.index >= 2), push_next=int(k == len(insns) - 1))
@@ -198,5 +214,5 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, first: bool, last: bo
                 b.emit("store", **fields, pop_prev=int(k == 0), push_prev=int(k == len(stores) - 1))
     outstanding = min(sum(len(tiles) for tiles in groups), 2)
     for k in range(outstanding):
-        b.emit("sync", unit=Unit.COMPUTE, pop_next=1, push_prev=int(k == outstanding - 1 and not last))
+        b.emit("sync", unit=Unit.COMPUTE, pop_next=1, push_prev=int(k == outstanding - 1 and not ctx.last))
     return start, len(b.program), sum(len(tiles) for tiles in groups)
