@@ -56,6 +56,7 @@ class ConvPlan:
     wgt_per_ctile: int
     tile_rows: int
     res_pix: int  # INP entries per residual pixel (0: no residual)
+    halves: bool  # every group fits half of WGT and CONST (groups and layers alternate halves)
 
     def group_ctiles(self, g: int, hw: HwConfig) -> range:
         spw = hw.slices_per_word
@@ -71,12 +72,8 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     cw, cw_out = math.ceil(cin / hw.word_bits), math.ceil(cout / hw.word_bits)
     ctiles, spw = math.ceil(cout / hw.array_cols), hw.slices_per_word
     wgt_per_ctile = kh * kw * cw * op.mbits
-    fit_words = min(hw.wgt_entries // (wgt_per_ctile * spw), (hw.const_entries - 1) // spw)
-    if ctiles * wgt_per_ctile <= hw.wgt_entries and ctiles + 1 <= hw.const_entries:
-        group_words = cw_out
-    elif fit_words >= 1:
-        group_words = fit_words
-    else:
+    group_words, halves = group_size(cw_out, ctiles, wgt_per_ctile, hw)
+    if group_words == 0:
         raise LoweringError(
             f"layer '{op.name}': one output word of weights needs {wgt_per_ctile * spw} WGT entries, {hw.name} has "
             f"{hw.wgt_entries} (splitting the reduction across weight tiles is not implemented yet)"
@@ -93,17 +90,29 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     acc = min(ctiles, group_words * spw)
     rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, parts, acc, res_pix))
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
-                    res_pix)
+                    res_pix, halves)
 
 
-def preload_entries(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[int, int] | None:
-    """(WGT, CONST) entries the layer preloads when it has one group, else None (it needs all of WGT)."""
+def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tuple[int, bool]:
+    """Output words per group, and whether groups fit half of WGT/CONST (preferred: loads then overlap
+    compute). 0 words when not even one output word fits."""
+    spw = hw.slices_per_word
+    for wgt, const, halves in ((hw.wgt_entries // 2, hw.const_entries // 2, True),
+                               (hw.wgt_entries, hw.const_entries, False)):
+        if ctiles * wgt_per_ctile <= wgt and ctiles + 1 <= const:
+            return cw_out, halves
+        words = min(wgt // (wgt_per_ctile * spw), (const - 1) // spw)
+        if words >= 1:
+            return words, halves
+    return 0, False
+
+
+def preload_groups(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]:
+    """(groups, halves) of the layer's weight preloads (see ConvPlan)."""
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
     plan = plan_conv(op, x, out, res, hw)
-    if plan.groups > 1:
-        return None
-    return plan.ctiles * plan.wgt_per_ctile, plan.ctiles + 1
+    return plan.groups, plan.halves
 
 
 # --- packing ----------------------------------------------------------------------------------------
@@ -185,10 +194,12 @@ def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | Non
     win, rq, spw = plan.win, op.requant, hw.slices_per_word
     cts, words = plan.group_ctiles(t.group, hw), plan.group_word_range(t.group)
     n = t.rows * win.out_w
+    const0 = ctx.const_base(t.group, hw)
     insns = [ComputeInsn("bgemm", dict(
-        acc=t.acc, inp=t.inp, wgt=ctx.wgt_base, oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw, stride=win.stride,
-        dil=win.dil, cw=plan.cw, ctiles=len(cts), irow=win.irow, ipix=win.pix, kbits=x.bits, mbits=op.mbits,
-        wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2), reads_inp=True, writes_out=rq.out_int32)]
+        acc=t.acc, inp=t.inp, wgt=ctx.wgt_base(t.group, hw), oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw,
+        stride=win.stride, dil=win.dil, cw=plan.cw, ctiles=len(cts), irow=win.irow, ipix=win.pix, kbits=x.bits,
+        mbits=op.mbits, wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2),
+        reads_inp=True, writes_out=rq.out_int32)]
 
     def residual(ct: int) -> dict[str, int]:
         """REQUANT fields reading the residual lanes of column tile `ct` (channels ct*C .. ct*C+C-1)."""
@@ -198,15 +209,15 @@ def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | Non
 
     if rq.out_int32:
         for k, ct in enumerate(cts):
-            insns.append(ComputeInsn("requant", dict(dest=Dest.ACC, acc=t.acc + k * n, n=n, const=ctx.const_base + k,
-                                                     shift=shift,
-                                                     slice=ct % spw, **residual(ct)), reads_inp=res is not None))
+            insns.append(ComputeInsn("requant", dict(dest=Dest.ACC, acc=t.acc + k * n, n=n, const=const0 + k,
+                                                     shift=shift, slice=ct % spw, **residual(ct)),
+                                     reads_inp=res is not None))
         return insns
     for c in range(len(words) * spw):
         word, sl = divmod(c, spw)
         computed = c < len(cts)  # else: any ACC region times the all-zero constants gives level 0
         insns.append(ComputeInsn("requant", dict(
-            dest=Dest.OUT, acc=t.acc + c * n if computed else t.acc, n=n, const=ctx.const_base + min(c, len(cts)),
+            dest=Dest.OUT, acc=t.acc + c * n if computed else t.acc, n=n, const=const0 + min(c, len(cts)),
             out=t.out + word * out.bits, ostride=win.pix_out, slice=sl, kout=out.bits, shift=shift,
             lo=rq.lo, hi=rq.hi, **residual(words[word] * spw + sl)), reads_inp=res is not None, writes_out=True))
     return insns
@@ -254,9 +265,9 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         consts = pack_constants(mul, rmul, bias, cts, zero, hw)
         w = weights[cts.start * wgt_bytes : cts.stop * wgt_bytes]
         return [
-            dict(buf=Buffer.WGT, sram=ctx.wgt_base, dram=b.alloc(len(w), w), rows=1, len=len(cts) * plan.wgt_per_ctile,
-                 dstride=len(w)),
-            dict(buf=Buffer.CONST, sram=ctx.const_base, dram=b.alloc(len(consts), consts), rows=1,
+            dict(buf=Buffer.WGT, sram=ctx.wgt_base(g, hw), dram=b.alloc(len(w), w), rows=1,
+                 len=len(cts) * plan.wgt_per_ctile, dstride=len(w)),
+            dict(buf=Buffer.CONST, sram=ctx.const_base(g, hw), dram=b.alloc(len(consts), consts), rows=1,
                  len=len(consts) // hw.entry_bytes("const"), dstride=len(consts)),
         ]
 

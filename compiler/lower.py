@@ -9,6 +9,7 @@ their inputs become artifact outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -18,8 +19,10 @@ from isa.hwconfig import HwConfig
 
 from . import ir
 from .builder import ProgramBuilder
-from .conv import OutDest, lower_conv, preload_entries
-from .pool import const_entries, lower_add, lower_pool, lower_upsample
+from .conv import OutDest, lower_conv
+from .conv import preload_groups as conv_groups
+from .pool import lower_add, lower_pool, lower_upsample
+from .pool import preload_groups as const_groups
 from .rewrite import im2col_input
 from .tiling import LayerContext, LoweringError
 
@@ -63,28 +66,28 @@ def _concat_views(graph: ir.Graph, hw: HwConfig) -> dict[str, list[tuple[str, in
     return views
 
 
-def preload_needs(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, int] | None | str:
-    """(WGT, CONST) entries a layer preloads; None if it preloads nothing; "all" if it needs all of WGT."""
+def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool] | None:
+    """(groups, halves) of a layer's WGT/CONST preloads, or None when it preloads nothing."""
     if isinstance(op, ir.Conv):
-        return preload_entries(op, graph, hw) or "all"
+        return conv_groups(op, graph, hw)
     if isinstance(op, ir.Add) or (isinstance(op, ir.Pool) and op.mode == "avg"):
-        return 0, const_entries(op, graph, hw)
+        return const_groups(op, graph, hw)
     return None
 
 
 def layer_contexts(ops: list[ir.Op], graph: ir.Graph, hw: HwConfig) -> list[LayerContext]:
     """Boundaries, WGT/CONST halves and prefetch links of every layer (see compiler/tiling.py)."""
-    needs = [preload_needs(op, graph, hw) for op in ops]
-    fits = [isinstance(n, tuple) and n[0] <= hw.wgt_entries // 2 and n[1] <= hw.const_entries // 2 for n in needs]
-    prefetched = [k > 0 and fits[k] and (needs[k - 1] is None or fits[k - 1]) for k in range(len(ops))]
+    plans = [preload_groups(op, graph, hw) for op in ops]
+    halves = [p is not None and p[1] for p in plans]
     contexts, half = [], 0
-    for k in range(len(ops)):
-        base = (half * (hw.wgt_entries // 2), half * (hw.const_entries // 2)) if fits[k] else (0, 0)
-        half ^= int(fits[k])
-        contexts.append(LayerContext(first=k == 0, last=k == len(ops) - 1, wgt_base=base[0], const_base=base[1],
-                                     prefetched=prefetched[k],
-                                     prefetch_next=k + 1 < len(ops) and prefetched[k + 1]))
-    return contexts
+    for k, plan in enumerate(plans):
+        prefetched = k > 0 and halves[k] and (plans[k - 1] is None or halves[k - 1])
+        contexts.append(LayerContext(first=k == 0, last=k == len(ops) - 1, halves=halves[k], half=half,
+                                     prefetched=prefetched))
+        if halves[k]:
+            half = (half + plan[0]) % 2  # the next layer starts on the half this layer's last group left
+    return [dataclasses.replace(c, prefetch_next=k + 1 < len(ops) and contexts[k + 1].prefetched)
+            for k, c in enumerate(contexts)]
 
 
 def _needs_own_tensor(graph: ir.Graph, name: str) -> bool:

@@ -53,9 +53,9 @@ def _requant_constants(rq: ir.Requant, name: str, channels: int, hw: HwConfig) -
     return pack_constants(mul, rmul, np.asarray(rq.bias, dtype=np.int64), range(words * hw.slices_per_word), False, hw)
 
 
-def const_entries(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> int:
-    """CONST entries an average pool or add preloads (one per lane slice of its channel words)."""
-    return _words(graph.tensors[op.inputs[0]].shape[2], hw) * hw.slices_per_word
+def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]:
+    """(groups, halves) of an average pool's or add's constant preload (one CONST entry per lane slice)."""
+    return 1, _words(graph.tensors[op.inputs[0]].shape[2], hw) * hw.slices_per_word <= hw.const_entries // 2
 
 
 def _record(op: ir.Op, kind: str, graph: ir.Graph, span: tuple[int, int, int], rows: int, **extra) -> dict:
@@ -92,12 +92,12 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
             insns.append(ComputeInsn("pool", dict(mode=PoolMode.SUM, slice=s, inp=t.inp + word * x.bits,
                                                   acc=t.acc + k * n, **geometry), reads_inp=True))
             insns.append(ComputeInsn("requant", dict(
-                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base + k, out=t.out + word * out.bits,
+                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(0, hw) + k, out=t.out + word * out.bits,
                 ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift, lo=op.requant.lo,
                 hi=op.requant.hi), writes_out=True))
         return insns
 
-    preloads = (lambda g: [dict(buf=Buffer.CONST, sram=ctx.const_base, dram=b.alloc(len(consts), consts), rows=1,
+    preloads = (lambda g: [dict(buf=Buffer.CONST, sram=ctx.const_base(0, hw), dram=b.alloc(len(consts), consts), rows=1,
                                 len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]) if avg else (
         lambda g: [])
     tiled = TiledLayer(
@@ -138,13 +138,13 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
                                                   oh=t.rows, ow=w, kh=1, kw=1, stride=1, irow=win.irow, ipix=pa,
                                                   acc=t.acc + k * n), reads_inp=True))
             insns.append(ComputeInsn("requant", dict(
-                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base + k, out=t.out + word * out.bits,
+                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(0, hw) + k, out=t.out + word * out.bits,
                 ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift, lo=op.requant.lo,
                 hi=op.requant.hi, res=1,
                 rinp=t.inp2 + word * bb.bits, rstride=pb, rk=bb.bits), reads_inp=True, writes_out=True))
         return insns
 
-    preload = [dict(buf=Buffer.CONST, sram=ctx.const_base, dram=b.alloc(len(consts), consts), rows=1,
+    preload = [dict(buf=Buffer.CONST, sram=ctx.const_base(0, hw), dram=b.alloc(len(consts), consts), rows=1,
                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
     tiled = TiledLayer(op.name, h, rows, loads, compute,
                        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, w, win.pix_out, hw),

@@ -8,23 +8,26 @@ constants (`preloads`) and running over all row tiles; tile indices run on acros
 
 Tokens (each push is matched by exactly one pop, in program order on both sides):
     load    --(tile i's inputs ready)-->  compute   last LOAD of tile i pushes; its first compute insn pops
-    compute --(INP half free)-->          load      the last INP reader of tile i pushes for tile i+2's
-                                                    first LOAD (same group); the group's last tile pushes
-                                                    for the next group's first preload (WGT/CONST free)
+    compute --(INP half free)-->          load      tile i's last INP reader, for tile i+2's first LOAD
+                                                    (tile indices run on across groups)
+    compute --(WGT/CONST part free)-->    load      for a group's (or the next layer's) first preload, once
+                                                    the previous user of that part has finished
     compute --(OUT tile ready)-->         store     the last compute insn of tile i
     store   --(OUT half free)-->          compute   tile i+2's first OUT writer pops; SYNCs at the end of
                                                     the layer pop the rest, so layers never overlap
 At a layer boundary compute sends one token to load; the next layer's first input LOAD pops it, so a
 layer reads its input only after every store of the previous one has finished.
 
-Weight prefetch: layers whose weights and constants fit half of WGT and CONST alternate between the
-halves. Such a layer's preloads are issued while the previous layer still computes: the previous
-layer's tile n-2 (or its only tile) sends one more compute -> load token when it is done, which the
-next layer's first preload pops (by then every earlier layer is done with the half being overwritten).
+Weight prefetch: when a group's weights and constants fit half of WGT and CONST, groups and layers
+alternate between the halves, so a group's preload runs while the previous group or layer still
+computes. Compute -> load tokens are matched in order, so each is pushed at the later of the point
+where its condition holds and the previous push (see push_slots); extra pushes at one point ride on
+SYNC instructions.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -168,14 +171,60 @@ def tile_rows(name: str, out_h: int, needs: Callable[[int], dict[str, tuple[int,
 
 @dataclass(frozen=True)
 class LayerContext:
-    """Where a layer sits in the program: boundaries and the WGT/CONST half it uses."""
+    """Where a layer sits in the program: boundaries, and how it uses WGT/CONST.
+
+    With `halves`, group g of the layer preloads into half (half + g) % 2 of WGT and CONST, so a group's
+    weights load while the previous group (or layer) computes; otherwise every group uses all of them.
+    """
 
     first: bool = True
     last: bool = True
-    wgt_base: int = 0
-    const_base: int = 0
+    halves: bool = False
+    half: int = 0
     prefetched: bool = False  # the first preload pops the previous layer's prefetch token
     prefetch_next: bool = False  # push a prefetch token for the next layer's preloads
+
+    def wgt_base(self, group: int, hw: HwConfig) -> int:
+        return ((self.half + group) % 2) * (hw.wgt_entries // 2) if self.halves else 0
+
+    def const_base(self, group: int, hw: HwConfig) -> int:
+        return ((self.half + group) % 2) * (hw.const_entries // 2) if self.halves else 0
+
+
+def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn]], ctx: LayerContext) -> Counter:
+    """How many compute -> load tokens to push after each compute instruction (position in the layer).
+
+    The load unit pops in program order: per group its first preload (group > 0), then the tile loads
+    (global tile i >= 2 waits for tile i-2's INP half), and at the end the next layer's prefetch. Token
+    j must be the j-th push, so each is pushed at the later of the point where its condition holds and
+    the previous push.
+    """
+    positions, reader, group_last = 0, {}, {}
+    for tiles in layer_groups:
+        for t in tiles:
+            body = insns[t.index]
+            reader[t.index] = positions + max(k for k, c in enumerate(body) if c.reads_inp)
+            positions += len(body)
+            group_last[t.group] = positions - 1
+
+    def weights_free(g: int) -> int:
+        """Where group g's preload may begin: the previous user of its WGT/CONST part is done."""
+        if not ctx.halves:
+            return group_last[g - 1]
+        return group_last[g - 2] if g >= 2 else 0
+
+    earliest = []
+    for g, tiles in enumerate(layer_groups):
+        if g > 0:
+            earliest.append(weights_free(g))
+        earliest += [reader[t.index - 2] for t in tiles if t.index >= 2]
+    if ctx.prefetch_next:
+        earliest.append(weights_free(len(layer_groups)))
+    slots, at = Counter(), 0
+    for e in earliest:
+        at = max(at, e)
+        slots[at] += 1
+    return slots
 
 
 def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) -> tuple[int, int, int]:
@@ -189,30 +238,31 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) ->
         b.emit("load", **fields, pop_next=int(pop or take), push_next=int(push))
 
     groups = layer.tiles(b.hw)
+    insns = {t.index: layer.compute(t) for tiles in groups for t in tiles}
+    slots = push_slots(groups, insns, ctx)
+    position = 0
     for g, tiles in enumerate(groups):
         for k, fields in enumerate(layer.preloads(g)):
-            prefetch_pop = k == 0 and g == 0 and ctx.prefetched
-            load(fields, pop=(k == 0 and g > 0) or prefetch_pop, push=False, may_take_boundary=not ctx.prefetched)
-        last_group = g + 1 == len(groups)
-        for pos, t in enumerate(tiles):
+            first = k == 0 and (g > 0 or ctx.prefetched)
+            load(fields, pop=first, push=False, may_take_boundary=not ctx.prefetched)
+        for t in tiles:
             loads = layer.loads(t)
             for k, fields in enumerate(loads):
-                load(fields, pop=(k == 0 and pos >= 2), push=(k == len(loads) - 1), may_take_boundary=True)
-            insns = layer.compute(t)
-            last_reader = max(k for k, c in enumerate(insns) if c.reads_inp)
-            first_writer = min(k for k, c in enumerate(insns) if c.writes_out)
-            frees_inp = (
-                pos + 2 < len(tiles)  # INP half for tile pos+2
-                or (pos == len(tiles) - 1 and not last_group)  # WGT/CONST for the next group
-                or (ctx.prefetch_next and last_group and pos == max(len(tiles) - 2, 0))  # next layer's preloads
-            )
-            for k, c in enumerate(insns):
-                b.emit(c.op, **c.fields, pop_prev=int(k == 0), push_prev=int(k == last_reader and frees_inp),
-                       pop_next=int(k == first_writer and t.index >= 2), push_next=int(k == len(insns) - 1))
+                load(fields, pop=(k == 0 and t.index >= 2), push=(k == len(loads) - 1), may_take_boundary=True)
+            body = insns[t.index]
+            first_writer = min(k for k, c in enumerate(body) if c.writes_out)
+            for k, c in enumerate(body):
+                pushes = slots[position]
+                b.emit(c.op, **c.fields, pop_prev=int(k == 0), push_prev=int(pushes > 0),
+                       pop_next=int(k == first_writer and t.index >= 2), push_next=int(k == len(body) - 1))
+                for _ in range(pushes - 1):  # one flag per instruction: further tokens ride on SYNCs
+                    b.emit("sync", unit=Unit.COMPUTE, push_prev=1)
+                position += 1
             stores = layer.stores(t)
             for k, fields in enumerate(stores):
                 b.emit("store", **fields, pop_prev=int(k == 0), push_prev=int(k == len(stores) - 1))
-    outstanding = min(sum(len(tiles) for tiles in groups), 2)
+    total = sum(len(tiles) for tiles in groups)
+    outstanding = min(total, 2)
     for k in range(outstanding):
         b.emit("sync", unit=Unit.COMPUTE, pop_next=1, push_prev=int(k == outstanding - 1 and not ctx.last))
-    return start, len(b.program), sum(len(tiles) for tiles in groups)
+    return start, len(b.program), total

@@ -1,5 +1,7 @@
 """Lowering of IR graphs: compiled programs, run on the simulator, reproduce the golden integers exactly."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from lowering_graphs import GraphMaker
@@ -69,10 +71,27 @@ def test_residual_block_with_downsample_and_int32_head():
 
 def test_weight_groups_when_weights_do_not_fit():
     g = GraphMaker(3, (4, 4, 64), 2)
-    # 4 output words x 16 column tiles x 18 entries > 1024 WGT entries: groups of 3 words, then 1 word
-    y = g.conv("wide", "input", 250, 3, 2, 2, pad=1)
-    art, _ = check(*g.graph([y]))
+    # 4 output words x 16 column tiles x 9 entries > 512 (half of WGT): groups of 3 words, then 1 word
+    hw = dataclasses.replace(SMALL, const_entries=256)
+    y = g.conv("wide", "input", 250, 3, 1, 2, pad=1)
+    art, _ = check(*g.graph([y]), hw=hw)
     assert art.layers[0]["groups"] == 2
+
+
+def test_layers_alternate_weight_halves_and_prefetch():
+    g = GraphMaker(4, (12, 12, 64), 2)
+    x = "input"
+    for k in range(4):
+        x = g.conv(f"c{k}", x, 64, 3, 2, 2, pad=1)
+    art, result = check(*g.graph([x]))
+    wgt_loads = [i for i in art.program if i.op == "load" and i.buf == 1]
+    assert {i.sram for i in wgt_loads} == {0, SMALL.wgt_entries // 2}
+    # a prefetched weight load starts before the previous layer's last compute instruction ends
+    starts = {k: result.timestamps.start[k] for k, i in enumerate(art.program) if i.op == "load" and i.buf == 1}
+    second = sorted(starts)[1]
+    prev_layer_end = max(result.timestamps.end[k] for k in range(*art.layers[0]["instructions"])
+                         if art.program[k].op in ("bgemm", "requant"))
+    assert starts[second] < prev_layer_end
 
 
 def test_pooling_add_upsample_concat():
