@@ -1,0 +1,163 @@
+"""`bitbranch run` and `bitbranch sweep`: the throughput commands (wired up by bitbranch/cli.py).
+
+Exit status of `run`: 0 when the simulated outputs equal the golden model's (or there is none), 1
+when they differ, 2 on any error (`error: <message>`, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+DEFAULT_SWEEP_BITS = "W1A1,W2A2,W4A4,W8A8"
+DEFAULT_SWEEP_HW = "edge,cloud"
+
+
+MODEL_NAMES = ("resnet18", "resnet34", "resnet50", "vgg16", "alexnet", "ssd300_resnet18", "yolov3_tiny", "fcn_resnet18")
+MODEL_HELP = f"a registered network ({', '.join(MODEL_NAMES)}) or path/to/file.py:factory (imports and runs that file)"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name.split(":")[0]).stem if ":" in name else name)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+# --- run ----------------------------------------------------------------------------------------------
+
+
+def add_arguments_run(parser: argparse.ArgumentParser) -> None:
+    from isa.hwconfig import DEFAULT_PRESET
+
+    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    bits = parser.add_mutually_exclusive_group()
+    bits.add_argument("--bits", metavar="WmAk",
+                      help="default precision (e.g. W2A2, WTA2 for ternary weights); the workload's per-layer "
+                           "overrides (8-bit weights in the first conv and the classifier) are kept")
+    bits.add_argument("--precision", metavar="FILE",
+                      help='complete precision spec, JSON or TOML (compiler format): '
+                           '{"default": "W2A2", "layers": {"conv1": {"w": 8}}}')
+    parser.add_argument("--hw", default=DEFAULT_PRESET, metavar="PRESET",
+                        help=f"hardware preset or file.toml[:name] (default {DEFAULT_PRESET})")
+    parser.add_argument("--clock-mhz", type=float, metavar="F", help="clock for ms, frames/s and the roofline "
+                        "(default: the preset's)")
+    parser.add_argument("--input", metavar="IMAGE", help="PNG/JPEG image or .npy uint8 array, fitted to the model's "
+                        "input size (default: scikit-learn's china.jpg)")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
+    parser.add_argument("--out", metavar="DIR", help="report directory (default out/run/MODEL-PRECISION-PRESET)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def resolve_precision(spec, bits: str | None, precision_file: str | None):
+    """--precision FILE replaces everything; --bits replaces the default, keeping per-layer overrides."""
+    from compiler.precision import load_precision_file
+
+    from .precision import with_default
+
+    if precision_file:
+        return load_precision_file(precision_file)
+    return with_default(spec.precision, bits) if bits else spec.precision
+
+
+def resolve_hw(preset: str, clock_mhz: float | None):
+    import dataclasses
+
+    from isa.hwconfig import get_config
+
+    hw = get_config(preset)
+    if clock_mhz is not None:
+        if not clock_mhz > 0:
+            raise ValueError(f"--clock-mhz={clock_mhz} must be > 0")
+        hw = dataclasses.replace(hw, clock_mhz=float(clock_mhz))
+    return hw
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .images import default_image, load_image
+    from .pipeline import CompilerUnavailable, load_compile_model, run_workload
+    from .progress import Progress
+    from .registry import get
+    from .report import format_console, write_report
+
+    try:
+        load_compile_model()  # before building the model and reading the image
+    except CompilerUnavailable as exc:
+        return _fail(str(exc))
+    spec = get(args.model)
+    precision = resolve_precision(spec, args.bits, args.precision)
+    hw = resolve_hw(args.hw, args.clock_mhz)
+    image = load_image(args.input, spec.input_shape) if args.input else default_image(spec.input_shape)
+    out = Path(args.out or f"out/run/{_safe(spec.name)}-W{precision.weight}A{precision.act_bits}-{hw.name}")
+    compile_bar, sim_bar = Progress(0, "compile "), Progress(0, "simulate")
+    try:
+        outcome = run_workload(spec, precision, hw, image, clock_mhz=hw.clock_mhz, compile_progress=compile_bar,
+                               sim_progress=sim_bar)
+    finally:
+        compile_bar.close()
+        sim_bar.close()
+    report = outcome.report
+    report.input = str(args.input or "sklearn china.jpg")
+    paths = write_report(report, out, plots=not args.no_plots)
+    if args.json:
+        print(json.dumps({**report.to_dict(), "files": {k: str(p) for k, p in paths.items()}}))
+    else:
+        print(format_console(report))
+        print(f"\nreport: {paths['md']} (+ report.json, layers.csv{', plots' if not args.no_plots else ''})")
+    return 1 if report.golden_ok is False else 0
+
+
+# --- sweep --------------------------------------------------------------------------------------------
+
+
+def add_arguments_sweep(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    parser.add_argument("--bits", default=DEFAULT_SWEEP_BITS, metavar="LIST",
+                        help=f"comma-separated default precisions (default {DEFAULT_SWEEP_BITS}); the workload's "
+                             "per-layer overrides are kept")
+    parser.add_argument("--hw", default=DEFAULT_SWEEP_HW, metavar="LIST",
+                        help=f"comma-separated presets or file.toml:name (default {DEFAULT_SWEEP_HW})")
+    parser.add_argument("--clock-mhz", type=float, metavar="F", help="one clock for every preset (default: each "
+                        "preset's own)")
+    parser.add_argument("--jobs", "-j", type=int, metavar="N", help="worker processes (default: CPU count)")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default out/sweep/MODEL)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from isa.hwconfig import get_config
+
+    from .executors import ProcessExecutor
+    from .pipeline import CompilerUnavailable, load_compile_model
+    from .progress import Progress
+    from .registry import get
+    from .sweep import format_markdown, sweep, write_sweep
+
+    spec = get(args.model)  # fail on an unknown model before starting workers
+    precisions = [p.strip() for p in args.bits.split(",") if p.strip()]
+    presets = [p.strip() for p in args.hw.split(",") if p.strip()]
+    if not precisions or not presets:
+        return _fail("--bits and --hw each need at least one entry")
+    if args.jobs is not None and args.jobs < 1:
+        return _fail(f"--jobs={args.jobs} must be >= 1")
+    for p in presets:
+        get_config(p)
+    try:
+        load_compile_model()  # fail here, not in every worker
+    except CompilerUnavailable as exc:
+        return _fail(str(exc))
+    with Progress(len(precisions) * len(presets), "sweep") as bar:
+        res = sweep(args.model, precisions, presets, ProcessExecutor(args.jobs), clock_mhz=args.clock_mhz,
+                    progress=bar)
+    files = write_sweep(res, Path(args.out or f"out/sweep/{_safe(spec.name)}"))
+    if args.json:
+        print(json.dumps({"rows": res.rows, "files": {k: str(p) for k, p in files.items()}}))
+    else:
+        print(format_markdown(res))
+        print(f"{len(res.rows)} points in {res.wall_seconds:.1f} s; table and plots in {files['md'].parent}")
+    return 1 if any(r.get("error") for r in res.rows) else 0

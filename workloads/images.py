@@ -1,0 +1,93 @@
+"""Input images as the accelerator sees them: uint8 (H, W, C), the model's input size, 8-bit planes.
+
+PNG/JPEG go through Pillow: converted to RGB (or L for one channel), center-cropped to the model's
+aspect ratio and resized (bilinear). `.npy` files hold uint8 (H, W, C) or (C, H, W), loaded without
+pickle; other sizes are resized the same way. The default input is scikit-learn's bundled real photo
+china.jpg, so every run has a real image without a download.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def fit(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Center-crop a uint8 (H, W, C) image to the target aspect ratio, then resize to (height, width)."""
+    from PIL import Image
+
+    h, w, c = img.shape
+    if (h, w) == (height, width):
+        return img
+    scale = min(h / height, w / width)
+    ch, cw = round(height * scale), round(width * scale)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = img[top : top + ch, left : left + cw]
+    pil = Image.fromarray(crop[..., 0] if c == 1 else crop)
+    out = np.asarray(pil.resize((width, height), Image.BILINEAR), dtype=np.uint8)
+    return out[..., None] if c == 1 else out
+
+
+@functools.cache
+def _china() -> np.ndarray:
+    from sklearn.datasets import load_sample_images
+
+    img = load_sample_images().images[0]
+    img.setflags(write=False)
+    return img
+
+
+def default_image(shape: tuple[int, int, int]) -> np.ndarray:
+    """scikit-learn's china.jpg (427x640 real photo) fitted to a (C, H, W) input shape."""
+    c, h, w = shape
+    img = _china()
+    if c == 1:
+        img = np.round(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
+    elif c != 3:
+        raise ValueError(f"the default image has 3 channels; the model wants {c}: pass --input")
+    return fit(img, h, w).copy()
+
+
+def _from_npy(path: Path, c: int) -> np.ndarray:
+    arr = np.load(path, allow_pickle=False)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3:
+        raise ValueError(f"{path}: array of shape {arr.shape}; expected (H, W, C) or (C, H, W)")
+    if arr.shape[-1] != c and arr.shape[0] == c:
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.shape[-1] != c:
+        raise ValueError(f"{path}: shape {arr.shape} has no axis of {c} channels")
+    if arr.dtype != np.uint8:
+        if not _is_pixels(arr):
+            raise ValueError(f"{path}: values must be integers in 0..255 (8-bit pixels), got dtype {arr.dtype}")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def _is_pixels(arr: np.ndarray) -> bool:
+    """Integer-valued numbers in 0..255 (an 8-bit image saved with a wider dtype)."""
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        return False
+    return bool(arr.size == 0 or (arr.min() >= 0 and arr.max() <= 255 and np.all(arr == np.round(arr))))
+
+
+def load_image(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """An image file (PNG/JPEG/...) or .npy array as uint8 (H, W, C) fitted to the (C, H, W) input shape."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input image {path} does not exist")
+    c, h, w = shape
+    if path.suffix.lower() == ".npy":
+        return fit(_from_npy(path, c), h, w)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"{path}: unknown input kind (give a PNG/JPEG image or a .npy array)")
+    with Image.open(path) as im:
+        img = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.uint8)
+    return fit(img[..., None] if c == 1 else img, h, w)

@@ -1,0 +1,147 @@
+"""The workload registry: named networks with their input size, default precision and host work.
+
+`MODEL` on the command line is a registry name (`resnet18`) or `path/to/file.py:factory`. The file
+form imports and runs that Python file, exactly as `python file.py` would: it is the user's own code,
+run because they asked for it. Artifacts, by contrast, never run code (see isa.artifact).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from .post import classify, segment, ssd, yolo
+from .precision import PrecisionSpec, spec
+
+TASKS = ("classify", "detect", "segment")
+DEFAULT_BITS = "W2A2"
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A network as bitbranch runs it. `postprocess` maps the model's float outputs to a host result
+    (an object with `summary()` and `to_dict()`); `host_ops` names what it does, for reports."""
+
+    name: str
+    factory: Callable[[], nn.Module]
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    task: str = "classify"
+    precision: PrecisionSpec = field(default_factory=lambda: spec(DEFAULT_BITS))
+    postprocess: Callable[[Sequence[Tensor]], Any] | None = classify.postprocess
+    host_ops: tuple[str, ...] = ("softmax + top-5",)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"workload '{self.name}': task '{self.task}' not one of {TASKS}")
+
+    def build(self) -> nn.Module:
+        """A fresh model in eval mode (Dropout off, BatchNorm on running statistics)."""
+        model = self.factory()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"workload '{self.name}': factory returned {type(model).__name__}, not an nn.Module")
+        return model.eval()
+
+
+def _eight_bit_weights(*paths: str) -> PrecisionSpec:
+    """W2A2 inside; 8-bit weights for the given layers (the first conv, the classifier)."""
+    return spec(DEFAULT_BITS, **{p: {"w": 8} for p in paths})
+
+
+def _registry() -> dict[str, WorkloadSpec]:
+    from .models import alexnet, fcn, resnet, vgg
+    from .models import ssd as ssd_model
+    from .models import yolo as yolo_model
+
+    resnet_bits = _eight_bit_weights("conv1", "fc")
+    torchvision_bits = _eight_bit_weights("features.0", "classifier.6")  # VGG / AlexNet layout
+    specs = [
+        WorkloadSpec("resnet18", resnet.resnet18, (3, 224, 224), precision=resnet_bits,
+                     description="ResNet-18, ImageNet 224x224, 1000 classes"),
+        WorkloadSpec("resnet34", resnet.resnet34, (3, 224, 224), precision=resnet_bits,
+                     description="ResNet-34, ImageNet 224x224, 1000 classes"),
+        WorkloadSpec("resnet50", resnet.resnet50, (3, 224, 224), precision=resnet_bits,
+                     description="ResNet-50 (v1.5), ImageNet 224x224, 1000 classes"),
+        WorkloadSpec("vgg16", vgg.vgg16, (3, 224, 224), precision=torchvision_bits,
+                     description="VGG-16 (configuration D, no BN), ImageNet 224x224, 1000 classes"),
+        WorkloadSpec("alexnet", alexnet.alexnet, (3, 224, 224), precision=torchvision_bits,
+                     description="AlexNet (torchvision layer shapes), ImageNet 224x224, 1000 classes"),
+        WorkloadSpec("ssd300_resnet18", ssd_model.ssd300_resnet18, (3, 300, 300), "detect",
+                     _eight_bit_weights("backbone.conv1"), ssd.postprocess,
+                     ("flatten 8732 default boxes", "softmax", "box decode", "class-wise NMS"),
+                     "SSD300, ResNet-18 backbone, 21 classes (VOC), 8732 default boxes"),
+        WorkloadSpec("yolov3_tiny", yolo_model.yolov3_tiny, (3, 416, 416), "detect",
+                     _eight_bit_weights("backbone.0.0"), yolo.postprocess,
+                     ("sigmoid", "box decode", "class-wise NMS"),
+                     "YOLOv3-tiny 416x416, 80 classes (COCO); ReLU for LeakyReLU, 3x3/1 max pool (see model doc)"),
+        WorkloadSpec("fcn_resnet18", fcn.fcn_resnet18, (3, 224, 224), "segment",
+                     _eight_bit_weights("backbone.conv1"), segment.postprocess, ("per-pixel argmax",),
+                     "FCN, dilated ResNet-18 (output stride 8), 21 classes (VOC), nearest x8 upsample"),
+    ]
+    return {s.name: s for s in specs}
+
+
+_SPECS: dict[str, WorkloadSpec] | None = None
+
+
+def names() -> list[str]:
+    return list(_specs())
+
+
+def _specs() -> dict[str, WorkloadSpec]:
+    global _SPECS
+    if _SPECS is None:
+        _SPECS = _registry()
+    return _SPECS
+
+
+def get(name: str) -> WorkloadSpec:
+    """A registered workload, or `file.py:factory` (see module doc)."""
+    if ":" in name and name.split(":", 1)[0].endswith(".py"):
+        return load_user_model(name)
+    specs = _specs()
+    if name not in specs:
+        raise ValueError(f"unknown model '{name}' (registered: {', '.join(specs)}; or give path/to/file.py:factory)")
+    return specs[name]
+
+
+def load_user_model(ref: str, input_shape: tuple[int, int, int] | None = None) -> WorkloadSpec:
+    """`path/to/file.py:factory` -> a WorkloadSpec. Runs the file (user code, run knowingly).
+
+    The factory returns an nn.Module (classification by default; input from `input_shape`, the
+    module's `input_shape` attribute, or 3x224x224) or a complete WorkloadSpec.
+    """
+    path_text, _, func = ref.rpartition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    module_name = f"bitbranch_user_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # pickling by reference (parallel sweeps) needs the module registered
+    spec.loader.exec_module(module)
+    factory = getattr(module, func, None)
+    if not callable(factory):
+        raise ValueError(f"{path}: no callable '{func}' (defined: {', '.join(_callables(module)) or 'none'})")
+    if inspect.signature(factory).parameters and any(
+        p.default is inspect.Parameter.empty for p in inspect.signature(factory).parameters.values()
+    ):
+        raise ValueError(f"{path}:{func} must be callable without arguments")
+    made = factory()
+    if isinstance(made, WorkloadSpec):
+        return made
+    if not isinstance(made, nn.Module):
+        raise TypeError(f"{path}:{func} returned {type(made).__name__}; expected an nn.Module or a WorkloadSpec")
+    shape = input_shape or tuple(getattr(made, "input_shape", None) or getattr(module, "INPUT_SHAPE", (3, 224, 224)))
+    return WorkloadSpec(ref, factory, tuple(int(s) for s in shape)[-3:], description=f"user model {ref}")
+
+
+def _callables(module: object) -> list[str]:
+    return [k for k, v in vars(module).items() if callable(v) and not k.startswith("_") and not isinstance(v, type)]
