@@ -19,17 +19,19 @@ xor to 0 and ``N - 2 * popcount(a ^ b)`` with the true N is exact.
 
 Products.  ``decomposed_matmul_bitwise`` is the model of the hardware datapath (xor + popcount on
 packed words, one branch per plane pair, shift-and-add with the plane coefficients).
-``decomposed_matmul_fast`` computes the same integers with an int8 GEMM (``torch._int_mm``) on codes
-rebuilt from the planes; it is exact by construction (operand range argument + int32 overflow
-chunking) and is checked against the bitwise path and against ``codes_matmul`` in the tests.
+``decomposed_matmul_fast`` computes the same integers with a GEMM on int8 operands rebuilt from the
+planes (numpy float32/float64 or ``torch._int_mm``, whichever is fastest for the shape); it is exact
+by construction (operand range argument, float exactness bounds, int32 overflow chunking) and is
+checked against the bitwise path and against ``codes_matmul`` in the tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 from typing import Any
@@ -39,7 +41,11 @@ import numpy as np
 __all__ = [
     "MAX_BITS",
     "WORD_BITS",
+    "Operand",
+    "PreparedWeights",
+    "activation_operand",
     "branch_dot",
+    "byte_levels",
     "check_bits",
     "check_pad_bits",
     "code_range",
@@ -47,20 +53,26 @@ __all__ = [
     "code_to_planes",
     "codes_from_planes_packed",
     "codes_matmul",
+    "contract_coefficients",
     "decomposed_matmul",
     "decomposed_matmul_bitwise",
     "decomposed_matmul_fast",
+    "gemm_threads",
     "level_to_code",
     "level_to_planes",
+    "matmul_prepared",
+    "operand_form",
     "num_words",
     "pack_bits",
     "plane_coefficients",
+    "plane_levels",
     "planes_from_codes_packed",
     "planes_from_levels_packed",
     "planes_from_ternary_packed",
     "planes_to_code",
     "planes_to_level",
     "planes_to_ternary",
+    "prepare_weights",
     "ternary_to_planes",
     "unpack_bits",
     "unsigned_correction",
@@ -453,7 +465,7 @@ def decomposed_matmul_bitwise(a_words: Any, w_words: Any, n: int, a_coef: Any, w
 
 
 # --------------------------------------------------------------------------------------------------
-# fast exact datapath: int8 GEMM on codes rebuilt from the planes
+# fast exact datapath: exact GEMMs on int8 operands rebuilt from the planes
 # --------------------------------------------------------------------------------------------------
 @functools.cache
 def _torch() -> Any:
@@ -462,7 +474,40 @@ def _torch() -> Any:
         import torch
     except ImportError:  # pragma: no cover - torch is a hard dependency of the package
         return None
+    if _THREADS[0] is not None:  # imported inside gemm_threads(): apply its limit now
+        _THREADS[1] = torch.get_num_threads()
+        torch.set_num_threads(_THREADS[0])
     return torch
+
+
+# [limit inside gemm_threads() or None, torch's own setting to restore (None: untouched)]
+_THREADS: list[int | None] = [None, None]
+
+
+@contextlib.contextmanager
+def gemm_threads(n: int = 1) -> Iterator[None]:
+    """Run torch's GEMM kernels on n threads inside the block (restored afterwards).
+
+    The simulator computes many small products, one after the other: there one thread is as fast as
+    two, and far faster when the cores are shared (parallel sweeps, test runners), where a
+    multi-threaded kernel spends its time waiting for its helper threads. torch's setting is global,
+    so the limit applies to the whole process while the block runs. Not re-entrant across threads.
+    """
+    if _THREADS[0] is not None:  # nested: the outer block's limit stays
+        yield
+        return
+    _THREADS[0] = n
+    torch = sys.modules.get("torch")
+    if torch is not None and _torch.cache_info().currsize:
+        _THREADS[1] = torch.get_num_threads()
+        if _THREADS[1] != n:
+            torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if _THREADS[1] is not None and _THREADS[1] != n:
+            sys.modules["torch"].set_num_threads(_THREADS[1])
+        _THREADS[0] = _THREADS[1] = None
 
 
 def _int_mm_fn() -> Callable[[Any, Any], Any] | None:
@@ -510,77 +555,235 @@ def _int_mm_int32(a: Any, b: Any, pad: bool = False) -> Any:
     return mm(ap, bp)[:m, :n]
 
 
-class _Int8Operand:
-    """An operand q [rows, n] written as q = scale * v + offset, v an int8 torch tensor (exact).
+# --- operands: q = scale * v + offset with v int8 -----------------------------------------------
+#
+# Every operand of the contract is q = sum_i c_i (2 b_i - 1) = 2 L - S with L = sum_i c_i b_i (the
+# "level" of the element) and S = sum_i c_i.  For non-negative coefficients with S <= 255 (every
+# activation and weight coefficient list of the contract: 2^i for up to 8 planes, (1, 1) for ternary)
+# an operand is rebuilt as an int8 matrix v plus an affine map, in one of two forms:
+#     "code"      S <= 127:  v = q = 2 L - S  (-S..S)       q = v
+#     "centered"  S <= 255:  v = L - 128      (-128..127)   q = 2 v + (256 - S)
+# The GEMM runs on the v's and the affine parts become exact rank-1 corrections:
+#     R = sa sw (va @ vw) + sa pw rowsum(va) + pa sw colsum(vw) + pa pw n
+# (nothing to correct when both operands are in code form, e.g. W2A2).
 
-    All entries of q = sum_i c_i (2 b_i - 1) = 2 L - S (L = sum_i c_i b_i, S = sum c) have the parity of
-    S.  If S <= 127, v = q fits int8 (scale 1, offset 0).  If S <= 255 (8-bit codes: S = 255) the
-    operand is halved: v = L - ceil(S/2) in [-128, 127] and q = 2 v + (S mod 2).  The GEMM runs on v
-    and the offsets become rank-1 corrections; bound is max |v|, used for the int32 chunking.
+# _SPREAD[b] is a uint64 whose byte j is bit j of b (0 or 1).  For 8 consecutive elements of a row,
+# sum_i c_i _SPREAD[byte of plane i] holds in byte lane j element j's L <= S <= 255: no addition
+# carries from one lane into the next, so the lanes are exactly the levels (little-endian hosts:
+# byte j of the uint64 is element 8b + j).  The code form adds 128 - S to every lane of
+# sum_i 2 c_i _SPREAD[...]: lanes 2L + 128 - S stay in 1..255 (S <= 127), and xor 0x80 turns each
+# into 2L - S = q as an int8.  The centered form is L xor 0x80 = L - 128 as an int8.
+_SPREAD = np.zeros(256, dtype=np.uint64)
+for _j in range(8):
+    _SPREAD |= ((np.arange(256, dtype=np.uint64) >> np.uint64(_j)) & np.uint64(1)) << np.uint64(8 * _j)
+del _j
+_LANES = 0x0101010101010101  # 1 in every byte lane
+_CENTER = np.uint64(0x80 * _LANES)  # xor 0x80 in every byte lane: x -> x - 128 as int8
+_LITTLE = sys.byteorder == "little"
+FORMS = ("level", "code", "centered")
+
+# Exactness bounds of the GEMM kernels.  Every partial sum of va @ vw, in whatever order a kernel adds
+# the products, is an integer of magnitude <= max|va| * max|vw| * n (a sum of a subset of the n
+# products).  float32 represents every integer of magnitude <= 2^24 exactly, float64 every one
+# <= 2^53, so a float GEMM whose bound is below these limits performs only exact additions (and exact
+# products: |va * vw| <= 2^14) and returns the integer result.  The int8 GEMM accumulates in int32:
+# it is split along n into chunks whose bound is <= _INT32_MAX.
+_FLOAT32_EXACT = 2**24
+# Products with fewer multiply-accumulates than this use numpy (float32/float64 BLAS), at or above it
+# torch._int_mm: below it the torch call overhead outweighs the faster int8 kernel (measured on the
+# 2-core reference machine), and OpenBLAS computes such small products on one thread (its GEMMs
+# start threads from m*n*k = 2^18), so they do not suffer from shared cores either.
+_INT_MM_MIN_MACS = 1 << 18
+# Tests force a kernel ("int8", "float32", "float64") to pin each path and its bound; None = by shape.
+_FORCE_KERNEL: str | None = None
+
+
+def contract_coefficients(coef: np.ndarray) -> bool:
+    """True if plane coefficients allow the int8 operand form: non-negative with sum <= 255."""
+    return _LITTLE and bool((coef >= 0).all()) and int(coef.sum()) <= 255
+
+
+def operand_form(coef_sum: int) -> str:
+    """The int8 form of an operand whose coefficients sum to coef_sum (<= 255): "code" if it fits."""
+    return "code" if coef_sum <= 127 else "centered"
+
+
+@functools.lru_cache(maxsize=64)
+def _spread_tables(coef: tuple[int, ...], form: str) -> tuple[tuple[np.ndarray, ...], bool]:
+    """Per plane, _SPREAD times that plane's multiplier (the form's constant folded into the first),
+    and whether the lanes end with xor 0x80: byte_levels is then one lookup per plane, the additions and
+    at most one xor."""
+    mult = [2 * c for c in coef] if form == "code" else list(coef)
+    tables = [_SPREAD * np.uint64(c) for c in mult]
+    if form == "code":
+        tables[0] = tables[0] + np.uint64((128 - sum(coef)) * _LANES)
+    for t in tables:
+        t.flags.writeable = False
+    return tuple(tables), form != "level"
+
+
+def byte_levels(plane_bytes: np.ndarray, coef: Sequence[int] | np.ndarray | None = None,
+                form: str = "level") -> np.ndarray:
+    """Plane bytes [P, ..., nb] (uint8; bit j of byte b = element 8b + j) -> uint8 [..., nb*8]: element e
+    holds L_e = sum_i coef[i] * bit_i(e) (coef None: 2^i), or for form "code" / "centered" the int8
+    bits of 2 L_e - S / L_e - 128 (see _SPREAD).
+
+    Trusted inputs (see contract_coefficients; "code" needs S <= 127): one table lookup per plane
+    byte plus lane-wise uint64 arithmetic, so 8 elements are combined per operation.
     """
+    planes = plane_bytes.shape[0]
+    key = tuple(1 << i for i in range(planes)) if coef is None else tuple(int(c) for c in coef)
+    tables, center = _spread_tables(key, form)
+    acc = tables[0].take(plane_bytes[0])
+    for i in range(1, planes):
+        acc += tables[i].take(plane_bytes[i])
+    if center:
+        acc ^= _CENTER
+    return acc.view(np.uint8).reshape(acc.shape[:-1] + (acc.shape[-1] * 8,))
+
+
+def plane_levels(words: np.ndarray, coef: np.ndarray | None = None, form: str = "level") -> np.ndarray:
+    """Packed planes [P, rows, nw] (native uint64, last axis contiguous) -> uint8 [rows, nw*64] levels
+    or int8 operand values (see byte_levels)."""
+    return byte_levels(words.view(np.uint8), coef, form)
+
+
+class Operand:
+    """An activation operand q = scale * v + offset, v int8 [rows, n] with |v| <= bound."""
 
     __slots__ = ("bound", "offset", "scale", "v")
 
-    def __init__(self, v: Any, scale: int, offset: int, bound: int):
+    def __init__(self, v: np.ndarray, scale: int, offset: int, bound: int) -> None:
         self.v, self.scale, self.offset, self.bound = v, scale, offset, bound
 
 
-_DELTA_SWAPS = ((7, 0x00AA00AA00AA00AA), (14, 0x0000CCCC0000CCCC), (28, 0x00000000F0F0F0F0))
+def activation_operand(values: np.ndarray, coef_sum: int, form: str) -> Operand:
+    """Operand from plane_levels(..., form) output (uint8 [rows, n], C-contiguous), form "code" or
+    "centered" (see operand_form)."""
+    if form == "code":
+        return Operand(values.view(np.int8), 1, 0, coef_sum)
+    return Operand(values.view(np.int8), 2, 256 - coef_sum, 128)
 
 
-def _plane_bytes(words: np.ndarray, n: int) -> Any:
-    """Packed planes [P, rows, nw] -> uint8 tensor [rows, n] whose bit i is plane i of that element.
+class PreparedWeights:
+    """The weight operand of a product, rebuilt once from its planes: q = scale * v + offset, v int8
+    [cols, n].  The simulator keeps these across BGEMMs while the WGT entries they came from are
+    unchanged.  GEMM layouts are built on first use and kept."""
 
-    Bytes of the P planes are interleaved into uint64 lanes (byte i = plane i, bit j = element j of
-    an 8-element group) and each lane is bit-transposed (8x8) with three delta swaps (Hacker's
-    Delight 7-3): afterwards byte j holds element j's bits across planes.  Little-endian hosts only.
-    """
-    torch = _torch()
-    P, rows, nw = words.shape
-    if not words.flags.writeable:
-        words = words.copy()
-    by = torch.from_numpy(words.view(np.uint8).reshape(P, rows, nw * 8))
-    lanes = torch.zeros((rows, nw * 8, 8), dtype=torch.uint8)
-    lanes[:, :, :P] = by.permute(1, 2, 0)
-    x = lanes.view(torch.int64).reshape(rows, nw * 8)
-    t = torch.empty_like(x)
-    for s, m in _DELTA_SWAPS:  # arithmetic >> is harmless: the masks clear the sign-filled bits
-        torch.bitwise_right_shift(x, s, out=t)
-        t ^= x
-        t &= m
-        x ^= t
-        x ^= t << s
-    return x.view(torch.uint8).reshape(rows, nw * 64)[:, :n]
+    def __init__(self, v: np.ndarray, scale: int, offset: int, bound: int) -> None:
+        self.v, self.scale, self.offset, self.bound = v, scale, offset, bound
+        self.cols, self.n = v.shape
+        self.colsum = v.sum(axis=1, dtype=np.int64)
+        self.colsum32 = self.colsum.astype(np.int32)  # mod 2^32, for wrapping results
+        # offset != 0: an extra all-ones column makes the same GEMM return rowsum(va)
+        self.ones = offset != 0
+        self.gemm_bound = max(bound, 1) if self.ones else bound
+        self._layouts: dict[str, Any] = {}
+
+    def layout(self, kind: str) -> Any:
+        """[n, cols (+1)] matrix for a kernel: 'float32', 'float64' (numpy) or 'int8' (torch)."""
+        m = self._layouts.get(kind)
+        if m is None:
+            vt = self.v.T
+            if self.ones:
+                vt = np.concatenate([vt, np.ones((self.n, 1), dtype=np.int8)], axis=1)
+            if kind == "int8":
+                m = _torch().from_numpy(np.ascontiguousarray(vt))
+            else:
+                m = np.ascontiguousarray(vt, dtype=np.float32 if kind == "float32" else np.float64)
+            self._layouts[kind] = m
+        return m
 
 
-def _int8_operand(words: np.ndarray, n: int, coef: np.ndarray) -> _Int8Operand | None:
-    """Rebuild q = sum_i coef_i (2 plane_i - 1) from packed planes straight into int8 (or None)."""
-    torch = _torch()
-    if torch is None or sys.byteorder != "little" or (coef < 0).any():
+def prepare_weights(w_words: np.ndarray, n: int, w_coef: np.ndarray) -> PreparedWeights | None:
+    """Weight planes [M, cols, nw] (native uint64) -> PreparedWeights, or None if the coefficients
+    are outside the int8 form (then use the exact fallback)."""
+    if not contract_coefficients(w_coef):
         return None
-    s = int(coef.sum())
-    if s > 255:
-        return None
-    xb = _plane_bytes(words, n)  # uint8 [rows, n], bit i = plane i
-    pow2 = np.array_equal(coef, np.int64(1) << np.arange(coef.size, dtype=np.int64))
-    if s <= 127:
-        scale, offset, mul, sub = 1, 0, 2, s  # v = q = 2L - S
-    else:
-        scale, offset, mul, sub = 2, s & 1, 1, (s + 1) // 2  # v = L - ceil(S/2)
-    # all arithmetic is mod 256 in uint8; the true v lies in [-128, 127], so viewing as int8 is exact
-    if pow2:  # L is the byte itself
-        v = torch.sub(xb * mul if mul != 1 else xb, sub)
-    else:  # L through a 256-entry table
-        bits = (np.arange(256)[:, None] >> np.arange(coef.size)) & 1
-        table = ((mul * (bits @ coef) - sub) % 256).astype(np.uint8)
-        v = torch.from_numpy(np.take(table, xb.numpy()))
-    bound = max(sub, mul * s - sub)
-    return _Int8Operand(v.view(torch.int8), scale, offset, bound)
+    s = int(w_coef.sum())
+    form = operand_form(s)
+    v = plane_levels(np.ascontiguousarray(w_words), w_coef, form).view(np.int8)
+    if v.shape[1] != n:  # pad elements past n are dropped
+        v = np.ascontiguousarray(v[:, :n])
+    if form == "code":
+        return PreparedWeights(v, 1, 0, s)
+    return PreparedWeights(v, 2, 256 - s, 128)
+
+
+def _choose_kernel(rows: int, cols: int, n: int, bound: int) -> str:
+    """The fastest exact kernel for va [rows, n] @ vw [n, cols] whose partial sums are <= bound."""
+    if _FORCE_KERNEL is not None:
+        return _FORCE_KERNEL
+    if rows * cols * n >= _INT_MM_MIN_MACS and _int_mm_fn() is not None:
+        return "int8"
+    return "float32" if bound <= _FLOAT32_EXACT else "float64"
+
+
+def _gemm(va: np.ndarray, ba: int, w: PreparedWeights) -> np.ndarray:
+    """G = va @ vw^T (+ the ones column), exactly: int32 [rows, cols (+1)] when no partial sum can
+    exceed int32 (|va| <= ba, |vw| <= w.gemm_bound), else int64."""
+    rows, n = va.shape
+    bound = ba * w.gemm_bound * n
+    kernel = _choose_kernel(rows, w.cols + w.ones, n, bound)
+    if kernel == "int8":
+        ta, tw = _torch().from_numpy(va), w.layout("int8")
+        step = max(1, _INT32_MAX // max(1, ba * w.gemm_bound))  # chunks of n whose int32 sums cannot wrap
+        if step >= n:
+            return _int_mm_rowmajor(ta, tw).numpy()
+        g = np.zeros((rows, tw.shape[1]), dtype=np.int64)
+        for k0 in range(0, n, step):
+            g += _int_mm_rowmajor(ta[:, k0 : k0 + step].contiguous(), tw[k0 : k0 + step]).numpy()
+        return g
+    wm = w.layout(kernel)
+    out = np.int32 if bound <= _INT32_MAX else np.int64
+    if kernel == "float32":  # chosen only when bound <= 2^24 (or forced by a test)
+        return (va.astype(np.float32) @ wm).astype(out)
+    step = max(1, _FLOAT64_EXACT // max(1, ba * w.gemm_bound))  # chunks beyond 2^53 (unreachable with ISA fields)
+    if step >= n:
+        return (va.astype(np.float64) @ wm).astype(out)
+    g = np.zeros((rows, wm.shape[1]), dtype=np.int64)
+    for k0 in range(0, n, step):
+        g += (va[:, k0 : k0 + step].astype(np.float64) @ wm[k0 : k0 + step]).astype(np.int64)
+    return g
+
+
+def _int_mm_rowmajor(a: Any, b: Any) -> Any:
+    """torch._int_mm on operands that already have canonical row-major strides (see _row_major: an
+    operand from numpy or a prepared layout, or a .contiguous() copy, always has), padded on refusal."""
+    try:
+        return _torch()._int_mm(a, b)
+    except RuntimeError:
+        return _int_mm_int32(a, b, pad=True)
+
+
+def _wrap32(x: int) -> int:
+    return (x + 2**31) % 2**32 - 2**31
+
+
+def matmul_prepared(a: Operand, w: PreparedWeights, wrap32: bool = False) -> np.ndarray:
+    """R = qa @ qw^T [rows, cols] from an activation operand and prepared weights (see above): exact
+    int64, or with wrap32 int32 holding R mod 2^32 (two's complement; what a wrapping int32
+    accumulator stores). The affine corrections are linear, so evaluating them in wrapping int32
+    arithmetic on the exact G yields exactly R mod 2^32."""
+    dt = np.int32 if wrap32 else np.int64
+    g = _gemm(a.v, a.bound, w)
+    if g.dtype != dt:
+        g = g.astype(dt)  # int64 -> int32 keeps the value mod 2^32; int32 -> int64 is exact
+    cols = w.cols
+    sc = a.scale * w.scale
+    r = g[:, :cols] * sc if sc != 1 else g[:, :cols].copy()
+    if w.ones:
+        r += (a.scale * w.offset) * g[:, cols:]
+    if a.offset:
+        r += (a.offset * w.scale) * (w.colsum32 if wrap32 else w.colsum)
+        if w.offset:
+            const = a.offset * w.offset * w.n
+            r += _wrap32(const) if wrap32 else const
+    return r
 
 
 def _exact_gemm_float64(qa: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """Exact integer GEMM via float64 BLAS: every partial sum is an integer < 2^53 (chunked along N)."""
-    torch = _torch()
     rows, n = qa.shape
     cols = qw.shape[1]
     ba = int(np.abs(qa).max(initial=0))
@@ -588,72 +791,45 @@ def _exact_gemm_float64(qa: np.ndarray, qw: np.ndarray) -> np.ndarray:
     if ba * bw == 0:
         return np.zeros((rows, cols), dtype=np.int64)
     step = (_FLOAT64_EXACT - 1) // (ba * bw)
-    if step < 1 or torch is None:
+    if step < 1:
         return codes_matmul(qa, qw)
     out = np.zeros((rows, cols), dtype=np.int64)
     for k0 in range(0, n, step):
-        ta = torch.from_numpy(np.ascontiguousarray(qa[:, k0 : k0 + step], dtype=np.float64))
-        tw = torch.from_numpy(np.ascontiguousarray(qw[k0 : k0 + step], dtype=np.float64))
-        out += (ta @ tw).numpy().astype(np.int64)
+        ta = np.ascontiguousarray(qa[:, k0 : k0 + step], dtype=np.float64)
+        tw = np.ascontiguousarray(qw[k0 : k0 + step], dtype=np.float64)
+        out += (ta @ tw).astype(np.int64)
     return out
 
 
 def decomposed_matmul_fast(a_words: Any, w_words: Any, n: int, a_coef: Any, w_coef: Any) -> np.ndarray:
-    """Same integers as decomposed_matmul_bitwise, computed with an exact int8 GEMM (torch._int_mm).
+    """Same integers as decomposed_matmul_bitwise, computed with an exact GEMM on rebuilt operands.
 
-    Operands are rebuilt from the planes as q = scale * v + offset with v int8 (see _Int8Operand):
-        R = sa*sw * (va @ vw) + sa*pw * rowsum(va) + pa*sw * colsum(vw) + pa*pw * n.
-    rowsum(va) comes out of the same GEMM (an extra all-ones weight column).  va @ vw runs in int32
-    and is split along n into chunks with max|va| * max|vw| * chunk <= 2^31 - 1, so it never wraps.
-    Operands that do not fit int8 (coefficients outside the contract) use an exact float64 GEMM.
+    Operands are rebuilt from the planes as q = scale * v + offset with v int8 (see Operand): the GEMM
+    va @ vw runs on the fastest exact kernel for its shape (_choose_kernel: numpy float32/float64
+    below their exactness bounds, torch._int_mm in int32 chunks that cannot wrap) and the affine parts
+    are added as int64 rank-1 corrections.  Operands outside the int8 form (coefficients outside the
+    contract) use an exact float64 GEMM on the codes.
     """
     a, w, n, ca, cw = _check_operands(a_words, w_words, n, a_coef, w_coef)
     rows, cols = a.shape[1], w.shape[1]
     if rows == 0 or cols == 0:
         return np.zeros((rows, cols), dtype=np.int64)
-    ow = _int8_operand(w, n, cw) if _int_mm_fn() is not None else None
-    # activation rows are processed in blocks so that the rebuilt operand stays ~64 MB
-    rb = min(rows, max(1, _FAST_BLOCK_BYTES // (3 * a.shape[2] * 64)))
-    blocks = [slice(r0, min(rows, r0 + rb)) for r0 in range(0, rows, rb)]
-    oas = [_int8_operand(a[:, rs], n, ca) for rs in blocks[:1]] if ow is not None else [None]
-    if oas[0] is None or ow is None:
+    pw = prepare_weights(w, n, cw) if contract_coefficients(ca) else None
+    if pw is None:
         qa = codes_from_planes_packed(a, n, ca)
         qw = codes_from_planes_packed(w, n, cw)
         return _exact_gemm_float64(qa, qw.T)
-    torch = _torch()
-    vw = ow.v.t()  # [n, cols]
-    if ow.offset:  # extra column of ones: G[:, cols] = rowsum(va)
-        vw = torch.cat([vw, torch.ones((n, 1), dtype=torch.int8)], dim=1)
-    vw = vw.contiguous()
-    colsum = ow.v.sum(dim=1, dtype=torch.int64).numpy()
+    s = int(ca.sum())
+    form = operand_form(s)
+    # activation rows in blocks, so that the rebuilt operand and its temporaries stay ~64 MB
+    rb = min(rows, max(1, _FAST_BLOCK_BYTES // (3 * a.shape[2] * 64)))
     out = np.empty((rows, cols), dtype=np.int64)
-    for i, rs in enumerate(blocks):
-        oa = oas[0] if i == 0 else _int8_operand(a[:, rs], n, ca)
-        assert oa is not None  # same coefficients as the first block
-        out[rs] = _fast_block(oa, ow, vw, colsum, n, cols)
+    for r0 in range(0, rows, rb):
+        values = plane_levels(a[:, r0 : r0 + rb], ca, form)
+        if values.shape[1] != n:  # pad elements past n are dropped
+            values = np.ascontiguousarray(values[:, :n])
+        out[r0 : r0 + rb] = matmul_prepared(activation_operand(values, s, form), pw)
     return out
-
-
-def _fast_block(
-    oa: _Int8Operand, ow: _Int8Operand, vw: Any, colsum: np.ndarray, n: int, cols: int
-) -> np.ndarray:
-    """R for one block of activation rows from the int8 operands (see decomposed_matmul_fast)."""
-    va = oa.v  # [rows, n]
-    step = max(1, _INT32_MAX // max(1, oa.bound * max(1, ow.bound)))
-    if step >= n:
-        g = _int_mm_int32(va, vw).numpy().astype(np.int64)
-    else:
-        g = np.zeros((va.shape[0], vw.shape[1]), dtype=np.int64)
-        for k0 in range(0, n, step):
-            g += _int_mm_int32(va[:, k0 : k0 + step].contiguous(), vw[k0 : k0 + step]).numpy()
-    r = g[:, :cols] * (oa.scale * ow.scale) if oa.scale * ow.scale != 1 else g[:, :cols].copy()
-    if ow.offset:
-        r += (oa.scale * ow.offset) * g[:, cols : cols + 1]
-    if oa.offset:
-        r += (oa.offset * ow.scale) * colsum[None, :]
-        if ow.offset:
-            r += oa.offset * ow.offset * n
-    return r
 
 
 def decomposed_matmul(

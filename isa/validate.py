@@ -33,10 +33,12 @@ an exact check. Leftover tokens at the end are legal (as in VTA) and reported in
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
 
 from .encoding import Instruction, check_fields
 from .errors import BufferOverrun, DeadlockError, DramOverrun, FieldRangeError, IllegalInstruction, TokenError
@@ -409,7 +411,12 @@ def validate_program(
     if not program:
         raise IllegalInstruction("empty program: it must end with finish")
     last = len(program) - 1
-    for index, insn in enumerate(program):
+    screened = _screen(program, hw, dram_size)
+    # Instructions the vectorised screen passes are valid (it implements the same checks); the others
+    # get the full per-instruction check in program order, so the first error raised is the same.
+    suspects = range(len(program)) if screened is None else screened[0]
+    for index in suspects:
+        insn = program[index]
         validate_instruction(insn, index, hw, dram_size)
         if insn.op == "finish" and index != last:
             raise IllegalInstruction(
@@ -419,7 +426,136 @@ def validate_program(
             )
     if program[last].op != "finish":
         raise IllegalInstruction("the program must end with finish", last, program[last].op)
-    return check_tokens(program, hw) if check_deadlock else None
+    if not check_deadlock:
+        return None
+    if screened is None:
+        return check_tokens(program, hw)
+    return _check_decoded_tokens(program, hw, screened[1], screened[2])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Vectorised screen: the checks of validate_instruction, per opcode over all its instructions at once.
+# It only decides "certainly valid" or "look closer"; errors (and their messages) always come from
+# validate_instruction, so the two cannot disagree on what is reported.
+
+
+def _lookup(table: dict[int, int], size: int) -> np.ndarray:
+    out = np.zeros(size, dtype=np.int64)
+    for k, v in table.items():
+        out[k] = v
+    return out
+
+
+def _screen(
+    program: Sequence[Instruction], hw: HwConfig, dram_size: int | None
+) -> tuple[list[int], list[int], list[int]] | None:
+    """(suspect indices, executing unit, token-flag mask) of every instruction, or None if the program
+    cannot be screened (unknown opcodes, malformed values): then everything gets the full check."""
+    n = len(program)
+    groups: dict[str, list[int]] = {}
+    for index, insn in enumerate(program):
+        groups.setdefault(insn.op, []).append(index)
+    units = np.zeros(n, dtype=np.int64)
+    masks = np.zeros(n, dtype=np.int64)
+    ok = np.ones(n, dtype=bool)
+    dram_limit = DRAM_ADDRESS_SPACE if dram_size is None else min(dram_size, DRAM_ADDRESS_SPACE)
+    entries = {name: hw.entries(name) for name in ("inp", "wgt", "acc", "out", "const")}
+    buf_entries = _lookup({int(b): hw.entries(b.name.lower()) for b in Buffer}, 8)
+    buf_bytes = _lookup({int(b): hw.entry_bytes(b.name.lower()) for b in Buffer}, 8)
+    for op, idx in groups.items():
+        opcode = OPCODE_BY_NAME.get(op)
+        if opcode is None:
+            return None
+        width = len(opcode.layout)
+        try:
+            v = np.array([program[i].values for i in idx], dtype=np.int64)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        if v.shape != (len(idx), width):
+            return None
+        col = {name: v[:, j] for j, name in enumerate(_NAMES[op])}
+        good = np.ones(len(idx), dtype=bool)
+        for j, (lo, hi, legal) in enumerate(_BOUNDS[op]):
+            good &= (v[:, j] >= lo) & (v[:, j] <= hi)
+            if legal is not None:
+                good &= np.isin(v[:, j], sorted(legal))
+        flags = col["pop_prev"] | col["pop_next"] << 1 | col["push_prev"] << 2 | col["push_next"] << 3
+        unit = col["unit"] if opcode.unit is None else np.full(len(idx), int(opcode.unit), dtype=np.int64)
+        illegal = np.array(_ILLEGAL_MASK + (15,) * 5, dtype=np.int64)[np.clip(unit, 0, 7)]
+        good &= (flags & illegal) == 0
+        good &= _SCREENS[op](col, hw, entries, buf_entries, buf_bytes, dram_limit) if op in _SCREENS else True
+        ia = np.array(idx)
+        ok[ia] = good
+        units[ia] = unit
+        masks[ia] = flags
+    suspects = np.flatnonzero(~ok).tolist()
+    for index in groups.get("finish", ()):  # finish anywhere but last
+        if index != n - 1:
+            suspects.append(index)
+    return sorted(set(suspects)), units.tolist(), masks.tolist()
+
+
+def _screen_load(c, hw, entries, buf_entries, buf_bytes, dram_limit) -> np.ndarray:
+    width = c["pad_left"] + c["len"] + c["pad_right"]
+    stride = np.where(c["sstride"] == 0, width, c["sstride"])
+    sram_rows = c["pad_top"] + c["rows"] + c["pad_bottom"]
+    dram_last = c["dram"] + (c["rows"] - 1) * c["dstride"] + c["len"] * buf_bytes[c["buf"] & 7] - 1
+    sram_last = c["sram"] + (sram_rows - 1) * stride + width - 1
+    return (((c["sstride"] == 0) | (c["sstride"] >= width)) & (dram_last < dram_limit)
+            & (sram_last < buf_entries[c["buf"] & 7]))
+
+
+def _screen_store(c, hw, entries, buf_entries, buf_bytes, dram_limit) -> np.ndarray:
+    e = buf_bytes[c["buf"] & 7]
+    stride = np.where(c["sstride"] == 0, c["len"], c["sstride"])
+    dram_last = c["dram"] + (c["rows"] - 1) * c["dstride"] + c["len"] * e - 1
+    sram_last = c["sram"] + (c["rows"] - 1) * stride + c["len"] - 1
+    return (((c["sstride"] == 0) | (c["sstride"] >= c["len"])) & ((c["rows"] == 1) | (c["dstride"] >= c["len"] * e))
+            & (sram_last < buf_entries[c["buf"] & 7]) & (dram_last < dram_limit))
+
+
+def _screen_bgemm(c, hw, entries, buf_entries, buf_bytes, dram_limit) -> np.ndarray:
+    rows = (c["oh"] - 1) * c["stride"] + (c["kh"] - 1) * c["dil"]
+    cols = (c["ow"] - 1) * c["stride"] + (c["kw"] - 1) * c["dil"]
+    inp_last = c["inp"] + rows * c["irow"] + cols * c["ipix"] + c["cw"] * c["kbits"] - 1
+    wgt_last = c["wgt"] + c["ctiles"] * c["kh"] * c["kw"] * c["cw"] * c["mbits"] - 1
+    acc_last = c["acc"] + c["ctiles"] * c["oh"] * c["ow"] - 1
+    return (((c["wmode"] != WeightMode.EQUAL) | (c["mbits"] == 2)) & (inp_last < entries["inp"])
+            & (wgt_last < entries["wgt"]) & (acc_last < entries["acc"]))
+
+
+def _screen_requant(c, hw, entries, buf_entries, buf_bytes, dram_limit) -> np.ndarray:
+    n = c["n"]
+    to_out = c["dest"] == Dest.OUT
+    kout = c["kout"]
+    good = (c["slice"] < hw.slices_per_word) & ((c["res"] == 0) | (c["rk"] >= 1))
+    good &= ~to_out | ((kout >= 1) & (c["lo"] <= c["hi"]) & (c["hi"] <= (1 << kout) - 1)
+                       & ((n == 1) | (c["ostride"] >= kout)))
+    good &= (c["acc"] + n - 1 < entries["acc"]) & (c["const"] < entries["const"])
+    good &= (c["res"] == 0) | (c["rk"] == 0) | (c["rinp"] + (n - 1) * c["rstride"] + c["rk"] - 1 < entries["inp"])
+    good &= ~to_out | (kout == 0) | (c["out"] + (n - 1) * c["ostride"] + kout - 1 < entries["out"])
+    return good
+
+
+def _screen_pool(c, hw, entries, buf_entries, buf_bytes, dram_limit) -> np.ndarray:
+    rows = (c["oh"] - 1) * c["stride"] + c["kh"] - 1
+    cols = (c["ow"] - 1) * c["stride"] + c["kw"] - 1
+    pixels = c["oh"] * c["ow"]
+    is_max = c["mode"] == PoolMode.MAX
+    good = (c["slice"] < hw.slices_per_word) & (~is_max | (pixels == 1) | (c["ostride"] >= c["k"]))
+    good &= c["inp"] + rows * c["irow"] + cols * c["ipix"] + c["k"] - 1 < entries["inp"]
+    good &= np.where(is_max, c["out"] + (pixels - 1) * c["ostride"] + c["k"] - 1 < entries["out"],
+                     c["acc"] + pixels - 1 < entries["acc"])
+    return good
+
+
+_SCREENS = {
+    "load": _screen_load,
+    "store": _screen_store,
+    "bgemm": _screen_bgemm,
+    "requant": _screen_requant,
+    "pool": _screen_pool,
+}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -514,9 +650,8 @@ class _Machine:
     stage: list[int] = field(default_factory=lambda: [0, 0, 0])  # next step (0..3) of each head
     tokens: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # per TOKEN_QUEUES entry
 
-    @property
-    def slots(self) -> int:
-        return self.queue_depth + 1  # queue_depth waiting + the one taken
+    def __post_init__(self) -> None:
+        self.slots = self.queue_depth + 1  # queue_depth waiting + the one taken
 
     def run(self) -> None:
         """Make enabled moves until none is left. Each move is O(1) and each step of each instruction
@@ -542,8 +677,11 @@ class _Machine:
     def _advance(self, unit: int) -> bool:
         q, masks, tokens, steps = self.queues[unit], self.masks, self.tokens, _STEPS[unit]
         cap, s, moved = self.token_depth, self.stage[unit], False
+        units, n = self.units, len(self.units)
         while q:
             mask = masks[q[0]]
+            if not mask >> s:  # no token steps left: retire at once
+                s = 4
             while s < 4:
                 if mask >> s & 1:
                     ch = steps[s]
@@ -561,7 +699,9 @@ class _Machine:
                 break
             q.popleft()
             s, moved = 0, True
-            if self.fetch < len(self.units):  # refill at once: keeps sweeps O(1) per retirement burst
+            # refill at once (keeps sweeps O(1) per retirement burst); only this queue gained room, so
+            # fetch can move only if it waits for it
+            if self.fetch < n and units[self.fetch] == unit:
                 self._dispatch()
         self.stage[unit] = s
         return moved
@@ -633,16 +773,22 @@ def check_tokens(program: Sequence[Instruction], hw: HwConfig) -> TokenSummary:
     Runs in O(len(program)) time.
     """
     units, masks = _decode_tokens(program)
+    return _check_decoded_tokens(program, hw, units, masks)
+
+
+def _check_decoded_tokens(
+    program: Sequence[Instruction], hw: HwConfig, units: list[int], masks: list[int]
+) -> TokenSummary:
     machine = _Machine(units, masks, hw.queue_depth, hw.token_depth)
     machine.run()
     if not machine.done:
         raise _deadlock(machine, program)
     pushes, pops = [0, 0, 0, 0], [0, 0, 0, 0]
-    for unit, mask in zip(units, masks, strict=True):
+    for (unit, mask), count in Counter(zip(units, masks, strict=True)).items():
         steps = _STEPS[unit]
         for s in range(4):
             if mask >> s & 1:
-                (pops if s < 2 else pushes)[steps[s]] += 1
+                (pops if s < 2 else pushes)[steps[s]] += count
     stats = tuple(
         TokenQueueStats(_unit_name(p), _unit_name(c), pushes[k], pops[k])
         for k, (p, c) in enumerate(TOKEN_QUEUES)

@@ -6,8 +6,13 @@ among requests raised at cycles < g the load unit wins over the store unit. Beca
 raised strictly before g compete, the decision never depends on the order of events inside one cycle,
 which is what lets the RTL reproduce it exactly.
 
-Events: one URGENT decision event per grant opportunity plus the request's own completion event, so a
-DMA instruction costs two SimPy events however long it holds the port.
+A LOAD's grant is known the moment it asks: it takes part in the first decision at a free port after
+its request (at max(t + 1, free_at)) and wins every decision it takes part in; no other decision can
+grant the port before that one (the port is busy until free_at, and a decision at a free port with a
+pending request grants it). So a load request is granted at once, for that cycle, and costs one
+event (its completion). A store request needs a decision event (URGENT) at its grant opportunity,
+because a load raised later but before that cycle would win: two events, however long it holds the
+port.
 """
 
 from __future__ import annotations
@@ -45,9 +50,22 @@ class DramPort:
 
     def request(self, unit: int, hold: int, index: int) -> DmaRequest:
         req = DmaRequest(self.env, unit, hold, index)
+        if unit == Unit.LOAD:
+            self._grant(req, max(req.raised + 1, self.free_at))
+            return req
         self.pending.append(req)
         self._decide_at(max(req.raised + 1, self.free_at))
         return req
+
+    def _grant(self, req: DmaRequest, g: int) -> None:
+        """Give the port to `req` from cycle g (>= now) to g + hold; its event fires at g + hold."""
+        req.grant = g
+        self.free_at = g + req.hold
+        req._ok = True
+        req._value = None
+        self.env.schedule(req, delay=g + req.hold - self.env.now)
+        if self.pending:  # the next opportunity for the waiting store (its own decision saw a busy port)
+            self._decide_at(max(self.free_at, min(r.raised for r in self.pending) + 1))
 
     def _decide_at(self, cycle: int) -> None:
         if cycle in self._decisions:
@@ -71,13 +89,7 @@ class DramPort:
             return
         winner = min(eligible, key=_priority)
         self.pending.remove(winner)
-        winner.grant = g
-        self.free_at = g + winner.hold
-        winner._ok = True
-        winner._value = None
-        self.env.schedule(winner, delay=winner.hold)
-        if self.pending:
-            self._decide_at(max(self.free_at, min(r.raised for r in self.pending) + 1))
+        self._grant(winner, g)
 
     def waiting_units(self) -> list[int]:
         return [r.unit for r in self.pending]

@@ -1,9 +1,21 @@
 """The SimPy machine: fetch, three in-order units, their instruction and token queues, and the DRAM port.
 
 Timing follows docs/timing.md. Every queue is a SimPy Store with the configured capacity, so back-pressure
-is real; queue operations that would not block take a fast path without an event, so an instruction
-costs a few events (fetch cadence, execution, and only the waits that really happen), never one per
-clock. The machine records per-instruction timestamps; stats and traces are derived from them.
+is real. The machine only decides *when* things happen: it records per-instruction timestamps and the
+order in which data effects are due (their `end` cycle; see `Machine.effect_order`); stats, traces and
+the data effects themselves are derived from those afterwards (data never influences timing).
+
+Events are per instruction, never per clock, and only where something has to wait:
+
+* fetch is not a process: it dispatches in bursts whenever it can, stamping each instruction with its
+  true dispatch cycle, and when the next instruction's queue is full it is resumed by the take that
+  frees the slot (a plain call, no event);
+* queue and token operations that would not block take a fast path without an event;
+* a unit that waits for its next instruction is resumed at that instruction's ready cycle directly;
+* an instruction without pops waits for its ready cycle and executes in one timeout;
+* a LOAD learns its DRAM grant when it asks (see dram.py), so it costs one event; a STORE costs two.
+
+So an instruction costs about one event, plus one per wait that really happens.
 """
 
 from __future__ import annotations
@@ -42,30 +54,37 @@ class Decoded:
     dram_hold: int  # port hold cycles after the grant (DMA), else 0
     bitops: int
     fields: dict[str, int]
-    execute: Callable[[dict[str, int]], None]
+    execute: Callable[[], None]  # the data effect (bound to its fields and the datapath)
 
 
 _FIELD_NAMES = {name: tuple(p.name for p in op.layout) for name, op in OPCODE_BY_NAME.items()}
 _FIXED_UNIT = {name: op.unit for name, op in OPCODE_BY_NAME.items()}
 
 
+def _no_effect() -> None:
+    pass
+
+
 def decode_program(program: Sequence[Instruction], hw: HwConfig,
-                   handler: Callable[[str], Callable[[dict[str, int]], None]]) -> list[Decoded]:
-    """Fields, unit, token flags and timing of every instruction, once per distinct instruction word
-    (programs repeat words in loops; Instruction attribute access is far too slow for the event loop).
+                   planner: Callable[[str, dict[str, int]], Callable[[], None]] | None = None) -> list[Decoded]:
+    """Fields, unit, token flags, timing and data effect of every instruction, once per distinct
+    instruction word (programs repeat words in loops; Instruction attribute access is far too slow for
+    the event loop). `planner(op, fields)` returns the data effect (Datapath.plan); None: no effects.
     Entries of the result may be shared between indices: they are read-only."""
-    cache: dict[Instruction, Decoded] = {}
+    cache: dict[tuple[str, tuple[int, ...]], Decoded] = {}  # (op, values): hashed and compared in C
     decoded = []
     for insn in program:
-        d = cache.get(insn)
+        key = (insn.op, insn.values)
+        d = cache.get(key)
         if d is None:
             op = insn.op
             f = dict(zip(_FIELD_NAMES[op], insn.values, strict=True))
             unit = _FIXED_UNIT[op]
             t = timing_of(op, f, hw)
-            d = cache[insn] = Decoded(
+            d = cache[key] = Decoded(
                 op, int(unit if unit is not None else f["unit"]), bool(f["pop_prev"]), bool(f["pop_next"]),
-                bool(f["push_prev"]), bool(f["push_next"]), t.latency, t.dram_hold, t.bitops, f, handler(op))
+                bool(f["push_prev"]), bool(f["push_next"]), t.latency, t.dram_hold, t.bitops, f,
+                planner(op, f) if planner is not None else _no_effect)
         decoded.append(d)
     return decoded
 
@@ -89,40 +108,38 @@ class Queue(simpy.Store):
     def try_put(self, item: object) -> bool:
         if len(self.items) >= self._capacity or self.put_queue:
             return False
-        self._accept(item)
+        self.items.append(item)
         if self.get_queue:
             self._trigger_get(None)
         return True
 
-    def _accept(self, item: object) -> None:
-        self.items.append(item)
 
-    def _do_put(self, event: simpy.resources.store.StorePut) -> None:
-        if len(self.items) < self._capacity:
-            self._accept(event.item)
-            event.succeed()
-
-
-class DispatchQueue(Queue):
-    """A unit's instruction queue; it stamps each instruction with the cycle it entered (its dispatch)."""
+class DispatchQueue(simpy.Store):
+    """A unit's instruction queue (capacity = queue depth). Fetch puts instructions with `dispatch_at`
+    (it checks `has_room` first), stamping each with its dispatch cycle; the unit takes them from
+    `items`, or waits with `get()` when the queue is empty."""
 
     def __init__(self, env: simpy.Environment, capacity: int, dispatch: list[int]) -> None:
         super().__init__(env, capacity)
         self._dispatch = dispatch
 
     def has_room(self) -> bool:
-        return len(self.items) < self._capacity and not self.put_queue
+        return len(self.items) < self._capacity
 
     def dispatch_at(self, k: int, cycle: int) -> None:
-        """Enqueue instruction k stamped with a dispatch cycle >= now (caller checked has_room)."""
-        self._dispatch[k] = cycle
-        self.items.append(k)
-        if self.get_queue:
-            self._trigger_get(None)
+        """Enqueue instruction k stamped with a dispatch cycle >= now (caller checked has_room).
 
-    def _accept(self, item: object) -> None:
-        self._dispatch[item] = self._env.now
-        self.items.append(item)
+        A unit blocked on an empty queue takes k at once (no slot is occupied) and is resumed at k's
+        ready cycle, dispatch + 1: its get event is scheduled for then instead of now, which saves the
+        separate wait for the decode cycle."""
+        self._dispatch[k] = cycle
+        if self.get_queue:
+            ev = self.get_queue.pop(0)
+            ev._ok = True
+            ev._value = k
+            self._env.schedule(ev, delay=cycle + 1 - self._env.now)
+        else:
+            self.items.append(k)
 
 
 @dataclass
@@ -153,98 +170,137 @@ _WAIT_TEXT = {
 
 
 class Machine:
-    """Build with a decoded program, call `run(max_cycles)`, then read the timestamps `ts`."""
+    """Build with a decoded program, call `run(max_cycles)`, then read the timestamps `ts` and
+    `effect_order()`."""
 
     def __init__(self, decoded: list[Decoded], hw: HwConfig) -> None:
         self.decoded = decoded
         self.hw = hw
         self.env = simpy.Environment()
         n = len(decoded)
+        self.n = n
         self.ts = Timestamps.empty(n)
         self.queues = [DispatchQueue(self.env, hw.queue_depth, self.ts.dispatch) for _ in UNITS]
         self.tokens = {(a, b): Queue(self.env, hw.token_depth)
                        for a in UNITS for b in NEIGHBOURS[a] if b is not None}
         self.port = DramPort(self.env)
-        self.counts = [sum(1 for d in decoded if d.unit == u) for u in UNITS]
+        self.unit_of = [d.unit for d in decoded]
+        self.counts = [self.unit_of.count(u) for u in UNITS]
         self.state: list[tuple[str, int | None]] = [("insn", None) for _ in UNITS]
-        self.fetch_at = 0  # index of the instruction fetch is dispatching
-        self.env.process(self._fetch())
+        self.fetch_at = 0  # index of the next instruction fetch dispatches
+        self.fetch_next = 0  # the earliest cycle it can be dispatched (one after the previous dispatch)
+        self.fetch_wait: int | None = None  # the unit whose full queue fetch waits on
+        self.done: list[int] = []  # instructions in the order their `end` was reached
+        self.max_cycles: int | None = None
         for u in UNITS:
             self.env.process(self._unit(u))
+        self._fetch()
 
-    # --- processes ------------------------------------------------------------------------------
-    def _fetch(self) -> Generator[simpy.Event, object, None]:
-        """d_k = max(d_{k-1} + 1, first cycle with a free slot), in bursts: if the queues have room now
-        for instructions k..k+m-1, they get dispatch cycles now..now+m-1 in one step (room can only grow
-        until then, so each really had a slot at its cycle; a unit that sees one early still waits for
-        its dispatch + 1). When a queue is full, fetch blocks on it at the true cycle."""
-        env, queues, decoded = self.env, self.queues, self.decoded
-        n, k = len(decoded), 0
+    # --- fetch ----------------------------------------------------------------------------------
+    def _fetch(self) -> None:
+        """d_k = max(d_{k-1} + 1, first cycle with a free slot in k's queue), in bursts.
+
+        Called at cycle 0 and by every take from the queue fetch waits on (the only thing that makes
+        room). If queues have room now for instructions k..k+m-1, they get dispatch cycles
+        t..t+m-1 (t = max(d_{k-1} + 1, now)) at once: room only grows until then (units take, only
+        fetch fills), so each really had a slot at its cycle; a unit that sees one early still waits
+        for its dispatch + 1. A take frees its slot at the cycle it happens, so the instruction that
+        waited for it is dispatched at max(d_{k-1} + 1, that cycle), which is the first cycle with room.
+        """
+        k, n, unit_of, queues = self.fetch_at, self.n, self.unit_of, self.queues
+        t = max(self.fetch_next, self.env._now)
+        self.fetch_wait = None
         while k < n:
-            now, m = env.now, 0
-            while k < n and queues[decoded[k].unit].has_room():
-                queues[decoded[k].unit].dispatch_at(k, now + m)
-                k, m = k + 1, m + 1
-            self.fetch_at = k
-            if m:
-                yield env.timeout(m)  # the next dispatch is one cycle after the last of the burst
-                continue
-            yield queues[decoded[k].unit].put(k)  # blocks while the unit's queue is full
+            q = queues[unit_of[k]]
+            if len(q.items) >= q._capacity:
+                self.fetch_wait = unit_of[k]
+                break
+            q.dispatch_at(k, t)
             k += 1
-            self.fetch_at = k
-            yield env.timeout(1)
+            t += 1
+        self.fetch_at, self.fetch_next = k, t
 
+    # --- units ----------------------------------------------------------------------------------
     def _unit(self, u: Unit) -> Generator[simpy.Event, object, None]:
         env, ts, decoded, state, port = self.env, self.ts, self.decoded, self.state, self.port
+        dispatch, ready_at, start_at, grant_at, end_at, free_at = (
+            ts.dispatch, ts.ready, ts.start, ts.grant, ts.end, ts.free)
+        done = self.done
         prev, nxt = NEIGHBOURS[u]
         queue = self.queues[u]
+        items = queue.items
         in_prev = self.tokens.get((prev, u))
         in_next = self.tokens.get((nxt, u))
         out_prev = self.tokens.get((u, prev))
         out_next = self.tokens.get((u, nxt))
+        timeout = env.timeout
         for _ in range(self.counts[u]):
-            state[u] = ("insn", None)
-            ok, k = queue.try_get()  # the take: frees the queue slot
-            if not ok:
-                k = yield queue.get()
-            d = decoded[k]
-            ready = ts.dispatch[k] + 1  # decode
-            if env.now < ready:
-                state[u] = ("insn", k)
-                yield env.timeout(ready - env.now)
-            ts.ready[k] = env.now
-            if d.pop_prev and not in_prev.try_get()[0]:
-                state[u] = ("pop_prev", k)
-                yield in_prev.get()
-            if d.pop_next and not in_next.try_get()[0]:
-                state[u] = ("pop_next", k)
-                yield in_next.get()
-            ts.start[k] = env.now
-            state[u] = ("exec", k)
-            if d.dram_hold:
-                req = port.request(u, d.dram_hold, k)
-                yield req
-                ts.grant[k] = req.grant
+            merged = False
+            if items:  # the take: frees the queue slot (and resumes fetch if it waits for one)
+                k = items.pop(0)
+                if self.fetch_wait == u:
+                    self._fetch()
+                d = decoded[k]
+                ready = dispatch[k] + 1  # decode
+                now = env._now
+                if now < ready:
+                    if d.pop_prev or d.pop_next or d.dram_hold:
+                        state[u] = ("insn", k)
+                        yield timeout(ready - now)
+                    else:  # nothing observable happens at `ready`: wait for it and execute in one step
+                        ready_at[k] = start_at[k] = ready
+                        state[u] = ("exec", k)
+                        merged = True
+                        yield timeout(ready - now + d.latency)
             else:
-                yield env.timeout(d.latency)
-            ts.end[k] = env.now
-            d.execute(d.fields)  # data effect, atomically at the end (see docs/timing.md)
+                state[u] = ("insn", None)
+                k = yield queue.get()  # resumes at k's ready cycle (see DispatchQueue.dispatch_at)
+                d = decoded[k]
+            if not merged:
+                ready_at[k] = env._now
+                if d.pop_prev:
+                    if in_prev.items:  # Queue.try_get, inlined
+                        in_prev.items.pop(0)
+                        if in_prev.put_queue:
+                            in_prev._trigger_put(None)
+                    else:
+                        state[u] = ("pop_prev", k)
+                        yield in_prev.get()
+                if d.pop_next:
+                    if in_next.items:
+                        in_next.items.pop(0)
+                        if in_next.put_queue:
+                            in_next._trigger_put(None)
+                    else:
+                        state[u] = ("pop_next", k)
+                        yield in_next.get()
+                start_at[k] = env._now
+                state[u] = ("exec", k)
+                if d.dram_hold:
+                    req = port.request(u, d.dram_hold, k)
+                    yield req
+                    grant_at[k] = req.grant
+                else:
+                    yield timeout(d.latency)
+            end_at[k] = env._now
+            done.append(k)
             if d.push_prev and not out_prev.try_put(k):
                 state[u] = ("push_prev", k)
                 yield out_prev.put(k)
             if d.push_next and not out_next.try_put(k):
                 state[u] = ("push_next", k)
                 yield out_next.put(k)
-            ts.free[k] = env.now
+            free_at[k] = env._now
         state[u] = ("done", None)
 
     # --- running --------------------------------------------------------------------------------
     def finished(self) -> bool:
-        return all(s[0] == "done" for s in self.state) and self.fetch_at == len(self.decoded)
+        return all(s[0] == "done" for s in self.state) and self.fetch_at == self.n
 
     def run(self, max_cycles: int | None = None) -> None:
         """Run to completion; DeadlockError if everyone is blocked, CycleLimitError past max_cycles."""
         env = self.env
+        self.max_cycles = max_cycles
         if max_cycles is None:
             env.run()
         else:
@@ -260,8 +316,16 @@ class Machine:
             f"({self._progress()}); raise the limit or check the program"
         )
 
+    def effect_order(self) -> list[int]:
+        """Instructions in the order their data effects apply: by `end` cycle, and in program order
+        among instructions that end in the same cycle (which only matters for racy programs: see
+        docs/timing.md, "Data effects and races")."""
+        end = self.ts.end
+        return sorted(self.done, key=end.__getitem__)  # stable: `done` is in time order already
+
     def _progress(self) -> str:
-        done = sum(1 for e in self.ts.end if e >= 0)
+        limit = self.max_cycles if self.max_cycles is not None else self.env.now
+        done = sum(1 for e in self.ts.end if 0 <= e <= limit)
         return f"{done} of {len(self.decoded)} instructions executed"
 
     def _deadlock(self) -> DeadlockError:

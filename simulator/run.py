@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import numpy as np
 from isa.artifact import Artifact
 from isa.encoding import Instruction
 from isa.hwconfig import HwConfig
+from isa.numeric import gemm_threads
 from isa.validate import validate_program
 
 from .datapath import DATAPATHS, Datapath
@@ -128,13 +129,34 @@ def _unpack(source: Source) -> tuple[Artifact | None, list[Instruction], bytes, 
     return None, list(program), bytes(dram), hw
 
 
+def _run_effects_with_progress(dp: Datapath, decoded: list, order: list[int],
+                               progress: Callable[[int, int], None]) -> None:
+    """Effects in chunks of ~1% of the program (a batch never spans chunks: splitting one is exact)."""
+    n = len(decoded)
+    finished = bytearray(n)
+    prefix = 0
+    step = max(1, n // 100)
+    for start in range(0, len(order), step):
+        chunk = order[start : start + step]
+        dp.run_effects([decoded[k].execute for k in chunk])
+        for k in chunk:
+            finished[k] = 1
+        while prefix < n and finished[prefix]:
+            prefix += 1
+        progress(prefix, n)
+    if prefix < n or not order:
+        progress(n, n)
+
+
 def run(source: Source, datapath: str = "fast", trace: bool = False, max_cycles: int | None = None,
-        check_deadlock: bool = True) -> SimResult:
+        check_deadlock: bool = True, progress: Callable[[int, int], None] | None = None) -> SimResult:
     """Simulate an artifact, or a (program, DRAM image, hw) triple.
 
     The program is validated first (isa.validate; DRAM size = image size), so an illegal program raises
     the isa error naming the instruction index. check_deadlock=False skips only the static token check:
     a deadlocking program then raises DeadlockError at run time. Past `max_cycles`: CycleLimitError.
+    `progress(done, total)` is called as data effects complete (about every 1% of the program):
+    instructions 0..done-1 are finished; the last call has done == total.
     """
     t0 = time.perf_counter()
     if datapath not in DATAPATHS:
@@ -142,9 +164,17 @@ def run(source: Source, datapath: str = "fast", trace: bool = False, max_cycles:
     art, program, dram, hw = _unpack(source)
     validate_program(program, hw, dram_size=len(dram), check_deadlock=check_deadlock)
     dp = Datapath(hw, dram, datapath)
-    decoded = decode_program(program, hw, dp.handler)
+    decoded = decode_program(program, hw, dp.plan)
     machine = Machine(decoded, hw)
     machine.run(max_cycles)
+    # Data never influences timing, so the effects are applied after the timing run, each atomically
+    # and in the order of their `end` cycles (docs/timing.md, "Data effects and races").
+    with gemm_threads(1):  # many small GEMMs: one thread each (see isa.numeric.gemm_threads)
+        order = machine.effect_order()
+        if progress is None:
+            dp.run_effects([decoded[k].execute for k in order])
+        else:
+            _run_effects_with_progress(dp, decoded, order, progress)
     final = dp.dram.tobytes()
     stats = compute_stats(decoded, machine.ts, hw, dp.bytes_read, dp.bytes_written)
     result = SimResult(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from isa.hwconfig import HwConfig
 
 from .machine import UNITS, Decoded, Timestamps
@@ -45,27 +47,30 @@ class RunStats:
 
 def compute_stats(decoded: list[Decoded], ts: Timestamps, hw: HwConfig, bytes_read: int,
                   bytes_written: int) -> RunStats:
+    n = len(decoded)
     cycles = max(ts.end, default=0)
     units = {u.name.lower(): UnitStats() for u in UNITS}
-    last_free = {u: 0 for u in UNITS}
-    for k, d in enumerate(decoded):
-        s = units[UNITS[d.unit].name.lower()]
-        s.instructions += 1
-        s.stalled_on_queue += ts.ready[k] - last_free[d.unit]
-        s.stalled_on_token += (ts.start[k] - ts.ready[k]) + (ts.free[k] - ts.end[k])
-        if d.dram_hold:
-            s.stalled_on_dram += ts.grant[k] - ts.start[k]
-            s.busy += ts.end[k] - ts.grant[k]
-        else:
-            s.busy += ts.end[k] - ts.start[k]
-        last_free[d.unit] = ts.free[k]
+    unit = np.fromiter((d.unit for d in decoded), dtype=np.int64, count=n)
+    hold = np.fromiter((d.dram_hold for d in decoded), dtype=np.int64, count=n)
+    dispatch, ready, start, grant, end, free = (np.asarray(x, dtype=np.int64) for x in (
+        ts.dispatch, ts.ready, ts.start, ts.grant, ts.end, ts.free))
+    dma = hold != 0
     for u in UNITS:
-        units[u.name.lower()].idle = max(0, cycles - last_free[u])
+        mine = unit == u
+        s = units[u.name.lower()]
+        s.instructions = int(mine.sum())
+        free_u = free[mine]
+        last_free = np.concatenate(([0], free_u[:-1]))  # the unit's previous instruction's free cycle
+        s.stalled_on_queue = int((ready[mine] - last_free).sum())
+        s.stalled_on_token = int((start[mine] - ready[mine]).sum() + (free_u - end[mine]).sum())
+        s.stalled_on_dram = int((grant - start)[mine & dma].sum())
+        s.busy = int((end - grant)[mine & dma].sum() + (end - start)[mine & ~dma].sum())
+        s.idle = max(0, cycles - (int(free_u[-1]) if free_u.size else 0))
     bitops = sum(d.bitops for d in decoded)
-    fetch_stalled = sum(ts.dispatch[k] - (ts.dispatch[k - 1] + 1 if k else 0) for k in range(len(decoded)))
+    fetch_stalled = int((dispatch[1:] - dispatch[:-1] - 1).sum() + dispatch[0]) if n else 0
     return RunStats(
         cycles=cycles,
-        instructions=len(decoded),
+        instructions=n,
         units=units,
         dram_bytes_read=bytes_read,
         dram_bytes_written=bytes_written,
@@ -73,5 +78,5 @@ def compute_stats(decoded: list[Decoded], ts: Timestamps, hw: HwConfig, bytes_re
         utilization=bitops / (hw.peak_bitops_per_cycle * cycles) if cycles else 0.0,
         instruction_mix=dict(Counter(d.op for d in decoded)),
         fetch_stalled=fetch_stalled,
-        dram_busy=sum(d.dram_hold for d in decoded),
+        dram_busy=int(hold.sum()),
     )

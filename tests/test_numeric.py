@@ -229,6 +229,7 @@ def test_w8a8_int32_overflow_is_chunked(monkeypatch, w_extreme):
     # a single int32 GEMM would wrap.  With w_extreme="high" every plane pair differs in all 140000
     # bits (popcounts beyond 16 bits).  The reference is exact int64.
     n = 140_000
+    monkeypatch.setattr(nm, "_FORCE_KERNEL", "int8")  # the int32 GEMM is the kernel under test
     rng = np.random.default_rng(5)
     a_words, ca, qa = make_activations(rng, 8, 2, n, extreme="low")
     w_words, cw, qw = make_weights(rng, 8, 3, n, extreme=w_extreme)
@@ -244,6 +245,7 @@ def test_w8a8_int32_overflow_is_chunked(monkeypatch, w_extreme):
 def test_many_int32_chunks(monkeypatch):
     # force chunks of a few elements to exercise chunk boundaries (including a ragged last chunk)
     monkeypatch.setattr(nm, "_INT32_MAX", 128 * 128 * 7)
+    monkeypatch.setattr(nm, "_FORCE_KERNEL", "int8")
     rng = np.random.default_rng(8)
     n = 129
     a_words, ca, qa = make_activations(rng, 8, 4, n)
@@ -278,6 +280,110 @@ def test_coefficients_outside_int8_use_exact_fallback():
     a_words, w_words = nm.pack_bits(a_bits), nm.pack_bits(w_bits)
     np.testing.assert_array_equal(nm.codes_from_planes_packed(a_words, n, ca), qa)
     assert_exact(a_words, w_words, n, ca, cw, qa, qw)
+
+
+# --------------------------------------------------------------------------------------------------
+# the fast path's pieces: operand forms, kernels and their exactness bounds
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("coef", [[1], [1, 2], [1, 2, 4, 8, 16, 32, 64], [1, 2, 4, 8, 16, 32, 64, 128], [1, 1],
+                                  [3, 0, 5], [100, 27], [255], [127]])
+def test_byte_levels_forms(coef):
+    """Levels, codes and centered values from plane bytes equal the direct sums, lane by lane."""
+    rng = np.random.default_rng(len(coef) * 1000 + sum(coef))
+    coef = np.array(coef, dtype=np.int64)
+    bits = rng.integers(0, 2, size=(coef.size, 5, 3, 72)).astype(np.uint8)
+    bits[:, 0, 0, :] = 1  # extremes: every lane at L = S and at L = 0
+    bits[:, 0, 1, :] = 0
+    planes = np.packbits(bits, axis=-1, bitorder="little")  # [P, 5, 3, 9] bytes
+    level = np.tensordot(coef, bits.astype(np.int64), axes=(0, 0))  # [5, 3, 72]
+    s = int(coef.sum())
+    np.testing.assert_array_equal(nm.byte_levels(planes, coef, "level"), level)
+    np.testing.assert_array_equal(nm.byte_levels(planes, coef, "centered").view(np.int8), level - 128)
+    if s <= 127:
+        np.testing.assert_array_equal(nm.byte_levels(planes, coef, "code").view(np.int8), 2 * level - s)
+        assert nm.operand_form(s) == "code"
+    else:
+        assert nm.operand_form(s) == "centered"
+    if np.array_equal(coef, nm.plane_coefficients(coef.size)):
+        np.testing.assert_array_equal(nm.byte_levels(planes), level)  # default: 2^i
+
+
+def _prepared_product(rng, k, m, rows, cols, n, ternary=False):
+    a_words, ca, qa = make_activations(rng, k, rows, n)
+    w_words, cw, qw = make_weights(rng, m, cols, n, ternary=ternary)
+    form = nm.operand_form(int(ca.sum()))
+    values = np.ascontiguousarray(nm.plane_levels(a_words, ca, form)[:, :n])
+    a = nm.activation_operand(values, int(ca.sum()), form)
+    return a, nm.prepare_weights(w_words, n, cw), nm.codes_matmul(qa, qw)
+
+
+@pytest.mark.parametrize("kernel", ["int8", "float32", "float64"])
+@pytest.mark.parametrize(("k", "m", "ternary"), [(1, 1, False), (2, 2, False), (8, 2, False), (2, 8, False),
+                                                 (8, 8, False), (3, 2, True)])
+@pytest.mark.parametrize(("rows", "cols", "n"), [(1, 1, 1), (1, 5, 64), (6, 1, 65), (7, 9, 576), (1, 1, 200)])
+def test_every_kernel_is_exact(monkeypatch, kernel, k, m, ternary, rows, cols, n):
+    """Each GEMM kernel on each operand form (code / centered, with their corrections), including the
+    size-1 shapes that need row-major operands for torch._int_mm, within the kernel's bound."""
+    monkeypatch.setattr(nm, "_FORCE_KERNEL", kernel)
+    a, w, ref = _prepared_product(np.random.default_rng(rows * 100 + cols + n + k + m), k, m, rows, cols, n, ternary)
+    if kernel == "float32" and a.bound * w.gemm_bound * n > 2**24:
+        pytest.skip("float32 is only chosen within its exactness bound (see the boundary test)")
+    np.testing.assert_array_equal(nm.matmul_prepared(a, w), ref)
+    wrapped = nm.matmul_prepared(a, w, wrap32=True)
+    assert wrapped.dtype == np.int32
+    np.testing.assert_array_equal(wrapped, ref.astype(np.int32))  # R mod 2^32
+
+
+def test_float32_exactness_bound(monkeypatch):
+    """va @ vw runs in float32 only while max|va| * max|vw| * n <= 2^24, where every partial sum is an
+    exactly representable integer; one step past the bound the product is routed to float64, and
+    float32 would indeed be wrong there."""
+    monkeypatch.setattr(nm, "_INT_MM_MIN_MACS", 1 << 62)  # numpy kernels only
+    assert nm._choose_kernel(1, 1, 1, 2**24) == "float32"
+    assert nm._choose_kernel(1, 1, 1, 2**24 + 1) == "float64"
+    # 8-bit operands, centered: v = L - 128, so |v| <= 128 and the bound is 2^14 * n
+    for n, kernel in ((1024, "float32"), (1025, "float64")):
+        rows, cols = 3, 2
+        u = np.zeros((rows, n), dtype=np.int64)  # level 0: va = -128 everywhere, qa = -255
+        qw = np.full((n, cols), -255, dtype=np.int64)  # level 0: vw = -128, qw = -255
+        qw[:, 1] = 255 - 2 * (np.arange(n) % 2)  # mixed: odd partial sums
+        a_words, ca = nm.planes_from_levels_packed(u, 8), nm.plane_coefficients(8)
+        w_words, cw = nm.planes_from_codes_packed(qw.T, 8), nm.plane_coefficients(8)
+        a = nm.activation_operand(nm.plane_levels(a_words, ca, "centered")[:, :n].copy(), 255, "centered")
+        w = nm.prepare_weights(w_words, n, cw)
+        assert a.bound * w.gemm_bound * n == 2**14 * n
+        assert nm._choose_kernel(rows, cols + w.ones, n, a.bound * w.gemm_bound * n) == kernel
+        ref = nm.codes_matmul(2 * u - 255, qw)
+        np.testing.assert_array_equal(nm.matmul_prepared(a, w), ref)
+        np.testing.assert_array_equal(nm.decomposed_matmul_fast(a_words, w_words, n, ca, cw), ref)
+    # past the bound float32 rounds: 127 * 127 * 1041 = 16,790,289 is odd and above 2^24
+    n = 1041
+    va = np.full((1, n), 127, dtype=np.int8)
+    w = nm.PreparedWeights(np.full((1, n), 127, dtype=np.int8), 1, 0, 127)
+    monkeypatch.setattr(nm, "_FORCE_KERNEL", "float32")
+    assert nm._gemm(va, 127, w)[0, 0] != 127 * 127 * n
+    monkeypatch.setattr(nm, "_FORCE_KERNEL", None)
+    assert nm._gemm(va, 127, w)[0, 0] == 127 * 127 * n
+
+
+def test_prepared_weights_form_and_corrections():
+    rng = np.random.default_rng(21)
+    a, w, ref = _prepared_product(rng, 2, 2, 4, 3, 128)
+    assert (a.scale, a.offset, w.scale, w.offset, w.ones) == (1, 0, 1, 0, False)  # W2A2: no corrections
+    a, w, ref = _prepared_product(rng, 8, 8, 4, 3, 128)
+    assert (a.scale, a.offset, w.scale, w.offset, w.ones) == (2, 1, 2, 1, True)  # 8-bit: centered forms
+    np.testing.assert_array_equal(nm.matmul_prepared(a, w), ref)
+
+
+def test_gemm_threads_restores_torch_setting():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    with nm.gemm_threads(1):
+        nm._torch()
+        assert torch.get_num_threads() == 1
+        with nm.gemm_threads(1):
+            assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
 
 
 def test_bitwise_blocking_and_threads(monkeypatch):

@@ -936,3 +936,69 @@ def test_random_instructions_raise_only_isa_errors(data: st.DataObject) -> None:
     for a in access_ranges(insn, EDGE):
         limit = dram_size if a.buffer == "dram" else EDGE.entries(a.buffer)
         assert 0 <= a.first <= a.last < limit
+
+
+# --- the vectorised screen of validate_program --------------------------------------------------------
+
+
+def _mutants(rng: random.Random, hw: HwConfig, count: int, dram_size: int) -> list[Instruction]:
+    """Random instructions near the edges of validity: valid random-program instructions with one to
+    three fields set to a boundary or random value (in or out of their legal range)."""
+    import numpy as np
+
+    from simulator.randprog import RandomProgramConfig, random_program
+
+    program, _ = random_program(hw, np.random.default_rng(rng.randrange(1 << 30)), 80,
+                                RandomProgramConfig(p_edge=0.5, p_wide=0.3))
+    out = []
+    addresses = {"sram", "dram", "acc", "inp", "wgt", "out", "const", "rinp"}
+    for _ in range(count):
+        insn = rng.choice(program)
+        layout = OPCODE_BY_NAME[insn.op].layout
+        values = list(insn.values)
+        accesses = access_ranges(insn, hw)
+        if accesses and rng.random() < 0.3:  # move one access so that it ends just inside / outside
+            a = rng.choice(accesses)
+            size = dram_size if a.buffer == "dram" else hw.entries(a.buffer)
+            names = [j for j, p in enumerate(layout) if p.name in addresses and values[j] == a.first]
+            if names:
+                values[rng.choice(names)] = max(0, size - 1 - (a.last - a.first) + rng.choice([0, 1]))
+                out.append(Instruction(insn.op, tuple(values)))
+                continue
+        for _ in range(rng.randint(1, 3)):
+            j = rng.randrange(len(layout))
+            f = layout[j].field
+            top = (1 << f.width) - 1
+            choices = [0, 1, f.lo, f.max_value, f.max_value + 1, top, values[j] + 1, values[j] - 1,
+                       rng.randint(0, top), rng.randint(0, min(top, 64)), hw.entries("inp") - 1, 4096, 65535]
+            values[j] = max(0, rng.choice(choices))
+        out.append(Instruction(insn.op, tuple(values)))
+    return out
+
+
+@pytest.mark.parametrize("hw", [SMALL, EDGE, get_config("cloud")], ids=lambda h: h.name)
+def test_screen_agrees_with_validate_instruction(hw):
+    """validate_program trusts its vectorised screen for instructions it passes: it must pass exactly
+    the instructions validate_instruction accepts (soundness; and no needless slow checks)."""
+    from isa.validate import _screen
+
+    rng = random.Random(hw.name)
+    dram_size = 6000
+    program = _mutants(rng, hw, 6000, dram_size)
+    suspects, units, masks = _screen(program, hw, dram_size)
+    accepted = []
+    for index, insn in enumerate(program):
+        try:
+            validate_instruction(insn, index, hw, dram_size)
+            accepted.append(True)
+        except IsaError:
+            accepted.append(False)
+        if accepted[-1]:
+            assert units[index] == int(insn.exec_unit)
+    screened = [True] * len(program)
+    for index in suspects:
+        if program[index].op != "finish":
+            screened[index] = False
+    bad = [(i, program[i]) for i in range(len(program)) if screened[i] != accepted[i] and program[i].op != "finish"]
+    assert not bad, bad[:5]
+    assert 0.2 < sum(accepted) / len(accepted) < 0.8  # both kinds are well represented
