@@ -32,6 +32,7 @@ COMMANDS = (
     Command("simulate", "simulator.cli", "run a program artifact on the cycle-accurate simulator"),
     Command("run", "workloads.cli", "compile + simulate + report a model in one command"),
     Command("sweep", "workloads.cli", "run a model over a grid of precisions x hardware presets"),
+    Command("train", "workloads.traincmd", "quantization-aware training (and Smart Quantization) on MNIST / digits"),
     Command("demo", "bitbranch.demo", "the end-to-end demo that `make demo` runs"),
 )
 

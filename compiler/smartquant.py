@@ -32,14 +32,23 @@ from .qat import QuantConv2d, QuantLinear
 
 @dataclass(frozen=True)
 class SQConfig:
-    """Regularizer weights. λ scales the well penalty, γ the push to binary; cutoff decides export."""
+    """Regularizer weights and the angles' start. γ is the memory knob: larger γ, more binary layers.
 
-    lam: float = 1.0
-    gamma: float = 0.02
+    The angles start near π/2 (θ = 16: Δ ≈ 3e-4, every layer effectively binary). Under Adam a weight that
+    falls into the zero well is held at ≈ 0 from then on (the well narrows as β grows but gets steeper),
+    so the share of zeros can only grow: starting ternary (Δ ≈ 0.5) freezes ~40% zeros into every layer
+    in the first epoch and nothing can become binary any more. Starting binary, a layer turns ternary
+    when its weights gather in the zero well (λ's pull on β beats γ). Defaults were picked on MNIST
+    (LeNet-5, from the W2A2 checkpoint): λ = 1 / γ = 0.003 made every layer binary, λ = 0.1 / γ = 3e-4 only
+    the first and last; see docs/results.md.
+    """
+
+    lam: float = 0.3
+    gamma: float = 0.001
     p: int = 2
     cutoff: float = 0.02  # largest share of zero-well weights that is still exported as binary
-    theta_init: float = -2.0  # tan β = 1.14, Δ = 0.48: start as an ordinary ternary layer
-    theta_lr: float = 0.05  # the angles need to travel far (Δ ≈ 0.01 is θ ≈ 9) in one run
+    theta_init: float = 16.0  # tan β = 1 + e^16 ≈ 8.9e6
+    theta_lr: float = 0.05  # Adam moves θ by ≈ lr per step; the angles need to travel ~10 in one run
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,8 @@ class SmartQuant(nn.Module):
         return 1.0 + torch.exp(self.theta)
 
     def betas(self) -> torch.Tensor:
-        return torch.atan(self.tan_beta())
+        """The angles in radians (float64: near π/2, float32 would round β up to π/2 itself)."""
+        return torch.atan(self.tan_beta().detach().double())
 
     def deltas(self) -> torch.Tensor:
         return zero_threshold(self.tan_beta(), self.config.p)

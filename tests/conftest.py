@@ -1,0 +1,14 @@
+"""Shared pytest set-up: tests marked `slow` run only when asked for (`make test-slow`, or any -m)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("markexpr"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with `make test-slow` (pytest -m slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
