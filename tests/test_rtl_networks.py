@@ -1,0 +1,105 @@
+"""Compiled networks on the RTL: outputs bit-identical to the simulator and to the golden model, cycles equal.
+
+Default: a CNN, a residual block with a downsample, an average-pool head and an int32 classifier, and a graph
+with max pool, add, upsample and concat, on `small` (Verilator; the CNN also on Icarus), and a full
+ResNet-18 layer (layer1.0.conv1: 56x56x64, 3x3, W2A2) on `edge` (on `small` one output row of that layer
+does not fit the buffers: the compiler does not tile along the width yet). Slow: the whole ResNet-18.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from lowering_graphs import GraphMaker
+
+from compiler.lower import lower_graph
+from isa.hwconfig import get_config
+from rtlharness.build import verilator_bin_dir
+from rtlharness.compare import cross_check, cross_check_batch
+
+needs_verilator = pytest.mark.skipif(not (verilator_bin_dir() / "verilator").exists(),
+                                     reason="verilator not installed")
+
+
+def cnn():
+    g = GraphMaker(7, (24, 16, 3))
+    a = g.conv("a", "input", 16, 3, 2, 2, pad=1)
+    b = g.conv("b", a, 16, 3, 2, 2, pad=1)
+    c = g.conv("c", b, 8, 3, 2, 2, stride=2, pad=1)
+    return g.graph([c])
+
+
+def residual_block():
+    g = GraphMaker(11, (8, 8, 3))
+    x = g.conv("stem", "input", 16, 3, 2, 2, pad=1)
+    h = g.conv("block.conv1", x, 16, 3, 2, 2, pad=1)
+    y = g.conv("block.conv2", h, 16, 3, 2, 2, pad=1, residual=x)
+    d = g.conv("down", y, 24, 1, 2, 8, stride=2)
+    z = g.conv("block2.conv", y, 24, 3, 2, 2, stride=2, pad=1, residual=d)
+    p = g.pool("avgpool", z, "avg", 4, 4, kout=4)
+    logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
+    return g.graph([logits])
+
+
+def pool_add_upsample_concat():
+    g = GraphMaker(5, (10, 10, 3))
+    a = g.conv("a", "input", 64, 3, 2, 2, pad=1)
+    m = g.pool("maxpool", a, "max", 3, 2, pad=1)
+    b = g.conv("b", m, 64, 3, 2, 2, pad=1)
+    s = g.add("add", m, b, 2)
+    u = g.upsample("up", s, 2)
+    cat = g.concat("cat", [u, a])
+    out = g.conv("head", cat, 10, 1, 2, 3)
+    return g.graph([out])
+
+
+def resnet18_layer():
+    g = GraphMaker(3, (56, 56, 64), 2)
+    y = g.conv("layer1.0.conv1", "input", 64, 3, 2, 2, pad=1)
+    return g.graph([y])
+
+
+def assert_exact(check, name):
+    assert check.ok, f"{name}: {check.to_json_dict()}"
+    assert check.golden_rtl is not None and all(check.golden_rtl.values()), name
+
+
+@needs_verilator
+def test_networks_on_small():
+    small = get_config("small")
+    graphs = {"cnn": cnn(), "residual block": residual_block(), "pool/add/upsample/concat": pool_add_upsample_concat()}
+    arts = {name: lower_graph(graph, small, inputs) for name, (graph, inputs) in graphs.items()}
+    for name, check in zip(arts, cross_check_batch(list(arts.values())), strict=True):
+        assert_exact(check, name)
+        assert check.cycles_rtl > 10_000
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+def test_cnn_on_icarus():
+    graph, inputs = residual_block()
+    assert_exact(cross_check(lower_graph(graph, get_config("small"), inputs), sim="icarus"), "residual block")
+
+
+@needs_verilator
+def test_resnet18_layer_on_edge():
+    graph, inputs = resnet18_layer()
+    check = cross_check(lower_graph(graph, get_config("edge"), inputs))
+    assert_exact(check, "layer1.0.conv1")
+
+
+@pytest.mark.slow
+@needs_verilator
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_whole_resnet18(sim):
+    import torch
+
+    from compiler.compile import compile_model
+    from workloads import get
+    from workloads.images import default_image
+
+    torch.set_num_threads(2)
+    hw = get_config("edge")
+    spec = get("resnet18")
+    art = compile_model(spec.factory().eval(), spec.precision, hw, default_image(spec.input_shape))
+    assert_exact(cross_check(art, sim=sim), "resnet18")
