@@ -6,8 +6,9 @@
 // until its engine signals `rel` in the last cycle of its hold. Reads: a request at cycle c returns its
 // B bytes (lanes outside `rd_mask` read as 0) and its opaque tag at cycle c + DRAM_LATENCY. Writes are
 // applied at the end of the cycle they are presented (the latency of a STORE is the engine's tail).
-// The memory is 2^AWD bytes, loaded by $readmemh from `+dram=FILE` (one byte per line) at time 0 and on
-// `reload`, and written back by $writememh to `+dram_out=FILE` (bytes 0 .. dump_size-1) when `dump` is raised.
+// The memory is 2^AWD bytes held as 64-bit little-endian words, loaded by $readmemh from `+dram=FILE` (one
+// word per line) at time 0 and on `reload`, and written back by $writememh to `+dram_out=FILE` (the words
+// holding bytes 0 .. dump_size-1) when `dump` is raised.
 `timescale 1ns/1ps
 module bb_dram #(
     parameter DRAM_LATENCY = 8,
@@ -41,7 +42,7 @@ module bb_dram #(
     input  wire            dump,
     input  wire [32:0]     dump_size
 );
-    reg [7:0] mem [0:(1 << AWD) - 1];
+    reg [63:0] mem [0:(1 << (AWD - 3)) - 1];
     reg [8*1024-1:0] dram_file;
     reg [8*1024-1:0] dump_file;
     reg              have_dram_file;
@@ -100,18 +101,18 @@ module bb_dram #(
             rsp_tag <= q_tag;
             for (k = 0; k < B; k = k + 1) begin
                 a = q_addr + k;
-                rsp_data[8*k +: 8] <= q_mask[k] ? mem[a[AWD-1:0]] : 8'd0;
+                rsp_data[8*k +: 8] <= q_mask[k] ? mem[a[AWD-1:3]][8*a[2:0] +: 8] : 8'd0;
             end
         end
         if (wr_en) begin  // after the read above, blocking: all run-time accesses to `mem` are in this process
             for (k = 0; k < B; k = k + 1) begin
                 if (wr_mask[k]) begin
                     a = wr_addr + k;
-                    mem[a[AWD-1:0]] = wr_data[8*k +: 8];
+                    mem[a[AWD-1:3]][8*a[2:0] +: 8] = wr_data[8*k +: 8];
                 end
             end
         end
         if (dump && have_dump_file && dump_size != 33'd0)
-            $writememh(dump_file, mem, 0, dump_size - 1);
+            $writememh(dump_file, mem, 0, (dump_size - 1) >> 3);
     end
 endmodule

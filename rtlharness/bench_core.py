@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from isa.encoding import INSN_BYTES, Instruction, encode
 from isa.hwconfig import HwConfig, load_presets
 
@@ -139,13 +141,16 @@ def write_program_hex(words: Sequence[int], path: Path) -> None:
 
 
 def write_dram_hex(dram: bytes, path: Path) -> None:
-    h = dram.hex()
-    path.write_text("\n".join(h[i : i + 2] for i in range(0, len(h), 2)) + "\n")
+    """The DRAM image as bb_dram's $readmemh file: one 64-bit little-endian word per line."""
+    padded = bytes(dram) + bytes(-len(dram) % 8)
+    words = np.frombuffer(padded, dtype="<u8")
+    path.write_text("".join(f"{w:016x}\n" for w in words.tolist()))
 
 
 def read_mem_hex(path: Path, size: int) -> bytes:
-    """Bytes 0..size-1 of a $writememh dump (one byte per line; `//` comments and `@addr` lines allowed)."""
-    out = bytearray(size)
+    """Bytes 0..size-1 of bb_dram's $writememh dump (64-bit words, one per line; `//` comments and `@addr`
+    lines, which some simulators write, are honoured)."""
+    out = bytearray(size + 8)
     addr = 0
     for line in path.read_text().splitlines():
         line = line.split("//", 1)[0].strip()
@@ -155,10 +160,11 @@ def read_mem_hex(path: Path, size: int) -> bytes:
             addr = int(line[1:], 16)
             continue
         for tok in line.split():
-            if addr < size:
-                out[addr] = int(tok, 16) if set(tok.lower()) <= set("0123456789abcdef") else 0
+            if addr * 8 < size:
+                value = int(tok, 16) if set(tok.lower()) <= set("0123456789abcdef") else 0
+                out[addr * 8 : addr * 8 + 8] = value.to_bytes(8, "little")
             addr += 1
-    return bytes(out)
+    return bytes(out[:size])
 
 
 def read_trace(path: Path) -> list[TraceLine]:

@@ -195,17 +195,10 @@ def _bench() -> object:
 
 @pytest.mark.slow
 def test_mnist_targets(tmp_path: Path) -> None:
-    """Issue 8's targets on MNIST (LeNet-5-sized), the full test set through golden and simulator."""
+    """Issue 8's targets on MNIST (LeNet-5-sized), the full test set through golden and simulator (~8 min)."""
     bench = _bench()
-    args = argparse.Namespace(runs=str(tmp_path), epochs=None, threads=2, reuse=False, n_sim=None)
-    rows, sq_info = bench.run_dataset("mnist", args, HW)
-    acc = {r.label: r for r in rows}
-    assert all(r.simulator == r.golden for r in rows if r.label != "float")
-    base = acc["float"].fake_quant
-    assert acc["W2A2"].golden >= base - 0.010
-    assert acc["W1A1"].golden >= base - 0.030
-    depths = {c["depth"] for c in sq_info["sq"]}
-    assert depths == {"binary", "ternary"}
-    assert acc["SQ"].golden >= acc["WTA2"].golden - 0.010
-    assert acc["SQ"].weight_bits < acc["WTA2"].weight_bits
-    assert max(r.train_seconds for r in rows) <= 300
+    args = argparse.Namespace(runs=str(tmp_path), epochs=None, threads=1, reuse=False, n_sim=None)
+    run = bench.run_dataset("mnist", args, HW, seed=0)
+    assert all(r.simulator == r.golden for r in run.rows if r.label != "float")
+    failed = [what for what, met, value in bench._target_checks(run) if not met]
+    assert not failed, failed
