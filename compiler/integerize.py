@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -43,7 +42,7 @@ from torch import fx, nn
 from isa.numeric import WORD_BITS
 
 from . import ir
-from .conv import hardware_constants  # the hardware-specific half of the overflow check
+from .conv import group_layout, hardware_constants  # the hardware-specific half of the overflow check
 from .frontend import Capture, FNode, capture
 from .qat import INPUT_BITS, ActQuant, QuantConv2d, QuantLinear, QuantParams
 
@@ -230,8 +229,8 @@ class _Builder:
     def _check_hw(self, op: ir.Op) -> None:
         if self.hw is None or not isinstance(op, ir.Conv):
             return
-        x = self.tensors[op.inputs[0]]  # hardware_constants reads only plan.cw (input channel words)
-        hardware_constants(op, x, SimpleNamespace(cw=math.ceil(x.shape[2] / self.hw.word_bits)), self.hw)
+        x = self.tensors[op.inputs[0]]
+        hardware_constants(op, x, group_layout(op, x.shape[2], self.hw), self.hw)
 
 
 # --- per-kind handlers -----------------------------------------------------------------------------------
