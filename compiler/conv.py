@@ -288,7 +288,7 @@ def pack_constants(mul: np.ndarray, rmul: np.ndarray, bias: np.ndarray, ctiles: 
     out = bytearray()
     for t in [*ctiles, *([None] if zero_entry else [])]:
         m, r, b = np.zeros(c, "<i4"), np.zeros(c, "<i4"), np.zeros(c, "<i8")
-        if t is not None:
+        if t is not None and t * c < len(mul):  # (tiles past the last channel keep all-zero constants)
             lanes = slice(t * c, min((t + 1) * c, len(mul)))
             n = lanes.stop - lanes.start
             m[:n], r[:n], b[:n] = mul[lanes], rmul[lanes], bias[lanes]
