@@ -110,7 +110,8 @@ def group_layout(op: ir.Conv, cin: int, hw: HwConfig) -> GroupLayout:
     return GroupLayout(tuple(spans), tuple(words), masked, passes, factor)
 
 
-def span_blocks(layout: GroupLayout, cts: range, kh: int, kw: int, mbits: int) -> list[tuple[range, WordSpan, list[int]]]:
+def span_blocks(layout: GroupLayout, cts: range, kh: int, kw: int, mbits: int
+                ) -> list[tuple[range, WordSpan, list[int]]]:
     """The BGEMMs of column tiles `cts`: (tiles, span, WGT offset of each pass), in WGT image order
     (per span piece: pass 0 of its tiles, then pass 1)."""
     out, offset = [], 0

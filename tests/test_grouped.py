@@ -257,3 +257,20 @@ def test_mobilenet_block_random_precision_end_to_end(seed, hw):
 def test_mobilenet_golden_tracks_qat_free_running():
     qat, graph = quantized("W4A4")
     assert_golden_near_qat(qat, graph, forced=False)
+
+
+def test_report_counts_useful_macs_so_depthwise_waste_is_low_utilization():
+    from workloads.report import build_report
+
+    g = GraphMaker(8, (8, 8, 128), 2)
+    pw = g.conv("pw", "input", 128, 1, 2, 2)
+    dw = g.conv("dw", pw, 128, 3, 2, 2, 1, 1, groups=128)
+    graph, inputs = g.graph([dw])
+    art = lower_graph(graph, EDGE, inputs)
+    report = build_report(art, run(art))
+    rows = {r.name: r for r in report.layers}
+    assert rows["dw"].macs == 8 * 8 * 128 * 9 and rows["pw"].macs == 8 * 8 * 128 * 128
+    # each depthwise lane reduces whole 64-channel words, twice (two passes), for one useful channel
+    assert rows["dw"].issued_bitops == 2 * 64 * rows["dw"].bitops
+    assert rows["pw"].issued_bitops == rows["pw"].bitops
+    assert rows["dw"].util < rows["pw"].util / 20
