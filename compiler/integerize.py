@@ -24,9 +24,10 @@ Biases that could only ever saturate are clipped to a value that still saturates
 Padding is level 0 everywhere (the QAT layers pad the same way, see `QuantConv2d`).
 
 Overflow: for each conv / linear, the contract bound max_c Σ|w_c|·(2^K−1) on |S| and the ±1-plane
-bound kh·kw·Cin·(2^K−1)·Σcoef on any partial accumulator must stay below 2^31, else the layer is
-refused by name. With `hw`, compiler.conv.hardware_constants adds the channel-word padding of that
-hardware and checks the requant constants it derives.
+bound kh·kw·(Cin/groups)·(2^K−1)·Σcoef on any partial accumulator must stay below 2^31, else the layer
+is refused by name. With `hw`, compiler.conv.hardware_constants adds the channel-word padding of that
+hardware (and the other groups' words and second pass of grouped layers) and checks the requant
+constants it derives.
 """
 
 from __future__ import annotations
