@@ -223,25 +223,24 @@ def masked_planes(op: ir.Conv, layout: GroupLayout, p: int) -> np.ndarray:
     return np.full(op.mbits, 1 - p, np.uint8)
 
 
-def pack_weights(op: ir.Conv, plan: ConvPlan, hw: HwConfig, cts: range) -> bytes:
-    """WGT image of column tiles `cts`, in span_blocks order; per column tile and pass entries
-    [ky][kx][cw][plane], each C lanes x W bits (lane l = output channel t*C + l)."""
+def pack_weights(op: ir.Conv, planes: np.ndarray, plan: ConvPlan, hw: HwConfig, cts: range) -> bytes:
+    """WGT image of column tiles `cts` (`planes` = weight_planes(op)), in span_blocks order; per column tile
+    and pass entries [ky][kx][cw][plane], each C lanes x W bits (lane l = output channel t*C + l)."""
     cout, cin_g, kh, kw = op.weights.shape
     c, wb, m, layout = hw.array_cols, hw.word_bits, op.mbits, plan.layout
     cout_g = cout // op.groups
-    planes = weight_planes(op)
     out = bytearray()
     for piece, span, _ in span_blocks(layout, cts, kh, kw, m):
+        first, stop = piece.start * c, min(piece.stop * c, cout)  # the pieces' real output channels
         for p in range(layout.passes):
-            for t in piece:
-                bits = np.empty((c, span.cw * wb, kh, kw, m), dtype=np.uint8)
-                bits[:] = masked_planes(op, layout, p)
-                for g in range((t * c) // cout_g, (min((t + 1) * c, cout) - 1) // cout_g + 1):
-                    lanes = range(max(t * c, g * cout_g), min((t + 1) * c, (g + 1) * cout_g))
-                    ch0 = g * cin_g - span.word0 * wb
-                    bits[lanes.start - t * c : lanes.stop - t * c, ch0 : ch0 + cin_g] = planes[lanes.start : lanes.stop]
-                bits = bits.reshape(c, span.cw, wb, kh, kw, m).transpose(3, 4, 1, 5, 0, 2)
-                out += np.packbits(bits, axis=-1, bitorder="little").tobytes()
+            bits = np.empty((len(piece) * c, span.cw * wb, kh, kw, m), dtype=np.uint8)
+            bits[:] = masked_planes(op, layout, p)
+            for g in range(first // cout_g, (stop - 1) // cout_g + 1):
+                lanes = range(max(first, g * cout_g), min(stop, (g + 1) * cout_g))
+                ch0 = g * cin_g - span.word0 * wb
+                bits[lanes.start - first : lanes.stop - first, ch0 : ch0 + cin_g] = planes[lanes.start : lanes.stop]
+            bits = bits.reshape(len(piece), c, span.cw, wb, kh, kw, m).transpose(0, 4, 5, 2, 6, 1, 3)
+            out += np.packbits(bits, axis=-1, bitorder="little").tobytes()
     return bytes(out)
 
 
@@ -369,13 +368,14 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
     res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
     plan = plan_conv(op, x, out, res, hw)
     mul, rmul, bias, shift = hardware_constants(op, x, plan.layout, hw)
+    planes = weight_planes(op)
     e_in = hw.entry_bytes("inp")
 
     def preloads(g: int) -> list[dict]:
         cts = plan.group_ctiles(g, hw)
         zero = not op.requant.out_int32 and len(plan.group_word_range(g)) * hw.slices_per_word > len(cts)
         consts = pack_constants(mul, rmul, bias, cts, zero, hw)
-        w = pack_weights(op, plan, hw, cts)
+        w = pack_weights(op, planes, plan, hw, cts)
         return [
             dict(buf=Buffer.WGT, sram=ctx.wgt_base(g, hw), dram=b.alloc(len(w), w), rows=1,
                  len=len(w) // hw.entry_bytes("wgt"), dstride=len(w)),
