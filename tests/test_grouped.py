@@ -73,6 +73,8 @@ CASES = {
     "dw70-s2-binary": ((7, 7, 70), 8, 70, 3, 70, 1, 2, 2, 1, False),
     "dw24-x2": ((7, 6, 24), 2, 48, 3, 24, 2, 2, 1, 1, False),
     "g2-aligned": ((6, 6, 128), 2, 64, 3, 2, 2, 2, 1, 1, False),
+    "g2-unaligned-ternary": ((5, 6, 100), 2, 32, 3, 2, 2, 2, 1, 1, True),  # 50 channels a group: masked
+    "g2-word-groups-ternary": ((5, 6, 128), 2, 64, 3, 2, 2, 2, 1, 1, True),  # unmasked: pad bits counted
     "g2-unaligned": ((6, 6, 40), 3, 24, 3, 2, 3, 2, 1, 1, False),
     "g4-aligned-1x1": ((6, 5, 256), 1, 32, 1, 4, 2, 8, 1, 0, False),
     "g4-unaligned-ternary": ((6, 6, 40), 2, 40, 3, 4, 2, 2, 2, 1, True),
