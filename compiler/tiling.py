@@ -197,7 +197,8 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
     The load unit pops in program order: per group its first preload (group > 0), then the tile loads
     (global tile i >= 2 waits for tile i-2's INP half), and at the end the next layer's prefetch. Token
     j must be the j-th push, so each is pushed at the later of the point where its condition holds and
-    the previous push.
+    the previous push. Position -1 is a SYNC before the layer's first compute instruction: a token pushed
+    by that instruction would wait for its end, a whole tile later.
     """
     positions, reader, group_last = 0, {}, {}
     for tiles in layer_groups:
@@ -208,10 +209,11 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
             group_last[t.group] = positions - 1
 
     def weights_free(g: int) -> int:
-        """Where group g's preload may begin: the previous user of its WGT/CONST part is done."""
+        """Where group g's preload may begin: the previous user of its WGT/CONST part is done. -1: before
+        the layer's first compute instruction (that part was last used by an earlier layer)."""
         if not ctx.halves:
             return group_last[g - 1]
-        return group_last[g - 2] if g >= 2 else 0
+        return group_last[g - 2] if g >= 2 else -1
 
     earliest = []
     for g, tiles in enumerate(layer_groups):
@@ -220,7 +222,7 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
         earliest += [reader[t.index - 2] for t in tiles if t.index >= 2]
     if ctx.prefetch_next:
         earliest.append(weights_free(len(layer_groups)))
-    slots, at = Counter(), 0
+    slots, at = Counter(), -1
     for e in earliest:
         at = max(at, e)
         slots[at] += 1
@@ -240,6 +242,8 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) ->
     groups = layer.tiles(b.hw)
     insns = {t.index: layer.compute(t) for tiles in groups for t in tiles}
     slots = push_slots(groups, insns, ctx)
+    for _ in range(slots[-1]):
+        b.emit("sync", unit=Unit.COMPUTE, push_prev=1)
     position = 0
     for g, tiles in enumerate(groups):
         for k, fields in enumerate(layer.preloads(g)):
