@@ -29,6 +29,7 @@ from .tiling import (
     TiledLayer,
     Window,
     emit_tiled_layer,
+    fewest_passes,
     tile_needs,
     tile_rows,
 )
@@ -89,6 +90,7 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     parts = 2 if res is not None else 1
     acc = min(ctiles, group_words * spw)
     rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, parts, acc, res_pix))
+    rows = fewest_passes(win.out_h, win.out_w, rows, hw.array_rows)
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
                     res_pix, halves)
 

@@ -28,6 +28,7 @@ from .tiling import (
     TiledLayer,
     Window,
     emit_tiled_layer,
+    fewest_passes,
     tile_needs,
     tile_rows,
 )
@@ -76,6 +77,7 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     slices = _slices(c, hw)
     avg = op.mode == "avg"
     rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, acc_per_pixel=len(slices) if avg else 0))
+    rows = fewest_passes(win.out_h, win.out_w, rows, hw.array_rows)
     consts = _requant_constants(op.requant, op.name, c, hw) if avg else b""
 
     def compute(t: Tile) -> list[ComputeInsn]:
@@ -121,6 +123,7 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
     win = Window(h, w, 1, 1, 1, 0, 1, pa, _words(c, hw) * out.bits)
     slices = _slices(c, hw)
     rows = tile_rows(op.name, h, lambda th: tile_needs(hw, win, th, 2, len(slices), pb))
+    rows = fewest_passes(h, w, rows, hw.array_rows)
     consts = _requant_constants(op.requant, op.name, c, hw)
     e = hw.entry_bytes("inp")
 

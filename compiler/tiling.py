@@ -169,6 +169,21 @@ def tile_rows(name: str, out_h: int, needs: Callable[[int], dict[str, tuple[int,
     return best
 
 
+def fewest_passes(out_h: int, out_w: int, max_rows: int, per_pass: int) -> int:
+    """Rows per tile, at most `max_rows`, with the fewest array passes over the layer, then the fewest tiles.
+
+    BGEMM, POOL and REQUANT walk a tile's pixels `per_pass` (= array rows R) at a time, so a tile of
+    504 pixels costs as much as one of 512: 56 rows of 56 pixels in tiles of 8 rows take 196 passes,
+    in tiles of 9 (the largest that fits) 199. Among equal pass counts, fewer tiles pay fewer fills.
+    """
+    def cost(th: int) -> tuple[int, int]:
+        full, rest = divmod(out_h, th)
+        passes = full * -(-th * out_w // per_pass) + -(-rest * out_w // per_pass)
+        return passes, full + (rest > 0)
+
+    return min(range(max_rows, 0, -1), key=cost)
+
+
 @dataclass(frozen=True)
 class LayerContext:
     """Where a layer sits in the program: boundaries, and how it uses WGT/CONST.
