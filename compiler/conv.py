@@ -30,6 +30,7 @@ from .tiling import (
     Window,
     emit_tiled_layer,
     fewest_passes,
+    first_tile_rows,
     tile_needs,
     tile_rows,
 )
@@ -56,6 +57,7 @@ class ConvPlan:
     groups: int
     wgt_per_ctile: int
     tile_rows: int
+    first_rows: int  # rows of each group's first tile
     res_pix: int  # INP entries per residual pixel (0: no residual)
     halves: bool  # every group fits half of WGT and CONST (groups and layers alternate halves)
 
@@ -91,8 +93,9 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     acc = min(ctiles, group_words * spw)
     rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, parts, acc, res_pix))
     rows = fewest_passes(win.out_h, win.out_w, rows, hw.array_rows)
+    first = first_tile_rows(win.out_h, win.out_w, rows, hw.array_rows)
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
-                    res_pix, halves)
+                    first, res_pix, halves)
 
 
 def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tuple[int, bool]:
@@ -289,7 +292,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
 
     tiled = TiledLayer(op.name, plan.win.out_h, plan.tile_rows, loads,
                        lambda t: conv_compute(op, x, out, res, plan, hw, shift, ctx, t), stores, preloads, plan.groups,
-                       inp_parts=2 if res is not None else 1)
+                       inp_parts=2 if res is not None else 1, first_rows=plan.first_rows)
     start, end, tiles = emit_tiled_layer(b, tiled, ctx)
     cout, cin, kh, kw = op.weights.shape
     ho, wo, _ = out.shape

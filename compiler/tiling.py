@@ -121,18 +121,24 @@ class TiledLayer:
     preloads: Callable[[int], list[dict[str, int]]] = lambda g: []
     groups: int = 1
     inp_parts: int = 1  # 2 when a second operand shares INP with the main input
+    first_rows: int = 0  # rows of each group's first tile (0: rows_per_tile); see first_tile_rows
+
+    def row_starts(self) -> list[int]:
+        first = self.first_rows or self.rows_per_tile
+        return [0, *range(first, self.out_h, self.rows_per_tile)]
 
     def tiles(self, hw: HwConfig) -> list[list[Tile]]:
         """Tiles per group, with buffer halves assigned by global index."""
         part = hw.inp_entries // (2 * self.inp_parts)
+        starts = self.row_starts()
         out: list[list[Tile]] = []
         i = 0
         for g in range(self.groups):
             group = []
-            for y0 in range(0, self.out_h, self.rows_per_tile):
+            for y0, y1 in zip(starts, [*starts[1:], self.out_h], strict=True):
                 half = i % 2
-                group.append(Tile(i, g, y0, min(self.rows_per_tile, self.out_h - y0), half * part,
-                                  (2 + half) * part, half * (hw.acc_entries // 2), half * (hw.out_entries // 2)))
+                group.append(Tile(i, g, y0, y1 - y0, half * part, (2 + half) * part, half * (hw.acc_entries // 2),
+                                  half * (hw.out_entries // 2)))
                 i += 1
             out.append(group)
         return out
@@ -176,12 +182,30 @@ def fewest_passes(out_h: int, out_w: int, max_rows: int, per_pass: int) -> int:
     504 pixels costs as much as one of 512: 56 rows of 56 pixels in tiles of 8 rows take 196 passes,
     in tiles of 9 (the largest that fits) 199. Among equal pass counts, fewer tiles pay fewer fills.
     """
-    def cost(th: int) -> tuple[int, int]:
-        full, rest = divmod(out_h, th)
-        passes = full * -(-th * out_w // per_pass) + -(-rest * out_w // per_pass)
-        return passes, full + (rest > 0)
+    return min(range(max_rows, 0, -1), key=lambda th: split_cost(out_h, out_w, th, per_pass))
 
-    return min(range(max_rows, 0, -1), key=cost)
+
+def split_cost(out_h: int, out_w: int, rows: int, per_pass: int, first: int = 0) -> tuple[int, int]:
+    """(array passes, tiles) of `out_h` rows cut into a first tile of `first` rows, then tiles of `rows`."""
+    sizes = [first] if first else []
+    full, rest = divmod(out_h - first, rows)
+    sizes += [rows] * full + ([rest] if rest else [])
+    return sum(-(-n * out_w // per_pass) for n in sizes), len(sizes)
+
+
+def first_tile_rows(out_h: int, out_w: int, rows: int, per_pass: int) -> int:
+    """Rows of a layer's (or group's) first tile: the fewest that add no array pass and at most one tile.
+
+    A layer's first tile cannot overlap its own input load: its load starts when the previous layer's
+    stores are done (the layer boundary) and its compute waits for it, so the array idles for the whole
+    load. A small first tile shortens that wait; the following tiles' loads overlap its compute.
+    """
+    passes, tiles = split_cost(out_h, out_w, rows, per_pass)
+    for first in range(1, rows):
+        p, n = split_cost(out_h, out_w, rows, per_pass, first)
+        if p <= passes and n <= tiles + 1:
+            return first
+    return rows
 
 
 @dataclass(frozen=True)
