@@ -99,7 +99,7 @@ def _needs_own_tensor(graph: ir.Graph, name: str) -> bool:
 def hoist_loads(b: ProgramBuilder, records: list[dict]) -> None:
     """Reorder fetch so loads dispatch as early as their tokens allow (compiler/schedule.py); the
     layer records' instruction ranges follow."""
-    order = hoisted_order(b.program)
+    order = hoisted_order(b.program, b.hw.token_depth)
     b.program = [b.program[k] for k in order]
     ranges = remap_ranges(order, [tuple(r["instructions"]) for r in records])
     for r, (start, end) in zip(records, ranges, strict=True):

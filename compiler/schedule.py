@@ -9,9 +9,10 @@ Tokens are matched per unit pair in each unit's own program order, so any merge 
 instruction streams that keeps each unit's order runs the same program: the same token pairs, the
 same data effects (every cross-unit dependency is a token), the same results. This pass changes only
 the merge: each load-unit instruction moves up to just after the later of the previous load-unit
-instruction and the compute instruction pushing the compute -> load token it pops. It never waits in
-the load queue for a token whose producer is behind it in fetch order, so hoisting adds no wait cycle
-(the static deadlock check still runs on the result, like on every program).
+instruction and the compute instruction pushing the compute -> load token it pops (and the one
+freeing room for its own push, see hoisted_order). It never waits in the load queue for an instruction
+behind it in fetch order, so hoisting adds no wait and no deadlock (the static deadlock check still runs
+on the result, like on every program).
 """
 
 from __future__ import annotations
@@ -22,20 +23,29 @@ from isa.encoding import Instruction
 from isa.spec import Unit
 
 
-def hoisted_order(program: Sequence[Instruction]) -> list[int]:
-    """Permutation of `program` (new position -> old index) with load-unit instructions hoisted."""
+def hoisted_order(program: Sequence[Instruction], token_depth: int) -> list[int]:
+    """Permutation of `program` (new position -> old index) with load-unit instructions hoisted.
+
+    A load-unit instruction goes after the compute instruction pushing the token it pops, and after the
+    one popping the load -> compute token `token_depth` pushes before its own (so its push finds room):
+    every wait of a dispatched instruction is on an instruction fetched before it.
+    """
     units = [insn.exec_unit for insn in program]
-    pushes = iter(k for k, insn in enumerate(program) if units[k] == Unit.COMPUTE and insn.push_prev)
+    producers = [k for k, insn in enumerate(program) if units[k] == Unit.COMPUTE and insn.push_prev]
+    consumers = [k for k, insn in enumerate(program) if units[k] == Unit.COMPUTE and insn.pop_prev]
     after: dict[int, list[int]] = {}  # old index of a non-load instruction -> loads placed right after it
-    anchor = -1  # -1: before the first non-load instruction
+    anchor, pops, pushes = -1, 0, 0  # anchor -1: before the first non-load instruction
     for k, insn in enumerate(program):
         if units[k] != Unit.LOAD:
             continue
         if insn.pop_next:
-            producer = next(pushes, None)
-            if producer is None:
-                raise ValueError(f"instruction {k}: load pops a compute -> load token that is never pushed")
-            anchor = max(anchor, producer)
+            if pops >= len(producers):
+                raise ValueError(f"instruction {k}: pops a compute -> load token that is never pushed")
+            anchor, pops = max(anchor, producers[pops]), pops + 1
+        if insn.push_next:
+            if pushes >= token_depth:
+                anchor = max(anchor, consumers[pushes - token_depth])
+            pushes += 1
         after.setdefault(anchor, []).append(k)
     order = list(after.get(-1, []))
     for k, unit in enumerate(units):
