@@ -29,6 +29,7 @@ from .tiling import (
     Window,
     emit_tiled_layer,
     fewest_passes,
+    first_tile_rows,
     tile_needs,
     tile_rows,
 )
@@ -105,7 +106,8 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     tiled = TiledLayer(
         op.name, win.out_h, rows,
         lambda t: [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, hw.entry_bytes("inp"))], compute,
-        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads)
+        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads,
+        first_rows=first_tile_rows(win.out_h, win.out_w, rows, hw.array_rows))
     span = emit_tiled_layer(b, tiled, ctx)
     return _record(op, f"{op.mode}pool", graph, span, rows, kernel=[op.kernel, op.kernel], stride=op.stride,
                    pad=op.pad)
@@ -151,7 +153,7 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
     tiled = TiledLayer(op.name, h, rows, loads, compute,
                        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, w, win.pix_out, hw),
-                       lambda g: preload, inp_parts=2)
+                       lambda g: preload, inp_parts=2, first_rows=first_tile_rows(h, w, rows, hw.array_rows))
     return _record(op, "add", graph, emit_tiled_layer(b, tiled, ctx), rows)
 
 
