@@ -22,7 +22,12 @@ Weight prefetch: when a group's weights and constants fit half of WGT and CONST,
 alternate between the halves, so a group's preload runs while the previous group or layer still
 computes. Compute -> load tokens are matched in order, so each is pushed at the later of the point
 where its condition holds and the previous push (see push_slots); extra pushes at one point ride on
-SYNC instructions.
+SYNC instructions, and a token whose half was last used by an earlier layer is pushed by a SYNC before
+the layer's first compute instruction.
+
+Tile sizes: the fewest array passes, then the fewest tiles (fewest_passes), and a small first tile whose
+un-overlapped input load is short (first_tile_rows). Program order is fixed up afterwards:
+compiler/schedule.py hoists loads as early as their tokens allow.
 """
 
 from __future__ import annotations
