@@ -100,15 +100,16 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
 
 def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tuple[int, bool]:
     """Output words per group, and whether groups fit half of WGT/CONST (preferred: loads then overlap
-    compute). 0 words when not even one output word fits."""
+    compute). 0 words when not even one output word fits. Groups are balanced: a group's ACC share
+    (its column tiles x pixels) bounds the tile rows of every group, so the largest group sets them."""
     spw = hw.slices_per_word
     for wgt, const, halves in ((hw.wgt_entries // 2, hw.const_entries // 2, True),
                                (hw.wgt_entries, hw.const_entries, False)):
         if ctiles * wgt_per_ctile <= wgt and ctiles + 1 <= const:
             return cw_out, halves
         words = min(wgt // (wgt_per_ctile * spw), (const - 1) // spw)
-        if words >= 1:
-            return words, halves
+        if words >= 1:  # as many groups as needed, of equal size: 4 + 4 words rather than 7 + 1
+            return math.ceil(cw_out / math.ceil(cw_out / words)), halves
     return 0, False
 
 
