@@ -57,7 +57,7 @@ class ConvPlan:
     groups: int
     wgt_per_ctile: int
     tile_rows: int
-    first_rows: int  # rows of each group's first tile
+    first_rows: int  # rows of the first tile (of group 0)
     res_pix: int  # INP entries per residual pixel (0: no residual)
     halves: bool  # every group fits half of WGT and CONST (groups and layers alternate halves)
 

@@ -126,20 +126,22 @@ class TiledLayer:
     preloads: Callable[[int], list[dict[str, int]]] = lambda g: []
     groups: int = 1
     inp_parts: int = 1  # 2 when a second operand shares INP with the main input
-    first_rows: int = 0  # rows of each group's first tile (0: rows_per_tile); see first_tile_rows
+    first_rows: int = 0  # rows of the layer's first tile (0: rows_per_tile); see first_tile_rows
 
-    def row_starts(self) -> list[int]:
-        first = self.first_rows or self.rows_per_tile
+    def row_starts(self, group: int) -> list[int]:
+        """First rows of a group's tiles: only the layer's first tile waits for its load (later groups'
+        first loads overlap the previous group's compute), so only it is made small."""
+        first = (self.first_rows if group == 0 else 0) or self.rows_per_tile
         return [0, *range(first, self.out_h, self.rows_per_tile)]
 
     def tiles(self, hw: HwConfig) -> list[list[Tile]]:
         """Tiles per group, with buffer halves assigned by global index."""
         part = hw.inp_entries // (2 * self.inp_parts)
-        starts = self.row_starts()
         out: list[list[Tile]] = []
         i = 0
         for g in range(self.groups):
             group = []
+            starts = self.row_starts(g)
             for y0, y1 in zip(starts, [*starts[1:], self.out_h], strict=True):
                 half = i % 2
                 group.append(Tile(i, g, y0, y1 - y0, half * part, (2 + half) * part, half * (hw.acc_entries // 2),
