@@ -33,6 +33,8 @@ from .tiling import (
     TiledLayer,
     Window,
     emit_tiled_layer,
+    fewest_passes,
+    first_tile_rows,
     tile_needs,
     tile_rows,
 )
@@ -137,6 +139,7 @@ class ConvPlan:
     groups: int  # weight preload groups (not the convolution's groups: see layout)
     wgt_per_ctile: int  # WGT entries of the largest column tile (all passes)
     tile_rows: int
+    first_rows: int  # rows of the first tile (of group 0)
     res_pix: int  # INP entries per residual pixel (0: no residual)
     halves: bool  # every group fits half of WGT and CONST (groups and layers alternate halves)
     layout: GroupLayout
@@ -173,21 +176,24 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     parts = 2 if res is not None else 1
     acc = min(ctiles, group_words * spw)
     rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, parts, acc, res_pix))
+    rows = fewest_passes(win.out_h, win.out_w, rows, hw.array_rows)
+    first = first_tile_rows(win.out_h, win.out_w, rows, hw.array_rows)
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
-                    res_pix, halves, layout)
+                    first, res_pix, halves, layout)
 
 
 def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tuple[int, bool]:
     """Output words per group, and whether groups fit half of WGT/CONST (preferred: loads then overlap
-    compute). 0 words when not even one output word fits."""
+    compute). 0 words when not even one output word fits. Groups are balanced: a group's ACC share
+    (its column tiles x pixels) bounds the tile rows of every group, so the largest group sets them."""
     spw = hw.slices_per_word
     for wgt, const, halves in ((hw.wgt_entries // 2, hw.const_entries // 2, True),
                                (hw.wgt_entries, hw.const_entries, False)):
         if ctiles * wgt_per_ctile <= wgt and ctiles + 1 <= const:
             return cw_out, halves
         words = min(wgt // (wgt_per_ctile * spw), (const - 1) // spw)
-        if words >= 1:
-            return words, halves
+        if words >= 1:  # as many groups as needed, of equal size: 4 + 4 words rather than 7 + 1
+            return math.ceil(cw_out / math.ceil(cw_out / words)), halves
     return 0, False
 
 
@@ -399,7 +405,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
 
     tiled = TiledLayer(op.name, plan.win.out_h, plan.tile_rows, loads,
                        lambda t: conv_compute(op, x, out, res, plan, hw, shift, ctx, t), stores, preloads, plan.groups,
-                       inp_parts=2 if res is not None else 1)
+                       inp_parts=2 if res is not None else 1, first_rows=plan.first_rows)
     start, end, tiles = emit_tiled_layer(b, tiled, ctx)
     cout, cin_g, kh, kw = op.weights.shape
     ho, wo, _ = out.shape

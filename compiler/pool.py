@@ -28,6 +28,8 @@ from .tiling import (
     TiledLayer,
     Window,
     emit_tiled_layer,
+    fewest_passes,
+    first_tile_rows,
     tile_needs,
     tile_rows,
 )
@@ -76,6 +78,7 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     slices = _slices(c, hw)
     avg = op.mode == "avg"
     rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, acc_per_pixel=len(slices) if avg else 0))
+    rows = fewest_passes(win.out_h, win.out_w, rows, hw.array_rows)
     consts = _requant_constants(op.requant, op.name, c, hw) if avg else b""
 
     def compute(t: Tile) -> list[ComputeInsn]:
@@ -103,7 +106,8 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     tiled = TiledLayer(
         op.name, win.out_h, rows,
         lambda t: [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, hw.entry_bytes("inp"))], compute,
-        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads)
+        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads,
+        first_rows=first_tile_rows(win.out_h, win.out_w, rows, hw.array_rows))
     span = emit_tiled_layer(b, tiled, ctx)
     return _record(op, f"{op.mode}pool", graph, span, rows, kernel=[op.kernel, op.kernel], stride=op.stride,
                    pad=op.pad)
@@ -121,6 +125,7 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
     win = Window(h, w, 1, 1, 1, 0, 1, pa, _words(c, hw) * out.bits)
     slices = _slices(c, hw)
     rows = tile_rows(op.name, h, lambda th: tile_needs(hw, win, th, 2, len(slices), pb))
+    rows = fewest_passes(h, w, rows, hw.array_rows)
     consts = _requant_constants(op.requant, op.name, c, hw)
     e = hw.entry_bytes("inp")
 
@@ -148,7 +153,7 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
     tiled = TiledLayer(op.name, h, rows, loads, compute,
                        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, w, win.pix_out, hw),
-                       lambda g: preload, inp_parts=2)
+                       lambda g: preload, inp_parts=2, first_rows=first_tile_rows(h, w, rows, hw.array_rows))
     return _record(op, "add", graph, emit_tiled_layer(b, tiled, ctx), rows)
 
 

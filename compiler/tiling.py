@@ -22,7 +22,12 @@ Weight prefetch: when a group's weights and constants fit half of WGT and CONST,
 alternate between the halves, so a group's preload runs while the previous group or layer still
 computes. Compute -> load tokens are matched in order, so each is pushed at the later of the point
 where its condition holds and the previous push (see push_slots); extra pushes at one point ride on
-SYNC instructions.
+SYNC instructions, and a token whose half was last used by an earlier layer is pushed by a SYNC before
+the layer's first compute instruction.
+
+Tile sizes: the fewest array passes, then the fewest tiles (fewest_passes), and a small first tile whose
+un-overlapped input load is short (first_tile_rows). Program order is fixed up afterwards:
+compiler/schedule.py hoists loads as early as their tokens allow.
 """
 
 from __future__ import annotations
@@ -121,6 +126,13 @@ class TiledLayer:
     preloads: Callable[[int], list[dict[str, int]]] = lambda g: []
     groups: int = 1
     inp_parts: int = 1  # 2 when a second operand shares INP with the main input
+    first_rows: int = 0  # rows of the layer's first tile (0: rows_per_tile); see first_tile_rows
+
+    def row_starts(self, group: int) -> list[int]:
+        """First rows of a group's tiles: only the layer's first tile waits for its load (later groups'
+        first loads overlap the previous group's compute), so only it is made small."""
+        first = (self.first_rows if group == 0 else 0) or self.rows_per_tile
+        return [0, *range(first, self.out_h, self.rows_per_tile)]
 
     def tiles(self, hw: HwConfig) -> list[list[Tile]]:
         """Tiles per group, with buffer halves assigned by global index."""
@@ -129,10 +141,11 @@ class TiledLayer:
         i = 0
         for g in range(self.groups):
             group = []
-            for y0 in range(0, self.out_h, self.rows_per_tile):
+            starts = self.row_starts(g)
+            for y0, y1 in zip(starts, [*starts[1:], self.out_h], strict=True):
                 half = i % 2
-                group.append(Tile(i, g, y0, min(self.rows_per_tile, self.out_h - y0), half * part,
-                                  (2 + half) * part, half * (hw.acc_entries // 2), half * (hw.out_entries // 2)))
+                group.append(Tile(i, g, y0, y1 - y0, half * part, (2 + half) * part, half * (hw.acc_entries // 2),
+                                  half * (hw.out_entries // 2)))
                 i += 1
             out.append(group)
         return out
@@ -169,6 +182,39 @@ def tile_rows(name: str, out_h: int, needs: Callable[[int], dict[str, tuple[int,
     return best
 
 
+def fewest_passes(out_h: int, out_w: int, max_rows: int, per_pass: int) -> int:
+    """Rows per tile, at most `max_rows`, with the fewest array passes over the layer, then the fewest tiles.
+
+    BGEMM, POOL and REQUANT walk a tile's pixels `per_pass` (= array rows R) at a time, so a tile of
+    504 pixels costs as much as one of 512: 56 rows of 56 pixels in tiles of 8 rows take 196 passes,
+    in tiles of 9 (the largest that fits) 199. Among equal pass counts, fewer tiles pay fewer fills.
+    """
+    return min(range(max_rows, 0, -1), key=lambda th: split_cost(out_h, out_w, th, per_pass))
+
+
+def split_cost(out_h: int, out_w: int, rows: int, per_pass: int, first: int = 0) -> tuple[int, int]:
+    """(array passes, tiles) of `out_h` rows cut into a first tile of `first` rows, then tiles of `rows`."""
+    sizes = [first] if first else []
+    full, rest = divmod(out_h - first, rows)
+    sizes += [rows] * full + ([rest] if rest else [])
+    return sum(-(-n * out_w // per_pass) for n in sizes), len(sizes)
+
+
+def first_tile_rows(out_h: int, out_w: int, rows: int, per_pass: int) -> int:
+    """Rows of a layer's (or group's) first tile: the fewest that add no array pass and at most one tile.
+
+    A layer's first tile cannot overlap its own input load: its load starts when the previous layer's
+    stores are done (the layer boundary) and its compute waits for it, so the array idles for the whole
+    load. A small first tile shortens that wait; the following tiles' loads overlap its compute.
+    """
+    passes, tiles = split_cost(out_h, out_w, rows, per_pass)
+    for first in range(1, rows):
+        p, n = split_cost(out_h, out_w, rows, per_pass, first)
+        if p <= passes and n <= tiles + 1:
+            return first
+    return rows
+
+
 @dataclass(frozen=True)
 class LayerContext:
     """Where a layer sits in the program: boundaries, and how it uses WGT/CONST.
@@ -197,7 +243,8 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
     The load unit pops in program order: per group its first preload (group > 0), then the tile loads
     (global tile i >= 2 waits for tile i-2's INP half), and at the end the next layer's prefetch. Token
     j must be the j-th push, so each is pushed at the later of the point where its condition holds and
-    the previous push.
+    the previous push. Position -1 is a SYNC before the layer's first compute instruction: a token pushed
+    by that instruction would wait for its end, a whole tile later.
     """
     positions, reader, group_last = 0, {}, {}
     for tiles in layer_groups:
@@ -208,10 +255,11 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
             group_last[t.group] = positions - 1
 
     def weights_free(g: int) -> int:
-        """Where group g's preload may begin: the previous user of its WGT/CONST part is done."""
+        """Where group g's preload may begin: the previous user of its WGT/CONST part is done. -1: before
+        the layer's first compute instruction (that part was last used by an earlier layer)."""
         if not ctx.halves:
             return group_last[g - 1]
-        return group_last[g - 2] if g >= 2 else 0
+        return group_last[g - 2] if g >= 2 else -1
 
     earliest = []
     for g, tiles in enumerate(layer_groups):
@@ -220,7 +268,7 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
         earliest += [reader[t.index - 2] for t in tiles if t.index >= 2]
     if ctx.prefetch_next:
         earliest.append(weights_free(len(layer_groups)))
-    slots, at = Counter(), 0
+    slots, at = Counter(), -1
     for e in earliest:
         at = max(at, e)
         slots[at] += 1
@@ -240,6 +288,8 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) ->
     groups = layer.tiles(b.hw)
     insns = {t.index: layer.compute(t) for tiles in groups for t in tiles}
     slots = push_slots(groups, insns, ctx)
+    for _ in range(slots[-1]):
+        b.emit("sync", unit=Unit.COMPUTE, push_prev=1)
     position = 0
     for g, tiles in enumerate(groups):
         for k, fields in enumerate(layer.preloads(g)):

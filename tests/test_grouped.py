@@ -275,4 +275,5 @@ def test_report_counts_useful_macs_so_depthwise_waste_is_low_utilization():
     # each depthwise lane reduces whole 64-channel words, twice (two passes), for one useful channel
     assert rows["dw"].issued_bitops == 2 * 64 * rows["dw"].bitops
     assert rows["pw"].issued_bitops == rows["pw"].bitops
-    assert rows["dw"].util < rows["pw"].util / 20
+    # the array can at best issue every cycle, so useful utilization is bounded by useful / issued = 1/128
+    assert rows["dw"].util <= rows["dw"].bitops / rows["dw"].issued_bitops < rows["pw"].util / 10
