@@ -17,6 +17,7 @@ Models are built with random weights (`weights=None` / `pretrained=False`): noth
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import sys
@@ -106,7 +107,7 @@ def build(ref: str) -> nn.Module:
     lib = import_source(source)
     known = model_names(source)
     if name not in known:
-        close = [n for n in known if name and name.split("_")[0] in n][:8]
+        close = difflib.get_close_matches(name, known, n=6)
         raise ValueError(f"{source} has no classification model '{name}'"
                          + (f" (similar: {', '.join(close)})" if close else ""))
     if source == "torchvision":
