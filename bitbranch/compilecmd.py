@@ -10,7 +10,9 @@ from isa.hwconfig import DEFAULT_PRESET
 
 
 def add_arguments_compile(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="workload name (see `bitbranch run --help`) or file.py:factory")
+    parser.add_argument("model", metavar="MODEL",
+                        help="workload name (see `bitbranch run --help`), torchvision:NAME, timm:NAME or "
+                             "file.py:factory")
     bits = parser.add_mutually_exclusive_group()
     bits.add_argument("--bits", metavar="WmAk", help="default precision, e.g. W2A2 (per-layer overrides are kept)")
     bits.add_argument("--precision", metavar="FILE", help="per-layer precision mapping, JSON or TOML")

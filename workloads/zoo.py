@@ -34,8 +34,8 @@ EXTRA_HINT = "install the optional extra: pip install -c constraints.txt -e '.[z
 _LIBS: list[torch.library.Library] = []  # keeps the op definition alive
 
 
-class ZooUnavailable(ImportError):
-    """torchvision / timm is not installed (the `zoo` extra)."""
+class ZooUnavailable(ValueError):
+    """torchvision / timm is not installed (the `zoo` extra): a MODEL name the CLI cannot resolve here."""
 
 
 def _op_defined(namespace: str, op: str) -> bool:
