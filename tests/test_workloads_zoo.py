@@ -59,21 +59,26 @@ def test_unknown_zoo_model_is_a_clear_error():
         get("timm:not_a_model")
 
 
-@pytest.mark.parametrize("ref", ["torchvision:resnet18", "timm:resnet18"])
-def test_zoo_resnet18_bit_exact_on_edge(ref):
+@pytest.mark.parametrize("ref", ["torchvision:resnet18", "timm:resnet18", "torchvision:mobilenet_v2"])
+def test_zoo_models_bit_exact_on_edge(ref):
     """Compile the library model unchanged (random weights) and simulate on 'edge': outputs equal golden.
 
     96x96 input instead of 224 keeps the test short; every layer type and path is the same.
+    MobileNetV2: depthwise convolutions and ReLU6.
     """
     from compiler.compile import compile_model
     from simulator import run
+    from workloads.zoo import edge_layers
 
     torch.manual_seed(0)
     spec = get(ref)
+    model = spec.build()
     image = default_image((3, 96, 96))
     with torch.no_grad():
-        art = compile_model(spec.build(), spec.precision, get_config("edge"), image)
-    assert [r["name"] for r in art.layers][:1] == ["conv1"] and art.layers[-1]["name"] == "fc"
+        art = compile_model(model, spec.precision, get_config("edge"), image)
+    first, last = edge_layers(model)
+    assert art.layers[0]["name"] == first and art.layers[-1]["name"] == last
+    assert spec.precision.weight_for(first).bits == 8 and spec.precision.weight_for(last).bits == 8
     result = run(art)
     assert result.golden_ok
     out = art.outputs[0]
