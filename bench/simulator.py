@@ -12,21 +12,24 @@ and OUT halves and dependency tokens on the real instructions (no sync instructi
 Frames repeat the layer until the program has ~10^4 instructions. The first frame's output is
 checked against a direct numpy convolution, so the benchmark also proves the program is meaningful.
 
-    .venv/bin/python bench/simulator.py [--frames N] [--repeat N] [--profile]
+    .venv/bin/python bench/simulator.py [--frames N] [--repeat N] [--profile] [--progress]
 
 Each program is simulated --repeat times (default 3) and the fastest run is reported: wall time,
 instructions/s and simulated cycles/s, the ratio to issue 4's target of 50,000 instructions/s, and the
 process CPU time (on a machine whose cores other processes share, the CPU time shows the simulator's own
-cost while the wall time also counts the waiting).
+cost while the wall time also counts the waiting). --progress runs the fast datapath a second time with
+`bitbranch run`'s progress bar attached (drawn into a buffer) and prints both, to show what it costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import pstats
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +42,7 @@ from isa.encoding import Instruction  # noqa: E402
 from isa.hwconfig import HwConfig, get_config  # noqa: E402
 from simulator import datapath as sim_datapath  # noqa: E402
 from simulator import run  # noqa: E402
+from workloads.progress import Progress  # noqa: E402
 
 KBITS = MBITS = KOUT = 2
 MUL, BIAS, SHIFT = 1, 160, 6
@@ -167,7 +171,13 @@ class NumericTimer:
             setattr(sim_datapath, name, real)
 
 
-def measure(b: ConvBench, datapath: str, profile: bool = False, repeat: int = 1) -> dict:
+def _progress_bar() -> Callable[[int, int], None]:
+    """`bitbranch run`'s simulation progress (workloads.progress), redrawn into a buffer instead of a terminal."""
+    bar = Progress(0, "simulate", stream=io.StringIO(), mode="bar")
+    return lambda done, total: bar(done, total, "layer")
+
+
+def measure(b: ConvBench, datapath: str, profile: bool = False, repeat: int = 1, progress: bool = False) -> dict:
     """One simulation of the program (the fastest of `repeat`, by wall time)."""
     best = None
     for _ in range(repeat):
@@ -176,7 +186,7 @@ def measure(b: ConvBench, datapath: str, profile: bool = False, repeat: int = 1)
             prof.enable()
         with NumericTimer() as numeric:
             t0, c0 = time.perf_counter(), time.process_time()
-            result = run((b.program, b.dram, b.hw), datapath=datapath)
+            result = run((b.program, b.dram, b.hw), datapath=datapath, progress=_progress_bar() if progress else None)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         if prof:
             prof.disable()
@@ -190,7 +200,7 @@ def measure(b: ConvBench, datapath: str, profile: bool = False, repeat: int = 1)
                               (h, w, cout), KOUT, b.hw.word_bits)
     want = reference_output(b)
     return {
-        "datapath": datapath,
+        "datapath": datapath + (" +progress" if progress else ""),
         "instructions": len(b.program),
         "wall_s": wall,
         "cpu_s": cpu,
@@ -218,7 +228,7 @@ def report(m: dict, hw: HwConfig) -> str:
             f"({m['numeric_s'] / m['wall_s']:.0%}) in {m['numeric_calls']:,} BGEMMs = "
             f"{m['numeric_s'] / max(1, m['numeric_calls']) * 1e6:.0f} us each; "
             f"everything else: {m['own_insn_per_s']:,.0f} instructions/s")
-    if m["datapath"] == "fast":
+    if m["datapath"].startswith("fast"):
         text += (f"\n{'':>10}vs the target of {TARGET_INSN_PER_S:,} instructions/s: "
                  f"{m['insn_per_s'] / TARGET_INSN_PER_S:.2f}x; process CPU time {m['cpu_s']:.3f} s = "
                  f"{m['instructions'] / m['cpu_s']:,.0f} instructions per CPU second "
@@ -233,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=26, help="layer repetitions (26 x 56 rows ~ 10^4 instructions)")
     parser.add_argument("--bitwise-frames", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="cProfile the (first) fast run")
+    parser.add_argument("--progress", action="store_true", help="also time the fast run with the progress bar on")
     parser.add_argument("--repeat", type=int, default=3,
                         help="simulate each program this many times and report the fastest (default 3)")
     args = parser.parse_args(argv)
@@ -243,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     warm = build(hw, 4, 8, 1)
     run((warm.program, warm.dram, hw))  # first-call imports (torch) are not part of the measurement
     ok = True
-    for datapath, frames, profile in (("fast", args.frames, args.profile), ("bitwise", args.bitwise_frames, False)):
-        m = measure(build(hw, args.size, args.size, frames), datapath, profile, max(1, args.repeat))
+    runs = [("fast", args.frames, args.profile, False)] + [("fast", args.frames, False, True)] * args.progress
+    for datapath, frames, profile, progress in runs + [("bitwise", args.bitwise_frames, False, False)]:
+        m = measure(build(hw, args.size, args.size, frames), datapath, profile, max(1, args.repeat), progress)
         print(report(m, hw))
         ok &= m["output_ok"]
     return 0 if ok else 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -11,7 +10,9 @@ from isa.hwconfig import DEFAULT_PRESET
 
 
 def add_arguments_compile(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="workload name (see `bitbranch run --help`) or file.py:factory")
+    parser.add_argument("model", metavar="MODEL",
+                        help="workload name (see `bitbranch run --help`), torchvision:NAME, timm:NAME or "
+                             "file.py:factory")
     bits = parser.add_mutually_exclusive_group()
     bits.add_argument("--bits", metavar="WmAk", help="default precision, e.g. W2A2 (per-layer overrides are kept)")
     bits.add_argument("--precision", metavar="FILE", help="per-layer precision mapping, JSON or TOML")
@@ -41,6 +42,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from workloads import get
     from workloads.cli import resolve_precision
     from workloads.images import default_image, load_image
+    from workloads.progress import Progress
 
     hw = get_config(args.hw)
     spec = get(args.model)
@@ -50,11 +52,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     image = load_image(args.input, spec.input_shape) if args.input else default_image(spec.input_shape)
     t0 = time.perf_counter()
 
-    def progress(done: int, total: int, msg: str) -> None:
-        print(f"[{done}/{total}] {msg}", file=sys.stderr)
-
-    art = compile_model(spec.factory().eval(), precision, hw, image, progress=progress,
-                        meta={"model": spec.name, "hw": hw.name})
+    with Progress(0, "compile") as bar:
+        art = compile_model(spec.build(), precision, hw, image, progress=bar, meta={"model": spec.name, "hw": hw.name})
     path = save_artifact(art, Path(args.output))
     print(f"{spec.name} on {hw.name}: {len(art.layers)} layers, {len(art.program)} instructions, "
           f"{len(art.dram) / 1e6:.2f} MB DRAM image, outputs {', '.join(art.outputs)}; "

@@ -1,6 +1,7 @@
 """compile_model: a float torch model and an image -> a program artifact (the whole compiler in one call).
 
-    quantize_model (QAT model) -> calibrate on the image(s) -> to_ir (integer IR = golden) -> lower_graph
+    quantize_model (QAT model) -> calibrate on the image(s) -> to_ir (integer IR) -> ir.run_graph (golden)
+    -> lower_graph
 
 Post-training: activation ranges are calibrated on the images given (by default the input image
 itself); a trained QAT model can be passed with `qat=True` to skip quantization and calibration.
@@ -9,7 +10,8 @@ itself); a trained QAT model can be passed with `qat=True` to skip quantization 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +20,18 @@ import torch
 from isa.artifact import Artifact
 from isa.hwconfig import HwConfig
 
+from . import ir
 from .integerize import to_ir
+from .ir import Progress
 from .lower import lower_graph
 from .qat import calibrate, quantize_model
+from .threads import torch_threads
+
+# The compiler runs torch on one thread. Its work is a long series of modest elementwise ops (weight-scale
+# search in cache-sized blocks, fake-quantized forward passes); with the cores shared (parallel sweeps,
+# test runners, other users) a multi-threaded op waits for its helper thread: measured on the 2-core
+# machine under load, ResNet-18 compiled in 173 s with 2 threads and 11 s with 1 (see docs/compiler.md).
+COMPILE_THREADS = 1
 
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
@@ -31,8 +42,27 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
 
 
-Progress = Callable[[int, int, str], None]  # (step done, steps, message)
-STEPS = 3
+class _Phases:
+    """Per-layer progress through the compile phases: progress(done, total, "<phase> <layer>") within a
+    phase, then progress(total, total, "<phase> done in 1.2 s"); `seconds` keeps each phase's wall time."""
+
+    def __init__(self, progress: Progress | None):
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[Progress | None]:
+        t0, total = time.perf_counter(), [1]
+
+        def report(done: int, n: int, text: str) -> None:
+            total[0] = n
+            if done < n:  # the phase's end is reported below, with its time
+                self.progress(done, n, f"{name} {text}".rstrip())
+
+        yield report if self.progress else None
+        self.seconds[name] = time.perf_counter() - t0
+        if self.progress:
+            self.progress(total[0], total[0], f"{name} done in {self.seconds[name]:.1f} s")
 
 
 def compile_model(model: torch.nn.Module, precision: str | Path | dict | object, hw: HwConfig, image: np.ndarray,
@@ -41,30 +71,30 @@ def compile_model(model: torch.nn.Module, precision: str | Path | dict | object,
     """Quantize (unless `qat`), calibrate, integerize and lower `model` for input `image` (H, W, C uint8).
 
     `precision` is anything compiler.qat.quantize_model accepts ("W2A2", a mapping file, a PrecisionSpec).
+    `progress(done, total, text)` follows the phases quantize, calibrate, integerize, golden and lower layer
+    by layer (text: "<phase> <layer>"; see _Phases).
     """
-    step = [0]
+    with torch_threads(COMPILE_THREADS):
+        return _compile(model, precision, hw, image, calib_images, qat, meta, _Phases(progress))
 
-    def log(msg: str) -> None:
-        step[0] += 1
-        if progress:
-            progress(step[0], STEPS, msg)
 
+def _compile(model: torch.nn.Module, precision: str | Path | dict | object, hw: HwConfig, image: np.ndarray,
+             calib_images: Sequence[np.ndarray] | None, qat: bool, meta: dict | None, phases: _Phases) -> Artifact:
     x = image_tensor(image)
-    t0 = time.perf_counter()
-    if qat:
-        qmodel = model
-    else:
-        qmodel = quantize_model(model, precision, input_shape=tuple(x.shape))
-        calibrate(qmodel, [image_tensor(im) for im in (calib_images or [image])])
-    log(f"quantized and calibrated in {time.perf_counter() - t0:.1f} s")
-    t0 = time.perf_counter()
-    graph = to_ir(qmodel.eval(), tuple(x.shape), hw)
-    log(f"integer IR: {len(graph.ops)} ops in {time.perf_counter() - t0:.1f} s")
-    t0 = time.perf_counter()
+    qmodel = model
+    if not qat:
+        with phases.phase("quantize") as cb:
+            qmodel = quantize_model(model, precision, input_shape=tuple(x.shape), progress=cb)
+        with phases.phase("calibrate") as cb:
+            images = [image_tensor(im) for im in (calib_images or [image])]
+            calibrate(qmodel, ir.steps(images, cb, lambda _: f"{len(images)} image(s)"))
+    with phases.phase("integerize") as cb:
+        graph = to_ir(qmodel.eval(), tuple(x.shape), hw, progress=cb)
     levels = np.asarray(image, dtype=np.uint8)  # the input quantizer: u = round(255·x) = the 8-bit image
     info = {**graph.meta, **(meta or {})}
     info.pop("fx_nodes", None)
-    art = lower_graph(graph, hw, {graph.inputs[0]: levels}, meta=info)
-    log(f"lowered to {len(art.program)} instructions, {len(art.dram) / 1e6:.1f} MB DRAM in "
-        f"{time.perf_counter() - t0:.1f} s")
-    return art
+    inputs = {graph.inputs[0]: levels}
+    with phases.phase("golden") as cb:
+        golden = ir.run_graph(graph, inputs, cb)
+    with phases.phase("lower") as cb:
+        return lower_graph(graph, hw, inputs, meta=info, golden=golden, progress=cb)

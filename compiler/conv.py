@@ -212,8 +212,8 @@ def weight_planes(op: ir.Conv) -> np.ndarray:
     """(Cout, Cin/groups, kh, kw, M) bit-planes (uint8): level bits of M-bit codes, or ternary planes."""
     if op.ternary:
         return np.moveaxis(ternary_to_planes(op.weights), 0, -1).astype(np.uint8)
-    u = code_to_level(op.weights, op.mbits).astype(np.int64)
-    return ((u[..., None] >> np.arange(op.mbits)) & 1).astype(np.uint8)
+    u = code_to_level(op.weights, op.mbits).astype(np.uint8)  # levels < 2^8: uint8 all the way (VGG fc6: 100 M)
+    return (u[..., None] >> np.arange(op.mbits, dtype=np.uint8)) & 1
 
 
 def masked_planes(op: ir.Conv, layout: GroupLayout, p: int) -> np.ndarray:
@@ -267,7 +267,7 @@ def hardware_constants(op: ir.Conv, x: ir.Tensor, layout: GroupLayout, hw: HwCon
     wcoef_sum = 2 if op.ternary else (1 << op.mbits) - 1
     lane_cw = np.repeat([cw for _, cw in layout.ctile_words], hw.array_cols)[:cout]
     pad = 0 if layout.masked else kh * kw * (lane_cw * hw.word_bits - cin_g) * amax * wcoef_sum
-    wsum = op.weights.astype(np.int64).sum(axis=(1, 2, 3))
+    wsum = op.weights.sum(axis=(1, 2, 3), dtype=np.int64)
     mul = np.asarray(rq.mul, dtype=np.int64)
     bias = (amax * g * wsum - pad) * mul + 2 * g * np.asarray(rq.bias, dtype=np.int64)
     rmul = 2 * g * np.asarray(rq.rmul, dtype=np.int64) if rq.rmul is not None else np.zeros_like(mul)

@@ -12,9 +12,11 @@ AdaptiveAvgPool2d and `mean` over H, W (avgpool, square windows), flatten / view
 (upsample), Identity / Dropout (identity). Anything else is a host op if only host ops and outputs
 follow it, else an error naming the node and module path.
 
-One normalisation: an activation directly after max-pooling / upsampling of a pre-activation
-(`relu(max_pool2d(conv(x)))`, the classic MNIST example) is moved in front of the pooling — exact,
-since both commute with a monotone elementwise function — so it fuses into the convolution.
+Two normalisations: nn.Identity calls are removed (timm puts them between BatchNorm and the activation
+as placeholders for disabled drop-block / anti-aliasing), and an activation directly after max-pooling /
+upsampling of a pre-activation (`relu(max_pool2d(conv(x)))`, the classic MNIST example) is moved in
+front of the pooling — exact, since both commute with a monotone elementwise function — so both
+fuse into the convolution.
 """
 
 from __future__ import annotations
@@ -407,6 +409,18 @@ def _check_shapes(fn: FNode) -> None:
         raise FrontendError(f"{fn.where()}: {fn.kind} needs a 4-D NCHW input")
 
 
+def _drop_identities(gm: fx.GraphModule, nodes: list[FNode]) -> bool:
+    """Remove nn.Identity calls (timm's placeholders for disabled drop-block / anti-aliasing / drop-path),
+    so that conv -> bn -> Identity -> act fuses like conv -> bn -> act. Dropout stays: QAT trains with it."""
+    changed = False
+    for fn in nodes:
+        if isinstance(fn.module, nn.Identity) and len(fn.inputs) == 1 and fn.node.args == (fn.inputs[0],):
+            fn.node.replace_all_uses_with(fn.inputs[0])
+            gm.graph.erase_node(fn.node)
+            changed = True
+    return changed
+
+
 def _hoist_activations(gm: fx.GraphModule, nodes: list[FNode]) -> bool:
     """act(pool(x)) -> pool(act(x)) for max-pooling / upsampling, when x and pool have one user each."""
     changed = False
@@ -461,6 +475,10 @@ def capture(model: nn.Module, input_shape: tuple[int, ...], on_classify: Callabl
         gm = _trace(model)
         _propagate(gm, example)
         nodes = [classify(n, gm) for n in gm.graph.nodes]
+        if _drop_identities(gm, nodes):  # shapes stay as propagated
+            gm.graph.lint()
+            gm.recompile()
+            nodes = [classify(n, gm) for n in gm.graph.nodes]
         if _hoist_activations(gm, nodes):
             gm.graph.lint()
             gm.recompile()

@@ -508,11 +508,13 @@ def _outputs(b: _Builder) -> list[str]:
 # --- entry points --------------------------------------------------------------------------------------------
 
 
-def to_ir(qat_model: nn.Module, input_shape: tuple[int, ...] | None = None, hw: object | None = None) -> ir.Graph:
+def to_ir(qat_model: nn.Module, input_shape: tuple[int, ...] | None = None, hw: object | None = None,
+          progress: ir.Progress | None = None) -> ir.Graph:
     """The integer IR graph of a QAT model (eval semantics: BatchNorm running statistics).
 
     `input_shape` defaults to the shape quantize_model traced with. With `hw` (an isa.hwconfig.HwConfig)
     each convolution also passes the hardware-specific accumulator / constant range checks.
+    `progress(done, total, module path)` is called per captured node.
     """
     info = getattr(qat_model, "meta", {}).get("bitbranch", {})
     shape = tuple(input_shape or info.get("input_shape") or ())
@@ -521,7 +523,7 @@ def to_ir(qat_model: nn.Module, input_shape: tuple[int, ...] | None = None, hw: 
     cap = capture(qat_model, shape)
     b = _Builder(cap, hw)
     with torch.no_grad():
-        for fn in cap.nodes:
+        for fn in ir.steps(cap.nodes, progress, lambda f: f.path):
             if fn.kind != "output":
                 b.values[fn.node] = _visit(b, fn)
         outputs = _outputs(b)

@@ -13,13 +13,29 @@ the golden model defines it this way and the float model differs only at borders
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from isa.rounding import clamp_levels, requantize, saturate_int32
 
 from .golden import conv_sum, pool_max, pool_sum, upsample_nearest
+
+T = TypeVar("T")
+Progress = Callable[[int, int, str], None]  # (done, total, name of the item in work): per-layer progress
+
+
+def steps(items: Sequence[T], progress: Progress | None, name: Callable[[T], str]) -> Iterator[T]:
+    """Yield items, calling progress(k, n, name(item)) before the k-th and (n, n, "") after the last."""
+    for k, item in enumerate(items):
+        if progress:
+            progress(k, len(items), name(item))
+        yield item
+    if progress:
+        progress(len(items), len(items), "")
+
 
 INT32 = 32
 
@@ -152,7 +168,7 @@ def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
     raise TypeError(f"op '{op.name}': unknown IR op {type(op).__name__}")
 
 
-def run_graph(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def run_graph(graph: Graph, inputs: dict[str, np.ndarray], progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Execute the golden model; returns every tensor's value."""
     values = {}
     for name in graph.inputs:
@@ -162,7 +178,7 @@ def run_graph(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
         if tuple(np.shape(inputs[name])) != want:
             raise ValueError(f"graph input '{name}': shape {np.shape(inputs[name])}, expected {want}")
         values[name] = np.asarray(inputs[name])
-    for op in graph.ops:
+    for op in steps(graph.ops, progress, lambda o: o.name):
         values[op.output] = run_op(op, [values[i] for i in op.inputs])
         want = graph.tensors[op.output].shape
         if values[op.output].shape != want:

@@ -107,10 +107,15 @@ def hoist_loads(b: ProgramBuilder, records: list[dict]) -> None:
 
 
 def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], meta: dict | None = None,
-                im2col: bool = True) -> Artifact:
-    """Lower every accelerator op, compute the golden outputs, and assemble the artifact."""
+                im2col: bool = True, golden: dict[str, np.ndarray] | None = None,
+                progress: ir.Progress | None = None) -> Artifact:
+    """Lower every accelerator op, compute the golden outputs, and assemble the artifact.
+
+    `golden`: `ir.run_graph(graph, inputs)` when the caller has run it already (compile_model does, to
+    report it as its own phase). `progress` is called per op lowered."""
     meta = dict(meta or {})
-    values = ir.run_graph(graph, inputs)  # golden from the graph as given, before any rewrite
+    # golden from the graph as given, before any rewrite
+    values = dict(golden) if golden is not None else ir.run_graph(graph, inputs)
     if im2col:
         graph, inputs, transforms = im2col_input(graph, inputs, hw.word_bits)
         values.update(inputs)
@@ -134,7 +139,7 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
     records = []
     compute_ops = [op for op in ops if not isinstance(op, ir.Concat)]
     contexts = layer_contexts(compute_ops, graph, hw)
-    for op, ctx in zip(compute_ops, contexts, strict=True):
+    for op, ctx in ir.steps(list(zip(compute_ops, contexts, strict=True)), progress, lambda oc: oc[0].name):
         lower = LOWERINGS.get(type(op))
         if lower is None:
             raise LoweringError(f"op '{op.name}': no lowering for {type(op).__name__}")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from torch import fx
 
 from .frontend import LEVEL_PRESERVING, Capture, FNode, FrontendError
+from .ir import Progress, steps
 from .precision import PrecisionSpec
 from .qat import INPUT_BITS, ActQuant, QuantConv2d, QuantLinear
 
@@ -318,15 +319,19 @@ def _make_quant(s: QuantSpec) -> ActQuant:
     return ActQuant(s.bits, s.kind, s.lo, s.hi)
 
 
-def apply_placement(cap: Capture, placement: Placement, spec: PrecisionSpec) -> fx.GraphModule:
-    """Swap in quantized layers and insert each domain's quantizer after its producers."""
+def apply_placement(cap: Capture, placement: Placement, spec: PrecisionSpec, progress: Progress | None = None
+                    ) -> fx.GraphModule:
+    """Swap in quantized layers and insert each domain's quantizer after its producers.
+
+    `progress` is called per swapped layer (its weight scales are searched then: the slow part for big layers)."""
     gm, graph = cap.gm, cap.gm.graph
-    swapped: set[str] = set()
+    layers: dict[str, FNode] = {}  # module path -> its first call (a module called twice is swapped once)
     for fn in cap.nodes:
-        if fn.kind in ("conv", "linear") and fn.path not in swapped:
-            cls = QuantConv2d if fn.kind == "conv" else QuantLinear
-            _set_module(gm, fn.path, cls(fn.module, spec.weight_for(fn.path)))
-            swapped.add(fn.path)
+        if fn.kind in ("conv", "linear"):
+            layers.setdefault(fn.path, fn)
+    for fn in steps(list(layers.values()), progress, lambda f: f.path):
+        cls = QuantConv2d if fn.kind == "conv" else QuantLinear
+        _set_module(gm, fn.path, cls(fn.module, spec.weight_for(fn.path)))
     quant_of: dict[int, ActQuant] = {}
     for d in placement.domains:
         if not d.quantized:

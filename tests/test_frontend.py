@@ -59,6 +59,33 @@ def test_view_flatten_and_dropout():
     assert kinds(cap)["classifier.2"] == "identity"  # Dropout
 
 
+def test_identity_placeholders_are_removed_so_bn_and_act_fuse():
+    """timm's blocks put nn.Identity (disabled drop-block / anti-aliasing) between BatchNorm and ReLU."""
+    from compiler.compile import compile_model
+    from isa.hwconfig import get_config
+    from simulator import run
+
+    class TimmLike(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+            self.bn, self.drop_block, self.act, self.aa = nn.BatchNorm2d(8), nn.Identity(), nn.ReLU(), nn.Identity()
+            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(self.aa(self.act(self.drop_block(self.bn(self.conv(x)))))), 1))
+
+    torch.manual_seed(0)
+    model = TimmLike().eval()
+    cap = capture(model, (1, 3, 8, 8))
+    assert [f.kind for f in cap.nodes] == ["input", "conv", "bn", "act", "avgpool", "flatten", "linear", "output"]
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(cap.gm(x), model(x))
+    image = (torch.rand(8, 8, 3) * 255).to(torch.uint8).numpy()
+    art = compile_model(model, "W2A2", get_config("small"), image)  # was refused: act1 on a quantized tensor
+    assert run(art).golden_ok
+
+
 def test_activation_after_pooling_is_hoisted():
     cap = capture(MnistNet(), (1, 1, 28, 28))
     order = [f.kind for f in cap.nodes]

@@ -169,19 +169,44 @@ def test_timeline_differs_between_layers_and_runs(simulated, tmp_path):
     assert is_png_with_content(a) and is_png_with_content(b) and a.read_bytes() != b.read_bytes()
 
 
-def test_progress_bar_draws_only_when_enabled():
+def test_progress_bar_redraws_one_line_and_keeps_finished_phases():
     out = io.StringIO()
-    with Progress(4, "compile", stream=out, enabled=True) as bar:
+    with Progress(4, "compile", stream=out, mode="bar") as bar:
         for k in range(4):
             bar.update(text=f"layer{k}")
+        bar(0, 2, "lower a")  # a new phase (other total): the finished one keeps its line
+        bar(2, 2, "lower done")
     text = out.getvalue()
     assert "compile [" in text and "4/4" in text and "layer3" in text and text.endswith("\n")
-    quiet = io.StringIO()  # a StringIO is not a TTY: silent by default
-    bar = Progress(2, "x", stream=quiet)
-    bar(2, 2, "done")
+    lines = text.split("\n")
+    assert len(lines) == 3 and "4/4" in lines[0] and "2/2" in lines[1] and "\r\033[K" in lines[1]
+
+
+def test_progress_writes_plain_lines_when_not_a_terminal(monkeypatch):
+    import workloads.progress as progress
+
+    monkeypatch.setattr(progress, "LINE_INTERVAL", 3600.0)  # only phase ends and the first update print
+    log = io.StringIO()  # a StringIO is not a TTY: plain lines
+    bar = Progress(0, "compile", stream=log)
+    assert bar.mode == "lines"
+    for k in range(10):
+        bar(k, 10, f"quantize layer{k}")
+    bar(10, 10, "quantize done in 1.0 s")
+    for k in range(3):
+        bar(k, 3, f"lower op{k}")
     bar.close()
-    assert quiet.getvalue() == "" and bar.done == 2
-    assert Progress(10, "sim", enabled=False).line().startswith("sim [" + "." * 28 + "] 0/10")
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and "\033" not in log.getvalue()
+    assert [ln.split("] ")[1].split(" ")[0] for ln in lines] == ["0/10", "10/10", "0/3", "2/3"]
+    assert "quantize done in 1.0 s" in lines[1] and lines[3].endswith("lower op2")
+    quiet = io.StringIO()
+    off = Progress(2, "x", stream=quiet, mode="off")
+    off(2, 2, "done")
+    off.close()
+    assert quiet.getvalue() == "" and off.done == 2
+    assert Progress(10, "sim", mode="off").line().startswith("sim [" + "." * 28 + "] 0/10")
+    with pytest.raises(ValueError, match="progress mode 'fancy'"):
+        Progress(1, "x", mode="fancy")
 
 
 def test_simulator_progress_maps_instructions_to_layers():

@@ -100,6 +100,24 @@ def test_run_workload_end_to_end(tmp_path, compile_fn):
     assert write_report(report, tmp_path, plots=False)["json"].exists()
 
 
+def test_compile_model_reports_progress_per_layer_and_phase():
+    from compiler.compile import compile_model
+
+    spec = workloads.get(TINY)
+    calls: list[tuple[int, int, str]] = []
+    compile_model(spec.build(), spec.precision, get_config("small"), default_image(spec.input_shape),
+                  progress=lambda d, n, text: calls.append((d, n, text)))
+    phases = [t.split(" ")[0] for _, _, t in calls]
+    assert list(dict.fromkeys(phases)) == ["quantize", "calibrate", "integerize", "golden", "lower"]
+    quantize = [c for c in calls if c[2].startswith("quantize")]
+    assert [c[:2] for c in quantize] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [c[2] for c in quantize[:4]] == [f"quantize {p}" for p in ("conv1", "conv2", "conv3", "fc")]
+    assert quantize[-1][2].startswith("quantize done in ") and quantize[-1][2].endswith(" s")
+    lower = [c for c in calls if c[2].startswith("lower")]
+    assert lower[0][:2] == (0, lower[0][1]) and lower[-1][0] == lower[-1][1] == len(lower) - 1 > 3
+    assert all(0 <= d <= n for d, n, _ in calls)
+
+
 def test_compile_fn_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "compiler.compile", None)
     with pytest.raises(CompilerUnavailable, match="compile_model is not available"):
@@ -148,7 +166,14 @@ def test_bitbranch_run_end_to_end(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["run", TINY, "--precision", str(prec), "--hw", "small", "--clock-mhz", "250", "--out", str(out),
                  "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # stdout is exactly the JSON object; progress went to stderr
+    err = captured.err.splitlines()  # not a terminal: plain progress lines, no carriage returns
+    assert "\r" not in captured.err and any("quantize conv1" in ln for ln in err), captured.err
+    done = [ln.split(" done in ")[0].rsplit(" ", 1)[1] for ln in err if " done in " in ln]
+    assert done == ["quantize", "calibrate", "integerize", "golden", "lower"], captured.err
+    sim = [ln.split("] ")[1].split()[0].split("/") for ln in err if ln.startswith("simulate [")]
+    assert sim[-1][0] == sim[-1][1] != "0", captured.err  # the last simulate line: every layer done
     assert data["clock_mhz"] == 250.0 and data["golden_ok"] is True and data["precision"] == "W1A1+1"
     assert data["precision_spec"]["layers"] == {"conv2": {"w": 4}} and data["input"] == "sklearn china.jpg"
     assert math_close(data["totals"]["latency_ms"], data["totals"]["cycles"] / 250e3)

@@ -17,7 +17,9 @@ DEFAULT_SWEEP_HW = "edge,cloud"
 
 
 MODEL_NAMES = ("resnet18", "resnet34", "resnet50", "vgg16", "alexnet", "ssd300_resnet18", "yolov3_tiny", "fcn_resnet18")
-MODEL_HELP = f"a registered network ({', '.join(MODEL_NAMES)}) or path/to/file.py:factory (imports and runs that file)"
+MODEL_HELP = (f"a registered network ({', '.join(MODEL_NAMES)}), torchvision:NAME or timm:NAME (the library's "
+              "classifier unchanged, random weights; needs the zoo extra), or path/to/file.py:factory (imports and "
+              "runs that file)")
 
 
 def _safe(name: str) -> str:

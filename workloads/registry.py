@@ -7,6 +7,7 @@ run because they asked for it. Artifacts, by contrast, never run code (see isa.a
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import sys
@@ -103,13 +104,29 @@ def _specs() -> dict[str, WorkloadSpec]:
 
 
 def get(name: str) -> WorkloadSpec:
-    """A registered workload, or `file.py:factory` (see module doc)."""
+    """A registered workload, `torchvision:NAME` / `timm:NAME` (workloads.zoo), or `file.py:factory`."""
     if ":" in name and name.split(":", 1)[0].endswith(".py"):
         return load_user_model(name)
+    from . import zoo
+
+    if zoo.is_zoo_name(name):
+        return zoo_model(name)
     specs = _specs()
     if name not in specs:
-        raise ValueError(f"unknown model '{name}' (registered: {', '.join(specs)}; or give path/to/file.py:factory)")
+        raise ValueError(f"unknown model '{name}' (registered: {', '.join(specs)}; or torchvision:NAME, timm:NAME, "
+                         "path/to/file.py:factory)")
     return specs[name]
+
+
+def zoo_model(ref: str) -> WorkloadSpec:
+    """`torchvision:resnet18` / `timm:resnet18`: the library's classifier unchanged, random weights, W2A2 with
+    8-bit weights in its first conv and last Linear (as the registered classifiers)."""
+    from . import zoo
+
+    model = zoo.build(ref)  # built once here for its input size and layer names; the factory builds afresh
+    return WorkloadSpec(ref, functools.partial(zoo.build, ref), zoo.input_shape(ref, model),
+                        precision=_eight_bit_weights(*zoo.edge_layers(model)),
+                        description=f"{ref.replace(':', ' ', 1)} (unchanged library model, random weights)")
 
 
 def load_user_model(ref: str, input_shape: tuple[int, int, int] | None = None) -> WorkloadSpec:

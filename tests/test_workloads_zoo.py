@@ -1,0 +1,86 @@
+"""torchvision / timm models unchanged (workloads.zoo, the `zoo` extra): names, the nms shim, bit-exact runs.
+
+Skipped with a visible reason when the extra is not installed; `make setup` installs it and CI
+(`.ci/run`) sets BITBRANCH_REQUIRE_ZOO=1, which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from isa.hwconfig import get_config
+from workloads import get
+from workloads.images import default_image
+
+MISSING = [d for d in ("torchvision", "timm") if importlib.util.find_spec(d) is None]
+if MISSING and os.environ.get("BITBRANCH_REQUIRE_ZOO"):
+    raise RuntimeError(f"BITBRANCH_REQUIRE_ZOO is set but {MISSING} is not installed (pip install -e '.[zoo]')")
+pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"zoo extra not installed ({', '.join(MISSING)}): "
+                                "pip install -c constraints.txt -e '.[zoo]' (make setup does)")
+
+RESNET18_PARAMS = 11_689_512  # torchvision's count, as the registry's resnet18 (tests/test_workloads_models.py)
+
+
+def test_nms_shim_defines_torchvision_nms():
+    """With the shim, torchvision imports on CPU torch and its nms op keeps torchvision's semantics."""
+    from workloads.zoo import import_source
+
+    import_source("torchvision")
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30], [0, 0, 10, 9.0]])
+    scores = torch.tensor([0.5, 0.9, 0.3, 0.8])
+    # box 1 (best) suppresses 0 (IoU 0.81) and 3 (IoU 0.72 > 0.7); box 2 is disjoint
+    assert torch.ops.torchvision.nms(boxes, scores, 0.7).tolist() == [1, 2]
+    assert torch.ops.torchvision.nms(boxes, scores, 0.75).tolist() == [1, 3, 2]  # 0.72 <= 0.75 keeps box 3
+    assert torch.ops.torchvision.nms(boxes[:0], scores[:0], 0.5).tolist() == []
+
+
+@pytest.mark.parametrize("ref", ["torchvision:resnet18", "timm:resnet18"])
+def test_names_resolve_to_unchanged_library_models(ref):
+    spec = get(ref)
+    model = spec.build()
+    assert spec.name == ref and spec.input_shape == (3, 224, 224) and spec.task == "classify"
+    assert type(model).__module__.split(".")[0] == ref.split(":")[0]  # the library's own class, not a copy
+    assert sum(p.numel() for p in model.parameters()) == RESNET18_PARAMS
+    paths = [p for p, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    spec.precision.check_paths(paths)
+    assert spec.precision.weight_for("conv1").bits == 8 and spec.precision.weight_for("fc").bits == 8
+    assert spec.precision.weight_for("layer1.0.conv1").bits == 2
+
+
+def test_unknown_zoo_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="torchvision has no classification model 'resnet19'.*resnet18"):
+        get("torchvision:resnet19")
+    with pytest.raises(ValueError, match="timm has no classification model 'not_a_model'"):
+        get("timm:not_a_model")
+
+
+@pytest.mark.parametrize("ref", ["torchvision:resnet18", "timm:resnet18", "torchvision:mobilenet_v2"])
+def test_zoo_models_bit_exact_on_edge(ref):
+    """Compile the library model unchanged (random weights) and simulate on 'edge': outputs equal golden.
+
+    96x96 input instead of 224 keeps the test short; every layer type and path is the same.
+    MobileNetV2: depthwise convolutions and ReLU6.
+    """
+    from compiler.compile import compile_model
+    from simulator import run
+    from workloads.zoo import edge_layers
+
+    torch.manual_seed(0)
+    spec = get(ref)
+    model = spec.build()
+    image = default_image((3, 96, 96))
+    with torch.no_grad():
+        art = compile_model(model, spec.precision, get_config("edge"), image)
+    first, last = edge_layers(model)
+    assert art.layers[0]["name"] == first and art.layers[-1]["name"] == last
+    assert spec.precision.weight_for(first).bits == 8 and spec.precision.weight_for(last).bits == 8
+    result = run(art)
+    assert result.golden_ok
+    out = art.outputs[0]
+    assert np.array_equal(result.outputs[out], art.golden[out])
+    assert np.asarray(art.golden[out]).size == 1000
