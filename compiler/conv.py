@@ -30,7 +30,7 @@ from .tiling import (
     Window,
     emit_tiled_layer,
     tile_needs,
-    tile_rows,
+    tile_shape,
 )
 
 
@@ -55,6 +55,7 @@ class ConvPlan:
     groups: int
     wgt_per_ctile: int
     tile_rows: int
+    tile_cols: int  # out_w unless one output row does not fit (width tiles)
     res_pix: int  # INP entries per residual pixel (0: no residual)
     halves: bool  # every group fits half of WGT and CONST (groups and layers alternate halves)
 
@@ -88,9 +89,10 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     res_pix = math.ceil(res.shape[2] / hw.word_bits) * res.bits if res is not None else 0
     parts = 2 if res is not None else 1
     acc = min(ctiles, group_words * spw)
-    rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, parts, acc, res_pix))
+    rows, cols = tile_shape(op.name, win.out_h, win.out_w,
+                            lambda th, tw: tile_needs(hw, win, th, parts, acc, res_pix, tw))
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
-                    res_pix, halves)
+                    cols, res_pix, halves)
 
 
 def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tuple[int, bool]:
@@ -193,12 +195,12 @@ def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | Non
                  shift: int, ctx: LayerContext, t: Tile) -> list[ComputeInsn]:
     win, rq, spw = plan.win, op.requant, hw.slices_per_word
     cts, words = plan.group_ctiles(t.group, hw), plan.group_word_range(t.group)
-    n = t.rows * win.out_w
+    n = t.pixels
     const0 = ctx.const_base(t.group, hw)
     insns = [ComputeInsn("bgemm", dict(
-        acc=t.acc, inp=t.inp, wgt=ctx.wgt_base(t.group, hw), oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw,
-        stride=win.stride, dil=win.dil, cw=plan.cw, ctiles=len(cts), irow=win.irow, ipix=win.pix, kbits=x.bits,
-        mbits=op.mbits, wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2),
+        acc=t.acc, inp=t.inp, wgt=ctx.wgt_base(t.group, hw), oh=t.rows, ow=t.cols, kh=win.kh, kw=win.kw,
+        stride=win.stride, dil=win.dil, cw=plan.cw, ctiles=len(cts), irow=win.tile_irow(t.x0, t.cols), ipix=win.pix,
+        kbits=x.bits, mbits=op.mbits, wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2),
         reads_inp=True, writes_out=rq.out_int32)]
 
     def residual(ct: int) -> dict[str, int]:
@@ -227,24 +229,43 @@ def level_stores(dests: list[OutDest], words: range, bits: int, t: Tile, out_w: 
                  hw: HwConfig) -> list[dict]:
     """STOREs of a tile's OUT pixels (`ostride` entries apart; the group's `words`) into every destination."""
     e = hw.entry_bytes("out")
-    n = t.rows * out_w
+    n = t.pixels
     group_pix = len(words) * bits
     stores = []
     for d in dests:
-        first = (t.y0 * out_w * d.pix + (d.word_offset + words.start) * bits) * e
-        if group_pix == d.pix == ostride:  # whole, dense pixels: one contiguous burst
+        first = ((t.y0 * out_w + t.x0) * d.pix + (d.word_offset + words.start) * bits) * e
+        if group_pix == d.pix == ostride and t.cols == out_w:  # whole, dense pixels: one contiguous burst
             stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=1, len=n * group_pix,
                                dstride=n * group_pix * e))
-        else:
+        elif group_pix == d.pix == ostride:  # whole pixels of a rectangle: one burst per output row
+            stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=t.rows, len=t.cols * group_pix,
+                               dstride=out_w * d.pix * e))
+        elif t.cols == out_w:
             stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=n, len=group_pix,
                                dstride=d.pix * e, sstride=ostride))
+        else:  # part of each pixel, in a rectangle: one STORE per output row
+            stores += [dict(buf=Buffer.OUT, sram=t.out + r * t.cols * ostride,
+                            dram=d.addr + first + r * out_w * d.pix * e, rows=t.cols, len=group_pix,
+                            dstride=d.pix * e, sstride=ostride) for r in range(t.rows)]
     return stores
 
 
 def int32_stores(addr: int, cstride: int, cts: range, t: Tile, out_w: int, hw: HwConfig) -> list[dict]:
-    n, c = t.rows * out_w, hw.array_cols
-    return [dict(buf=Buffer.ACC, sram=t.acc + k * n, dram=addr + (t.y0 * out_w * cstride + ct * c) * 4, rows=n,
-                 len=1, dstride=cstride * 4) for k, ct in enumerate(cts)]
+    """STOREs of a tile's int32 accumulators, per column tile (and per output row of a rectangle)."""
+    n, c = t.pixels, hw.array_cols
+    runs = [(0, n)] if t.cols == out_w else [(r * t.cols, t.cols) for r in range(t.rows)]
+    return [dict(buf=Buffer.ACC, sram=t.acc + k * n + p, dram=addr + ((t.y0 * out_w + t.x0) * cstride + ct * c
+                                                                       + p // t.cols * out_w * cstride) * 4,
+                 rows=length, len=1, dstride=cstride * 4) for k, ct in enumerate(cts) for p, length in runs]
+
+
+def operand_load(addr: int, sram: int, pix: int, t: Tile, out_w: int, entry_bytes: int) -> dict[str, int]:
+    """LOAD of a second operand (residual, add) at the tile's output pixels, dense in INP."""
+    dram = addr + (t.y0 * out_w + t.x0) * pix * entry_bytes
+    if t.cols == out_w:  # whole rows: one contiguous burst
+        n = t.pixels * pix
+        return dict(buf=Buffer.INP, sram=sram, dram=dram, rows=1, len=n, dstride=n * entry_bytes)
+    return dict(buf=Buffer.INP, sram=sram, dram=dram, rows=t.rows, len=t.cols * pix, dstride=out_w * pix * entry_bytes)
 
 
 def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
@@ -272,12 +293,10 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         ]
 
     def loads(t: Tile) -> list[dict]:
-        main = plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in)
+        main = plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in, t.x0, t.cols)
         if res is None:
             return [main]
-        n = t.rows * plan.win.out_w * plan.res_pix
-        dram = addrs[res.name] + t.y0 * plan.win.out_w * plan.res_pix * e_in
-        return [main, dict(buf=Buffer.INP, sram=t.inp2, dram=dram, rows=1, len=n, dstride=n * e_in)]
+        return [main, operand_load(addrs[res.name], t.inp2, plan.res_pix, t, plan.win.out_w, e_in)]
 
     def stores(t: Tile) -> list[dict]:
         if op.requant.out_int32:
@@ -287,7 +306,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
 
     tiled = TiledLayer(op.name, plan.win.out_h, plan.tile_rows, loads,
                        lambda t: conv_compute(op, x, out, res, plan, hw, shift, ctx, t), stores, preloads, plan.groups,
-                       inp_parts=2 if res is not None else 1)
+                       inp_parts=2 if res is not None else 1, out_w=plan.win.out_w, cols_per_tile=plan.tile_cols)
     start, end, tiles = emit_tiled_layer(b, tiled, ctx)
     cout, cin, kh, kw = op.weights.shape
     ho, wo, _ = out.shape
@@ -305,6 +324,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         "tiles": tiles,
         "groups": plan.groups,
         "tile_rows": plan.tile_rows,
+        "tile_cols": plan.tile_cols,
         "macs": ho * wo * cout * kh * kw * cin,
         "weight_bits": int(op.weights.size) * op.mbits,
     }

@@ -19,7 +19,7 @@ from isa.spec import Buffer, Dest, PoolMode
 
 from . import ir
 from .builder import ProgramBuilder
-from .conv import OutDest, level_stores, pack_constants
+from .conv import OutDest, level_stores, operand_load, pack_constants
 from .tiling import (
     ComputeInsn,
     LayerContext,
@@ -30,6 +30,7 @@ from .tiling import (
     emit_tiled_layer,
     tile_needs,
     tile_rows,
+    tile_shape,
 )
 
 
@@ -58,12 +59,13 @@ def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]
     return 1, _words(graph.tensors[op.inputs[0]].shape[2], hw) * hw.slices_per_word <= hw.const_entries // 2
 
 
-def _record(op: ir.Op, kind: str, graph: ir.Graph, span: tuple[int, int, int], rows: int, **extra) -> dict:
+def _record(op: ir.Op, kind: str, graph: ir.Graph, span: tuple[int, int, int], shape: tuple[int, int],
+            **extra) -> dict:
     start, end, tiles = span
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     return {"name": op.name, "kind": kind, "instructions": [start, end], "in_shape": list(x.shape),
             "out_shape": list(out.shape), "bits": {"a_in": x.bits, "a_out": out.bits}, "tiles": tiles,
-            "tile_rows": rows, "macs": 0, **extra}
+            "tile_rows": shape[0], "tile_cols": shape[1], "macs": 0, **extra}
 
 
 def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
@@ -75,13 +77,14 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     win = Window(h, w, op.kernel, op.kernel, op.stride, op.pad, 1, pix, _words(c, hw) * out.bits)
     slices = _slices(c, hw)
     avg = op.mode == "avg"
-    rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, acc_per_pixel=len(slices) if avg else 0))
+    shape = tile_shape(op.name, win.out_h, win.out_w,
+                       lambda th, tw: tile_needs(hw, win, th, acc_per_pixel=len(slices) if avg else 0, tw=tw))
     consts = _requant_constants(op.requant, op.name, c, hw) if avg else b""
 
     def compute(t: Tile) -> list[ComputeInsn]:
-        n = t.rows * win.out_w
-        geometry = dict(k=x.bits, oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw, stride=win.stride, irow=win.irow,
-                        ipix=win.pix)
+        n = t.pixels
+        geometry = dict(k=x.bits, oh=t.rows, ow=t.cols, kh=win.kh, kw=win.kw, stride=win.stride,
+                        irow=win.tile_irow(t.x0, t.cols), ipix=win.pix)
         insns = []
         for k, (word, s) in enumerate(slices):
             if not avg:
@@ -101,11 +104,12 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
                                 len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]) if avg else (
         lambda g: [])
     tiled = TiledLayer(
-        op.name, win.out_h, rows,
-        lambda t: [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, hw.entry_bytes("inp"))], compute,
-        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads)
+        op.name, win.out_h, shape[0],
+        lambda t: [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, hw.entry_bytes("inp"), t.x0, t.cols)], compute,
+        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads,
+        out_w=win.out_w, cols_per_tile=shape[1])
     span = emit_tiled_layer(b, tiled, ctx)
-    return _record(op, f"{op.mode}pool", graph, span, rows, kernel=[op.kernel, op.kernel], stride=op.stride,
+    return _record(op, f"{op.mode}pool", graph, span, shape, kernel=[op.kernel, op.kernel], stride=op.stride,
                    pad=op.pad)
 
 
@@ -120,22 +124,21 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
     pa, pb = _words(c, hw) * a.bits, _words(c, hw) * bb.bits
     win = Window(h, w, 1, 1, 1, 0, 1, pa, _words(c, hw) * out.bits)
     slices = _slices(c, hw)
-    rows = tile_rows(op.name, h, lambda th: tile_needs(hw, win, th, 2, len(slices), pb))
+    shape = tile_shape(op.name, h, w, lambda th, tw: tile_needs(hw, win, th, 2, len(slices), pb, tw))
     consts = _requant_constants(op.requant, op.name, c, hw)
     e = hw.entry_bytes("inp")
 
     def loads(t: Tile) -> list[dict]:
-        n = t.rows * w * pb
-        return [win.input_load(addrs[a.name], t.inp, t.y0, t.rows, e),
-                dict(buf=Buffer.INP, sram=t.inp2, dram=addrs[bb.name] + t.y0 * w * pb * e, rows=1, len=n,
-                     dstride=n * e)]
+        return [win.input_load(addrs[a.name], t.inp, t.y0, t.rows, e, t.x0, t.cols),
+                operand_load(addrs[bb.name], t.inp2, pb, t, w, e)]
 
     def compute(t: Tile) -> list[ComputeInsn]:
-        n = t.rows * w
+        n = t.pixels
         insns = []
         for k, (word, s) in enumerate(slices):
             insns.append(ComputeInsn("pool", dict(mode=PoolMode.SUM, k=a.bits, slice=s, inp=t.inp + word * a.bits,
-                                                  oh=t.rows, ow=w, kh=1, kw=1, stride=1, irow=win.irow, ipix=pa,
+                                                  oh=t.rows, ow=t.cols, kh=1, kw=1, stride=1,
+                                                  irow=win.tile_irow(t.x0, t.cols), ipix=pa,
                                                   acc=t.acc + k * n), reads_inp=True))
             insns.append(ComputeInsn("requant", dict(
                 dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(0, hw) + k, out=t.out + word * out.bits,
@@ -146,10 +149,10 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
 
     preload = [dict(buf=Buffer.CONST, sram=ctx.const_base(0, hw), dram=b.alloc(len(consts), consts), rows=1,
                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
-    tiled = TiledLayer(op.name, h, rows, loads, compute,
+    tiled = TiledLayer(op.name, h, shape[0], loads, compute,
                        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, w, win.pix_out, hw),
-                       lambda g: preload, inp_parts=2)
-    return _record(op, "add", graph, emit_tiled_layer(b, tiled, ctx), rows)
+                       lambda g: preload, inp_parts=2, out_w=w, cols_per_tile=shape[1])
+    return _record(op, "add", graph, emit_tiled_layer(b, tiled, ctx), shape)
 
 
 def lower_upsample(b: ProgramBuilder, op: ir.Upsample, graph: ir.Graph, addrs: dict[str, int],
@@ -161,24 +164,34 @@ def lower_upsample(b: ProgramBuilder, op: ir.Upsample, graph: ir.Graph, addrs: d
     pix = _words(c, hw) * x.bits
     wo = w * f
     win = Window(h * f, wo, 1, 1, 1, 0, 1, pix, pix)  # the copy runs over the upsampled map
-    rows = f * tile_rows(op.name, h, lambda r: tile_needs(hw, win, r * f))
+    shape = upsample_shape(op.name, win, f, hw)
     e = hw.entry_bytes("inp")
 
     def loads(t: Tile) -> list[dict]:
         fields = []
         for r in range(t.rows):  # output row r of the tile comes from input row (y0 + r) // f
-            src = addrs[x.name] + ((t.y0 + r) // f) * w * pix * e
-            for px in range(f):
-                fields.append(dict(buf=Buffer.INP, sram=t.inp + (r * wo + px) * pix, dram=src, rows=w, len=pix,
-                                   dstride=pix * e, sstride=f * pix))
+            src = addrs[x.name] + (((t.y0 + r) // f) * w + t.x0 // f) * pix * e
+            for px in range(f):  # output columns x0 + px, x0 + px + f, ... come from input columns x0/f, ...
+                fields.append(dict(buf=Buffer.INP, sram=t.inp + (r * t.cols + px) * pix, dram=src, rows=t.cols // f,
+                                   len=pix, dstride=pix * e, sstride=f * pix))
         return fields
 
     def compute(t: Tile) -> list[ComputeInsn]:
         return [ComputeInsn("pool", dict(mode=PoolMode.MAX, k=x.bits, slice=s, inp=t.inp + word * x.bits, oh=t.rows,
-                                         ow=wo, kh=1, kw=1, stride=1, irow=win.irow, ipix=pix,
+                                         ow=t.cols, kh=1, kw=1, stride=1, irow=win.tile_irow(t.x0, t.cols), ipix=pix,
                                          out=t.out + word * x.bits, ostride=pix), reads_inp=True, writes_out=True)
                 for word, s in _slices(c, hw)]
 
-    tiled = TiledLayer(op.name, h * f, rows, loads, compute,
-                       lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, wo, pix, hw))
-    return _record(op, "upsample", graph, emit_tiled_layer(b, tiled, ctx), rows, factor=f)
+    tiled = TiledLayer(op.name, h * f, shape[0], loads, compute,
+                       lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, wo, pix, hw),
+                       out_w=wo, cols_per_tile=shape[1])
+    return _record(op, "upsample", graph, emit_tiled_layer(b, tiled, ctx), shape, factor=f)
+
+
+def upsample_shape(name: str, win: Window, f: int, hw: HwConfig) -> tuple[int, int]:
+    """(rows, cols) of an upsample's tiles: whole rows in multiples of f when a row fits, else rectangles
+    whose width is a multiple of f (each LOAD replicates whole input pixels)."""
+    rows = tile_rows(win.in_h // f, win.out_w, lambda r, tw: tile_needs(hw, win, r * f, tw=tw))
+    if rows:
+        return rows * f, win.out_w
+    return tile_shape(name, win.out_h, win.out_w, lambda th, tw: tile_needs(hw, win, th, tw=tw), align=f)
