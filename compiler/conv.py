@@ -44,6 +44,16 @@ class OutDest:
 
 
 @dataclass(frozen=True)
+class Chunk:
+    """Part of a convolution's reduction: kernel rows [ky0, ky0+kh) x channel words [c0, c0+cw)."""
+
+    ky0: int
+    kh: int
+    c0: int
+    cw: int
+
+
+@dataclass(frozen=True)
 class ConvPlan:
     """Derived sizes of a lowered convolution."""
 
@@ -58,6 +68,12 @@ class ConvPlan:
     tile_cols: int  # out_w unless one output row does not fit (width tiles)
     res_pix: int  # INP entries per residual pixel (0: no residual)
     halves: bool  # every group fits half of WGT and CONST (groups and layers alternate halves)
+    chunks: tuple[Chunk, ...]  # reduction chunks: one (the whole window) unless one output word's weights
+    # do not fit WGT; then each tile loads every chunk's weights into half index%2 of WGT in turn
+
+    @property
+    def split(self) -> bool:
+        return len(self.chunks) > 1
 
     def group_ctiles(self, g: int, hw: HwConfig) -> range:
         spw = hw.slices_per_word
@@ -74,11 +90,10 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     ctiles, spw = math.ceil(cout / hw.array_cols), hw.slices_per_word
     wgt_per_ctile = kh * kw * cw * op.mbits
     group_words, halves = group_size(cw_out, ctiles, wgt_per_ctile, hw)
-    if group_words == 0:
-        raise LoweringError(
-            f"layer '{op.name}': one output word of weights needs {wgt_per_ctile * spw} WGT entries, {hw.name} has "
-            f"{hw.wgt_entries} (splitting the reduction across weight tiles is not implemented yet)"
-        )
+    chunks = (Chunk(0, kh, 0, cw),)
+    if group_words == 0:  # split the reduction: one output word per group, its weights streamed in chunks
+        group_words, halves = 1, False
+        chunks = reduction_chunks(op.name, kh, kw, cw, op.mbits, min(ctiles, spw), hw)
     if min(ctiles, group_words * spw) > 0xFF:
         raise LoweringError(f"layer '{op.name}': {ctiles} column tiles exceed the 8-bit ctiles field")
     out_int32 = op.requant.out_int32
@@ -92,7 +107,25 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     rows, cols = tile_shape(op.name, win.out_h, win.out_w,
                             lambda th, tw: tile_needs(hw, win, th, parts, acc, res_pix, tw))
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
-                    cols, res_pix, halves)
+                    cols, res_pix, halves, chunks)
+
+
+def reduction_chunks(name: str, kh: int, kw: int, cw: int, mbits: int, ctiles: int, hw: HwConfig) -> tuple[Chunk, ...]:
+    """Chunks of the reduction whose weights for `ctiles` column tiles fit half of WGT (the other half loads
+    the next chunk meanwhile): as many channel words as fit with whole kernels, else one word and as many
+    kernel rows as fit. Each chunk is one BGEMM accumulating into ACC; REQUANT applies the constants once."""
+    budget = hw.wgt_entries // 2
+    if hw.slices_per_word + 1 > hw.const_entries:
+        raise LoweringError(f"layer '{name}': one output word needs {hw.slices_per_word + 1} CONST entries, "
+                            f"{hw.name} has {hw.const_entries}")
+    words = budget // (ctiles * kh * kw * mbits)
+    if words >= 1:
+        return tuple(Chunk(0, kh, c0, min(words, cw - c0)) for c0 in range(0, cw, words))
+    rows = budget // (ctiles * kw * mbits)
+    if rows == 0:
+        raise LoweringError(f"layer '{name}': one kernel row of one channel word needs {ctiles * kw * mbits} WGT "
+                            f"entries, half of WGT on {hw.name} is {budget}")
+    return tuple(Chunk(ky0, min(rows, kh - ky0), c0, 1) for c0 in range(cw) for ky0 in range(0, kh, rows))
 
 
 def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tuple[int, bool]:
@@ -191,17 +224,34 @@ def pack_constants(mul: np.ndarray, rmul: np.ndarray, bias: np.ndarray, ctiles: 
 # --- emission ----------------------------------------------------------------------------------------
 
 
+def chunk_wgt_base(plan: ConvPlan, ctx: LayerContext, t: Tile, hw: HwConfig) -> int:
+    """WGT base of a tile's weights: the group's preloaded part, or (split reduction) half index%2."""
+    return (t.index % 2) * (hw.wgt_entries // 2) if plan.split else ctx.wgt_base(t.group, hw)
+
+
+def chunk_weights(weights: bytes, plan: ConvPlan, cts: range, ch: Chunk, kh: int, kw: int, mbits: int,
+                  hw: HwConfig) -> bytes:
+    """WGT image of column tiles `cts` restricted to chunk `ch`: entries [ctile][ky][kx][cw][plane] as BGEMM
+    reads them with kh = ch.kh, cw = ch.cw."""
+    e = hw.entry_bytes("wgt")
+    full = np.frombuffer(weights, np.uint8).reshape(plan.ctiles, kh, kw, plan.cw, mbits, e)
+    return full[cts.start:cts.stop, ch.ky0:ch.ky0 + ch.kh, :, ch.c0:ch.c0 + ch.cw].tobytes()
+
+
 def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, plan: ConvPlan, hw: HwConfig,
                  shift: int, ctx: LayerContext, t: Tile) -> list[ComputeInsn]:
     win, rq, spw = plan.win, op.requant, hw.slices_per_word
     cts, words = plan.group_ctiles(t.group, hw), plan.group_word_range(t.group)
     n = t.pixels
     const0 = ctx.const_base(t.group, hw)
+    ch, irow = plan.chunks[t.chunk], win.tile_irow(t.x0, t.cols)
     insns = [ComputeInsn("bgemm", dict(
-        acc=t.acc, inp=t.inp, wgt=ctx.wgt_base(t.group, hw), oh=t.rows, ow=t.cols, kh=win.kh, kw=win.kw,
-        stride=win.stride, dil=win.dil, cw=plan.cw, ctiles=len(cts), irow=win.tile_irow(t.x0, t.cols), ipix=win.pix,
-        kbits=x.bits, mbits=op.mbits, wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2),
-        reads_inp=True, writes_out=rq.out_int32)]
+        acc=t.acc, inp=t.inp + ch.ky0 * win.dil * irow + ch.c0 * x.bits, wgt=chunk_wgt_base(plan, ctx, t, hw),
+        oh=t.rows, ow=t.cols, kh=ch.kh, kw=win.kw, stride=win.stride, dil=win.dil, cw=ch.cw, ctiles=len(cts),
+        irow=irow, ipix=win.pix, kbits=x.bits, mbits=op.mbits, accumulate=int(t.chunk > 0),
+        wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2), reads_inp=True, writes_out=rq.out_int32)]
+    if t.chunk < len(plan.chunks) - 1:  # partial sums: the last chunk requantizes
+        return insns
 
     def residual(ct: int) -> dict[str, int]:
         """REQUANT fields reading the residual lanes of column tile `ct` (channels ct*C .. ct*C+C-1)."""
@@ -285,18 +335,34 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         zero = not op.requant.out_int32 and len(plan.group_word_range(g)) * hw.slices_per_word > len(cts)
         consts = pack_constants(mul, rmul, bias, cts, zero, hw)
         w = weights[cts.start * wgt_bytes : cts.stop * wgt_bytes]
+        wgt = [] if plan.split else [dict(buf=Buffer.WGT, sram=ctx.wgt_base(g, hw), dram=b.alloc(len(w), w), rows=1,
+                                          len=len(cts) * plan.wgt_per_ctile, dstride=len(w))]
         return [
-            dict(buf=Buffer.WGT, sram=ctx.wgt_base(g, hw), dram=b.alloc(len(w), w), rows=1,
-                 len=len(cts) * plan.wgt_per_ctile, dstride=len(w)),
+            *wgt,
             dict(buf=Buffer.CONST, sram=ctx.const_base(g, hw), dram=b.alloc(len(consts), consts), rows=1,
                  len=len(consts) // hw.entry_bytes("const"), dstride=len(consts)),
         ]
 
+    chunk_addr: dict[tuple[int, int], tuple[int, int]] = {}  # (group, chunk) -> (DRAM address, bytes)
+
+    def chunk_load(t: Tile) -> list[dict]:
+        """The step's weight chunk (split reduction), packed once per (group, chunk) in DRAM."""
+        if not plan.split:
+            return []
+        key = (t.group, t.chunk)
+        if key not in chunk_addr:
+            cts, ch = plan.group_ctiles(t.group, hw), plan.chunks[t.chunk]
+            w = chunk_weights(weights, plan, cts, ch, *op.weights.shape[2:], op.mbits, hw)
+            chunk_addr[key] = (b.alloc(len(w), w), len(w))
+        addr, size = chunk_addr[key]
+        return [dict(buf=Buffer.WGT, sram=chunk_wgt_base(plan, ctx, t, hw), dram=addr, rows=1,
+                     len=size // hw.entry_bytes("wgt"), dstride=size)]
+
     def loads(t: Tile) -> list[dict]:
-        main = plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in, t.x0, t.cols)
-        if res is None:
-            return [main]
-        return [main, operand_load(addrs[res.name], t.inp2, plan.res_pix, t, plan.win.out_w, e_in)]
+        main = [plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in, t.x0, t.cols), *chunk_load(t)]
+        if res is None or t.chunk < len(plan.chunks) - 1:
+            return main
+        return [*main, operand_load(addrs[res.name], t.inp2, plan.res_pix, t, plan.win.out_w, e_in)]
 
     def stores(t: Tile) -> list[dict]:
         if op.requant.out_int32:
@@ -306,7 +372,8 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
 
     tiled = TiledLayer(op.name, plan.win.out_h, plan.tile_rows, loads,
                        lambda t: conv_compute(op, x, out, res, plan, hw, shift, ctx, t), stores, preloads, plan.groups,
-                       inp_parts=2 if res is not None else 1, out_w=plan.win.out_w, cols_per_tile=plan.tile_cols)
+                       inp_parts=2 if res is not None else 1, out_w=plan.win.out_w, cols_per_tile=plan.tile_cols,
+                       chunks=len(plan.chunks))
     start, end, tiles = emit_tiled_layer(b, tiled, ctx)
     cout, cin, kh, kw = op.weights.shape
     ho, wo, _ = out.shape
@@ -323,6 +390,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         "residual": res.name if res is not None else None,
         "tiles": tiles,
         "groups": plan.groups,
+        "chunks": len(plan.chunks),
         "tile_rows": plan.tile_rows,
         "tile_cols": plan.tile_cols,
         "macs": ho * wo * cout * kh * kw * cin,
