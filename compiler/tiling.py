@@ -1,10 +1,13 @@
 """Row tiling, double buffering and dependency tokens shared by every layer kind.
 
-A layer writes an (Ho, Wo) map of packed pixels. It is cut into tiles of whole output rows; global
-tile i uses half i%2 of INP (split again when the layer has a second operand), ACC and OUT, so the
-load of tile i+1 and the store of tile i-1 overlap the compute of tile i. When the weights of a
-layer do not fit WGT, its output channels are split into groups, each loading its own weights and
-constants (`preloads`) and running over all row tiles; tile indices run on across groups.
+A layer writes an (Ho, Wo) map of packed pixels. It is cut into tiles of whole output rows, or, when
+one row does not fit, rectangles of rows x a column range (`tile_shape`); global tile i uses half i%2
+of INP (split again when the layer has a second operand), ACC and OUT, so the load of tile i+1 and the
+store of tile i-1 overlap the compute of tile i. When the weights of a layer do not fit WGT, its output
+channels are split into groups, each loading its own weights and constants (`preloads`) and running
+over all tiles; tile indices run on across groups. When even one output word's weights do not fit,
+every rectangle runs as several steps (`chunks` of the reduction): INP (and the chunk's WGT half) follow
+the step index, ACC and OUT the rectangle index `seq`, and only the last chunk requantizes and stores.
 
 Tokens (each push is matched by exactly one pop, in program order on both sides):
     load    --(tile i's inputs ready)-->  compute   last LOAD of tile i pushes; its first compute insn pops
@@ -12,9 +15,9 @@ Tokens (each push is matched by exactly one pop, in program order on both sides)
                                                     (tile indices run on across groups)
     compute --(WGT/CONST part free)-->    load      for a group's (or the next layer's) first preload, once
                                                     the previous user of that part has finished
-    compute --(OUT tile ready)-->         store     the last compute insn of tile i
-    store   --(OUT half free)-->          compute   tile i+2's first OUT writer pops; SYNCs at the end of
-                                                    the layer pop the rest, so layers never overlap
+    compute --(OUT tile ready)-->         store     the last compute insn of rectangle r (its last chunk)
+    store   --(OUT half free)-->          compute   rectangle r+2's first OUT writer pops; SYNCs at the end
+                                                    of the layer pop the rest, so layers never overlap
 At a layer boundary compute sends one token to load; the next layer's first input LOAD pops it, so a
 layer reads its input only after every store of the previous one has finished.
 

@@ -2,9 +2,10 @@
 
 Default: a CNN, a residual block with a downsample, an average-pool head and an int32 classifier, and a graph
 with max pool, add, upsample and concat, on `small` (Verilator; the residual block also on Icarus), and a full
-ResNet-18 layer (layer1.0.conv1: 56x56x64, 3x3, W2A2) on `edge` (on `small` one output row of that layer
-does not fit the buffers: the compiler does not tile along the width yet). Slow: that layer on Icarus, and
-the whole ResNet-18 (edge, Verilator; on Icarus it would take most of an hour).
+ResNet-18 layer (layer1.0.conv1: 56x56x64, 3x3, W2A2) on `edge` and on `small` (there one output row does not
+fit half of the buffers: 4x8-pixel width tiles, about 40 s on Verilator). Slow: that layer on Icarus, a whole
+ResNet-18 BasicBlock with its residual add on `small` (two such layers, about 90 s), and the whole ResNet-18
+(edge, Verilator; on Icarus it would take most of an hour).
 """
 
 from __future__ import annotations
@@ -55,9 +56,24 @@ def pool_add_upsample_concat():
     return g.graph([out])
 
 
+def big_linear():
+    """A Linear layer whose output words need 2048 WGT entries each: the reduction runs in weight chunks."""
+    g = GraphMaker(13, (1, 1, 4096), 2)
+    logits = g.conv("fc", "input", 100, 1, 2, 0, out_int32=True)
+    return g.graph([logits])
+
+
 def resnet18_layer():
     g = GraphMaker(3, (56, 56, 64), 2)
     y = g.conv("layer1.0.conv1", "input", 64, 3, 2, 2, pad=1)
+    return g.graph([y])
+
+
+def resnet18_block():
+    """layer1.0 of ResNet-18: two 56x56x64 3x3 convolutions at W2A2, the second adding the block's input."""
+    g = GraphMaker(4, (56, 56, 64), 2)
+    h = g.conv("layer1.0.conv1", "input", 64, 3, 2, 2, pad=1)
+    y = g.conv("layer1.0.conv2", h, 64, 3, 2, 2, pad=1, residual="input")
     return g.graph([y])
 
 
@@ -69,7 +85,8 @@ def assert_exact(check, name):
 @needs_verilator
 def test_networks_on_small():
     small = get_config("small")
-    graphs = {"cnn": cnn(), "residual block": residual_block(), "pool/add/upsample/concat": pool_add_upsample_concat()}
+    graphs = {"cnn": cnn(), "residual block": residual_block(), "pool/add/upsample/concat": pool_add_upsample_concat(),
+              "big linear": big_linear()}
     arts = {name: lower_graph(graph, small, inputs) for name, (graph, inputs) in graphs.items()}
     for name, check in zip(arts, cross_check_batch(list(arts.values())), strict=True):
         assert_exact(check, name)
@@ -87,6 +104,27 @@ def test_resnet18_layer_on_edge():
     graph, inputs = resnet18_layer()
     check = cross_check(lower_graph(graph, get_config("edge"), inputs))
     assert_exact(check, "layer1.0.conv1")
+
+
+@needs_verilator
+def test_resnet18_layer_on_small():
+    graph, inputs = resnet18_layer()
+    art = lower_graph(graph, get_config("small"), inputs)
+    assert art.layers[0]["tile_cols"] < 56  # width tiles: the case this test exists for
+    check = cross_check(art)
+    assert_exact(check, "layer1.0.conv1")
+    assert check.cycles_rtl == check.cycles_sim
+
+
+@pytest.mark.slow
+@needs_verilator
+def test_resnet18_block_on_small():
+    graph, inputs = resnet18_block()
+    art = lower_graph(graph, get_config("small"), inputs)
+    assert all(r["tile_cols"] < 56 for r in art.layers)
+    check = cross_check(art)
+    assert_exact(check, "layer1.0 block")
+    assert check.cycles_rtl == check.cycles_sim
 
 
 @pytest.mark.slow
