@@ -3,9 +3,9 @@
 Default: a CNN, a residual block with a downsample, an average-pool head and an int32 classifier, and a graph
 with max pool, add, upsample and concat, on `small` (Verilator; the residual block also on Icarus), and a full
 ResNet-18 layer (layer1.0.conv1: 56x56x64, 3x3, W2A2) on `edge` and on `small` (there one output row does not
-fit half of the buffers: 4x8-pixel width tiles, about 40 s on Verilator). Slow: that layer on Icarus, a whole
-ResNet-18 BasicBlock with its residual add on `small` (two such layers, about 90 s), and the whole ResNet-18
-(edge, Verilator; on Icarus it would take most of an hour).
+fit half of the buffers: 4x8-pixel width tiles, ~1M cycles, a few seconds on Verilator once the core is built),
+and the whole layer1.0 BasicBlock with its residual add on `small` (~10 s). Slow: that layer on Icarus, and the
+whole ResNet-18 (edge, Verilator; on Icarus it would take most of an hour).
 """
 
 from __future__ import annotations
@@ -116,7 +116,6 @@ def test_resnet18_layer_on_small():
     assert check.cycles_rtl == check.cycles_sim
 
 
-@pytest.mark.slow
 @needs_verilator
 def test_resnet18_block_on_small():
     graph, inputs = resnet18_block()
