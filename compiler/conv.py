@@ -215,7 +215,7 @@ def pack_constants(mul: np.ndarray, rmul: np.ndarray, bias: np.ndarray, ctiles: 
         m, r, b = np.zeros(c, "<i4"), np.zeros(c, "<i4"), np.zeros(c, "<i8")
         if t is not None:
             lanes = slice(t * c, min((t + 1) * c, len(mul)))
-            n = lanes.stop - lanes.start
+            n = max(0, lanes.stop - lanes.start)  # slices past the last channel keep all-zero constants
             m[:n], r[:n], b[:n] = mul[lanes], rmul[lanes], bias[lanes]
         out += m.tobytes() + r.tobytes() + b.tobytes()
     return bytes(out)

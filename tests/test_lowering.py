@@ -107,6 +107,14 @@ def test_pooling_add_upsample_concat():
     check(*g.graph([out]))
 
 
+def test_avgpool_and_add_with_slices_past_the_last_channel_on_edge():
+    g = GraphMaker(11, (6, 6, 24), 2)  # on edge a word has 4 slices of 16 lanes: slices 2 and 3 hold no channel
+    a = g.conv("a", "input", 24, 3, 2, 2, pad=1)
+    p = g.pool("avgpool", a, "avg", 2, 2, kout=3)
+    s = g.add("add", a, "input", 2)
+    check(*g.graph([p, s]), hw=get_config("edge"))
+
+
 def test_concat_needs_word_aligned_channels():
     g = GraphMaker(1, (4, 4, 3))
     a = g.conv("a", "input", 20, 1, 2, 2)
