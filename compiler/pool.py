@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,20 +44,69 @@ def _slices(channels: int, hw: HwConfig) -> list[tuple[int, int]]:
     return [(c, s) for c in range(_words(channels, hw)) for s in range(hw.slices_per_word)]
 
 
-def _requant_constants(rq: ir.Requant, name: str, channels: int, hw: HwConfig) -> bytes:
-    words = _words(channels, hw)
+def _requant_constants(rq: ir.Requant, name: str, channels: int, hw: HwConfig, part: range | None = None) -> bytes:
+    """CONST entries of every lane slice of the channel words in `part` (default: all words)."""
+    words = len(part) if part is not None else _words(channels, hw)
+    start = part.start if part is not None else 0
     if words * hw.slices_per_word > hw.const_entries:
         raise LoweringError(f"layer '{name}': {channels} channels need more CONST entries than {hw.name} has")
     if rq.lo != 0 and channels % hw.word_bits:
         raise LoweringError(f"layer '{name}': padded channels need lo = 0 (level 0 in pad bits)")
     mul = np.asarray(rq.mul, dtype=np.int64)
     rmul = np.asarray(rq.rmul if rq.rmul is not None else np.zeros_like(mul), dtype=np.int64)
-    return pack_constants(mul, rmul, np.asarray(rq.bias, dtype=np.int64), range(words * hw.slices_per_word), False, hw)
+    spw = hw.slices_per_word
+    return pack_constants(mul, rmul, np.asarray(rq.bias, dtype=np.int64), range(start * spw, (start + words) * spw),
+                          False, hw)
 
 
 def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]:
     """(groups, halves) of an average pool's or add's constant preload (one CONST entry per lane slice)."""
-    return 1, _words(graph.tensors[op.inputs[0]].shape[2], hw) * hw.slices_per_word <= hw.const_entries // 2
+    words = _words(graph.tensors[op.inputs[0]].shape[2], hw)
+    if isinstance(op, ir.Pool):
+        plan = plan_pool(op, graph, hw)
+        return plan.groups, min(words, plan.group_words) * hw.slices_per_word <= hw.const_entries // 2
+    return 1, words * hw.slices_per_word <= hw.const_entries // 2
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """A pooling layer's tiles, and its channel-word groups: an average pool whose window of whole pixels
+    does not fit half of INP, or whose constants do not fit CONST (a global pool over many channels), runs
+    over groups of channel words, each loading only its words of every pixel and its constants; POOL reads
+    one word per instruction, so nothing else changes."""
+
+    win: Window  # pix / pix_out: entries of one group's words
+    words: int
+    group_words: int
+    shape: tuple[int, int]
+
+    @property
+    def groups(self) -> int:
+        return math.ceil(self.words / self.group_words)
+
+    def group_range(self, g: int) -> range:
+        return range(g * self.group_words, min(self.words, (g + 1) * self.group_words))
+
+
+def plan_pool(op: ir.Pool, graph: ir.Graph, hw: HwConfig) -> PoolPlan:
+    x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
+    h, w, c = x.shape
+    words, avg = _words(c, hw), op.mode == "avg"
+    error = None
+    grouped = avg and op.pad == 0  # word groups: average pools without padding (one CONST entry per slice)
+    top = max(1, min(words, hw.const_entries // hw.slices_per_word)) if grouped else words
+    for gw in range(top, 0 if grouped else words - 1, -1):
+        win = Window(h, w, op.kernel, op.kernel, op.stride, op.pad, 1, gw * x.bits, gw * out.bits)
+        slices = gw * hw.slices_per_word if avg else 0
+        try:
+            shape = tile_shape(op.name, win.out_h, win.out_w,
+                               lambda th, tw, win=win, slices=slices: tile_needs(hw, win, th, acc_per_pixel=slices,
+                                                                                 tw=tw))
+        except LoweringError as e:
+            error = error or e
+            continue
+        return PoolPlan(win, words, gw, shape)
+    raise error
 
 
 def _record(op: ir.Op, kind: str, graph: ir.Graph, span: tuple[int, int, int], shape: tuple[int, int],
@@ -73,20 +123,18 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     hw = b.hw
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     h, w, c = x.shape
-    pix = _words(c, hw) * x.bits
-    win = Window(h, w, op.kernel, op.kernel, op.stride, op.pad, 1, pix, _words(c, hw) * out.bits)
-    slices = _slices(c, hw)
+    plan = plan_pool(op, graph, hw)
+    win, shape = plan.win, plan.shape
     avg = op.mode == "avg"
-    shape = tile_shape(op.name, win.out_h, win.out_w,
-                       lambda th, tw: tile_needs(hw, win, th, acc_per_pixel=len(slices) if avg else 0, tw=tw))
-    consts = _requant_constants(op.requant, op.name, c, hw) if avg else b""
+    e = hw.entry_bytes("inp")
 
     def compute(t: Tile) -> list[ComputeInsn]:
         n = t.pixels
         geometry = dict(k=x.bits, oh=t.rows, ow=t.cols, kh=win.kh, kw=win.kw, stride=win.stride,
                         irow=win.tile_irow(t.x0, t.cols), ipix=win.pix)
         insns = []
-        for k, (word, s) in enumerate(slices):
+        slices = [(c, s) for c in range(len(plan.group_range(t.group))) for s in range(hw.slices_per_word)]
+        for k, (word, s) in enumerate(slices):  # word: within the group
             if not avg:
                 insns.append(ComputeInsn("pool", dict(mode=PoolMode.MAX, slice=s, inp=t.inp + word * x.bits,
                                                       out=t.out + word * x.bits, ostride=win.pix_out, **geometry),
@@ -95,22 +143,44 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
             insns.append(ComputeInsn("pool", dict(mode=PoolMode.SUM, slice=s, inp=t.inp + word * x.bits,
                                                   acc=t.acc + k * n, **geometry), reads_inp=True))
             insns.append(ComputeInsn("requant", dict(
-                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(0, hw) + k, out=t.out + word * out.bits,
-                ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift, lo=op.requant.lo,
-                hi=op.requant.hi), writes_out=True))
+                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(t.group, hw) + k,
+                out=t.out + word * out.bits, ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift,
+                lo=op.requant.lo, hi=op.requant.hi), writes_out=True))
         return insns
 
-    preloads = (lambda g: [dict(buf=Buffer.CONST, sram=ctx.const_base(0, hw), dram=b.alloc(len(consts), consts), rows=1,
-                                len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]) if avg else (
-        lambda g: [])
+    def preloads(g: int) -> list[dict]:
+        if not avg:
+            return []
+        consts = _requant_constants(op.requant, op.name, c, hw, plan.group_range(g))
+        return [dict(buf=Buffer.CONST, sram=ctx.const_base(g, hw), dram=b.alloc(len(consts), consts), rows=1,
+                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
+
+    def loads(t: Tile) -> list[dict]:
+        if plan.groups == 1:
+            return [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e, t.x0, t.cols)]
+        return word_group_loads(addrs[x.name], plan, t, x.bits, e)
+
     tiled = TiledLayer(
-        op.name, win.out_h, shape[0],
-        lambda t: [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, hw.entry_bytes("inp"), t.x0, t.cols)], compute,
-        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads,
-        out_w=win.out_w, cols_per_tile=shape[1])
+        op.name, win.out_h, shape[0], loads, compute,
+        lambda t: level_stores(dests, plan.group_range(t.group), out.bits, t, win.out_w, win.pix_out, hw), preloads,
+        groups=plan.groups, out_w=win.out_w, cols_per_tile=shape[1])
     span = emit_tiled_layer(b, tiled, ctx)
     return _record(op, f"{op.mode}pool", graph, span, shape, kernel=[op.kernel, op.kernel], stride=op.stride,
-                   pad=op.pad)
+                   pad=op.pad, groups=plan.groups)
+
+
+def word_group_loads(addr: int, plan: PoolPlan, t: Tile, bits: int, entry_bytes: int) -> list[dict]:
+    """One LOAD per input row of the tile, taking only the group's channel words of each pixel (a DRAM
+    row per pixel, dense in INP); only for windows without padding (plan_pool)."""
+    win, words = plan.win, plan.group_range(t.group)
+    full_pix = plan.words * bits
+    ix0, ix1 = win.in_cols(t.x0, t.cols)
+    irow = win.tile_irow(t.x0, t.cols)
+    iy0 = t.y0 * win.stride
+    return [dict(buf=Buffer.INP, sram=t.inp + r * irow,
+                 dram=addr + (((iy0 + r) * win.in_w + ix0) * full_pix + words.start * bits) * entry_bytes,
+                 rows=ix1 - ix0, len=len(words) * bits, dstride=full_pix * entry_bytes)
+            for r in range(win.in_rows(t.rows))]
 
 
 def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],

@@ -195,6 +195,15 @@ def test_reduction_split_with_residual_and_width_tiles_between_layers():
     assert layer(art, "c2")["chunks"] > 1 and layer(art, "c2")["tile_cols"] < 6 and layer(art, "c2")["groups"] == 2
 
 
+def test_global_average_pool_over_channel_word_groups():
+    g = GraphMaker(14, (7, 7, 512), 2)
+    x = g.conv("conv", "input", 512, 1, 2, 8)  # 8-bit levels: the 7x7 window of a pixel needs 3136 INP entries
+    p = g.pool("avgpool", x, "avg", 7, 7, kout=4)  # and 128 CONST entries: 8 groups of one word
+    logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
+    art, _ = check(*g.graph([logits, p]))
+    assert layer(art, "avgpool")["groups"] == 8
+
+
 def test_kernel_row_too_wide_for_wgt_is_refused():
     g = GraphMaker(2, (15, 15, 1024), 2)
     y = g.conv("huge", "input", 64, 15, 8, 2)
