@@ -9,6 +9,7 @@ from there. Output channel groups split layers whose weights do not fit WGT.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -90,10 +91,9 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     ctiles, spw = math.ceil(cout / hw.array_cols), hw.slices_per_word
     wgt_per_ctile = kh * kw * cw * op.mbits
     group_words, halves = group_size(cw_out, ctiles, wgt_per_ctile, hw)
-    chunks = (Chunk(0, kh, 0, cw),)
-    if group_words == 0:  # split the reduction: one output word per group, its weights streamed in chunks
+    split = group_words == 0  # split the reduction: one output word per group, its weights streamed in chunks
+    if split:
         group_words, halves = 1, False
-        chunks = reduction_chunks(op.name, kh, kw, cw, op.mbits, min(ctiles, spw), hw)
     if min(ctiles, group_words * spw) > 0xFF:
         raise LoweringError(f"layer '{op.name}': {ctiles} column tiles exceed the 8-bit ctiles field")
     out_int32 = op.requant.out_int32
@@ -104,28 +104,44 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     res_pix = math.ceil(res.shape[2] / hw.word_bits) * res.bits if res is not None else 0
     parts = 2 if res is not None else 1
     acc = min(ctiles, group_words * spw)
-    rows, cols = tile_shape(op.name, win.out_h, win.out_w,
-                            lambda th, tw: tile_needs(hw, win, th, parts, acc, res_pix, tw))
+
+    def shape(chunks: tuple[Chunk, ...]) -> tuple[int, int]:
+        """Tile shape when every step loads the input rows of its chunk's kernel rows."""
+        cwin = dataclasses.replace(win, kh=max(c.kh for c in chunks))
+        return tile_shape(op.name, win.out_h, win.out_w,
+                          lambda th, tw: tile_needs(hw, cwin, th, parts, acc, res_pix, tw))
+
+    chunks = (Chunk(0, kh, 0, cw),)
+    if not split:
+        rows, cols = shape(chunks)
+    for max_rows in range(kh, 0, -1) if split else ():  # fewer kernel rows per chunk: less input per step
+        chunks = reduction_chunks(op.name, kh, kw, cw, op.mbits, min(ctiles, spw), hw, max_rows)
+        try:
+            rows, cols = shape(chunks)
+            break
+        except LoweringError:
+            if max_rows == 1:
+                raise
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
                     cols, res_pix, halves, chunks)
 
 
-def reduction_chunks(name: str, kh: int, kw: int, cw: int, mbits: int, ctiles: int, hw: HwConfig) -> tuple[Chunk, ...]:
+def reduction_chunks(name: str, kh: int, kw: int, cw: int, mbits: int, ctiles: int, hw: HwConfig,
+                     max_rows: int) -> tuple[Chunk, ...]:
     """Chunks of the reduction whose weights for `ctiles` column tiles fit half of WGT (the other half loads
-    the next chunk meanwhile): as many channel words as fit with whole kernels, else one word and as many
-    kernel rows as fit. Each chunk is one BGEMM accumulating into ACC; REQUANT applies the constants once."""
+    the next chunk meanwhile): as many kernel rows as fit (at most `max_rows`), then as many channel words
+    as fit with them. Each chunk is one BGEMM accumulating into ACC; REQUANT applies the constants once."""
     budget = hw.wgt_entries // 2
     if hw.slices_per_word + 1 > hw.const_entries:
         raise LoweringError(f"layer '{name}': one output word needs {hw.slices_per_word + 1} CONST entries, "
                             f"{hw.name} has {hw.const_entries}")
-    words = budget // (ctiles * kh * kw * mbits)
-    if words >= 1:
-        return tuple(Chunk(0, kh, c0, min(words, cw - c0)) for c0 in range(0, cw, words))
-    rows = budget // (ctiles * kw * mbits)
+    rows = min(max_rows, kh, budget // (ctiles * kw * mbits))
     if rows == 0:
         raise LoweringError(f"layer '{name}': one kernel row of one channel word needs {ctiles * kw * mbits} WGT "
                             f"entries, half of WGT on {hw.name} is {budget}")
-    return tuple(Chunk(ky0, min(rows, kh - ky0), c0, 1) for c0 in range(cw) for ky0 in range(0, kh, rows))
+    words = min(cw, budget // (ctiles * rows * kw * mbits))
+    return tuple(Chunk(ky0, min(rows, kh - ky0), c0, min(words, cw - c0))
+                 for c0 in range(0, cw, words) for ky0 in range(0, kh, rows))
 
 
 def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tuple[int, bool]:
@@ -246,7 +262,7 @@ def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | Non
     const0 = ctx.const_base(t.group, hw)
     ch, irow = plan.chunks[t.chunk], win.tile_irow(t.x0, t.cols)
     insns = [ComputeInsn("bgemm", dict(
-        acc=t.acc, inp=t.inp + ch.ky0 * win.dil * irow + ch.c0 * x.bits, wgt=chunk_wgt_base(plan, ctx, t, hw),
+        acc=t.acc, inp=t.inp + ch.c0 * x.bits, wgt=chunk_wgt_base(plan, ctx, t, hw),
         oh=t.rows, ow=t.cols, kh=ch.kh, kw=win.kw, stride=win.stride, dil=win.dil, cw=ch.cw, ctiles=len(cts),
         irow=irow, ipix=win.pix, kbits=x.bits, mbits=op.mbits, accumulate=int(t.chunk > 0),
         wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2), reads_inp=True, writes_out=rq.out_int32)]
@@ -358,8 +374,21 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         return [dict(buf=Buffer.WGT, sram=chunk_wgt_base(plan, ctx, t, hw), dram=addr, rows=1,
                      len=size // hw.entry_bytes("wgt"), dstride=size)]
 
+    zeros: list[int] = []  # DRAM address of a zero input row, allocated when first needed
+
+    def zero_rows(fields: dict[str, int]) -> dict[str, int]:
+        """A chunk whose kernel rows read only padding for this tile: one zero row from DRAM, the rest fill."""
+        if fields["rows"] > 0:
+            return fields
+        if not zeros:
+            zeros.append(b.alloc(plan.win.in_w * plan.win.pix * e_in))
+        total = fields["pad_top"] + fields["rows"] + fields["pad_bottom"]
+        return {**fields, "dram": zeros[0], "rows": 1, "pad_top": total - 1, "pad_bottom": 0}
+
     def loads(t: Tile) -> list[dict]:
-        main = [plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in, t.x0, t.cols), *chunk_load(t)]
+        ch = plan.chunks[t.chunk]  # the step loads the input rows of its kernel rows
+        main = [zero_rows(plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in, t.x0, t.cols, ch.ky0, ch.kh)),
+                *chunk_load(t)]
         if res is None or t.chunk < len(plan.chunks) - 1:
             return main
         return [*main, operand_load(addrs[res.name], t.inp2, plan.res_pix, t, plan.win.out_w, e_in)]

@@ -95,11 +95,12 @@ class Window:
         return (ix1 - ix0) * self.pix
 
     def input_load(self, addr: int, sram: int, y0: int, rows: int, entry_bytes: int, x0: int = 0,
-                   cols: int | None = None) -> dict[str, int]:
+                   cols: int | None = None, ky0: int = 0, kh: int | None = None) -> dict[str, int]:
         """LOAD fields bringing the input of output rows [y0, y0+rows) x columns [x0, x0+cols) into INP,
-        zero-padded on every side (columns outside the image become pad_left / pad_right)."""
-        iy0 = y0 * self.stride - self.pad
-        iy1 = iy0 + self.in_rows(rows)
+        zero-padded on every side (columns outside the image become pad_left / pad_right); with `ky0`/`kh`
+        only the input rows that kernel rows [ky0, ky0+kh) read (a chunk of a split reduction)."""
+        iy0 = y0 * self.stride - self.pad + ky0 * self.dil
+        iy1 = iy0 + (rows - 1) * self.stride + ((self.kh if kh is None else kh) - 1) * self.dil + 1
         ix0, ix1 = self.in_cols(x0, self.out_w if cols is None else cols)
         row_bytes = self.in_w * self.pix * entry_bytes
         return dict(buf=0, sram=sram, dram=addr + max(iy0, 0) * row_bytes + max(ix0, 0) * self.pix * entry_bytes,

@@ -176,6 +176,8 @@ def test_residual_conv_tiles_along_the_width():
     ((1, 1, 4096), 100, 1, 2, 0, 1, False, True),  # a big Linear: 2048 WGT entries per output word
     ((4, 4, 1024), 16, 3, 2, 1, 1, True, False),  # ternary, many channels: chunks of channel words
     ((11, 11, 64), 16, 7, 8, 6, 2, False, False),  # 8-bit 7x7 dilated: chunks of two kernel rows
+    ((7, 7, 512), 20, 7, 2, 0, 1, False, True),  # VGG's first Linear as a 7x7 conv: one pixel's window needs
+    # 784 INP entries > 512, so the chunks take two kernel rows and each step loads only their input rows
 ])
 def test_reduction_split_across_weight_chunks(in_shape, cout, k, mbits, pad, dil, ternary, out_int32):
     g = GraphMaker(cout + k, in_shape, 2)
