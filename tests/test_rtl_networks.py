@@ -63,6 +63,14 @@ def big_linear():
     return g.graph([logits])
 
 
+def kernel_row_chunks():
+    """An 8-bit 7x7 dilated convolution whose reduction runs in chunks of two kernel rows, each step loading
+    only the input rows they read (some only padding: a zero row from DRAM)."""
+    g = GraphMaker(15, (11, 11, 64), 2)
+    y = g.conv("conv", "input", 16, 7, 8, 2, pad=6, dil=2)
+    return g.graph([y])
+
+
 def resnet18_layer():
     g = GraphMaker(3, (56, 56, 64), 2)
     y = g.conv("layer1.0.conv1", "input", 64, 3, 2, 2, pad=1)
@@ -86,7 +94,7 @@ def assert_exact(check, name):
 def test_networks_on_small():
     small = get_config("small")
     graphs = {"cnn": cnn(), "residual block": residual_block(), "pool/add/upsample/concat": pool_add_upsample_concat(),
-              "big linear": big_linear()}
+              "big linear": big_linear(), "kernel-row chunks": kernel_row_chunks()}
     arts = {name: lower_graph(graph, small, inputs) for name, (graph, inputs) in graphs.items()}
     for name, check in zip(arts, cross_check_batch(list(arts.values())), strict=True):
         assert_exact(check, name)
