@@ -1,7 +1,8 @@
 """Compiled networks on the RTL: outputs bit-identical to the simulator and to the golden model, cycles equal.
 
-Default: a CNN, a residual block with a downsample, an average-pool head and an int32 classifier, and a graph
-with max pool, add, upsample and concat, on `small` (Verilator; the residual block also on Icarus), and a full
+Default: a CNN, a residual block with a downsample, an average-pool head and an int32 classifier, a graph
+with max pool, add, upsample and concat, and two split reductions (a big Linear in channel-word chunks, a dilated
+7x7 conv in kernel-row chunks), on `small` (Verilator; the residual block also on Icarus), and a full
 ResNet-18 layer (layer1.0.conv1: 56x56x64, 3x3, W2A2) on `edge` and on `small` (there one output row does not
 fit half of the buffers: 4x8-pixel width tiles, ~1M cycles, a few seconds on Verilator once the core is built),
 and the whole layer1.0 BasicBlock with its residual add on `small` (~10 s). Slow: that layer on Icarus, and the
