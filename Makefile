@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow lint bench docs clean
+.PHONY: setup demo test test-slow lint bench bench-rtl docs clean
 
 setup: $(STAMP) iverilog
 
@@ -39,6 +39,10 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/datapath.py
 	$(BIN)/python bench/simulator.py
+	$(BIN)/python bench/networks.py
+
+bench-rtl: setup
+	$(BIN)/python bench/rtl.py
 
 docs: setup
 	$(BIN)/bitbranch isa gen

@@ -5,6 +5,10 @@ group's output words (slices past the last column tile are written with level 0 
 CONST entry, so channel padding stays level 0). A residual operand is loaded per tile into the second
 half of INP and added by REQUANT. int32 outputs (logits) are requantized in place in ACC and stored
 from there. Output channel groups split layers whose weights do not fit WGT.
+
+Grouped / depthwise convolutions (`GroupLayout`): column tiles whose lanes read the same input channel
+words share one BGEMM with an offset `inp` and a smaller `cw`; where other groups' channels share those
+words their weights are made to contribute zero (ternary code 0, or two cancelling M-bit passes).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .tiling import (
     TiledLayer,
     Window,
     emit_tiled_layer,
+    row_policy,
     tile_needs,
     tile_shape,
 )
@@ -55,6 +60,84 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class WordSpan:
+    """Column tiles that read the same input channel words: one BGEMM (per pass) with an offset `inp`."""
+
+    ctiles: range
+    word0: int  # first input channel word read
+    cw: int  # channel words read
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """Which input channel words each column tile reads, for grouped (and plain, groups = 1) convolutions.
+
+    A column tile reads the words spanned by the input channels of its lanes' groups. When some lane's
+    group does not cover every real channel of those words (`masked`: depthwise packs 64 groups per word),
+    the other channels' weights must contribute zero: ternary weights use the code 0 (planes (1, 0)), M-bit
+    codes run two accumulating passes whose out-of-group (and channel-padding) bits are all 1 and then all
+    0, so those products cancel and the in-group sum is doubled (`factor` 2, like ternary planes).
+    """
+
+    spans: tuple[WordSpan, ...]
+    ctile_words: tuple[tuple[int, int], ...]  # per column tile: (first word, words)
+    masked: bool
+    passes: int  # BGEMMs per span: 2 for masked M-bit codes, else 1
+    factor: int  # g: the hardware sum is 2g·S − (2^K−1)·g·Σw (see hardware_constants)
+
+    @property
+    def max_cw(self) -> int:
+        return max(cw for _, cw in self.ctile_words)
+
+
+def lane_channels(op: ir.Conv, cin: int) -> tuple[int, int]:
+    """(input channels per group, output channels per group), checked against the weights' shape."""
+    cout, cin_g, _, _ = op.weights.shape
+    if op.groups < 1 or cin % op.groups or cout % op.groups or cin // op.groups != cin_g:
+        raise LoweringError(f"layer '{op.name}': groups={op.groups} does not divide {cin} input / {cout} output "
+                            f"channels into weights of {cin_g} input channels")
+    return cin_g, cout // op.groups
+
+
+def group_layout(op: ir.Conv, cin: int, hw: HwConfig) -> GroupLayout:
+    """The GroupLayout of `op` on an input of `cin` channels."""
+    cout = op.weights.shape[0]
+    cin_g, cout_g = lane_channels(op, cin)
+    c, wb = hw.array_cols, hw.word_bits
+    words, masked = [], False
+    for t in range(math.ceil(cout / c)):
+        gs = range((t * c) // cout_g, (min((t + 1) * c, cout) - 1) // cout_g + 1)  # groups of the tile's lanes
+        lo, hi = gs.start * cin_g, gs.stop * cin_g
+        w0, w1 = lo // wb, math.ceil(hi / wb)
+        words.append((w0, w1 - w0))
+        masked |= len(gs) > 1 or lo != w0 * wb or hi != min(w1 * wb, cin)
+    spans: list[WordSpan] = []
+    for t, (w0, n) in enumerate(words):
+        if spans and (spans[-1].word0, spans[-1].cw) == (w0, n):
+            spans[-1] = WordSpan(range(spans[-1].ctiles.start, t + 1), w0, n)
+        else:
+            spans.append(WordSpan(range(t, t + 1), w0, n))
+    passes = 2 if masked and not op.ternary else 1
+    factor = 2 if op.ternary or passes == 2 else 1
+    return GroupLayout(tuple(spans), tuple(words), masked, passes, factor)
+
+
+def span_blocks(layout: GroupLayout, cts: range, kh: int, kw: int, mbits: int
+                ) -> list[tuple[range, WordSpan, list[int]]]:
+    """The BGEMMs of column tiles `cts`: (tiles, span, WGT offset of each pass), in WGT image order
+    (per span piece: pass 0 of its tiles, then pass 1)."""
+    out, offset = [], 0
+    for span in layout.spans:
+        piece = range(max(span.ctiles.start, cts.start), min(span.ctiles.stop, cts.stop))
+        if len(piece) == 0:
+            continue
+        size = len(piece) * kh * kw * span.cw * mbits
+        out.append((piece, span, [offset + p * size for p in range(layout.passes)]))
+        offset += layout.passes * size
+    return out
+
+
+@dataclass(frozen=True)
 class ConvPlan:
     """Derived sizes of a lowered convolution."""
 
@@ -63,12 +146,14 @@ class ConvPlan:
     cw_out: int  # output channel words
     ctiles: int  # column tiles of C output channels
     group_words: int  # output words per group
-    groups: int
-    wgt_per_ctile: int
+    groups: int  # weight preload groups (not the convolution's groups: see layout)
+    wgt_per_ctile: int  # WGT entries of the largest column tile (all passes)
     tile_rows: int
     tile_cols: int  # out_w unless one output row does not fit (width tiles)
+    first_rows: int  # rows of the first tile (of group 0)
     res_pix: int  # INP entries per residual pixel (0: no residual)
     halves: bool  # every group fits half of WGT and CONST (groups and layers alternate halves)
+    layout: GroupLayout
     chunks: tuple[Chunk, ...]  # reduction chunks: one (the whole window) unless one output word's weights
     # do not fit WGT; then each tile loads every chunk's weights into half index%2 of WGT in turn
 
@@ -89,7 +174,8 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     cout, _, kh, kw = op.weights.shape
     cw, cw_out = math.ceil(cin / hw.word_bits), math.ceil(cout / hw.word_bits)
     ctiles, spw = math.ceil(cout / hw.array_cols), hw.slices_per_word
-    wgt_per_ctile = kh * kw * cw * op.mbits
+    layout = group_layout(op, cin, hw)
+    wgt_per_ctile = kh * kw * layout.max_cw * op.mbits * layout.passes
     group_words, halves = group_size(cw_out, ctiles, wgt_per_ctile, hw)
     split = group_words == 0  # split the reduction: one output word per group, its weights streamed in chunks
     if split:
@@ -122,8 +208,13 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
         except LoweringError:
             if max_rows == 1:
                 raise
+    if split and (len(layout.spans) > 1 or layout.masked):
+        raise LoweringError(f"layer '{op.name}': one output word of weights needs {wgt_per_ctile * spw} WGT entries, "
+                            f"{hw.name} has {hw.wgt_entries} (reduction chunks exist for plain convolutions only, "
+                            f"this one has groups={op.groups})")
+    rows, first = row_policy(win.out_h, (rows, cols), win.out_w, hw.array_rows)
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
-                    cols, res_pix, halves, chunks)
+                    cols, first, res_pix, halves, layout, chunks)
 
 
 def reduction_chunks(name: str, kh: int, kw: int, cw: int, mbits: int, ctiles: int, hw: HwConfig,
@@ -146,15 +237,16 @@ def reduction_chunks(name: str, kh: int, kw: int, cw: int, mbits: int, ctiles: i
 
 def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tuple[int, bool]:
     """Output words per group, and whether groups fit half of WGT/CONST (preferred: loads then overlap
-    compute). 0 words when not even one output word fits."""
+    compute). 0 words when not even one output word fits. Groups are balanced: a group's ACC share
+    (its column tiles x pixels) bounds the tile rows of every group, so the largest group sets them."""
     spw = hw.slices_per_word
     for wgt, const, halves in ((hw.wgt_entries // 2, hw.const_entries // 2, True),
                                (hw.wgt_entries, hw.const_entries, False)):
         if ctiles * wgt_per_ctile <= wgt and ctiles + 1 <= const:
             return cw_out, halves
         words = min(wgt // (wgt_per_ctile * spw), (const - 1) // spw)
-        if words >= 1:
-            return words, halves
+        if words >= 1:  # as many groups as needed, of equal size: 4 + 4 words rather than 7 + 1
+            return math.ceil(cw_out / math.ceil(cw_out / words)), halves
     return 0, False
 
 
@@ -170,44 +262,70 @@ def preload_groups(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[int, boo
 
 
 def weight_planes(op: ir.Conv) -> np.ndarray:
-    """(Cout, Cin, kh, kw, M) bit-planes (uint8): level bits of M-bit codes, or ternary planes."""
+    """(Cout, Cin/groups, kh, kw, M) bit-planes (uint8): level bits of M-bit codes, or ternary planes."""
     if op.ternary:
         return np.moveaxis(ternary_to_planes(op.weights), 0, -1).astype(np.uint8)
     u = code_to_level(op.weights, op.mbits).astype(np.int64)
     return ((u[..., None] >> np.arange(op.mbits)) & 1).astype(np.uint8)
 
 
-def pack_weights(op: ir.Conv, plan: ConvPlan, hw: HwConfig) -> bytes:
-    """WGT image: entries [ctile][ky][kx][cw][plane], each C lanes x W bits (lane l = channel t*C + l)."""
-    cout, cin, kh, kw = op.weights.shape
-    c, wb, m = hw.array_cols, hw.word_bits, op.mbits
-    bits = np.zeros((plan.ctiles * c, plan.cw * wb, kh, kw, m), dtype=np.uint8)  # channel pads stay 0
-    bits[:cout, :cin] = weight_planes(op)
-    bits = bits.reshape(plan.ctiles, c, plan.cw, wb, kh, kw, m).transpose(0, 4, 5, 2, 6, 1, 3)
-    return np.packbits(bits, axis=-1, bitorder="little").tobytes()
+def masked_planes(op: ir.Conv, layout: GroupLayout, p: int) -> np.ndarray:
+    """The M plane bits of every channel a tile reads outside its lanes' groups, in pass `p`.
+
+    Unmasked layouts read only channel padding there: 0 bits (counted by `pad` in hardware_constants).
+    Ternary: the code 0 = planes (1, 0). Two-pass M-bit codes: all 1 in pass 0, all 0 in pass 1 (cancel).
+    """
+    if not layout.masked:
+        return np.zeros(op.mbits, np.uint8)
+    if op.ternary:
+        return np.array([1, 0], np.uint8)
+    return np.full(op.mbits, 1 - p, np.uint8)
 
 
-def hardware_constants(op: ir.Conv, x: ir.Tensor, plan: ConvPlan, hw: HwConfig):
+def pack_weights(op: ir.Conv, planes: np.ndarray, plan: ConvPlan, hw: HwConfig, cts: range) -> bytes:
+    """WGT image of column tiles `cts` (`planes` = weight_planes(op)), in span_blocks order; per column tile
+    and pass entries [ky][kx][cw][plane], each C lanes x W bits (lane l = output channel t*C + l)."""
+    cout, cin_g, kh, kw = op.weights.shape
+    c, wb, m, layout = hw.array_cols, hw.word_bits, op.mbits, plan.layout
+    cout_g = cout // op.groups
+    out = bytearray()
+    for piece, span, _ in span_blocks(layout, cts, kh, kw, m):
+        first, stop = piece.start * c, min(piece.stop * c, cout)  # the pieces' real output channels
+        for p in range(layout.passes):
+            bits = np.empty((len(piece) * c, span.cw * wb, kh, kw, m), dtype=np.uint8)
+            bits[:] = masked_planes(op, layout, p)
+            for g in range(first // cout_g, (stop - 1) // cout_g + 1):
+                lanes = range(max(first, g * cout_g), min(stop, (g + 1) * cout_g))
+                ch0 = g * cin_g - span.word0 * wb
+                bits[lanes.start - first : lanes.stop - first, ch0 : ch0 + cin_g] = planes[lanes.start : lanes.stop]
+            bits = bits.reshape(len(piece), c, span.cw, wb, kh, kw, m).transpose(0, 4, 5, 2, 6, 1, 3)
+            out += np.packbits(bits, axis=-1, bitorder="little").tobytes()
+    return bytes(out)
+
+
+def hardware_constants(op: ir.Conv, x: ir.Tensor, layout: GroupLayout, hw: HwConfig):
     """(mul, rmul, bias, shift) for REQUANT so that the hardware result equals the IR's golden exactly.
 
-    The array computes R_hw = Σ qa·w' + pad, where qa = 2u − (2^K−1), w' = g·w (g = 2 for ternary
-    planes, else 1) and `pad` = every channel-padding bit's +coef product. With S = Σ u·w:
+    The array computes R_hw = Σ qa·w' + pad, where qa = 2u − (2^K−1), w' = g·w (g = layout.factor: 2 for
+    ternary planes and two-pass masked layouts, else 1) and `pad` = every channel-padding bit's +coef
+    product (0 when masked: padding bits cancel like other groups' channels). With S = Σ u·w:
     2g·S = R + (2^K−1)·g·Σw, so v = R_hw·mul + bias_hw (+ u_r·2g·rmul) with
     bias_hw = ((2^K−1)·g·Σw − pad)·mul + 2g·bias equals 2g·v_golden, and
     round_shift(2g·v_golden, shift + log2(2g)) = round_shift(v_golden, shift).
     """
     rq = op.requant
-    g = 2 if op.ternary else 1
-    kh, kw = op.weights.shape[2:]
+    g = layout.factor
+    cout, cin_g, kh, kw = op.weights.shape
     amax = (1 << x.bits) - 1
     wcoef_sum = 2 if op.ternary else (1 << op.mbits) - 1
-    pad = kh * kw * (plan.cw * hw.word_bits - x.shape[2]) * amax * wcoef_sum
+    lane_cw = np.repeat([cw for _, cw in layout.ctile_words], hw.array_cols)[:cout]
+    pad = 0 if layout.masked else kh * kw * (lane_cw * hw.word_bits - cin_g) * amax * wcoef_sum
     wsum = op.weights.astype(np.int64).sum(axis=(1, 2, 3))
     mul = np.asarray(rq.mul, dtype=np.int64)
     bias = (amax * g * wsum - pad) * mul + 2 * g * np.asarray(rq.bias, dtype=np.int64)
     rmul = 2 * g * np.asarray(rq.rmul, dtype=np.int64) if rq.rmul is not None else np.zeros_like(mul)
-    shift = rq.shift + (2 if op.ternary else 1)
-    acc_bound = kh * kw * plan.cw * hw.word_bits * amax * wcoef_sum
+    shift = rq.shift + (2 * g).bit_length() - 1  # + log2(2g)
+    acc_bound = layout.passes * kh * kw * layout.max_cw * hw.word_bits * amax * wcoef_sum
     if acc_bound >= 1 << 31:
         raise LoweringError(f"layer '{op.name}': |accumulator| can reach {acc_bound} >= 2^31")
     if max(np.abs(mul).max(initial=0), np.abs(rmul).max(initial=0)) >= 1 << 31:
@@ -229,9 +347,9 @@ def pack_constants(mul: np.ndarray, rmul: np.ndarray, bias: np.ndarray, ctiles: 
     out = bytearray()
     for t in [*ctiles, *([None] if zero_entry else [])]:
         m, r, b = np.zeros(c, "<i4"), np.zeros(c, "<i4"), np.zeros(c, "<i8")
-        if t is not None:
+        if t is not None and t * c < len(mul):  # (tiles past the last channel keep all-zero constants)
             lanes = slice(t * c, min((t + 1) * c, len(mul)))
-            n = max(0, lanes.stop - lanes.start)  # slices past the last channel keep all-zero constants
+            n = lanes.stop - lanes.start
             m[:n], r[:n], b[:n] = mul[lanes], rmul[lanes], bias[lanes]
         out += m.tobytes() + r.tobytes() + b.tobytes()
     return bytes(out)
@@ -245,13 +363,13 @@ def chunk_wgt_base(plan: ConvPlan, ctx: LayerContext, t: Tile, hw: HwConfig) -> 
     return (t.index % 2) * (hw.wgt_entries // 2) if plan.split else ctx.wgt_base(t.group, hw)
 
 
-def chunk_weights(weights: bytes, plan: ConvPlan, cts: range, ch: Chunk, kh: int, kw: int, mbits: int,
+def chunk_weights(weights: bytes, ctiles: int, ch: Chunk, kh: int, kw: int, cw: int, mbits: int,
                   hw: HwConfig) -> bytes:
-    """WGT image of column tiles `cts` restricted to chunk `ch`: entries [ctile][ky][kx][cw][plane] as BGEMM
-    reads them with kh = ch.kh, cw = ch.cw."""
+    """A plain convolution's WGT image of `ctiles` column tiles (entries [ctile][ky][kx][cw][plane],
+    pack_weights) restricted to chunk `ch`, as BGEMM reads it with kh = ch.kh, cw = ch.cw."""
     e = hw.entry_bytes("wgt")
-    full = np.frombuffer(weights, np.uint8).reshape(plan.ctiles, kh, kw, plan.cw, mbits, e)
-    return full[cts.start:cts.stop, ch.ky0:ch.ky0 + ch.kh, :, ch.c0:ch.c0 + ch.cw].tobytes()
+    full = np.frombuffer(weights, np.uint8).reshape(ctiles, kh, kw, cw, mbits, e)
+    return full[:, ch.ky0:ch.ky0 + ch.kh, :, ch.c0:ch.c0 + ch.cw].tobytes()
 
 
 def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, plan: ConvPlan, hw: HwConfig,
@@ -261,13 +379,21 @@ def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | Non
     n = t.pixels
     const0 = ctx.const_base(t.group, hw)
     ch, irow = plan.chunks[t.chunk], win.tile_irow(t.x0, t.cols)
-    insns = [ComputeInsn("bgemm", dict(
-        acc=t.acc, inp=t.inp + ch.c0 * x.bits, wgt=chunk_wgt_base(plan, ctx, t, hw),
-        oh=t.rows, ow=t.cols, kh=ch.kh, kw=win.kw, stride=win.stride, dil=win.dil, cw=ch.cw, ctiles=len(cts),
-        irow=irow, ipix=win.pix, kbits=x.bits, mbits=op.mbits, accumulate=int(t.chunk > 0),
-        wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2), reads_inp=True, writes_out=rq.out_int32)]
-    if t.chunk < len(plan.chunks) - 1:  # partial sums: the last chunk requantizes
-        return insns
+    geometry = dict(oh=t.rows, ow=t.cols, kw=win.kw, stride=win.stride, dil=win.dil, irow=irow, ipix=win.pix,
+                    kbits=x.bits, mbits=op.mbits, wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2)
+    if plan.split:  # one chunk of a plain convolution's reduction, accumulated after the first
+        insns = [ComputeInsn("bgemm", dict(
+            acc=t.acc, inp=t.inp + ch.c0 * x.bits, wgt=chunk_wgt_base(plan, ctx, t, hw), kh=ch.kh, cw=ch.cw,
+            ctiles=len(cts), accumulate=int(t.chunk > 0), **geometry), reads_inp=True, writes_out=rq.out_int32)]
+        if t.chunk < len(plan.chunks) - 1:  # partial sums: the last chunk requantizes
+            return insns
+    else:
+        insns = [ComputeInsn("bgemm", dict(
+            acc=t.acc + (piece.start - cts.start) * n, inp=t.inp + span.word0 * x.bits,
+            wgt=ctx.wgt_base(t.group, hw) + offset, accumulate=int(p > 0), kh=win.kh, cw=span.cw,
+            ctiles=len(piece), **geometry), reads_inp=True, writes_out=rq.out_int32)
+            for piece, span, offsets in span_blocks(plan.layout, cts, win.kh, win.kw, op.mbits)
+            for p, offset in enumerate(offsets)]
 
     def residual(ct: int) -> dict[str, int]:
         """REQUANT fields reading the residual lanes of column tile `ct` (channels ct*C .. ct*C+C-1)."""
@@ -341,20 +467,18 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
     plan = plan_conv(op, x, out, res, hw)
-    mul, rmul, bias, shift = hardware_constants(op, x, plan, hw)
-    weights = pack_weights(op, plan, hw)
-    wgt_bytes = plan.wgt_per_ctile * hw.entry_bytes("wgt")
+    mul, rmul, bias, shift = hardware_constants(op, x, plan.layout, hw)
+    planes = weight_planes(op)
     e_in = hw.entry_bytes("inp")
 
     def preloads(g: int) -> list[dict]:
         cts = plan.group_ctiles(g, hw)
         zero = not op.requant.out_int32 and len(plan.group_word_range(g)) * hw.slices_per_word > len(cts)
         consts = pack_constants(mul, rmul, bias, cts, zero, hw)
-        w = weights[cts.start * wgt_bytes : cts.stop * wgt_bytes]
-        wgt = [] if plan.split else [dict(buf=Buffer.WGT, sram=ctx.wgt_base(g, hw), dram=b.alloc(len(w), w), rows=1,
-                                          len=len(cts) * plan.wgt_per_ctile, dstride=len(w))]
+        w = [] if plan.split else [pack_weights(op, planes, plan, hw, cts)]  # split: chunks load per step
         return [
-            *wgt,
+            *[dict(buf=Buffer.WGT, sram=ctx.wgt_base(g, hw), dram=b.alloc(len(x), x), rows=1,
+                   len=len(x) // hw.entry_bytes("wgt"), dstride=len(x)) for x in w],
             dict(buf=Buffer.CONST, sram=ctx.const_base(g, hw), dram=b.alloc(len(consts), consts), rows=1,
                  len=len(consts) // hw.entry_bytes("const"), dstride=len(consts)),
         ]
@@ -368,7 +492,8 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         key = (t.group, t.chunk)
         if key not in chunk_addr:
             cts, ch = plan.group_ctiles(t.group, hw), plan.chunks[t.chunk]
-            w = chunk_weights(weights, plan, cts, ch, *op.weights.shape[2:], op.mbits, hw)
+            w = chunk_weights(pack_weights(op, planes, plan, hw, cts), len(cts), ch, *op.weights.shape[2:], plan.cw,
+                              op.mbits, hw)
             chunk_addr[key] = (b.alloc(len(w), w), len(w))
         addr, size = chunk_addr[key]
         return [dict(buf=Buffer.WGT, sram=chunk_wgt_base(plan, ctx, t, hw), dram=addr, rows=1,
@@ -402,9 +527,9 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
     tiled = TiledLayer(op.name, plan.win.out_h, plan.tile_rows, loads,
                        lambda t: conv_compute(op, x, out, res, plan, hw, shift, ctx, t), stores, preloads, plan.groups,
                        inp_parts=2 if res is not None else 1, out_w=plan.win.out_w, cols_per_tile=plan.tile_cols,
-                       chunks=len(plan.chunks))
+                       chunks=len(plan.chunks), first_rows=plan.first_rows)
     start, end, tiles = emit_tiled_layer(b, tiled, ctx)
-    cout, cin, kh, kw = op.weights.shape
+    cout, cin_g, kh, kw = op.weights.shape
     ho, wo, _ = out.shape
     return {
         "name": op.name,
@@ -422,6 +547,8 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         "chunks": len(plan.chunks),
         "tile_rows": plan.tile_rows,
         "tile_cols": plan.tile_cols,
-        "macs": ho * wo * cout * kh * kw * cin,
+        "conv_groups": op.groups,
+        "bgemm_passes": plan.layout.passes,
+        "macs": ho * wo * cout * kh * kw * cin_g,  # useful MACs: a grouped conv's padded array work is waste
         "weight_bits": int(op.weights.size) * op.mbits,
     }

@@ -5,13 +5,12 @@ Why fx: models written like torchvision / timm (nested Sequentials, BasicBlock /
 every op keeps its module path for reports and errors. Batch size 1, NCHW on the torch side; shapes
 come from ShapeProp on an example input.
 
-Supported (kind): Conv2d groups=1 (conv), Linear on a flat input (linear), BatchNorm2d/1d (bn),
+Supported (kind): Conv2d, also grouped and depthwise (conv), Linear on a flat input (linear), BatchNorm2d/1d (bn),
 ReLU / ReLU6 / Hardtanh / clamp, modules or functions (act), MaxPool2d (maxpool), AvgPool2d,
 AdaptiveAvgPool2d and `mean` over H, W (avgpool, square windows), flatten / view / reshape to (1, N)
 (flatten), residual `+` (add), torch.cat on channels (cat), nearest Upsample / interpolate
-(upsample), Identity / Dropout (identity). Grouped and depthwise convolutions are refused with a
-clear error for now (they would need zero weights, which M-bit codes cannot express). Anything else
-is a host op if only host ops and outputs follow it, else an error naming the node and module path.
+(upsample), Identity / Dropout (identity). Anything else is a host op if only host ops and outputs
+follow it, else an error naming the node and module path.
 
 One normalisation: an activation directly after max-pooling / upsampling of a pre-activation
 (`relu(max_pool2d(conv(x)))`, the classic MNIST example) is moved in front of the pooling — exact,
@@ -162,16 +161,12 @@ def _act(fn: FNode, lo: float | None, hi: float | None) -> FNode:
 
 
 def _conv(fn: FNode, m: nn.Conv2d) -> FNode:
-    if m.groups != 1:
-        kind = "depthwise" if m.groups == m.in_channels else "grouped"
-        raise FrontendError(f"{fn.where()}: {kind} convolution (groups={m.groups}) is not supported yet "
-                            "(M-bit weight codes cannot express the zero blocks of a dense equivalent)")
     if m.padding_mode != "zeros":
         raise FrontendError(f"{fn.where()}: padding_mode '{m.padding_mode}' is not supported (only zeros)")
     pad = conv_padding(m)
     fn.kind = "conv"
     fn.attrs = {"stride": _square(m.stride, "stride", fn), "pad": _square(pad, "padding", fn),
-                "dil": _square(m.dilation, "dilation", fn)}
+                "dil": _square(m.dilation, "dilation", fn), "groups": int(m.groups)}
     return fn
 
 

@@ -15,9 +15,12 @@ from isa.rounding import clamp_levels, requantize
 _FLOAT64_EXACT = 2**53
 
 
-def conv_sum(u: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, dil: int = 1) -> np.ndarray:
-    """S[y, x, o] = Σ u·w over the window; u (H, W, Cin) levels, w (Cout, Cin, kh, kw) codes.
+def conv_sum(u: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, dil: int = 1, groups: int = 1
+             ) -> np.ndarray:
+    """S[y, x, o] = Σ u·w over the window; u (H, W, Cin) levels, w (Cout, Cin/groups, kh, kw) codes.
 
+    Grouped (torch semantics): output channel o reads input channels g·Cin/groups .. (g+1)·Cin/groups − 1,
+    g = o div (Cout/groups); depthwise is groups = Cin.
     Padding is level 0 (real zero for z = 0 activations). Computed as a float64 convolution, which
     is exact while |S| < 2^53; the bound is checked, not assumed.
     """
@@ -28,7 +31,7 @@ def conv_sum(u: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, dil: i
         raise ValueError(f"conv_sum: |S| could reach {bound}, beyond exact float64 range")
     x = torch.from_numpy(u.astype(np.float64)).permute(2, 0, 1)[None]
     k = torch.from_numpy(w.astype(np.float64))
-    s = torch.nn.functional.conv2d(x, k, stride=stride, padding=pad, dilation=dil)[0]
+    s = torch.nn.functional.conv2d(x, k, stride=stride, padding=pad, dilation=dil, groups=groups)[0]
     return s.permute(1, 2, 0).round().to(torch.int64).numpy()
 
 

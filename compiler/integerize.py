@@ -24,9 +24,10 @@ Biases that could only ever saturate are clipped to a value that still saturates
 Padding is level 0 everywhere (the QAT layers pad the same way, see `QuantConv2d`).
 
 Overflow: for each conv / linear, the contract bound max_c Σ|w_c|·(2^K−1) on |S| and the ±1-plane
-bound kh·kw·Cin·(2^K−1)·Σcoef on any partial accumulator must stay below 2^31, else the layer is
-refused by name. With `hw`, compiler.conv.hardware_constants adds the channel-word padding of that
-hardware and checks the requant constants it derives.
+bound kh·kw·(Cin/groups)·(2^K−1)·Σcoef on any partial accumulator must stay below 2^31, else the layer
+is refused by name. With `hw`, compiler.conv.hardware_constants adds the channel-word padding of that
+hardware (and the other groups' words and second pass of grouped layers) and checks the requant
+constants it derives.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ from torch import fx, nn
 from isa.numeric import WORD_BITS
 
 from . import ir
-from .conv import hardware_constants  # the hardware-specific half of the overflow check
+from .conv import group_layout, hardware_constants  # the hardware-specific half of the overflow check
 from .frontend import Capture, FNode, capture
 from .qat import INPUT_BITS, ActQuant, QuantConv2d, QuantLinear, QuantParams
 
@@ -230,8 +230,8 @@ class _Builder:
     def _check_hw(self, op: ir.Op) -> None:
         if self.hw is None or not isinstance(op, ir.Conv):
             return
-        x = self.tensors[op.inputs[0]]  # hardware_constants reads only plan.cw (input channel words)
-        hardware_constants(op, x, SimpleNamespace(cw=math.ceil(x.shape[2] / self.hw.word_bits)), self.hw)
+        x = self.tensors[op.inputs[0]]
+        hardware_constants(op, x, group_layout(op, x.shape[2], self.hw), self.hw)
 
 
 # --- per-kind handlers -----------------------------------------------------------------------------------
@@ -249,7 +249,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to(torch.float64).cpu().numpy()
 
 
-def _check_accumulator(name: str, codes: np.ndarray, kbits: int, ternary: bool, mbits: int) -> dict:
+def _check_accumulator(name: str, codes: np.ndarray, kbits: int, ternary: bool, mbits: int, groups: int = 1
+                       ) -> dict:
     amax = (1 << kbits) - 1
     contract = int(np.abs(codes).reshape(codes.shape[0], -1).sum(axis=1).max(initial=0)) * amax
     _, cin, kh, kw = codes.shape
@@ -258,7 +259,10 @@ def _check_accumulator(name: str, codes: np.ndarray, kbits: int, ternary: bool, 
         if bound >= ACC_LIMIT:
             raise IntegerizeError(f"layer '{name}': |accumulator| can reach {bound} >= 2^31 ({what}, {kh}x{kw}x{cin} "
                                   f"window, W{'T' if ternary else mbits}A{kbits}); use fewer bits or split the layer")
-    padded = kh * kw * math.ceil(cin / WORD_BITS) * WORD_BITS * amax * (2 if ternary else (1 << mbits) - 1)
+    # grouped: a column tile may read every channel word, and masked M-bit layouts add two passes (conv.GroupLayout)
+    passes = 2 if groups > 1 else 1
+    coef = 2 if ternary else (1 << mbits) - 1
+    padded = passes * kh * kw * math.ceil(cin * groups / WORD_BITS) * WORD_BITS * amax * coef
     return {"acc_bound": contract, "plane_bound": plane, "hw_acc": padded}
 
 
@@ -278,7 +282,8 @@ def _conv_pending(b: _Builder, fn: FNode, x: ir.Tensor) -> Pending:
             raise IntegerizeError(f"{fn.where()}: pads a tensor whose level 0 is not real zero, but the QAT layer pads "
                                   "with real zero (set input_quant; quantize_model does)")
     ternary, mbits = m.wq.ternary, m.wq.bits
-    bounds = _check_accumulator(fn.path, codes, x.bits, ternary, mbits)
+    groups = fn.attrs.get("groups", 1)
+    bounds = _check_accumulator(fn.path, codes, x.bits, ternary, mbits, groups)
     info = {"w_bits": "T" if ternary else mbits, "a_in": x.bits, "acc_bound": bounds["acc_bound"],
             "plane_bound": bounds["plane_bound"]}
     cs = _np(m.wq.code_scale())
@@ -289,7 +294,7 @@ def _conv_pending(b: _Builder, fn: FNode, x: ir.Tensor) -> Pending:
 
     def make(rq: ir.Requant, out: str, inputs: list[str]) -> ir.Op:
         return ir.Conv(name=fn.path, inputs=inputs, output=out, weights=codes, mbits=mbits, ternary=ternary,
-                       stride=stride, pad=pad, dil=dil, requant=rq)
+                       stride=stride, pad=pad, dil=dil, requant=rq, groups=groups)
 
     s_bound = np.abs(codes).reshape(codes.shape[0], -1).sum(axis=1) * ((1 << x.bits) - 1)
     return Pending("conv", fn.node, fn.path, make, [x.name], A, B, s_bound, bounds["hw_acc"], _hwc(fn.shape),

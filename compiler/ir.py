@@ -67,15 +67,18 @@ class Conv(Op):
     """S = Σ u·w over the window (w: odd M-bit codes or ternary), then requant (optionally + residual).
 
     inputs = [x] or [x, residual]. Linear layers are convolutions whose kernel covers the whole input.
+    Grouped (depthwise: groups = Cin) as in torch: weights (Cout, Cin/groups, kh, kw), output channel o
+    reads only the input channels of its group o div (Cout/groups).
     """
 
-    weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1, 1), np.int64))  # (Cout, Cin, kh, kw)
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((1, 1, 1, 1), np.int64))  # (Cout, Cin/groups, kh, kw)
     mbits: int = 2
     ternary: bool = False
     stride: int = 1
     pad: int = 0
     dil: int = 1
     requant: Requant | None = None
+    groups: int = 1
 
 
 @dataclass
@@ -132,7 +135,7 @@ class Graph:
 def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
     """The golden semantics of one op."""
     if isinstance(op, Conv):
-        s = conv_sum(args[0], op.weights, op.stride, op.pad, op.dil)
+        s = conv_sum(args[0], op.weights, op.stride, op.pad, op.dil, op.groups)
         return op.requant.apply(s, args[1] if len(args) > 1 else None)
     if isinstance(op, Pool):
         if op.mode == "max":

@@ -24,6 +24,7 @@ from .conv import preload_groups as conv_groups
 from .pool import lower_add, lower_pool, lower_upsample
 from .pool import preload_groups as const_groups
 from .rewrite import im2col_input
+from .schedule import hoisted_order, remap_ranges
 from .tiling import LayerContext, LoweringError
 
 LOWERINGS = {ir.Conv: lower_conv, ir.Pool: lower_pool, ir.Add: lower_add, ir.Upsample: lower_upsample}
@@ -95,6 +96,16 @@ def _needs_own_tensor(graph: ir.Graph, name: str) -> bool:
     return name in graph.outputs or any(not isinstance(op, ir.Concat) for op in readers) or not readers
 
 
+def hoist_loads(b: ProgramBuilder, records: list[dict]) -> None:
+    """Reorder fetch so loads dispatch as early as their tokens allow (compiler/schedule.py); the
+    layer records' instruction ranges follow."""
+    order = hoisted_order(b.program, b.hw.token_depth)
+    b.program = [b.program[k] for k in order]
+    ranges = remap_ranges(order, [tuple(r["instructions"]) for r in records])
+    for r, (start, end) in zip(records, ranges, strict=True):
+        r["instructions"] = [start, end]
+
+
 def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], meta: dict | None = None,
                 im2col: bool = True) -> Artifact:
     """Lower every accelerator op, compute the golden outputs, and assemble the artifact."""
@@ -134,6 +145,7 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
             c = graph.tensors[concat]
             dests.append(OutDest(addrs[concat], math.ceil(c.shape[2] / hw.word_bits) * c.bits, offset))
         records.append(lower(b, op, graph, addrs, dests, ctx))
+    hoist_loads(b, records)
     outputs = [n for n in graph.outputs if n in addrs] + [i for h in host for i in h.inputs if i in addrs]
     outputs = list(dict.fromkeys(outputs))
     art = b.artifact(inputs=list(graph.inputs), outputs=outputs, golden={n: values[n] for n in outputs},

@@ -29,6 +29,7 @@ from .tiling import (
     TiledLayer,
     Window,
     emit_tiled_layer,
+    row_policy,
     tile_needs,
     tile_rows,
     tile_shape,
@@ -127,6 +128,7 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     win, shape = plan.win, plan.shape
     avg = op.mode == "avg"
     e = hw.entry_bytes("inp")
+    rows, first = row_policy(win.out_h, shape, win.out_w, hw.array_rows)
 
     def compute(t: Tile) -> list[ComputeInsn]:
         n = t.pixels
@@ -161,11 +163,11 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
         return word_group_loads(addrs[x.name], plan, t, x.bits, e)
 
     tiled = TiledLayer(
-        op.name, win.out_h, shape[0], loads, compute,
+        op.name, win.out_h, rows, loads, compute,
         lambda t: level_stores(dests, plan.group_range(t.group), out.bits, t, win.out_w, win.pix_out, hw), preloads,
-        groups=plan.groups, out_w=win.out_w, cols_per_tile=shape[1])
+        groups=plan.groups, out_w=win.out_w, cols_per_tile=shape[1], first_rows=first)
     span = emit_tiled_layer(b, tiled, ctx)
-    return _record(op, f"{op.mode}pool", graph, span, shape, kernel=[op.kernel, op.kernel], stride=op.stride,
+    return _record(op, f"{op.mode}pool", graph, span, (rows, shape[1]), kernel=[op.kernel, op.kernel], stride=op.stride,
                    pad=op.pad, groups=plan.groups)
 
 
@@ -195,6 +197,7 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
     win = Window(h, w, 1, 1, 1, 0, 1, pa, _words(c, hw) * out.bits)
     slices = _slices(c, hw)
     shape = tile_shape(op.name, h, w, lambda th, tw: tile_needs(hw, win, th, 2, len(slices), pb, tw))
+    rows, first = row_policy(h, shape, w, hw.array_rows)
     consts = _requant_constants(op.requant, op.name, c, hw)
     e = hw.entry_bytes("inp")
 
@@ -219,10 +222,10 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
 
     preload = [dict(buf=Buffer.CONST, sram=ctx.const_base(0, hw), dram=b.alloc(len(consts), consts), rows=1,
                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
-    tiled = TiledLayer(op.name, h, shape[0], loads, compute,
+    tiled = TiledLayer(op.name, h, rows, loads, compute,
                        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, w, win.pix_out, hw),
-                       lambda g: preload, inp_parts=2, out_w=w, cols_per_tile=shape[1])
-    return _record(op, "add", graph, emit_tiled_layer(b, tiled, ctx), shape)
+                       lambda g: preload, inp_parts=2, out_w=w, cols_per_tile=shape[1], first_rows=first)
+    return _record(op, "add", graph, emit_tiled_layer(b, tiled, ctx), (rows, shape[1]))
 
 
 def lower_upsample(b: ProgramBuilder, op: ir.Upsample, graph: ir.Graph, addrs: dict[str, int],

@@ -25,7 +25,12 @@ Weight prefetch: when a group's weights and constants fit half of WGT and CONST,
 alternate between the halves, so a group's preload runs while the previous group or layer still
 computes. Compute -> load tokens are matched in order, so each is pushed at the later of the point
 where its condition holds and the previous push (see push_slots); extra pushes at one point ride on
-SYNC instructions.
+SYNC instructions, and a token whose half was last used by an earlier layer is pushed by a SYNC before
+the layer's first compute instruction.
+
+Tile sizes: the fewest array passes, then the fewest tiles (fewest_passes), and a small first tile whose
+un-overlapped input load is short (first_tile_rows). Program order is fixed up afterwards:
+compiler/schedule.py hoists loads as early as their tokens allow.
 """
 
 from __future__ import annotations
@@ -159,6 +164,13 @@ class TiledLayer:
     out_w: int = 1
     cols_per_tile: int = 0  # 0: whole output rows
     chunks: int = 1  # reduction chunks per output rectangle
+    first_rows: int = 0  # rows of the layer's first tile (0: rows_per_tile); see first_tile_rows
+
+    def row_starts(self, group: int) -> list[int]:
+        """First rows of a group's tiles: only the layer's first tile waits for its load (later groups'
+        first loads overlap the previous group's compute), so only it is made small."""
+        first = (self.first_rows if group == 0 else 0) or self.rows_per_tile
+        return [0, *range(first, self.out_h, self.rows_per_tile)]
 
     def tiles(self, hw: HwConfig) -> list[list[Tile]]:
         """Tiles per group, with buffer halves assigned by global index (INP) and rectangle (ACC, OUT)."""
@@ -168,13 +180,14 @@ class TiledLayer:
         i = seq = 0
         for g in range(self.groups):
             group = []
-            for y0 in range(0, self.out_h, self.rows_per_tile):
+            starts = self.row_starts(g)
+            for y0, y1 in zip(starts, [*starts[1:], self.out_h], strict=True):
                 for x0 in range(0, self.out_w, tw):
                     for k in range(self.chunks):
                         half, ohalf = i % 2, seq % 2
-                        group.append(Tile(i, g, y0, min(self.rows_per_tile, self.out_h - y0), half * part,
-                                          (2 + half) * part, ohalf * (hw.acc_entries // 2),
-                                          ohalf * (hw.out_entries // 2), x0, min(tw, self.out_w - x0), k, seq))
+                        group.append(Tile(i, g, y0, y1 - y0, half * part, (2 + half) * part,
+                                          ohalf * (hw.acc_entries // 2), ohalf * (hw.out_entries // 2), x0,
+                                          min(tw, self.out_w - x0), k, seq))
                         i += 1
                     seq += 1
             out.append(group)
@@ -247,6 +260,49 @@ def tile_shape(name: str, out_h: int, out_w: int, needs: Needs, align: int = 1) 
     return best[2], -best[1]
 
 
+def fewest_passes(out_h: int, out_w: int, max_rows: int, per_pass: int) -> int:
+    """Rows per tile, at most `max_rows`, with the fewest array passes over the layer, then the fewest tiles.
+
+    BGEMM, POOL and REQUANT walk a tile's pixels `per_pass` (= array rows R) at a time, so a tile of
+    504 pixels costs as much as one of 512: 56 rows of 56 pixels in tiles of 8 rows take 196 passes,
+    in tiles of 9 (the largest that fits) 199. Among equal pass counts, fewer tiles pay fewer fills.
+    """
+    return min(range(max_rows, 0, -1), key=lambda th: split_cost(out_h, out_w, th, per_pass))
+
+
+def split_cost(out_h: int, out_w: int, rows: int, per_pass: int, first: int = 0) -> tuple[int, int]:
+    """(array passes, tiles) of `out_h` rows cut into a first tile of `first` rows, then tiles of `rows`."""
+    sizes = [first] if first else []
+    full, rest = divmod(out_h - first, rows)
+    sizes += [rows] * full + ([rest] if rest else [])
+    return sum(-(-n * out_w // per_pass) for n in sizes), len(sizes)
+
+
+def first_tile_rows(out_h: int, out_w: int, rows: int, per_pass: int) -> int:
+    """Rows of a layer's (or group's) first tile: the fewest that add no array pass and at most one tile.
+
+    A layer's first tile cannot overlap its own input load: its load starts when the previous layer's
+    stores are done (the layer boundary) and its compute waits for it, so the array idles for the whole
+    load. A small first tile shortens that wait; the following tiles' loads overlap its compute.
+    """
+    passes, tiles = split_cost(out_h, out_w, rows, per_pass)
+    for first in range(1, rows):
+        p, n = split_cost(out_h, out_w, rows, per_pass, first)
+        if p <= passes and n <= tiles + 1:
+            return first
+    return rows
+
+
+def row_policy(out_h: int, shape: tuple[int, int], out_w: int, per_pass: int) -> tuple[int, int]:
+    """(rows per tile, rows of the first tile) for a tile `shape`: whole-row tiles take the fewest array
+    passes and a small first tile (fewest_passes, first_tile_rows); width tiles keep their rows."""
+    rows, cols = shape
+    if cols != out_w:
+        return rows, 0
+    rows = fewest_passes(out_h, out_w, rows, per_pass)
+    return rows, first_tile_rows(out_h, out_w, rows, per_pass)
+
+
 @dataclass(frozen=True)
 class LayerContext:
     """Where a layer sits in the program: boundaries, and how it uses WGT/CONST.
@@ -275,7 +331,8 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
     The load unit pops in program order: per group its first preload (group > 0), then the tile loads
     (global tile i >= 2 waits for tile i-2's INP half), and at the end the next layer's prefetch. Token
     j must be the j-th push, so each is pushed at the later of the point where its condition holds and
-    the previous push.
+    the previous push. Position -1 is a SYNC before the layer's first compute instruction: a token pushed
+    by that instruction would wait for its end, a whole tile later.
     """
     positions, reader, group_last = 0, {}, {}
     for tiles in layer_groups:
@@ -286,10 +343,11 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
             group_last[t.group] = positions - 1
 
     def weights_free(g: int) -> int:
-        """Where group g's preload may begin: the previous user of its WGT/CONST part is done."""
+        """Where group g's preload may begin: the previous user of its WGT/CONST part is done. -1: before
+        the layer's first compute instruction (that part was last used by an earlier layer)."""
         if not ctx.halves:
             return group_last[g - 1]
-        return group_last[g - 2] if g >= 2 else 0
+        return group_last[g - 2] if g >= 2 else -1
 
     earliest = []
     for g, tiles in enumerate(layer_groups):
@@ -298,7 +356,7 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
         earliest += [reader[t.index - 2] for t in tiles if t.index >= 2]
     if ctx.prefetch_next:
         earliest.append(weights_free(len(layer_groups)))
-    slots, at = Counter(), 0
+    slots, at = Counter(), -1
     for e in earliest:
         at = max(at, e)
         slots[at] += 1
@@ -330,6 +388,8 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) ->
     groups = layer.tiles(b.hw)
     insns = {t.index: layer.compute(t) for tiles in groups for t in tiles}
     slots = push_slots(groups, insns, ctx)
+    for _ in range(slots[-1]):
+        b.emit("sync", unit=Unit.COMPUTE, push_prev=1)
     position, popped = 0, set()
     for g, tiles in enumerate(groups):
         for k, fields in enumerate(layer.preloads(g)):

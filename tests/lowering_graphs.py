@@ -28,18 +28,20 @@ class GraphMaker:
         return op.output
 
     def conv(self, name: str, x: str, cout: int, k: int, mbits: int, kout: int, stride: int = 1, pad: int = 0,
-             dil: int = 1, ternary: bool = False, residual: str | None = None, out_int32: bool = False) -> str:
+             dil: int = 1, ternary: bool = False, residual: str | None = None, out_int32: bool = False,
+             groups: int = 1) -> str:
         h, w, cin = self.tensors[x].shape
+        wshape = (cout, cin // groups, k, k)
         if ternary:
-            weights = self.rng.integers(-1, 2, (cout, cin, k, k))
+            weights = self.rng.integers(-1, 2, wshape)
             mbits = 2
         else:
             top = (1 << mbits) - 1
-            weights = 2 * self.rng.integers(0, top + 1, (cout, cin, k, k)) - top
+            weights = 2 * self.rng.integers(0, top + 1, wshape) - top
         ho = (h + 2 * pad - (k - 1) * dil - 1) // stride + 1
         wo = (w + 2 * pad - (k - 1) * dil - 1) // stride + 1
         op = ir.Conv(name, [x] + ([residual] if residual else []), name, weights, mbits, ternary, stride, pad, dil,
-                     self._requant(cout, kout, residual=residual is not None, out_int32=out_int32))
+                     self._requant(cout, kout, residual=residual is not None, out_int32=out_int32), groups)
         return self._add(op, (ho, wo, cout), ir.INT32 if out_int32 else kout)
 
     def pool(self, name: str, x: str, mode: str, k: int, stride: int, pad: int = 0, kout: int | None = None) -> str:

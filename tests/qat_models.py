@@ -212,6 +212,58 @@ class TimmStyle(nn.Module):
         return self.head(self.forward_features(x).mean((2, 3)))
 
 
+class ConvBNAct(nn.Sequential):
+    """torchvision's Conv2dNormActivation: Conv (bias-free, `groups`) + BatchNorm + activation (or none)."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1,
+                 act: type | None = nn.ReLU6):
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
+                                   nn.BatchNorm2d(cout)]
+        if act is not None:
+            layers.append(act(inplace=True))
+        super().__init__(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """torchvision's MobileNetV2 block: 1x1 expand, depthwise 3x3 (x `multiplier`), linear 1x1 project,
+    `x + self.conv(x)` when the stride is 1 and the widths match."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, multiplier: int = 1):
+        super().__init__()
+        hidden = cin * expand
+        layers: list[nn.Module] = [ConvBNAct(cin, hidden, 1)] if expand != 1 else []
+        layers += [ConvBNAct(hidden, hidden * multiplier, 3, stride, groups=hidden),
+                   ConvBNAct(hidden * multiplier, cout, 1, act=None)]
+        self.conv = nn.Sequential(*layers)
+        self.use_res_connect = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_res_connect:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+class MobileNetish(nn.Module):
+    """A MobileNetV2-style net: stem, inverted residuals (depthwise 24 / 96 / 144 channels, one with
+    channel multiplier 2), a grouped 1x1 (groups=4), global average pool, classifier."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            ConvBNAct(3, 16, 3, 2),
+            InvertedResidual(16, 16, 1, 1),
+            InvertedResidual(16, 24, 2, 6),
+            InvertedResidual(24, 24, 1, 6),
+            InvertedResidual(24, 32, 1, 4, multiplier=2),
+            ConvBNAct(32, 64, 1, groups=4),
+        )
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(64, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
 class WithHostTail(nn.Module):
     """A classifier whose sigmoid (not an accelerator op) runs on the host after the last layer."""
 

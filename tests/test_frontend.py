@@ -35,7 +35,7 @@ def test_resnet_nested_sequentials_and_paths():
     relus = [f for f in cap.nodes if f.path == "layer1.0.relu"]
     assert len(relus) == 2 and all(f.kind == "act" and f.attrs == {"lo": 0.0, "hi": float("inf")} for f in relus)
     conv = next(f for f in cap.nodes if f.path == "layer2.0.conv1")
-    assert conv.attrs == {"stride": 2, "pad": 1, "dil": 1} and conv.shape == (1, 16, 4, 4)
+    assert conv.attrs == {"stride": 2, "pad": 1, "dil": 1, "groups": 1} and conv.shape == (1, 16, 4, 4)
     pool = next(f for f in cap.nodes if f.path == "avgpool")
     assert pool.attrs == {"kernel": 4, "stride": 4, "pad": 0}
     assert model.training  # capture restores the mode it found
@@ -114,9 +114,10 @@ class Depthwise(nn.Module):
         return self.dw(self.stem(x))
 
 
-def test_depthwise_is_a_clear_error():
-    with pytest.raises(FrontendError, match=r"module path .dw\.0.*depthwise convolution \(groups=8\)"):
-        capture(Depthwise(), (1, 3, 8, 8))
+def test_depthwise_is_a_conv_with_groups():
+    cap = capture(Depthwise(), (1, 3, 8, 8))
+    convs = {f.path: f.attrs for f in cap.nodes if f.kind == "conv"}
+    assert convs["stem"]["groups"] == 1 and convs["dw.0"]["groups"] == 8
 
 
 @pytest.mark.parametrize(("forward", "needle"), [

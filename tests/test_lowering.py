@@ -228,3 +228,11 @@ def test_im2col_rewrite_keeps_every_integer(stride, pad, dil, k):
     want, got = ir.run_graph(graph, inputs), ir.run_graph(rewritten, new_inputs)
     assert np.array_equal(want["conv1"], got["conv1"]) and np.array_equal(want["conv2"], got["conv2"])
     check(rewritten, new_inputs)
+
+
+def test_average_pool_with_lane_slices_past_the_last_channel():
+    """24 channels on edge: 2 of the word's 4 lane slices hold no channel and get all-zero constants."""
+    g = GraphMaker(12, (8, 8, 3))
+    a = g.conv("a", "input", 24, 3, 2, 2, pad=1)
+    p = g.pool("avgpool", a, "avg", 2, 2, kout=4)
+    check(*g.graph([p]), hw=get_config("edge"))

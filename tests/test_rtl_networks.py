@@ -6,7 +6,8 @@ with max pool, add, upsample and concat, and two split reductions (a big Linear 
 ResNet-18 layer (layer1.0.conv1: 56x56x64, 3x3, W2A2) on `edge` and on `small` (there one output row does not
 fit half of the buffers: 4x8-pixel width tiles, ~1M cycles, a few seconds on Verilator once the core is built),
 and the whole layer1.0 BasicBlock with its residual add on `small` (~10 s). Slow: that layer on Icarus, and the
-whole ResNet-18 (edge, Verilator; on Icarus it would take most of an hour).
+whole ResNet-18 (edge, Verilator; on Icarus it would take most of an hour). A MobileNet-style block
+(pointwise, depthwise M-bit and ternary, grouped 1x1) runs on `small` and `edge`.
 """
 
 from __future__ import annotations
@@ -72,6 +73,17 @@ def kernel_row_chunks():
     return g.graph([y])
 
 
+def mobilenet_block():
+    """Depthwise (two-pass M-bit, then ternary, stride 2) between a pointwise expand and a grouped projection."""
+    g = GraphMaker(13, (10, 8, 3))
+    x = g.conv("stem", "input", 24, 3, 2, 2, stride=2, pad=1)
+    e = g.conv("block.expand", x, 72, 1, 2, 3)
+    d = g.conv("block.dw", e, 72, 3, 2, 2, pad=1, groups=72)
+    t = g.conv("block.dw_t", d, 72, 3, 2, 2, stride=2, pad=1, ternary=True, groups=72)
+    p = g.conv("block.project", t, 24, 1, 3, 4, groups=4)
+    return g.graph([p])
+
+
 def resnet18_layer():
     g = GraphMaker(3, (56, 56, 64), 2)
     y = g.conv("layer1.0.conv1", "input", 64, 3, 2, 2, pad=1)
@@ -100,6 +112,15 @@ def test_networks_on_small():
     for name, check in zip(arts, cross_check_batch(list(arts.values())), strict=True):
         assert_exact(check, name)
         assert check.cycles_rtl > 10_000
+
+
+@needs_verilator
+@pytest.mark.parametrize("preset", ["small", "edge"])
+def test_depthwise_block(preset):
+    graph, inputs = mobilenet_block()
+    art = lower_graph(graph, get_config(preset), inputs)
+    assert {r["bgemm_passes"] for r in art.layers if r["conv_groups"] > 1} == {1, 2}  # both masking schemes
+    assert_exact(cross_check(art), f"depthwise block on {preset}")
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
