@@ -13,6 +13,7 @@ words their weights are made to contribute zero (ternary code 0, or two cancelli
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -33,10 +34,9 @@ from .tiling import (
     TiledLayer,
     Window,
     emit_tiled_layer,
-    fewest_passes,
-    first_tile_rows,
+    row_policy,
     tile_needs,
-    tile_rows,
+    tile_shape,
 )
 
 
@@ -47,6 +47,16 @@ class OutDest:
     addr: int
     pix: int
     word_offset: int = 0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Part of a convolution's reduction: kernel rows [ky0, ky0+kh) x channel words [c0, c0+cw)."""
+
+    ky0: int
+    kh: int
+    c0: int
+    cw: int
 
 
 @dataclass(frozen=True)
@@ -139,10 +149,17 @@ class ConvPlan:
     groups: int  # weight preload groups (not the convolution's groups: see layout)
     wgt_per_ctile: int  # WGT entries of the largest column tile (all passes)
     tile_rows: int
+    tile_cols: int  # out_w unless one output row does not fit (width tiles)
     first_rows: int  # rows of the first tile (of group 0)
     res_pix: int  # INP entries per residual pixel (0: no residual)
     halves: bool  # every group fits half of WGT and CONST (groups and layers alternate halves)
     layout: GroupLayout
+    chunks: tuple[Chunk, ...]  # reduction chunks: one (the whole window) unless one output word's weights
+    # do not fit WGT; then each tile loads every chunk's weights into half index%2 of WGT in turn
+
+    @property
+    def split(self) -> bool:
+        return len(self.chunks) > 1
 
     def group_ctiles(self, g: int, hw: HwConfig) -> range:
         spw = hw.slices_per_word
@@ -160,11 +177,9 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     layout = group_layout(op, cin, hw)
     wgt_per_ctile = kh * kw * layout.max_cw * op.mbits * layout.passes
     group_words, halves = group_size(cw_out, ctiles, wgt_per_ctile, hw)
-    if group_words == 0:
-        raise LoweringError(
-            f"layer '{op.name}': one output word of weights needs {wgt_per_ctile * spw} WGT entries, {hw.name} has "
-            f"{hw.wgt_entries} (splitting the reduction across weight tiles is not implemented yet)"
-        )
+    split = group_words == 0  # split the reduction: one output word per group, its weights streamed in chunks
+    if split:
+        group_words, halves = 1, False
     if min(ctiles, group_words * spw) > 0xFF:
         raise LoweringError(f"layer '{op.name}': {ctiles} column tiles exceed the 8-bit ctiles field")
     out_int32 = op.requant.out_int32
@@ -175,11 +190,49 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     res_pix = math.ceil(res.shape[2] / hw.word_bits) * res.bits if res is not None else 0
     parts = 2 if res is not None else 1
     acc = min(ctiles, group_words * spw)
-    rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, parts, acc, res_pix))
-    rows = fewest_passes(win.out_h, win.out_w, rows, hw.array_rows)
-    first = first_tile_rows(win.out_h, win.out_w, rows, hw.array_rows)
+
+    def shape(chunks: tuple[Chunk, ...]) -> tuple[int, int]:
+        """Tile shape when every step loads the input rows of its chunk's kernel rows."""
+        cwin = dataclasses.replace(win, kh=max(c.kh for c in chunks))
+        return tile_shape(op.name, win.out_h, win.out_w,
+                          lambda th, tw: tile_needs(hw, cwin, th, parts, acc, res_pix, tw))
+
+    chunks = (Chunk(0, kh, 0, cw),)
+    if not split:
+        rows, cols = shape(chunks)
+    for max_rows in range(kh, 0, -1) if split else ():  # fewer kernel rows per chunk: less input per step
+        chunks = reduction_chunks(op.name, kh, kw, cw, op.mbits, min(ctiles, spw), hw, max_rows)
+        try:
+            rows, cols = shape(chunks)
+            break
+        except LoweringError:
+            if max_rows == 1:
+                raise
+    if split and (len(layout.spans) > 1 or layout.masked):
+        raise LoweringError(f"layer '{op.name}': one output word of weights needs {wgt_per_ctile * spw} WGT entries, "
+                            f"{hw.name} has {hw.wgt_entries} (reduction chunks exist for plain convolutions only, "
+                            f"this one has groups={op.groups})")
+    rows, first = row_policy(win.out_h, (rows, cols), win.out_w, hw.array_rows)
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
-                    first, res_pix, halves, layout)
+                    cols, first, res_pix, halves, layout, chunks)
+
+
+def reduction_chunks(name: str, kh: int, kw: int, cw: int, mbits: int, ctiles: int, hw: HwConfig,
+                     max_rows: int) -> tuple[Chunk, ...]:
+    """Chunks of the reduction whose weights for `ctiles` column tiles fit half of WGT (the other half loads
+    the next chunk meanwhile): as many kernel rows as fit (at most `max_rows`), then as many channel words
+    as fit with them. Each chunk is one BGEMM accumulating into ACC; REQUANT applies the constants once."""
+    budget = hw.wgt_entries // 2
+    if hw.slices_per_word + 1 > hw.const_entries:
+        raise LoweringError(f"layer '{name}': one output word needs {hw.slices_per_word + 1} CONST entries, "
+                            f"{hw.name} has {hw.const_entries}")
+    rows = min(max_rows, kh, budget // (ctiles * kw * mbits))
+    if rows == 0:
+        raise LoweringError(f"layer '{name}': one kernel row of one channel word needs {ctiles * kw * mbits} WGT "
+                            f"entries, half of WGT on {hw.name} is {budget}")
+    words = min(cw, budget // (ctiles * rows * kw * mbits))
+    return tuple(Chunk(ky0, min(rows, kh - ky0), c0, min(words, cw - c0))
+                 for c0 in range(0, cw, words) for ky0 in range(0, kh, rows))
 
 
 def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tuple[int, bool]:
@@ -305,20 +358,42 @@ def pack_constants(mul: np.ndarray, rmul: np.ndarray, bias: np.ndarray, ctiles: 
 # --- emission ----------------------------------------------------------------------------------------
 
 
+def chunk_wgt_base(plan: ConvPlan, ctx: LayerContext, t: Tile, hw: HwConfig) -> int:
+    """WGT base of a tile's weights: the group's preloaded part, or (split reduction) half index%2."""
+    return (t.index % 2) * (hw.wgt_entries // 2) if plan.split else ctx.wgt_base(t.group, hw)
+
+
+def chunk_weights(weights: bytes, ctiles: int, ch: Chunk, kh: int, kw: int, cw: int, mbits: int,
+                  hw: HwConfig) -> bytes:
+    """A plain convolution's WGT image of `ctiles` column tiles (entries [ctile][ky][kx][cw][plane],
+    pack_weights) restricted to chunk `ch`, as BGEMM reads it with kh = ch.kh, cw = ch.cw."""
+    e = hw.entry_bytes("wgt")
+    full = np.frombuffer(weights, np.uint8).reshape(ctiles, kh, kw, cw, mbits, e)
+    return full[:, ch.ky0:ch.ky0 + ch.kh, :, ch.c0:ch.c0 + ch.cw].tobytes()
+
+
 def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, plan: ConvPlan, hw: HwConfig,
                  shift: int, ctx: LayerContext, t: Tile) -> list[ComputeInsn]:
     win, rq, spw = plan.win, op.requant, hw.slices_per_word
     cts, words = plan.group_ctiles(t.group, hw), plan.group_word_range(t.group)
-    n = t.rows * win.out_w
+    n = t.pixels
     const0 = ctx.const_base(t.group, hw)
-    insns = [ComputeInsn("bgemm", dict(
-        acc=t.acc + (piece.start - cts.start) * n, inp=t.inp + span.word0 * x.bits,
-        wgt=ctx.wgt_base(t.group, hw) + offset, accumulate=int(p > 0), oh=t.rows, ow=win.out_w, kh=win.kh,
-        kw=win.kw, stride=win.stride, dil=win.dil, cw=span.cw, ctiles=len(piece), irow=win.irow, ipix=win.pix,
-        kbits=x.bits, mbits=op.mbits, wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2),
-        reads_inp=True, writes_out=rq.out_int32)
-        for piece, span, offsets in span_blocks(plan.layout, cts, win.kh, win.kw, op.mbits)
-        for p, offset in enumerate(offsets)]
+    ch, irow = plan.chunks[t.chunk], win.tile_irow(t.x0, t.cols)
+    geometry = dict(oh=t.rows, ow=t.cols, kw=win.kw, stride=win.stride, dil=win.dil, irow=irow, ipix=win.pix,
+                    kbits=x.bits, mbits=op.mbits, wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2)
+    if plan.split:  # one chunk of a plain convolution's reduction, accumulated after the first
+        insns = [ComputeInsn("bgemm", dict(
+            acc=t.acc, inp=t.inp + ch.c0 * x.bits, wgt=chunk_wgt_base(plan, ctx, t, hw), kh=ch.kh, cw=ch.cw,
+            ctiles=len(cts), accumulate=int(t.chunk > 0), **geometry), reads_inp=True, writes_out=rq.out_int32)]
+        if t.chunk < len(plan.chunks) - 1:  # partial sums: the last chunk requantizes
+            return insns
+    else:
+        insns = [ComputeInsn("bgemm", dict(
+            acc=t.acc + (piece.start - cts.start) * n, inp=t.inp + span.word0 * x.bits,
+            wgt=ctx.wgt_base(t.group, hw) + offset, accumulate=int(p > 0), kh=win.kh, cw=span.cw,
+            ctiles=len(piece), **geometry), reads_inp=True, writes_out=rq.out_int32)
+            for piece, span, offsets in span_blocks(plan.layout, cts, win.kh, win.kw, op.mbits)
+            for p, offset in enumerate(offsets)]
 
     def residual(ct: int) -> dict[str, int]:
         """REQUANT fields reading the residual lanes of column tile `ct` (channels ct*C .. ct*C+C-1)."""
@@ -346,24 +421,43 @@ def level_stores(dests: list[OutDest], words: range, bits: int, t: Tile, out_w: 
                  hw: HwConfig) -> list[dict]:
     """STOREs of a tile's OUT pixels (`ostride` entries apart; the group's `words`) into every destination."""
     e = hw.entry_bytes("out")
-    n = t.rows * out_w
+    n = t.pixels
     group_pix = len(words) * bits
     stores = []
     for d in dests:
-        first = (t.y0 * out_w * d.pix + (d.word_offset + words.start) * bits) * e
-        if group_pix == d.pix == ostride:  # whole, dense pixels: one contiguous burst
+        first = ((t.y0 * out_w + t.x0) * d.pix + (d.word_offset + words.start) * bits) * e
+        if group_pix == d.pix == ostride and t.cols == out_w:  # whole, dense pixels: one contiguous burst
             stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=1, len=n * group_pix,
                                dstride=n * group_pix * e))
-        else:
+        elif group_pix == d.pix == ostride:  # whole pixels of a rectangle: one burst per output row
+            stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=t.rows, len=t.cols * group_pix,
+                               dstride=out_w * d.pix * e))
+        elif t.cols == out_w:
             stores.append(dict(buf=Buffer.OUT, sram=t.out, dram=d.addr + first, rows=n, len=group_pix,
                                dstride=d.pix * e, sstride=ostride))
+        else:  # part of each pixel, in a rectangle: one STORE per output row
+            stores += [dict(buf=Buffer.OUT, sram=t.out + r * t.cols * ostride,
+                            dram=d.addr + first + r * out_w * d.pix * e, rows=t.cols, len=group_pix,
+                            dstride=d.pix * e, sstride=ostride) for r in range(t.rows)]
     return stores
 
 
 def int32_stores(addr: int, cstride: int, cts: range, t: Tile, out_w: int, hw: HwConfig) -> list[dict]:
-    n, c = t.rows * out_w, hw.array_cols
-    return [dict(buf=Buffer.ACC, sram=t.acc + k * n, dram=addr + (t.y0 * out_w * cstride + ct * c) * 4, rows=n,
-                 len=1, dstride=cstride * 4) for k, ct in enumerate(cts)]
+    """STOREs of a tile's int32 accumulators, per column tile (and per output row of a rectangle)."""
+    n, c = t.pixels, hw.array_cols
+    runs = [(0, n)] if t.cols == out_w else [(r * t.cols, t.cols) for r in range(t.rows)]
+    return [dict(buf=Buffer.ACC, sram=t.acc + k * n + p, dram=addr + ((t.y0 * out_w + t.x0) * cstride + ct * c
+                                                                       + p // t.cols * out_w * cstride) * 4,
+                 rows=length, len=1, dstride=cstride * 4) for k, ct in enumerate(cts) for p, length in runs]
+
+
+def operand_load(addr: int, sram: int, pix: int, t: Tile, out_w: int, entry_bytes: int) -> dict[str, int]:
+    """LOAD of a second operand (residual, add) at the tile's output pixels, dense in INP."""
+    dram = addr + (t.y0 * out_w + t.x0) * pix * entry_bytes
+    if t.cols == out_w:  # whole rows: one contiguous burst
+        n = t.pixels * pix
+        return dict(buf=Buffer.INP, sram=sram, dram=dram, rows=1, len=n, dstride=n * entry_bytes)
+    return dict(buf=Buffer.INP, sram=sram, dram=dram, rows=t.rows, len=t.cols * pix, dstride=out_w * pix * entry_bytes)
 
 
 def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
@@ -381,21 +475,48 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         cts = plan.group_ctiles(g, hw)
         zero = not op.requant.out_int32 and len(plan.group_word_range(g)) * hw.slices_per_word > len(cts)
         consts = pack_constants(mul, rmul, bias, cts, zero, hw)
-        w = pack_weights(op, planes, plan, hw, cts)
+        w = [] if plan.split else [pack_weights(op, planes, plan, hw, cts)]  # split: chunks load per step
         return [
-            dict(buf=Buffer.WGT, sram=ctx.wgt_base(g, hw), dram=b.alloc(len(w), w), rows=1,
-                 len=len(w) // hw.entry_bytes("wgt"), dstride=len(w)),
+            *[dict(buf=Buffer.WGT, sram=ctx.wgt_base(g, hw), dram=b.alloc(len(x), x), rows=1,
+                   len=len(x) // hw.entry_bytes("wgt"), dstride=len(x)) for x in w],
             dict(buf=Buffer.CONST, sram=ctx.const_base(g, hw), dram=b.alloc(len(consts), consts), rows=1,
                  len=len(consts) // hw.entry_bytes("const"), dstride=len(consts)),
         ]
 
+    chunk_addr: dict[tuple[int, int], tuple[int, int]] = {}  # (group, chunk) -> (DRAM address, bytes)
+
+    def chunk_load(t: Tile) -> list[dict]:
+        """The step's weight chunk (split reduction), packed once per (group, chunk) in DRAM."""
+        if not plan.split:
+            return []
+        key = (t.group, t.chunk)
+        if key not in chunk_addr:
+            cts, ch = plan.group_ctiles(t.group, hw), plan.chunks[t.chunk]
+            w = chunk_weights(pack_weights(op, planes, plan, hw, cts), len(cts), ch, *op.weights.shape[2:], plan.cw,
+                              op.mbits, hw)
+            chunk_addr[key] = (b.alloc(len(w), w), len(w))
+        addr, size = chunk_addr[key]
+        return [dict(buf=Buffer.WGT, sram=chunk_wgt_base(plan, ctx, t, hw), dram=addr, rows=1,
+                     len=size // hw.entry_bytes("wgt"), dstride=size)]
+
+    zeros: list[int] = []  # DRAM address of a zero input row, allocated when first needed
+
+    def zero_rows(fields: dict[str, int]) -> dict[str, int]:
+        """A chunk whose kernel rows read only padding for this tile: one zero row from DRAM, the rest fill."""
+        if fields["rows"] > 0:
+            return fields
+        if not zeros:
+            zeros.append(b.alloc(plan.win.in_w * plan.win.pix * e_in))
+        total = fields["pad_top"] + fields["rows"] + fields["pad_bottom"]
+        return {**fields, "dram": zeros[0], "rows": 1, "pad_top": total - 1, "pad_bottom": 0}
+
     def loads(t: Tile) -> list[dict]:
-        main = plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in)
-        if res is None:
-            return [main]
-        n = t.rows * plan.win.out_w * plan.res_pix
-        dram = addrs[res.name] + t.y0 * plan.win.out_w * plan.res_pix * e_in
-        return [main, dict(buf=Buffer.INP, sram=t.inp2, dram=dram, rows=1, len=n, dstride=n * e_in)]
+        ch = plan.chunks[t.chunk]  # the step loads the input rows of its kernel rows
+        main = [zero_rows(plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in, t.x0, t.cols, ch.ky0, ch.kh)),
+                *chunk_load(t)]
+        if res is None or t.chunk < len(plan.chunks) - 1:
+            return main
+        return [*main, operand_load(addrs[res.name], t.inp2, plan.res_pix, t, plan.win.out_w, e_in)]
 
     def stores(t: Tile) -> list[dict]:
         if op.requant.out_int32:
@@ -405,7 +526,8 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
 
     tiled = TiledLayer(op.name, plan.win.out_h, plan.tile_rows, loads,
                        lambda t: conv_compute(op, x, out, res, plan, hw, shift, ctx, t), stores, preloads, plan.groups,
-                       inp_parts=2 if res is not None else 1, first_rows=plan.first_rows)
+                       inp_parts=2 if res is not None else 1, out_w=plan.win.out_w, cols_per_tile=plan.tile_cols,
+                       chunks=len(plan.chunks), first_rows=plan.first_rows)
     start, end, tiles = emit_tiled_layer(b, tiled, ctx)
     cout, cin_g, kh, kw = op.weights.shape
     ho, wo, _ = out.shape
@@ -422,7 +544,9 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         "residual": res.name if res is not None else None,
         "tiles": tiles,
         "groups": plan.groups,
+        "chunks": len(plan.chunks),
         "tile_rows": plan.tile_rows,
+        "tile_cols": plan.tile_cols,
         "conv_groups": op.groups,
         "bgemm_passes": plan.layout.passes,
         "macs": ho * wo * cout * kh * kw * cin_g,  # useful MACs: a grouped conv's padded array work is waste

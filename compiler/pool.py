@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from isa.spec import Buffer, Dest, PoolMode
 
 from . import ir
 from .builder import ProgramBuilder
-from .conv import OutDest, level_stores, pack_constants
+from .conv import OutDest, level_stores, operand_load, pack_constants
 from .tiling import (
     ComputeInsn,
     LayerContext,
@@ -28,10 +29,10 @@ from .tiling import (
     TiledLayer,
     Window,
     emit_tiled_layer,
-    fewest_passes,
-    first_tile_rows,
+    row_policy,
     tile_needs,
     tile_rows,
+    tile_shape,
 )
 
 
@@ -44,28 +45,78 @@ def _slices(channels: int, hw: HwConfig) -> list[tuple[int, int]]:
     return [(c, s) for c in range(_words(channels, hw)) for s in range(hw.slices_per_word)]
 
 
-def _requant_constants(rq: ir.Requant, name: str, channels: int, hw: HwConfig) -> bytes:
-    words = _words(channels, hw)
+def _requant_constants(rq: ir.Requant, name: str, channels: int, hw: HwConfig, part: range | None = None) -> bytes:
+    """CONST entries of every lane slice of the channel words in `part` (default: all words)."""
+    words = len(part) if part is not None else _words(channels, hw)
+    start = part.start if part is not None else 0
     if words * hw.slices_per_word > hw.const_entries:
         raise LoweringError(f"layer '{name}': {channels} channels need more CONST entries than {hw.name} has")
     if rq.lo != 0 and channels % hw.word_bits:
         raise LoweringError(f"layer '{name}': padded channels need lo = 0 (level 0 in pad bits)")
     mul = np.asarray(rq.mul, dtype=np.int64)
     rmul = np.asarray(rq.rmul if rq.rmul is not None else np.zeros_like(mul), dtype=np.int64)
-    return pack_constants(mul, rmul, np.asarray(rq.bias, dtype=np.int64), range(words * hw.slices_per_word), False, hw)
+    spw = hw.slices_per_word
+    return pack_constants(mul, rmul, np.asarray(rq.bias, dtype=np.int64), range(start * spw, (start + words) * spw),
+                          False, hw)
 
 
 def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]:
     """(groups, halves) of an average pool's or add's constant preload (one CONST entry per lane slice)."""
-    return 1, _words(graph.tensors[op.inputs[0]].shape[2], hw) * hw.slices_per_word <= hw.const_entries // 2
+    words = _words(graph.tensors[op.inputs[0]].shape[2], hw)
+    if isinstance(op, ir.Pool):
+        plan = plan_pool(op, graph, hw)
+        return plan.groups, min(words, plan.group_words) * hw.slices_per_word <= hw.const_entries // 2
+    return 1, words * hw.slices_per_word <= hw.const_entries // 2
 
 
-def _record(op: ir.Op, kind: str, graph: ir.Graph, span: tuple[int, int, int], rows: int, **extra) -> dict:
+@dataclass(frozen=True)
+class PoolPlan:
+    """A pooling layer's tiles, and its channel-word groups: an average pool whose window of whole pixels
+    does not fit half of INP, or whose constants do not fit CONST (a global pool over many channels), runs
+    over groups of channel words, each loading only its words of every pixel and its constants; POOL reads
+    one word per instruction, so nothing else changes."""
+
+    win: Window  # pix / pix_out: entries of one group's words
+    words: int
+    group_words: int
+    shape: tuple[int, int]
+
+    @property
+    def groups(self) -> int:
+        return math.ceil(self.words / self.group_words)
+
+    def group_range(self, g: int) -> range:
+        return range(g * self.group_words, min(self.words, (g + 1) * self.group_words))
+
+
+def plan_pool(op: ir.Pool, graph: ir.Graph, hw: HwConfig) -> PoolPlan:
+    x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
+    h, w, c = x.shape
+    words, avg = _words(c, hw), op.mode == "avg"
+    error = None
+    grouped = avg and op.pad == 0  # word groups: average pools without padding (one CONST entry per slice)
+    top = max(1, min(words, hw.const_entries // hw.slices_per_word)) if grouped else words
+    for gw in range(top, 0 if grouped else words - 1, -1):
+        win = Window(h, w, op.kernel, op.kernel, op.stride, op.pad, 1, gw * x.bits, gw * out.bits)
+        slices = gw * hw.slices_per_word if avg else 0
+        try:
+            shape = tile_shape(op.name, win.out_h, win.out_w,
+                               lambda th, tw, win=win, slices=slices: tile_needs(hw, win, th, acc_per_pixel=slices,
+                                                                                 tw=tw))
+        except LoweringError as e:
+            error = error or e
+            continue
+        return PoolPlan(win, words, gw, shape)
+    raise error
+
+
+def _record(op: ir.Op, kind: str, graph: ir.Graph, span: tuple[int, int, int], shape: tuple[int, int],
+            **extra) -> dict:
     start, end, tiles = span
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     return {"name": op.name, "kind": kind, "instructions": [start, end], "in_shape": list(x.shape),
             "out_shape": list(out.shape), "bits": {"a_in": x.bits, "a_out": out.bits}, "tiles": tiles,
-            "tile_rows": rows, "macs": 0, **extra}
+            "tile_rows": shape[0], "tile_cols": shape[1], "macs": 0, **extra}
 
 
 def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
@@ -73,20 +124,19 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     hw = b.hw
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     h, w, c = x.shape
-    pix = _words(c, hw) * x.bits
-    win = Window(h, w, op.kernel, op.kernel, op.stride, op.pad, 1, pix, _words(c, hw) * out.bits)
-    slices = _slices(c, hw)
+    plan = plan_pool(op, graph, hw)
+    win, shape = plan.win, plan.shape
     avg = op.mode == "avg"
-    rows = tile_rows(op.name, win.out_h, lambda th: tile_needs(hw, win, th, acc_per_pixel=len(slices) if avg else 0))
-    rows = fewest_passes(win.out_h, win.out_w, rows, hw.array_rows)
-    consts = _requant_constants(op.requant, op.name, c, hw) if avg else b""
+    e = hw.entry_bytes("inp")
+    rows, first = row_policy(win.out_h, shape, win.out_w, hw.array_rows)
 
     def compute(t: Tile) -> list[ComputeInsn]:
-        n = t.rows * win.out_w
-        geometry = dict(k=x.bits, oh=t.rows, ow=win.out_w, kh=win.kh, kw=win.kw, stride=win.stride, irow=win.irow,
-                        ipix=win.pix)
+        n = t.pixels
+        geometry = dict(k=x.bits, oh=t.rows, ow=t.cols, kh=win.kh, kw=win.kw, stride=win.stride,
+                        irow=win.tile_irow(t.x0, t.cols), ipix=win.pix)
         insns = []
-        for k, (word, s) in enumerate(slices):
+        slices = [(c, s) for c in range(len(plan.group_range(t.group))) for s in range(hw.slices_per_word)]
+        for k, (word, s) in enumerate(slices):  # word: within the group
             if not avg:
                 insns.append(ComputeInsn("pool", dict(mode=PoolMode.MAX, slice=s, inp=t.inp + word * x.bits,
                                                       out=t.out + word * x.bits, ostride=win.pix_out, **geometry),
@@ -95,22 +145,44 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
             insns.append(ComputeInsn("pool", dict(mode=PoolMode.SUM, slice=s, inp=t.inp + word * x.bits,
                                                   acc=t.acc + k * n, **geometry), reads_inp=True))
             insns.append(ComputeInsn("requant", dict(
-                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(0, hw) + k, out=t.out + word * out.bits,
-                ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift, lo=op.requant.lo,
-                hi=op.requant.hi), writes_out=True))
+                dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(t.group, hw) + k,
+                out=t.out + word * out.bits, ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift,
+                lo=op.requant.lo, hi=op.requant.hi), writes_out=True))
         return insns
 
-    preloads = (lambda g: [dict(buf=Buffer.CONST, sram=ctx.const_base(0, hw), dram=b.alloc(len(consts), consts), rows=1,
-                                len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]) if avg else (
-        lambda g: [])
+    def preloads(g: int) -> list[dict]:
+        if not avg:
+            return []
+        consts = _requant_constants(op.requant, op.name, c, hw, plan.group_range(g))
+        return [dict(buf=Buffer.CONST, sram=ctx.const_base(g, hw), dram=b.alloc(len(consts), consts), rows=1,
+                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
+
+    def loads(t: Tile) -> list[dict]:
+        if plan.groups == 1:
+            return [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e, t.x0, t.cols)]
+        return word_group_loads(addrs[x.name], plan, t, x.bits, e)
+
     tiled = TiledLayer(
-        op.name, win.out_h, rows,
-        lambda t: [win.input_load(addrs[x.name], t.inp, t.y0, t.rows, hw.entry_bytes("inp"))], compute,
-        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, win.out_w, win.pix_out, hw), preloads,
-        first_rows=first_tile_rows(win.out_h, win.out_w, rows, hw.array_rows))
+        op.name, win.out_h, rows, loads, compute,
+        lambda t: level_stores(dests, plan.group_range(t.group), out.bits, t, win.out_w, win.pix_out, hw), preloads,
+        groups=plan.groups, out_w=win.out_w, cols_per_tile=shape[1], first_rows=first)
     span = emit_tiled_layer(b, tiled, ctx)
-    return _record(op, f"{op.mode}pool", graph, span, rows, kernel=[op.kernel, op.kernel], stride=op.stride,
-                   pad=op.pad)
+    return _record(op, f"{op.mode}pool", graph, span, (rows, shape[1]), kernel=[op.kernel, op.kernel], stride=op.stride,
+                   pad=op.pad, groups=plan.groups)
+
+
+def word_group_loads(addr: int, plan: PoolPlan, t: Tile, bits: int, entry_bytes: int) -> list[dict]:
+    """One LOAD per input row of the tile, taking only the group's channel words of each pixel (a DRAM
+    row per pixel, dense in INP); only for windows without padding (plan_pool)."""
+    win, words = plan.win, plan.group_range(t.group)
+    full_pix = plan.words * bits
+    ix0, ix1 = win.in_cols(t.x0, t.cols)
+    irow = win.tile_irow(t.x0, t.cols)
+    iy0 = t.y0 * win.stride
+    return [dict(buf=Buffer.INP, sram=t.inp + r * irow,
+                 dram=addr + (((iy0 + r) * win.in_w + ix0) * full_pix + words.start * bits) * entry_bytes,
+                 rows=ix1 - ix0, len=len(words) * bits, dstride=full_pix * entry_bytes)
+            for r in range(win.in_rows(t.rows))]
 
 
 def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
@@ -124,23 +196,22 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
     pa, pb = _words(c, hw) * a.bits, _words(c, hw) * bb.bits
     win = Window(h, w, 1, 1, 1, 0, 1, pa, _words(c, hw) * out.bits)
     slices = _slices(c, hw)
-    rows = tile_rows(op.name, h, lambda th: tile_needs(hw, win, th, 2, len(slices), pb))
-    rows = fewest_passes(h, w, rows, hw.array_rows)
+    shape = tile_shape(op.name, h, w, lambda th, tw: tile_needs(hw, win, th, 2, len(slices), pb, tw))
+    rows, first = row_policy(h, shape, w, hw.array_rows)
     consts = _requant_constants(op.requant, op.name, c, hw)
     e = hw.entry_bytes("inp")
 
     def loads(t: Tile) -> list[dict]:
-        n = t.rows * w * pb
-        return [win.input_load(addrs[a.name], t.inp, t.y0, t.rows, e),
-                dict(buf=Buffer.INP, sram=t.inp2, dram=addrs[bb.name] + t.y0 * w * pb * e, rows=1, len=n,
-                     dstride=n * e)]
+        return [win.input_load(addrs[a.name], t.inp, t.y0, t.rows, e, t.x0, t.cols),
+                operand_load(addrs[bb.name], t.inp2, pb, t, w, e)]
 
     def compute(t: Tile) -> list[ComputeInsn]:
-        n = t.rows * w
+        n = t.pixels
         insns = []
         for k, (word, s) in enumerate(slices):
             insns.append(ComputeInsn("pool", dict(mode=PoolMode.SUM, k=a.bits, slice=s, inp=t.inp + word * a.bits,
-                                                  oh=t.rows, ow=w, kh=1, kw=1, stride=1, irow=win.irow, ipix=pa,
+                                                  oh=t.rows, ow=t.cols, kh=1, kw=1, stride=1,
+                                                  irow=win.tile_irow(t.x0, t.cols), ipix=pa,
                                                   acc=t.acc + k * n), reads_inp=True))
             insns.append(ComputeInsn("requant", dict(
                 dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(0, hw) + k, out=t.out + word * out.bits,
@@ -153,8 +224,8 @@ def lower_add(b: ProgramBuilder, op: ir.Add, graph: ir.Graph, addrs: dict[str, i
                     len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
     tiled = TiledLayer(op.name, h, rows, loads, compute,
                        lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, w, win.pix_out, hw),
-                       lambda g: preload, inp_parts=2, first_rows=first_tile_rows(h, w, rows, hw.array_rows))
-    return _record(op, "add", graph, emit_tiled_layer(b, tiled, ctx), rows)
+                       lambda g: preload, inp_parts=2, out_w=w, cols_per_tile=shape[1], first_rows=first)
+    return _record(op, "add", graph, emit_tiled_layer(b, tiled, ctx), (rows, shape[1]))
 
 
 def lower_upsample(b: ProgramBuilder, op: ir.Upsample, graph: ir.Graph, addrs: dict[str, int],
@@ -166,24 +237,34 @@ def lower_upsample(b: ProgramBuilder, op: ir.Upsample, graph: ir.Graph, addrs: d
     pix = _words(c, hw) * x.bits
     wo = w * f
     win = Window(h * f, wo, 1, 1, 1, 0, 1, pix, pix)  # the copy runs over the upsampled map
-    rows = f * tile_rows(op.name, h, lambda r: tile_needs(hw, win, r * f))
+    shape = upsample_shape(op.name, win, f, hw)
     e = hw.entry_bytes("inp")
 
     def loads(t: Tile) -> list[dict]:
         fields = []
         for r in range(t.rows):  # output row r of the tile comes from input row (y0 + r) // f
-            src = addrs[x.name] + ((t.y0 + r) // f) * w * pix * e
-            for px in range(f):
-                fields.append(dict(buf=Buffer.INP, sram=t.inp + (r * wo + px) * pix, dram=src, rows=w, len=pix,
-                                   dstride=pix * e, sstride=f * pix))
+            src = addrs[x.name] + (((t.y0 + r) // f) * w + t.x0 // f) * pix * e
+            for px in range(f):  # output columns x0 + px, x0 + px + f, ... come from input columns x0/f, ...
+                fields.append(dict(buf=Buffer.INP, sram=t.inp + (r * t.cols + px) * pix, dram=src, rows=t.cols // f,
+                                   len=pix, dstride=pix * e, sstride=f * pix))
         return fields
 
     def compute(t: Tile) -> list[ComputeInsn]:
         return [ComputeInsn("pool", dict(mode=PoolMode.MAX, k=x.bits, slice=s, inp=t.inp + word * x.bits, oh=t.rows,
-                                         ow=wo, kh=1, kw=1, stride=1, irow=win.irow, ipix=pix,
+                                         ow=t.cols, kh=1, kw=1, stride=1, irow=win.tile_irow(t.x0, t.cols), ipix=pix,
                                          out=t.out + word * x.bits, ostride=pix), reads_inp=True, writes_out=True)
                 for word, s in _slices(c, hw)]
 
-    tiled = TiledLayer(op.name, h * f, rows, loads, compute,
-                       lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, wo, pix, hw))
-    return _record(op, "upsample", graph, emit_tiled_layer(b, tiled, ctx), rows, factor=f)
+    tiled = TiledLayer(op.name, h * f, shape[0], loads, compute,
+                       lambda t: level_stores(dests, range(_words(c, hw)), out.bits, t, wo, pix, hw),
+                       out_w=wo, cols_per_tile=shape[1])
+    return _record(op, "upsample", graph, emit_tiled_layer(b, tiled, ctx), shape, factor=f)
+
+
+def upsample_shape(name: str, win: Window, f: int, hw: HwConfig) -> tuple[int, int]:
+    """(rows, cols) of an upsample's tiles: whole rows in multiples of f when a row fits, else rectangles
+    whose width is a multiple of f (each LOAD replicates whole input pixels)."""
+    rows = tile_rows(win.in_h // f, win.out_w, lambda r, tw: tile_needs(hw, win, r * f, tw=tw))
+    if rows:
+        return rows * f, win.out_w
+    return tile_shape(name, win.out_h, win.out_w, lambda th, tw: tile_needs(hw, win, th, tw=tw), align=f)

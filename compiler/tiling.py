@@ -1,10 +1,13 @@
 """Row tiling, double buffering and dependency tokens shared by every layer kind.
 
-A layer writes an (Ho, Wo) map of packed pixels. It is cut into tiles of whole output rows; global
-tile i uses half i%2 of INP (split again when the layer has a second operand), ACC and OUT, so the
-load of tile i+1 and the store of tile i-1 overlap the compute of tile i. When the weights of a
-layer do not fit WGT, its output channels are split into groups, each loading its own weights and
-constants (`preloads`) and running over all row tiles; tile indices run on across groups.
+A layer writes an (Ho, Wo) map of packed pixels. It is cut into tiles of whole output rows, or, when
+one row does not fit, rectangles of rows x a column range (`tile_shape`); global tile i uses half i%2
+of INP (split again when the layer has a second operand), ACC and OUT, so the load of tile i+1 and the
+store of tile i-1 overlap the compute of tile i. When the weights of a layer do not fit WGT, its output
+channels are split into groups, each loading its own weights and constants (`preloads`) and running
+over all tiles; tile indices run on across groups. When even one output word's weights do not fit,
+every rectangle runs as several steps (`chunks` of the reduction): INP (and the chunk's WGT half) follow
+the step index, ACC and OUT the rectangle index `seq`, and only the last chunk requantizes and stores.
 
 Tokens (each push is matched by exactly one pop, in program order on both sides):
     load    --(tile i's inputs ready)-->  compute   last LOAD of tile i pushes; its first compute insn pops
@@ -12,9 +15,9 @@ Tokens (each push is matched by exactly one pop, in program order on both sides)
                                                     (tile indices run on across groups)
     compute --(WGT/CONST part free)-->    load      for a group's (or the next layer's) first preload, once
                                                     the previous user of that part has finished
-    compute --(OUT tile ready)-->         store     the last compute insn of tile i
-    store   --(OUT half free)-->          compute   tile i+2's first OUT writer pops; SYNCs at the end of
-                                                    the layer pop the rest, so layers never overlap
+    compute --(OUT tile ready)-->         store     the last compute insn of rectangle r (its last chunk)
+    store   --(OUT half free)-->          compute   rectangle r+2's first OUT writer pops; SYNCs at the end
+                                                    of the layer pop the rest, so layers never overlap
 At a layer boundary compute sends one token to load; the next layer's first input LOAD pops it, so a
 layer reads its input only after every store of the previous one has finished.
 
@@ -81,19 +84,43 @@ class Window:
     def in_rows(self, out_rows: int) -> int:
         return (out_rows - 1) * self.stride + (self.kh - 1) * self.dil + 1
 
-    def input_load(self, addr: int, sram: int, y0: int, rows: int, entry_bytes: int) -> dict[str, int]:
-        """LOAD fields bringing the input rows of output rows [y0, y0+rows) into INP, zero-padded."""
-        iy0 = y0 * self.stride - self.pad
-        iy1 = iy0 + self.in_rows(rows)
+    def in_cols(self, x0: int, cols: int) -> tuple[int, int]:
+        """Input columns [ix0, ix1) of output columns [x0, x0+cols), padding included (ix0 may be < 0).
+
+        A full-width tile takes the whole zero-padded row (so whole-row programs are unchanged); a
+        narrower tile takes just its window span, whose halo comes from the neighbouring tiles' columns."""
+        if x0 == 0 and cols == self.out_w:
+            return -self.pad, self.in_w + self.pad
+        ix0 = x0 * self.stride - self.pad
+        return ix0, ix0 + (cols - 1) * self.stride + (self.kw - 1) * self.dil + 1
+
+    def tile_irow(self, x0: int, cols: int) -> int:
+        """INP entries of one input row of a tile (the BGEMM/POOL `irow`)."""
+        ix0, ix1 = self.in_cols(x0, cols)
+        return (ix1 - ix0) * self.pix
+
+    def input_load(self, addr: int, sram: int, y0: int, rows: int, entry_bytes: int, x0: int = 0,
+                   cols: int | None = None, ky0: int = 0, kh: int | None = None) -> dict[str, int]:
+        """LOAD fields bringing the input of output rows [y0, y0+rows) x columns [x0, x0+cols) into INP,
+        zero-padded on every side (columns outside the image become pad_left / pad_right); with `ky0`/`kh`
+        only the input rows that kernel rows [ky0, ky0+kh) read (a chunk of a split reduction)."""
+        iy0 = y0 * self.stride - self.pad + ky0 * self.dil
+        iy1 = iy0 + (rows - 1) * self.stride + ((self.kh if kh is None else kh) - 1) * self.dil + 1
+        ix0, ix1 = self.in_cols(x0, self.out_w if cols is None else cols)
         row_bytes = self.in_w * self.pix * entry_bytes
-        return dict(buf=0, sram=sram, dram=addr + max(iy0, 0) * row_bytes, rows=min(iy1, self.in_h) - max(iy0, 0),
-                    len=self.in_w * self.pix, dstride=row_bytes, pad_top=max(0, -iy0),
-                    pad_bottom=max(0, iy1 - self.in_h), pad_left=self.pad * self.pix, pad_right=self.pad * self.pix)
+        return dict(buf=0, sram=sram, dram=addr + max(iy0, 0) * row_bytes + max(ix0, 0) * self.pix * entry_bytes,
+                    rows=min(iy1, self.in_h) - max(iy0, 0), len=(min(ix1, self.in_w) - max(ix0, 0)) * self.pix,
+                    dstride=row_bytes, pad_top=max(0, -iy0), pad_bottom=max(0, iy1 - self.in_h),
+                    pad_left=max(0, -ix0) * self.pix, pad_right=max(0, ix1 - self.in_w) * self.pix)
 
 
 @dataclass(frozen=True)
 class Tile:
-    index: int  # global tile index across groups (selects the buffer halves)
+    """One step of a layer: output rows [y0, y0+rows) x columns [x0, x0+cols) of one group, and one chunk
+    of the reduction (layers whose weights for one output word do not fit WGT run several chunks per
+    output rectangle, accumulating into the same ACC region; only the last chunk writes OUT and stores)."""
+
+    index: int  # global step index across groups (selects the INP half, and the WGT half of chunked layers)
     group: int
     y0: int  # first output row
     rows: int  # output rows
@@ -101,6 +128,14 @@ class Tile:
     inp2: int  # INP base of the second operand (residual / add), when the layer has one
     acc: int
     out: int
+    x0: int  # first output column
+    cols: int  # output columns
+    chunk: int = 0  # reduction chunk
+    seq: int = 0  # global index of the output rectangle (selects the ACC and OUT halves)
+
+    @property
+    def pixels(self) -> int:
+        return self.rows * self.cols
 
 
 @dataclass
@@ -126,6 +161,9 @@ class TiledLayer:
     preloads: Callable[[int], list[dict[str, int]]] = lambda g: []
     groups: int = 1
     inp_parts: int = 1  # 2 when a second operand shares INP with the main input
+    out_w: int = 1
+    cols_per_tile: int = 0  # 0: whole output rows
+    chunks: int = 1  # reduction chunks per output rectangle
     first_rows: int = 0  # rows of the layer's first tile (0: rows_per_tile); see first_tile_rows
 
     def row_starts(self, group: int) -> list[int]:
@@ -135,51 +173,91 @@ class TiledLayer:
         return [0, *range(first, self.out_h, self.rows_per_tile)]
 
     def tiles(self, hw: HwConfig) -> list[list[Tile]]:
-        """Tiles per group, with buffer halves assigned by global index."""
+        """Tiles per group, with buffer halves assigned by global index (INP) and rectangle (ACC, OUT)."""
         part = hw.inp_entries // (2 * self.inp_parts)
+        tw = self.cols_per_tile or self.out_w
         out: list[list[Tile]] = []
-        i = 0
+        i = seq = 0
         for g in range(self.groups):
             group = []
             starts = self.row_starts(g)
             for y0, y1 in zip(starts, [*starts[1:], self.out_h], strict=True):
-                half = i % 2
-                group.append(Tile(i, g, y0, y1 - y0, half * part, (2 + half) * part, half * (hw.acc_entries // 2),
-                                  half * (hw.out_entries // 2)))
-                i += 1
+                for x0 in range(0, self.out_w, tw):
+                    for k in range(self.chunks):
+                        half, ohalf = i % 2, seq % 2
+                        group.append(Tile(i, g, y0, y1 - y0, half * part, (2 + half) * part,
+                                          ohalf * (hw.acc_entries // 2), ohalf * (hw.out_entries // 2), x0,
+                                          min(tw, self.out_w - x0), k, seq))
+                        i += 1
+                    seq += 1
             out.append(group)
         return out
 
 
 def tile_needs(hw: HwConfig, win: Window, th: int, inp_parts: int = 1, acc_per_pixel: int = 0,
-               inp2_per_pixel: int = 0) -> dict[str, tuple[int, int]]:
-    """What a tile of `th` output rows needs and has, per buffer share and 16-bit field."""
+               inp2_per_pixel: int = 0, tw: int | None = None) -> dict[str, tuple[int, int]]:
+    """What a tile of `th` output rows x `tw` columns (default: whole rows) needs and has, per buffer
+    share and instruction field."""
     part = hw.inp_entries // (2 * inp_parts)
-    pixels = th * win.out_w
+    tw = win.out_w if tw is None else tw
+    pixels = th * tw
+    irow = win.tile_irow(0, tw)
     return {
-        "INP (input rows)": (win.in_rows(th) * win.irow, part),
+        "INP (input rows)": (win.in_rows(th) * irow, part),
         "INP (second operand)": (pixels * inp2_per_pixel, part),
         "ACC": (pixels * acc_per_pixel, hw.acc_entries // 2),
         "OUT": (pixels * win.pix_out, min(hw.out_entries // 2, 0xFFFF)),
         "pixels per instruction": (pixels, 0xFFFF),
-        "input row length": (win.in_w * win.pix, 0xFFFF),
+        "input row length": (irow, 0xFFFF),
+        "tile width (12-bit ow)": (tw, 0xFFF),
+        "tile height (12-bit oh)": (th, 0xFFF),
     }
 
 
-def tile_rows(name: str, out_h: int, needs: Callable[[int], dict[str, tuple[int, int]]]) -> int:
-    """Largest number of output rows per tile whose `needs` all fit (one row must fit)."""
+Needs = Callable[[int, int], dict[str, tuple[int, int]]]
+
+
+def _fits(needs: dict[str, tuple[int, int]]) -> bool:
+    return all(need <= have for need, have in needs.values())
+
+
+def tile_rows(out_h: int, out_w: int, needs: Needs) -> int:
+    """Largest number of whole output rows per tile whose `needs(rows, out_w)` all fit (0: not one row)."""
     best = 0
     for th in range(1, out_h + 1):
-        if any(need > have for need, have in needs(th).values()):
+        if not _fits(needs(th, out_w)):
             break
         best = th
-    if best == 0:
-        short = ", ".join(f"{what} needs {need} > {have}" for what, (need, have) in needs(1).items() if need > have)
-        raise LoweringError(
-            f"layer '{name}': one output row does not fit the on-chip buffers ({short}); "
-            "tiling along the width is not implemented yet"
-        )
     return best
+
+
+def widest(out_w: int, th: int, needs: Needs, align: int) -> int:
+    """Most output columns (a multiple of `align`, at most out_w) a tile of `th` rows can hold (0: none)."""
+    lo, hi = 0, out_w // align
+    while lo < hi:  # needs grow with the width: binary search on multiples of align
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if _fits(needs(th, mid * align)) else (lo, mid - 1)
+    return lo * align
+
+
+def tile_shape(name: str, out_h: int, out_w: int, needs: Needs, align: int = 1) -> tuple[int, int]:
+    """(rows, cols) per tile: whole rows whenever one row fits (existing programs keep their tiles), else
+    the rectangle with the fewest tiles (then the widest: fewer DMA rows), columns a multiple of `align`."""
+    rows = tile_rows(out_h, out_w, needs)
+    if rows:
+        return rows, out_w
+    best: tuple[int, int, int] | None = None  # (tiles, -cols, rows)
+    for th in range(1, out_h + 1):
+        tw = widest(out_w, th, needs, align)
+        if tw == 0:
+            break
+        key = (-(-out_h // th) * -(-out_w // tw), -tw, th)
+        best = key if best is None or key < best else best
+    if best is None:
+        short = ", ".join(f"{what} needs {need} > {have}" for what, (need, have) in needs(1, align).items()
+                          if need > have)
+        raise LoweringError(f"layer '{name}': one output pixel does not fit the on-chip buffers ({short})")
+    return best[2], -best[1]
 
 
 def fewest_passes(out_h: int, out_w: int, max_rows: int, per_pass: int) -> int:
@@ -213,6 +291,16 @@ def first_tile_rows(out_h: int, out_w: int, rows: int, per_pass: int) -> int:
         if p <= passes and n <= tiles + 1:
             return first
     return rows
+
+
+def row_policy(out_h: int, shape: tuple[int, int], out_w: int, per_pass: int) -> tuple[int, int]:
+    """(rows per tile, rows of the first tile) for a tile `shape`: whole-row tiles take the fewest array
+    passes and a small first tile (fewest_passes, first_tile_rows); width tiles keep their rows."""
+    rows, cols = shape
+    if cols != out_w:
+        return rows, 0
+    rows = fewest_passes(out_h, out_w, rows, per_pass)
+    return rows, first_tile_rows(out_h, out_w, rows, per_pass)
 
 
 @dataclass(frozen=True)
@@ -275,6 +363,18 @@ def push_slots(layer_groups: list[list[Tile]], insns: dict[int, list[ComputeInsn
     return slots
 
 
+def out_reuse_pop(body: list[ComputeInsn], t: Tile, popped: set[int]) -> int:
+    """Position in `body` of the instruction that pops the store -> compute token freeing rectangle t.seq's
+    OUT/ACC half (stored by rectangle seq-2): the rectangle's first writer of a stored buffer; -1 if none here."""
+    if t.seq < 2 or t.seq in popped:
+        return -1
+    writers = [k for k, c in enumerate(body) if c.writes_out]
+    if writers:
+        popped.add(t.seq)
+        return writers[0]
+    return -1
+
+
 def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) -> tuple[int, int, int]:
     """Emit preloads, loads, compute and stores of all tiles with tokens; returns (start, end, tiles)."""
     start = len(b.program)
@@ -290,7 +390,7 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) ->
     slots = push_slots(groups, insns, ctx)
     for _ in range(slots[-1]):
         b.emit("sync", unit=Unit.COMPUTE, push_prev=1)
-    position = 0
+    position, popped = 0, set()
     for g, tiles in enumerate(groups):
         for k, fields in enumerate(layer.preloads(g)):
             first = k == 0 and (g > 0 or ctx.prefetched)
@@ -300,18 +400,19 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) ->
             for k, fields in enumerate(loads):
                 load(fields, pop=(k == 0 and t.index >= 2), push=(k == len(loads) - 1), may_take_boundary=True)
             body = insns[t.index]
-            first_writer = min(k for k, c in enumerate(body) if c.writes_out)
+            last_chunk = t.chunk == layer.chunks - 1  # only the rectangle's last chunk sends it to the store
+            first_writer = out_reuse_pop(body, t, popped)
             for k, c in enumerate(body):
                 pushes = slots[position]
                 b.emit(c.op, **c.fields, pop_prev=int(k == 0), push_prev=int(pushes > 0),
-                       pop_next=int(k == first_writer and t.index >= 2), push_next=int(k == len(body) - 1))
+                       pop_next=int(k == first_writer), push_next=int(last_chunk and k == len(body) - 1))
                 for _ in range(pushes - 1):  # one flag per instruction: further tokens ride on SYNCs
                     b.emit("sync", unit=Unit.COMPUTE, push_prev=1)
                 position += 1
-            stores = layer.stores(t)
+            stores = layer.stores(t) if last_chunk else []
             for k, fields in enumerate(stores):
                 b.emit("store", **fields, pop_prev=int(k == 0), push_prev=int(k == len(stores) - 1))
-    total = sum(len(tiles) for tiles in groups)
+    total = groups[-1][-1].seq + 1  # output rectangles, each stored once
     outstanding = min(total, 2)
     for k in range(outstanding):
         b.emit("sync", unit=Unit.COMPUTE, pop_next=1, push_prev=int(k == outstanding - 1 and not ctx.last))

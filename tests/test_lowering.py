@@ -54,6 +54,7 @@ def test_conv_stack_with_many_tiles():
     art, _ = check(*g.graph([c]))
     tiles = [r["tiles"] for r in art.layers]
     assert tiles[0] >= 3 and min(tiles) >= 2, tiles  # buffer reuse (tile i+2) and layer boundaries exercised
+    assert all(r["tile_cols"] == r["out_shape"][1] for r in art.layers)  # whole rows whenever they fit
 
 
 def test_residual_block_with_downsample_and_int32_head():
@@ -106,6 +107,14 @@ def test_pooling_add_upsample_concat():
     check(*g.graph([out]))
 
 
+def test_avgpool_and_add_with_slices_past_the_last_channel_on_edge():
+    g = GraphMaker(11, (6, 6, 24), 2)  # on edge a word has 4 slices of 16 lanes: slices 2 and 3 hold no channel
+    a = g.conv("a", "input", 24, 3, 2, 2, pad=1)
+    p = g.pool("avgpool", a, "avg", 2, 2, kout=3)
+    s = g.add("add", a, "input", 2)
+    check(*g.graph([p, s]), hw=get_config("edge"))
+
+
 def test_concat_needs_word_aligned_channels():
     g = GraphMaker(1, (4, 4, 3))
     a = g.conv("a", "input", 20, 1, 2, 2)
@@ -113,6 +122,95 @@ def test_concat_needs_word_aligned_channels():
     c = g.concat("cat", [a, b])
     graph, inputs = g.graph([c])
     with pytest.raises(LoweringError, match="concat 'cat': input 'a' has 20 channels"):
+        lower_graph(graph, SMALL, inputs)
+
+
+def layer(art, name: str) -> dict:
+    return next(r for r in art.layers if r["name"] == name)
+
+
+def assert_width_tiled(art, name: str) -> None:
+    """The layer ran in rectangles narrower than its output rows, several of them per row."""
+    rec = layer(art, name)
+    assert 0 < rec["tile_cols"] < rec["out_shape"][1] / 2, rec
+
+
+@pytest.mark.parametrize("in_shape,in_bits,k,stride,pad,dil", [
+    ((7, 90, 70), 2, 3, 2, 1, 1),  # stride 2, two input channel words; one padded row needs 552 > 512 INP
+    ((8, 70, 64), 4, 3, 1, 2, 2),  # dilation 2: the column halo is 4 pixels
+    ((5, 41, 64), 8, 5, 3, 2, 1),  # stride 3, 5x5, 8-bit planes
+])
+def test_conv_tiles_along_the_width(in_shape, in_bits, k, stride, pad, dil):
+    g = GraphMaker(sum(in_shape) + k, in_shape, in_bits)
+    y = g.conv("conv", "input", 20, k, 2, 2, stride=stride, pad=pad, dil=dil)
+    art, _ = check(*g.graph([y]), datapath="bitwise")
+    assert_width_tiled(art, "conv")
+
+
+def test_pool_add_upsample_concat_int32_tile_along_the_width():
+    g = GraphMaker(9, (6, 140, 64), 2)  # a padded input row is 284 INP entries: 3 of them exceed half of INP
+    a = g.conv("a", "input", 64, 3, 2, 2, pad=1)
+    m = g.pool("maxpool", a, "max", 3, 2, pad=1)
+    p = g.pool("avgpool", a, "avg", 2, 2, kout=3)
+    b = g.conv("b", a, 64, 3, 2, 2, pad=1)
+    s = g.add("add", a, b, 2)  # a row of each operand (280 entries) exceeds its quarter of INP
+    u = g.upsample("up", s, 2)
+    u2 = g.upsample("up2", b, 2)
+    cat = g.concat("cat", [u, u2])  # partial-pixel stores of rectangles into the concat tensor
+    head = g.conv("head", cat, 10, 1, 2, 0, out_int32=True)
+    art, _ = check(*g.graph([head, m, p]))
+    for name in ("a", "maxpool", "avgpool", "b", "add", "up", "up2", "head"):
+        assert_width_tiled(art, name)
+    assert layer(art, "up")["tile_cols"] % 2 == 0
+
+
+def test_residual_conv_tiles_along_the_width():
+    g = GraphMaker(12, (6, 120, 64), 2)
+    h = g.conv("conv1", "input", 64, 3, 2, 2, pad=1)
+    y = g.conv("conv2", h, 64, 3, 2, 2, pad=1, residual="input")
+    art, _ = check(*g.graph([y]))
+    assert_width_tiled(art, "conv2")
+
+
+@pytest.mark.parametrize("in_shape,cout,k,mbits,pad,dil,ternary,out_int32", [
+    ((1, 1, 4096), 100, 1, 2, 0, 1, False, True),  # a big Linear: 2048 WGT entries per output word
+    ((4, 4, 1024), 16, 3, 2, 1, 1, True, False),  # ternary, many channels: chunks of channel words
+    ((11, 11, 64), 16, 7, 8, 6, 2, False, False),  # 8-bit 7x7 dilated: chunks of two kernel rows
+    ((7, 7, 512), 20, 7, 2, 0, 1, False, True),  # VGG's first Linear as a 7x7 conv: one pixel's window needs
+    # 784 INP entries > 512, so the chunks take two kernel rows and each step loads only their input rows
+])
+def test_reduction_split_across_weight_chunks(in_shape, cout, k, mbits, pad, dil, ternary, out_int32):
+    g = GraphMaker(cout + k, in_shape, 2)
+    y = g.conv("conv", "input", cout, k, mbits, 2, pad=pad, dil=dil, ternary=ternary, out_int32=out_int32)
+    art, _ = check(*g.graph([y]), datapath="bitwise")
+    assert art.layers[0]["chunks"] > 1
+    accumulating = [i for i in art.program if i.op == "bgemm" and i.accumulate]
+    assert accumulating and all(i.wgt in (0, SMALL.wgt_entries // 2) for i in art.program if i.op == "bgemm")
+
+
+def test_reduction_split_with_residual_and_width_tiles_between_layers():
+    g = GraphMaker(6, (5, 6, 512), 2)
+    h = g.conv("c1", "input", 80, 3, 2, 2, pad=1)
+    y = g.conv("c2", "input", 80, 3, 2, 2, pad=1, residual=h)
+    z = g.conv("c3", y, 64, 3, 2, 2, pad=1)  # prefetch-capable layer after a split one
+    art, _ = check(*g.graph([z]))
+    assert layer(art, "c2")["chunks"] > 1 and layer(art, "c2")["tile_cols"] < 6 and layer(art, "c2")["groups"] == 2
+
+
+def test_global_average_pool_over_channel_word_groups():
+    g = GraphMaker(14, (7, 7, 512), 2)
+    x = g.conv("conv", "input", 512, 1, 2, 8)  # 8-bit levels: the 7x7 window of a pixel needs 3136 INP entries
+    p = g.pool("avgpool", x, "avg", 7, 7, kout=4)  # and 128 CONST entries: 8 groups of one word
+    logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
+    art, _ = check(*g.graph([logits, p]))
+    assert layer(art, "avgpool")["groups"] == 8
+
+
+def test_kernel_row_too_wide_for_wgt_is_refused():
+    g = GraphMaker(2, (15, 15, 1024), 2)
+    y = g.conv("huge", "input", 64, 15, 8, 2)
+    graph, inputs = g.graph([y])
+    with pytest.raises(LoweringError, match="layer 'huge': one kernel row of one channel word needs 1920 WGT"):
         lower_graph(graph, SMALL, inputs)
 
 

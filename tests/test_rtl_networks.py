@@ -1,10 +1,12 @@
 """Compiled networks on the RTL: outputs bit-identical to the simulator and to the golden model, cycles equal.
 
-Default: a CNN, a residual block with a downsample, an average-pool head and an int32 classifier, and a graph
-with max pool, add, upsample and concat, on `small` (Verilator; the residual block also on Icarus), and a full
-ResNet-18 layer (layer1.0.conv1: 56x56x64, 3x3, W2A2) on `edge` (on `small` one output row of that layer
-does not fit the buffers: the compiler does not tile along the width yet). Slow: that layer on Icarus, and
-the whole ResNet-18 (edge, Verilator; on Icarus it would take most of an hour). A MobileNet-style block
+Default: a CNN, a residual block with a downsample, an average-pool head and an int32 classifier, a graph
+with max pool, add, upsample and concat, and two split reductions (a big Linear in channel-word chunks, a dilated
+7x7 conv in kernel-row chunks), on `small` (Verilator; the residual block also on Icarus), and a full
+ResNet-18 layer (layer1.0.conv1: 56x56x64, 3x3, W2A2) on `edge` and on `small` (there one output row does not
+fit half of the buffers: 4x8-pixel width tiles, ~1M cycles, a few seconds on Verilator once the core is built),
+and the whole layer1.0 BasicBlock with its residual add on `small` (~10 s). Slow: that layer on Icarus, and the
+whole ResNet-18 (edge, Verilator; on Icarus it would take most of an hour). A MobileNet-style block
 (pointwise, depthwise M-bit and ternary, grouped 1x1) runs on `small` and `edge`.
 """
 
@@ -56,6 +58,21 @@ def pool_add_upsample_concat():
     return g.graph([out])
 
 
+def big_linear():
+    """A Linear layer whose output words need 2048 WGT entries each: the reduction runs in weight chunks."""
+    g = GraphMaker(13, (1, 1, 4096), 2)
+    logits = g.conv("fc", "input", 100, 1, 2, 0, out_int32=True)
+    return g.graph([logits])
+
+
+def kernel_row_chunks():
+    """An 8-bit 7x7 dilated convolution whose reduction runs in chunks of two kernel rows, each step loading
+    only the input rows they read (some only padding: a zero row from DRAM)."""
+    g = GraphMaker(15, (11, 11, 64), 2)
+    y = g.conv("conv", "input", 16, 7, 8, 2, pad=6, dil=2)
+    return g.graph([y])
+
+
 def mobilenet_block():
     """Depthwise (two-pass M-bit, then ternary, stride 2) between a pointwise expand and a grouped projection."""
     g = GraphMaker(13, (10, 8, 3))
@@ -73,6 +90,14 @@ def resnet18_layer():
     return g.graph([y])
 
 
+def resnet18_block():
+    """layer1.0 of ResNet-18: two 56x56x64 3x3 convolutions at W2A2, the second adding the block's input."""
+    g = GraphMaker(4, (56, 56, 64), 2)
+    h = g.conv("layer1.0.conv1", "input", 64, 3, 2, 2, pad=1)
+    y = g.conv("layer1.0.conv2", h, 64, 3, 2, 2, pad=1, residual="input")
+    return g.graph([y])
+
+
 def assert_exact(check, name):
     assert check.ok, f"{name}: {check.to_json_dict()}"
     assert check.golden_rtl is not None and all(check.golden_rtl.values()), name
@@ -81,7 +106,8 @@ def assert_exact(check, name):
 @needs_verilator
 def test_networks_on_small():
     small = get_config("small")
-    graphs = {"cnn": cnn(), "residual block": residual_block(), "pool/add/upsample/concat": pool_add_upsample_concat()}
+    graphs = {"cnn": cnn(), "residual block": residual_block(), "pool/add/upsample/concat": pool_add_upsample_concat(),
+              "big linear": big_linear(), "kernel-row chunks": kernel_row_chunks()}
     arts = {name: lower_graph(graph, small, inputs) for name, (graph, inputs) in graphs.items()}
     for name, check in zip(arts, cross_check_batch(list(arts.values())), strict=True):
         assert_exact(check, name)
@@ -108,6 +134,26 @@ def test_resnet18_layer_on_edge():
     graph, inputs = resnet18_layer()
     check = cross_check(lower_graph(graph, get_config("edge"), inputs))
     assert_exact(check, "layer1.0.conv1")
+
+
+@needs_verilator
+def test_resnet18_layer_on_small():
+    graph, inputs = resnet18_layer()
+    art = lower_graph(graph, get_config("small"), inputs)
+    assert art.layers[0]["tile_cols"] < 56  # width tiles: the case this test exists for
+    check = cross_check(art)
+    assert_exact(check, "layer1.0.conv1")
+    assert check.cycles_rtl == check.cycles_sim
+
+
+@needs_verilator
+def test_resnet18_block_on_small():
+    graph, inputs = resnet18_block()
+    art = lower_graph(graph, get_config("small"), inputs)
+    assert all(r["tile_cols"] < 56 for r in art.layers)
+    check = cross_check(art)
+    assert_exact(check, "layer1.0 block")
+    assert check.cycles_rtl == check.cycles_sim
 
 
 @pytest.mark.slow
