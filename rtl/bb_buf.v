@@ -77,6 +77,7 @@ module bb_buf #(
             end
         end
         if (|rd_en) begin
+            /*verilator unroll_full*/
             for (k = 0; k < NRD; k = k + 1) begin
                 if (rd_en[k]) rq[k] <= mem[rd_addr[k*AW +: AW]];
             end

@@ -7,13 +7,7 @@
 // value. Operands: activation plane word q of row r is a[(r*NPR + q)*W +: W] (the INP read ports),
 // weight entry q is w[q*C*W +: C*W] with lane l at [l*W +: W] (the WGT read ports).
 `timescale 1ns/1ps
-// `automatic` (Verilog-2001) lets Verilator keep the branch temporaries in registers; pyverilog cannot parse
-// the keyword, and for this non-recursive function it changes nothing, so other tools get a static function.
-`ifdef VERILATOR
-`define BB_AUTOMATIC automatic
-`else
-`define BB_AUTOMATIC
-`endif
+`include "bb_automatic.vh"
 module bb_pe_array #(
     parameter R   = 2,
     parameter C   = 4,
