@@ -33,7 +33,7 @@ module bb_buf #(
     // compute reads
     input  wire [NRD-1:0]          rd_en,
     input  wire [NRD*AW-1:0]       rd_addr,
-    output reg  [NRD*8*EBYTES-1:0] rd_data,
+    output wire [NRD*8*EBYTES-1:0] rd_data,
     // compute writes
     input  wire [NWR-1:0]          wr_en,
     input  wire [NWR*AW-1:0]       wr_addr,
@@ -47,6 +47,16 @@ module bb_buf #(
     localparam EB = $clog2(EBYTES);
 
     reg [WIDTH-1:0] mem [0:DEPTH-1];
+    // The compute read ports' data registers, one array element per port: a non-blocking write to an
+    // element of an unpacked array costs Verilator one queued element, whereas a non-blocking write into a
+    // slice of the packed `rd_data` bus made it copy the whole bus (ACC: 8 kbit) twice every cycle.
+    reg [WIDTH-1:0] rq [0:NRD-1];
+    genvar gk;
+    generate
+        for (gk = 0; gk < NRD; gk = gk + 1) begin : rport
+            assign rd_data[gk*WIDTH +: WIDTH] = rq[gk];
+        end
+    endgenerate
 
     integer i;
     initial begin
@@ -67,8 +77,9 @@ module bb_buf #(
             end
         end
         if (|rd_en) begin
+            /*verilator unroll_full*/
             for (k = 0; k < NRD; k = k + 1) begin
-                if (rd_en[k]) rd_data[k*WIDTH +: WIDTH] <= mem[rd_addr[k*AW +: AW]];
+                if (rd_en[k]) rq[k] <= mem[rd_addr[k*AW +: AW]];
             end
         end
         if (clear) begin

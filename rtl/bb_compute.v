@@ -14,7 +14,8 @@
 // (the next compute instruction, a STORE) samples buffers no earlier than the end of the cycle after it.
 // All address generation happens in the clocked process (the next issue's loop state is computed with
 // blocking temporaries), so nothing wide is evaluated in cycles where the unit is idle. Pixel coordinates
-// advance with a chain of R incrementers per pass (no division per pixel).
+// advance with a chain of R incrementers per pass (no division per pixel). The loops that run in every
+// issue cycle are fully unrolled for Verilator (constant slice positions instead of run-time shifts).
 `timescale 1ns/1ps
 `include "bitbranch_isa.vh"
 // Instruction fields are zero-extended into the 32-bit loop counters and addresses on purpose.
@@ -163,6 +164,7 @@ module bb_compute #(
             out_wen <= {R*8{1'b0}};
             if ((s1_gemm && s1_fin) || (s1_rq && c_dest == `BB_DEST_ACC) || (s1_pool && s1_fin && c_mode)) begin
                 wb_src <= s1_gemm ? 2'd1 : s1_rq ? 2'd2 : 2'd3;
+                /*verilator unroll_full*/
                 for (r = 0; r < R; r = r + 1) begin
                     acc_wen[r] <= s1_rv[r];
                     ab = s1_abase + r;
@@ -396,12 +398,14 @@ module bb_compute #(
                     // branch pairs of the group: (i, j) = planes of INP and WGT, starting at (i0, j0)
                     ti = tp_i0;
                     tj = tp_j0;
+                    /*verilator unroll_full*/
                     for (q = 0; q < P; q = q + 1) begin
                         d_bvalid[q] <= ti < k_k;
                         d_shift[q*4 +: 4] <= k_wmode ? ti : ti + tj;
                         wgt_ren[q] <= ti < k_k;
                         ab = tp_wb + tj;
                         wgt_raddr[q*AW_WGT +: AW_WGT] <= ab[AW_WGT-1:0];
+                        /*verilator unroll_full*/
                         for (r = 0; r < R; r = r + 1) begin
                             inp_ren[r*NPR+q] <= tp_rv[r] && ti < k_k;
                             ab = tp_base[r*32 +: 32] + tp_woff + ti;
@@ -414,6 +418,7 @@ module bb_compute #(
                             tj = tj + 4'd1;
                         end
                     end
+                    /*verilator unroll_full*/
                     for (r = 0; r < R; r = r + 1) begin
                         acc_ren[r] <= tp_rv[r] && k_accum && tp_ky == 0 && tp_kx == 0 && tp_c == 0 && tp_g == 0;
                         ab = tp_accb + r;

@@ -8,6 +8,7 @@
 `timescale 1ns/1ps
 `include "bitbranch_isa.vh"
 `include "bb_status.vh"
+`include "bb_automatic.vh"
 module bb_decode #(
     parameter ARRAY_COLS    = 4,
     parameter WORD_BITS     = 64,
@@ -38,7 +39,9 @@ module bb_decode #(
 
     // The decoder as a function: bb_fetch calls it only when it loads a new word (the simulator then
     // evaluates it once per instruction); `unit` and `status` below show it combinationally (unit bench).
-    function [5:0] check;  // {unit, status}
+    // It must be automatic for that: Verilator keeps every call of a static function, and would then
+    // evaluate the unused combinational copy in every cycle.
+    function `BB_AUTOMATIC [5:0] check;  // {unit, status}
         input [`BB_INSN_BITS-1:0] w;
         input                     is_last;
         input [32:0]              dram_size;

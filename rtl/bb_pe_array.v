@@ -7,13 +7,7 @@
 // value. Operands: activation plane word q of row r is a[(r*NPR + q)*W +: W] (the INP read ports),
 // weight entry q is w[q*C*W +: C*W] with lane l at [l*W +: W] (the WGT read ports).
 `timescale 1ns/1ps
-// `automatic` (Verilog-2001) lets Verilator keep the branch temporaries in registers; pyverilog cannot parse
-// the keyword, and for this non-recursive function it changes nothing, so other tools get a static function.
-`ifdef VERILATOR
-`define BB_AUTOMATIC automatic
-`else
-`define BB_AUTOMATIC
-`endif
+`include "bb_automatic.vh"
 module bb_pe_array #(
     parameter R   = 2,
     parameter C   = 4,
@@ -30,7 +24,7 @@ module bb_pe_array #(
     input  wire [P*C*W-1:0]   w,
     input  wire [P*4-1:0]     shift,
     input  wire [P-1:0]       bvalid,
-    output reg  [R*C*32-1:0]  sum
+    output wire [R*C*32-1:0]  sum
 );
     localparam NW = W / 64;
 
@@ -60,22 +54,30 @@ module bb_pe_array #(
         end
     endfunction
 
-    integer r, l, q;
-    reg [31:0] t;
-    always @(posedge clk) begin
-        if (en) begin
-            for (r = 0; r < R; r = r + 1) begin
-                /*verilator unroll_full*/
-                for (l = 0; l < C; l = l + 1) begin
-                    if (first) t = use_init ? init[(r*C+l)*32 +: 32] : 32'd0;
-                    else       t = sum[(r*C+l)*32 +: 32];
-                    /*verilator unroll_full*/
-                    for (q = 0; q < P; q = q + 1) begin
-                        if (bvalid[q]) t = t + branch(a[(r*NPR+q)*W +: W], w[(q*C+l)*W +: W], shift[q*4 +: 4]);
+    // One always block per PE (generate loops), so every operand slice has a constant position: Verilator
+    // then reads whole words instead of shifting wide vectors by a run-time offset, which made the array
+    // the bulk of the model's per-cycle time. A PE's accumulator is its own register; `sum` only wires
+    // them together.
+    genvar gr, gl;
+    generate
+        for (gr = 0; gr < R; gr = gr + 1) begin : row
+            for (gl = 0; gl < C; gl = gl + 1) begin : pe
+                reg [31:0] acc;
+                reg [31:0] t;
+                integer q;
+                always @(posedge clk) begin
+                    if (en) begin
+                        if (first) t = use_init ? init[(gr*C+gl)*32 +: 32] : 32'd0;
+                        else       t = acc;
+                        /*verilator unroll_full*/
+                        for (q = 0; q < P; q = q + 1) begin
+                            if (bvalid[q]) t = t + branch(a[(gr*NPR+q)*W +: W], w[(q*C+gl)*W +: W], shift[q*4 +: 4]);
+                        end
+                        acc <= t;
                     end
-                    sum[(r*C+l)*32 +: 32] <= t;
                 end
+                assign sum[(gr*C+gl)*32 +: 32] = acc;
             end
         end
-    end
+    endgenerate
 endmodule

@@ -213,6 +213,8 @@ def run_rtl_batch(jobs: Sequence[tuple[Sequence[Instruction] | Sequence[int], by
                     f"+dram_out={files['dram_out.hex']}"]
         if trace:
             plusargs.append(f"+trace={files['trace.txt']}")
+        if waves:  # a visible clock in the waves (rtl/bb_tb.v; same results, twice the time steps)
+            plusargs.append("+square_clock")
         cfg = {"jobs": cfg_jobs, "files": files, "result": str(work / "result.json")}
         run(b, "rtlharness.bench_core", work, env={ENV_CONFIG: json.dumps(cfg)}, plusargs=plusargs, waves=waves,
             testcase="run_program")

@@ -31,7 +31,7 @@ CORE_MODULES = (
     "bb_fifo", "bb_stepnet", "bb_sched", "bb_decode", "bb_fetch", "bb_buf", "bb_dram", "bb_load", "bb_store",
     "bb_pe_array", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_tb",
 )
-INCLUDES = ("bitbranch_isa.vh", "bb_status.vh")
+INCLUDES = ("bitbranch_isa.vh", "bb_status.vh", "bb_automatic.vh")
 
 # Verilator: the bench clock is generated in Verilog (--timing, needs C++20 coroutines), so cocotb does
 # nothing per cycle. Instead of the runner's --public-flat-rw, which would keep Verilator from optimising

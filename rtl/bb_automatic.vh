@@ -1,0 +1,13 @@
+// bb_automatic.vh: `BB_AUTOMATIC, the function qualifier for pure (non-recursive) functions.
+// Under Verilator it is `automatic` (Verilog-2001): the function's temporaries are locals, so Verilator
+// can keep them in registers and drop a call whose result nobody uses (a static function's variables
+// are state, so every call is kept). pyverilog cannot parse the keyword, and for such a function it
+// changes nothing, so other tools get a static function.
+`ifndef BB_AUTOMATIC_VH
+`define BB_AUTOMATIC_VH
+`ifdef VERILATOR
+`define BB_AUTOMATIC automatic
+`else
+`define BB_AUTOMATIC
+`endif
+`endif
