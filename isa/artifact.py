@@ -106,9 +106,10 @@ def pack_plane_tensor(levels: np.ndarray, bits: int, word_bits: int) -> bytes:
     cw = math.ceil(c / word_bits)
     padded = np.zeros((h, w, cw * word_bits), dtype=np.uint8)
     padded[:, :, :c] = levels
-    planes = (padded[:, :, None, :] >> np.arange(bits, dtype=np.uint8)[None, None, :, None]) & 1  # h,w,bits,CWb
-    planes = planes.reshape(h, w, bits, cw, word_bits).transpose(0, 1, 3, 2, 4)  # h,w,cw,bits,Wb
-    return np.packbits(planes, axis=-1, bitorder="little").tobytes()
+    out = np.empty((h, w, cw, bits, word_bits // 8), dtype=np.uint8)
+    for i in range(bits):  # one plane at a time: ~3x faster than packing a (bits x) bit array at once
+        out[:, :, :, i, :] = np.packbits((padded >> i) & 1, axis=-1, bitorder="little").reshape(h, w, cw, -1)
+    return out.tobytes()
 
 
 def unpack_plane_tensor(data: bytes | np.ndarray, shape: tuple[int, int, int], bits: int, word_bits: int) -> np.ndarray:
