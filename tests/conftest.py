@@ -12,3 +12,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: OpenMP thread hand-offs cost more than they save (much more on a busy machine)."""
+    from compiler.threads import torch_threads
+
+    with torch_threads(1):
+        yield

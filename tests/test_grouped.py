@@ -33,12 +33,7 @@ SMALL, EDGE = get_config("small"), get_config("edge")
 HWS = [SMALL, EDGE]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def check(graph: ir.Graph, inputs: dict, hw, datapath: str = "fast"):

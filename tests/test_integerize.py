@@ -39,14 +39,7 @@ from compiler.reference import golden_values, image_levels, qat_values
 from isa.hwconfig import get_config
 from isa.rounding import INT32_MAX
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: OpenMP thread hand-offs cost more than they save (much more on a busy machine)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 MODELS = {

@@ -21,14 +21,7 @@ from compiler.qat import (
     quantize_model,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: OpenMP thread hand-offs cost more than they save (much more on a busy machine)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- weight quantizers --------------------------------------------------------------------------------
