@@ -32,17 +32,22 @@ module bb_compute #(
     parameter AW_ACC        = 8,
     parameter AW_OUT        = 9,
     parameter AW_CONST      = 6,
-    parameter NPR           = 8    // INP read ports per pixel row: max(P, 8)
+    parameter NX            = 7    // INP plane read group ports per row: 8 - P (1, unused, when P >= 8)
 ) (
     input  wire                      clk,
     input  wire                      rst,
     input  wire                      go,
     input  wire [`BB_INSN_BITS-1:0]  go_word,
     output wire                      last,
-    // INP reads (row r, port q at index r*NPR + q)
-    output reg  [R*NPR-1:0]          inp_ren,
-    output reg  [R*NPR*AW_INP-1:0]   inp_raddr,
-    input  wire [R*NPR*W-1:0]        inp_rdata,
+    // INP reads: row r, port q < P at index r*P + q (BGEMM's branch pairs; POOL/REQUANT's planes q < P),
+    // and the plane read group: row r reads planes P .. P+inpx_n-1 from inpx_base[r] (POOL/REQUANT only)
+    output reg  [R*P-1:0]            inp_ren,
+    output reg  [R*P*AW_INP-1:0]     inp_raddr,
+    input  wire [R*P*W-1:0]          inp_rdata,
+    output reg  [R-1:0]              inpx_en,
+    output reg  [R*AW_INP-1:0]       inpx_base,
+    output reg  [3:0]                inpx_n,
+    input  wire [R*NX*W-1:0]         inpx_rdata,
     // WGT reads
     output reg  [P-1:0]              wgt_ren,
     output reg  [P*AW_WGT-1:0]       wgt_raddr,
@@ -111,18 +116,19 @@ module bb_compute #(
     reg [1:0]  wb_src;
 
     // ---- datapaths ------------------------------------------------------------------------------------
-    bb_pe_array #(.R(R), .C(C), .W(W), .P(P), .NPR(NPR)) pe (
+    bb_pe_array #(.R(R), .C(C), .W(W), .P(P), .NPR(P)) pe (
         .clk(clk), .en(s1_gemm), .first(s1_first), .use_init(s1_init), .init(acc_rdata), .a(inp_rdata),
         .w(wgt_rdata), .shift(s1_shift), .bvalid(s1_bvalid), .sum(pe_sum)
     );
-    bb_requant #(.R(R), .C(C), .W(W), .NPR(NPR)) rq (
+    bb_requant #(.R(R), .C(C), .W(W), .NA(P), .NX(NX)) rq (
         .clk(clk), .en(s1_rq), .acc(acc_rdata), .mul(const_rdata[0 +: 32*C]), .rmul(const_rdata[32*C +: 32*C]),
-        .bias(const_rdata[64*C +: 64*C]), .res(c_res), .rk(c_rk), .res_words(inp_rdata), .slice(c_slice),
+        .bias(const_rdata[64*C +: 64*C]), .res(c_res), .rk(c_rk), .res_words(inp_rdata), .res_xwords(inpx_rdata),
+        .slice(c_slice),
         .shift(c_shift), .lo(c_lo), .hi(c_hi), .out_words(rq_out), .acc_out(rq_acc)
     );
-    bb_pool #(.R(R), .C(C), .W(W), .NPR(NPR)) pl (
+    bb_pool #(.R(R), .C(C), .W(W), .NA(P), .NX(NX)) pl (
         .clk(clk), .en(s1_pool), .first(s1_first), .fin(s1_fin), .mode(c_mode), .k(c_k), .slice(c_slice),
-        .words(inp_rdata), .out_words(pl_out), .acc_out(pl_acc)
+        .words(inp_rdata), .xwords(inpx_rdata), .out_words(pl_out), .acc_out(pl_acc)
     );
     assign acc_wsrc = wb_src - 2'd1;
     assign out_wsrc = (wb_src == 2'd3) ? 2'd1 : 2'd0;
@@ -149,7 +155,8 @@ module bb_compute #(
         if (rst) begin
             op <= OP_NONE;
             ph <= PH_IDLE;
-            inp_ren <= {R*NPR{1'b0}};
+            inp_ren <= {R*P{1'b0}};
+            inpx_en <= {R{1'b0}};
             wgt_ren <= {P{1'b0}};
             acc_ren <= {R{1'b0}};
             const_ren <= 1'b0;
@@ -385,7 +392,8 @@ module bb_compute #(
                 pass <= tp_pass; p0 <= tp_p0; t <= tp_t; ky <= tp_ky; kx <= tp_kx; c <= tp_c; g <= tp_g;
                 i0 <= tp_i0; j0 <= tp_j0; woff_row <= tp_woff_row; woff_col <= tp_woff_col; woff <= tp_woff;
                 wb <= tp_wb; accb <= tp_accb; rbase0 <= tp_rbase0; obase0 <= tp_obase0; rv <= tp_rv;
-                inp_ren <= {R*NPR{1'b0}};
+                inp_ren <= {R*P{1'b0}};
+                inpx_en <= {R{1'b0}};
                 wgt_ren <= {P{1'b0}};
                 acc_ren <= {R{1'b0}};
                 const_ren <= k_op == OP_RQ;
@@ -407,9 +415,9 @@ module bb_compute #(
                         wgt_raddr[q*AW_WGT +: AW_WGT] <= ab[AW_WGT-1:0];
                         /*verilator unroll_full*/
                         for (r = 0; r < R; r = r + 1) begin
-                            inp_ren[r*NPR+q] <= tp_rv[r] && ti < k_k;
+                            inp_ren[r*P+q] <= tp_rv[r] && ti < k_k;
                             ab = tp_base[r*32 +: 32] + tp_woff + ti;
-                            inp_raddr[(r*NPR+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
+                            inp_raddr[(r*P+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
                         end
                         if (tj + 4'd1 == k_m) begin
                             tj = 4'd0;
@@ -425,27 +433,37 @@ module bb_compute #(
                         acc_raddr[r*AW_ACC +: AW_ACC] <= ab[AW_ACC-1:0];
                     end
                 end else if (k_op == OP_POOL) begin
+                    // planes q < k of the window position: q < P on the ports, the rest on the plane group
+                    inpx_n <= k_k - P;
                     for (r = 0; r < R; r = r + 1) begin
-                        for (q = 0; q < 8; q = q + 1) begin
-                            inp_ren[r*NPR+q] <= tp_rv[r] && q < k_k;
+                        for (q = 0; q < P; q = q + 1) begin
+                            inp_ren[r*P+q] <= tp_rv[r] && q < k_k;
                             ab = tp_base[r*32 +: 32] + tp_woff + q;
-                            inp_raddr[(r*NPR+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
+                            inp_raddr[(r*P+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
                         end
+                        inpx_en[r] <= tp_rv[r] && k_k > P;
+                        ab = tp_base[r*32 +: 32] + tp_woff + P;
+                        inpx_base[r*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
                     end
-                end else begin  // REQUANT
+                end else begin  // REQUANT: residual planes q < rk, split the same way
+                    inpx_n <= k_rk - P;
                     for (r = 0; r < R; r = r + 1) begin
                         acc_ren[r] <= tp_rv[r];
                         ab = k_acc + tp_p0 + r;
                         acc_raddr[r*AW_ACC +: AW_ACC] <= ab[AW_ACC-1:0];
-                        for (q = 0; q < 8; q = q + 1) begin
-                            inp_ren[r*NPR+q] <= tp_rv[r] && k_res && q < k_rk;
+                        for (q = 0; q < P; q = q + 1) begin
+                            inp_ren[r*P+q] <= tp_rv[r] && k_res && q < k_rk;
                             ab = tp_rbase0 + k_roff[r*32 +: 32] + q;
-                            inp_raddr[(r*NPR+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
+                            inp_raddr[(r*P+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
                         end
+                        inpx_en[r] <= tp_rv[r] && k_res && k_rk > P;
+                        ab = tp_rbase0 + k_roff[r*32 +: 32] + P;
+                        inpx_base[r*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
                     end
                 end
             end else begin
-                inp_ren <= {R*NPR{1'b0}};
+                inp_ren <= {R*P{1'b0}};
+                inpx_en <= {R{1'b0}};
                 wgt_ren <= {P{1'b0}};
                 acc_ren <= {R{1'b0}};
                 const_ren <= 1'b0;

@@ -80,7 +80,9 @@ module bb_core #(
 );
     localparam R = ARRAY_ROWS, C = ARRAY_COLS, W = WORD_BITS, P = BRANCH_PARALLEL, B = DRAM_BYTES_PER_CYCLE;
     localparam IW = `BB_INSN_BITS, XW = 32, YW = 64;
-    localparam NPR = (P > 8) ? P : 8;
+    // INP read ports: P per pixel row (BGEMM's branch pairs; POOL/REQUANT's first P planes) and a plane read
+    // group of NX per row for POOL/REQUANT's planes P..7 (unused when P >= 8: one port, enables tied to 0)
+    localparam NX = (P < 8) ? 8 - P : 1;
     localparam AW_INP   = (INP_ENTRIES > 1) ? $clog2(INP_ENTRIES) : 1;
     localparam AW_WGT   = (WGT_ENTRIES > 1) ? $clog2(WGT_ENTRIES) : 1;
     localparam AW_ACC   = (ACC_ENTRIES > 1) ? $clog2(ACC_ENTRIES) : 1;
@@ -174,9 +176,13 @@ module bb_core #(
     wire [FA_ST-1:0]   s_dr_addr;
     wire [8*B-1:0]     acc_dr_data, out_dr_data;
 
-    wire [R*NPR-1:0]        inp_ren;
-    wire [R*NPR*AW_INP-1:0] inp_raddr;
-    wire [R*NPR*W-1:0]      inp_rdata;
+    wire [R*P-1:0]          inp_ren;
+    wire [R*P*AW_INP-1:0]   inp_raddr;
+    wire [R*P*W-1:0]        inp_rdata;
+    wire [R-1:0]            inpx_en;
+    wire [R*AW_INP-1:0]     inpx_base;
+    wire [3:0]              inpx_n;
+    wire [R*NX*W-1:0]       inpx_rdata;
     wire [P-1:0]            wgt_ren;
     wire [P*AW_WGT-1:0]     wgt_raddr;
     wire [P*C*W-1:0]        wgt_rdata;
@@ -193,10 +199,12 @@ module bb_core #(
     wire [R*8*W-1:0]        no_data = 0;   // OUT has two write sources
     wire [W-1:0]            out_wmask;
 
-    bb_buf #(.DEPTH(INP_ENTRIES), .EBYTES(E_INP), .B(B), .NRD(R*NPR), .NWR(1), .AW(AW_INP), .FAW(FA_INP)) inp (
+    bb_buf #(.DEPTH(INP_ENTRIES), .EBYTES(E_INP), .B(B), .NRD(R*P), .NWR(1), .NXR(R), .NXP(NX), .AW(AW_INP),
+             .FAW(FA_INP)) inp (
         .clk(clk), .clear(clear), .dw_en(l_dw_en[0]), .dw_addr(l_dw_addr[FA_INP-1:0]), .dw_mask(l_dw_mask),
         .dw_data(l_dw_data), .dr_en(1'b0), .dr_addr({FA_INP{1'b0}}), .dr_data(),
         .rd_en(inp_ren), .rd_addr(inp_raddr), .rd_data(inp_rdata),
+        .xr_en(inpx_en), .xr_base(inpx_base), .xr_n(inpx_n), .xr_data(inpx_rdata),
         .wr_en(1'b0), .wr_addr({AW_INP{1'b0}}), .wr_src(2'd0), .wr_data0({W{1'b0}}), .wr_data1({W{1'b0}}),
         .wr_data2({W{1'b0}}), .wr_mask({W{1'b0}})
     );
@@ -204,6 +212,7 @@ module bb_core #(
         .clk(clk), .clear(clear), .dw_en(l_dw_en[1]), .dw_addr(l_dw_addr[FA_WGT-1:0]), .dw_mask(l_dw_mask),
         .dw_data(l_dw_data), .dr_en(1'b0), .dr_addr({FA_WGT{1'b0}}), .dr_data(),
         .rd_en(wgt_ren), .rd_addr(wgt_raddr), .rd_data(wgt_rdata),
+        .xr_en(1'b0), .xr_base({AW_WGT{1'b0}}), .xr_n(4'd0), .xr_data(),
         .wr_en(1'b0), .wr_addr({AW_WGT{1'b0}}), .wr_src(2'd0), .wr_data0({C*W{1'b0}}), .wr_data1({C*W{1'b0}}),
         .wr_data2({C*W{1'b0}}), .wr_mask({C*W{1'b0}})
     );
@@ -212,6 +221,7 @@ module bb_core #(
         .clk(clk), .clear(clear), .dw_en(l_dw_en[2]), .dw_addr(l_dw_addr[FA_CONST-1:0]), .dw_mask(l_dw_mask),
         .dw_data(l_dw_data), .dr_en(1'b0), .dr_addr({FA_CONST{1'b0}}), .dr_data(),
         .rd_en(const_ren), .rd_addr(const_raddr), .rd_data(const_rdata),
+        .xr_en(1'b0), .xr_base({AW_CONST{1'b0}}), .xr_n(4'd0), .xr_data(),
         .wr_en(1'b0), .wr_addr({AW_CONST{1'b0}}), .wr_src(2'd0), .wr_data0({C*128{1'b0}}),
         .wr_data1({C*128{1'b0}}), .wr_data2({C*128{1'b0}}), .wr_mask({C*128{1'b0}})
     );
@@ -219,6 +229,7 @@ module bb_core #(
         .clk(clk), .clear(clear), .dw_en(1'b0), .dw_addr({FA_ACC{1'b0}}), .dw_mask({B{1'b0}}), .dw_data({8*B{1'b0}}),
         .dr_en(s_dr_en[0]), .dr_addr(s_dr_addr[FA_ACC-1:0]), .dr_data(acc_dr_data),
         .rd_en(acc_ren), .rd_addr(acc_raddr), .rd_data(acc_rdata),
+        .xr_en(1'b0), .xr_base({AW_ACC{1'b0}}), .xr_n(4'd0), .xr_data(),
         .wr_en(acc_wen), .wr_addr(acc_waddr), .wr_src(acc_wsrc), .wr_data0(pe_sum), .wr_data1(rq_acc),
         .wr_data2(pl_acc), .wr_mask({C*32{1'b1}})
     );
@@ -226,6 +237,7 @@ module bb_core #(
         .clk(clk), .clear(clear), .dw_en(1'b0), .dw_addr({FA_OUT{1'b0}}), .dw_mask({B{1'b0}}), .dw_data({8*B{1'b0}}),
         .dr_en(s_dr_en[1]), .dr_addr(s_dr_addr[FA_OUT-1:0]), .dr_data(out_dr_data),
         .rd_en(1'b0), .rd_addr({AW_OUT{1'b0}}), .rd_data(),
+        .xr_en(1'b0), .xr_base({AW_OUT{1'b0}}), .xr_n(4'd0), .xr_data(),
         .wr_en(out_wen), .wr_addr(out_waddr), .wr_src(out_wsrc), .wr_data0(rq_out), .wr_data1(pl_out),
         .wr_data2(no_data), .wr_mask(out_wmask)
     );
@@ -252,10 +264,11 @@ module bb_core #(
 
     bb_compute #(
         .R(R), .C(C), .W(W), .P(P), .GEMM_PIPELINE(GEMM_PIPELINE), .ALU_PIPELINE(ALU_PIPELINE),
-        .AW_INP(AW_INP), .AW_WGT(AW_WGT), .AW_ACC(AW_ACC), .AW_OUT(AW_OUT), .AW_CONST(AW_CONST), .NPR(NPR)
+        .AW_INP(AW_INP), .AW_WGT(AW_WGT), .AW_ACC(AW_ACC), .AW_OUT(AW_OUT), .AW_CONST(AW_CONST), .NX(NX)
     ) compute (
         .clk(clk), .rst(rst), .go(go[1]), .go_word(go_word[IW +: IW]), .last(cp_last),
         .inp_ren(inp_ren), .inp_raddr(inp_raddr), .inp_rdata(inp_rdata),
+        .inpx_en(inpx_en), .inpx_base(inpx_base), .inpx_n(inpx_n), .inpx_rdata(inpx_rdata),
         .wgt_ren(wgt_ren), .wgt_raddr(wgt_raddr), .wgt_rdata(wgt_rdata),
         .const_ren(const_ren), .const_raddr(const_raddr), .const_rdata(const_rdata),
         .acc_ren(acc_ren), .acc_raddr(acc_raddr), .acc_rdata(acc_rdata),

@@ -10,7 +10,8 @@ module bb_pool #(
     parameter R   = 2,
     parameter C   = 4,
     parameter W   = 64,
-    parameter NPR = 8    // plane words per row on the `words` bus (>= 8)
+    parameter NA  = 8,   // planes i < NA of row r on the `words` bus, at [(r*NA+i)*W +: W] (INP ports)
+    parameter NX  = 1    // planes i >= NA on `xwords`, at [(r*NX+i-NA)*W +: W] (INP plane read group)
 ) (
     input  wire              clk,
     input  wire              en,
@@ -19,7 +20,8 @@ module bb_pool #(
     input  wire              mode,       // 0 max, 1 sum
     input  wire [3:0]        k,
     input  wire [3:0]        slice,
-    input  wire [R*NPR*W-1:0] words,     // row r, plane i at [(r*NPR+i)*W +: W] (the INP read ports)
+    input  wire [R*NA*W-1:0] words,
+    input  wire [R*NX*W-1:0] xwords,
     output reg  [R*8*W-1:0]  out_words,
     output reg  [R*C*32-1:0] acc_out
 );
@@ -27,6 +29,7 @@ module bb_pool #(
 
     integer r, l, i;
     reg [31:0] lvl, nv, bitpos;
+    reg        pb;
     always @(posedge clk) begin
         if (en) begin
             if (fin) out_words <= 0;
@@ -34,8 +37,10 @@ module bb_pool #(
                 for (l = 0; l < C; l = l + 1) begin
                     bitpos = slice * C + l;
                     lvl = 32'd0;
-                    for (i = 0; i < 8; i = i + 1)
-                        if (i < k) lvl = lvl | ({31'd0, words[(r*NPR+i)*W + bitpos]} << i);
+                    for (i = 0; i < 8; i = i + 1) begin
+                        pb = (i < NA) ? words[(r*NA+i)*W + bitpos] : xwords[(r*NX+(i >= NA ? i-NA : 0))*W + bitpos];
+                        if (i < k) lvl = lvl | ({31'd0, pb} << i);
+                    end
                     if (first)     nv = lvl;
                     else if (mode) nv = run[r*C+l] + lvl;
                     else           nv = (lvl > run[r*C+l]) ? lvl : run[r*C+l];

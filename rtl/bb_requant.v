@@ -10,7 +10,8 @@ module bb_requant #(
     parameter R   = 2,
     parameter C   = 4,
     parameter W   = 64,
-    parameter NPR = 8    // plane words per row on the `res_words` bus (>= 8)
+    parameter NA  = 8,   // planes i < NA of row r on the `res_words` bus, at [(r*NA+i)*W +: W] (INP ports)
+    parameter NX  = 1    // planes i >= NA on `res_xwords`, at [(r*NX+i-NA)*W +: W] (INP plane read group)
 ) (
     input  wire              clk,
     input  wire              en,
@@ -20,7 +21,8 @@ module bb_requant #(
     input  wire [C*64-1:0]   bias,
     input  wire              res,
     input  wire [3:0]        rk,
-    input  wire [R*NPR*W-1:0] res_words,  // row r, plane i at [(r*NPR+i)*W +: W] (the INP read ports)
+    input  wire [R*NA*W-1:0] res_words,
+    input  wire [R*NX*W-1:0] res_xwords,
     input  wire [3:0]        slice,
     input  wire [5:0]        shift,
     input  wire [7:0]        lo,
@@ -33,6 +35,7 @@ module bb_requant #(
     reg [63:0] half;
     reg [7:0]  u;
     reg [31:0] bitpos;
+    reg        pb;
     always @(posedge clk) begin
         if (en) begin
             out_words <= 0;
@@ -43,8 +46,11 @@ module bb_requant #(
                     v = $signed(acc[(r*C+l)*32 +: 32]) * $signed(mul[l*32 +: 32]) + $signed(bias[l*64 +: 64]);
                     if (res) begin
                         ur = 64'sd0;
-                        for (i = 0; i < 8; i = i + 1)
-                            if (i < rk) ur = ur | ({63'd0, res_words[(r*NPR+i)*W + bitpos]} << i);
+                        for (i = 0; i < 8; i = i + 1) begin
+                            pb = (i < NA) ? res_words[(r*NA+i)*W + bitpos]
+                                          : res_xwords[(r*NX+(i >= NA ? i-NA : 0))*W + bitpos];
+                            if (i < rk) ur = ur | ({63'd0, pb} << i);
+                        end
                         v = v + ur * $signed({{32{rmul[l*32+31]}}, rmul[l*32 +: 32]});
                     end
                     rs = (v + $signed(half)) >>> shift;

@@ -91,28 +91,33 @@ module bb_dma_tb #(
     bb_buf #(.DEPTH(INP_ENTRIES), .EBYTES(E_INP), .B(B), .NRD(1), .NWR(1), .AW(AW_INP), .FAW(FA_INP)) inp (
         .clk(clk), .clear(1'b0), .dw_en(dw_en[0]), .dw_addr(dw_addr[FA_INP-1:0]), .dw_mask(dw_mask), .dw_data(dw_data),
         .dr_en(1'b0), .dr_addr({FA_INP{1'b0}}), .dr_data(), .rd_en(1'b1), .rd_addr(peek_addr[AW_INP-1:0]), .rd_data(inp_q),
+        .xr_en(1'b0), .xr_base({AW_INP{1'b0}}), .xr_n(4'd0), .xr_data(),
         .wr_en(1'b0), .wr_addr({AW_INP{1'b0}}), .wr_src(2'd0), .wr_data0({8*E_INP{1'b0}}),
         .wr_data1({8*E_INP{1'b0}}), .wr_data2({8*E_INP{1'b0}}), .wr_mask({8*E_INP{1'b0}}));
     bb_buf #(.DEPTH(WGT_ENTRIES), .EBYTES(E_WGT), .B(B), .NRD(1), .NWR(1), .AW(AW_WGT), .FAW(FA_WGT)) wgt (
         .clk(clk), .clear(1'b0), .dw_en(dw_en[1]), .dw_addr(dw_addr[FA_WGT-1:0]), .dw_mask(dw_mask), .dw_data(dw_data),
         .dr_en(1'b0), .dr_addr({FA_WGT{1'b0}}), .dr_data(), .rd_en(1'b1), .rd_addr(peek_addr[AW_WGT-1:0]), .rd_data(wgt_q),
+        .xr_en(1'b0), .xr_base({AW_WGT{1'b0}}), .xr_n(4'd0), .xr_data(),
         .wr_en(1'b0), .wr_addr({AW_WGT{1'b0}}), .wr_src(2'd0), .wr_data0({8*E_WGT{1'b0}}),
         .wr_data1({8*E_WGT{1'b0}}), .wr_data2({8*E_WGT{1'b0}}), .wr_mask({8*E_WGT{1'b0}}));
     bb_buf #(.DEPTH(CONST_ENTRIES), .EBYTES(E_CONST), .B(B), .NRD(1), .NWR(1), .AW(AW_CONST), .FAW(FA_CONST)) cst (
         .clk(clk), .clear(1'b0), .dw_en(dw_en[2]), .dw_addr(dw_addr[FA_CONST-1:0]), .dw_mask(dw_mask), .dw_data(dw_data),
         .dr_en(1'b0), .dr_addr({FA_CONST{1'b0}}), .dr_data(), .rd_en(1'b1), .rd_addr(peek_addr[AW_CONST-1:0]),
-        .rd_data(const_q), .wr_en(1'b0), .wr_addr({AW_CONST{1'b0}}), .wr_src(2'd0), .wr_data0({8*E_CONST{1'b0}}),
+        .rd_data(const_q), .xr_en(1'b0), .xr_base({AW_CONST{1'b0}}), .xr_n(4'd0), .xr_data(),
+        .wr_en(1'b0), .wr_addr({AW_CONST{1'b0}}), .wr_src(2'd0), .wr_data0({8*E_CONST{1'b0}}),
         .wr_data1({8*E_CONST{1'b0}}), .wr_data2({8*E_CONST{1'b0}}), .wr_mask({8*E_CONST{1'b0}}));
     bb_buf #(.DEPTH(ACC_ENTRIES), .EBYTES(E_ACC), .B(B), .NRD(1), .NWR(1), .AW(AW_ACC), .FAW(FA_ACC)) acc (
         .clk(clk), .clear(1'b0), .dw_en(1'b0), .dw_addr({FA_ACC{1'b0}}), .dw_mask({B{1'b0}}), .dw_data({8*B{1'b0}}),
         .dr_en(dr_en[0]), .dr_addr(dr_addr[FA_ACC-1:0]), .dr_data(acc_dr), .rd_en(1'b1), .rd_addr(peek_addr[AW_ACC-1:0]),
-        .rd_data(acc_q), .wr_en(poke_en && !poke_out), .wr_addr(poke_addr[AW_ACC-1:0]),
+        .rd_data(acc_q), .xr_en(1'b0), .xr_base({AW_ACC{1'b0}}), .xr_n(4'd0), .xr_data(),
+        .wr_en(poke_en && !poke_out), .wr_addr(poke_addr[AW_ACC-1:0]),
         .wr_src(2'd0), .wr_data0(poke_data[8*E_ACC-1:0]), .wr_data1({8*E_ACC{1'b0}}),
         .wr_data2({8*E_ACC{1'b0}}), .wr_mask({8*E_ACC{1'b1}}));
     bb_buf #(.DEPTH(OUT_ENTRIES), .EBYTES(E_OUT), .B(B), .NRD(1), .NWR(1), .AW(AW_OUT), .FAW(FA_OUT)) outb (
         .clk(clk), .clear(1'b0), .dw_en(1'b0), .dw_addr({FA_OUT{1'b0}}), .dw_mask({B{1'b0}}), .dw_data({8*B{1'b0}}),
         .dr_en(dr_en[1]), .dr_addr(dr_addr[FA_OUT-1:0]), .dr_data(out_dr), .rd_en(1'b1), .rd_addr(peek_addr[AW_OUT-1:0]),
-        .rd_data(out_q), .wr_en(poke_en && poke_out), .wr_addr(poke_addr[AW_OUT-1:0]),
+        .rd_data(out_q), .xr_en(1'b0), .xr_base({AW_OUT{1'b0}}), .xr_n(4'd0), .xr_data(),
+        .wr_en(poke_en && poke_out), .wr_addr(poke_addr[AW_OUT-1:0]),
         .wr_src(2'd0), .wr_data0(poke_data[8*E_OUT-1:0]), .wr_data1({8*E_OUT{1'b0}}),
         .wr_data2({8*E_OUT{1'b0}}), .wr_mask({8*E_OUT{1'b1}}));
 
