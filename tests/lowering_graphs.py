@@ -69,3 +69,16 @@ class GraphMaker:
 
     def graph(self, outputs: list[str]) -> tuple[ir.Graph, dict[str, np.ndarray]]:
         return ir.Graph(dict(self.tensors), list(self.ops), ["input"], outputs), {"input": self.value}
+
+
+def residual_block() -> tuple[ir.Graph, dict[str, np.ndarray]]:
+    """A residual block with a downsample branch, an average pool and an int32 head (lowering and RTL tests)."""
+    g = GraphMaker(11, (8, 8, 3))
+    x = g.conv("stem", "input", 16, 3, 2, 2, pad=1)
+    h = g.conv("block.conv1", x, 16, 3, 2, 2, pad=1)
+    y = g.conv("block.conv2", h, 16, 3, 2, 2, pad=1, residual=x)
+    d = g.conv("down", y, 24, 1, 2, 8, stride=2)
+    z = g.conv("block2.conv", y, 24, 3, 2, 2, stride=2, pad=1, residual=d)
+    p = g.pool("avgpool", z, "avg", 4, 4, kout=4)
+    logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
+    return g.graph([logits])

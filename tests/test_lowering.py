@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from lowering_graphs import GraphMaker
+from lowering_graphs import GraphMaker, residual_block
 
 from compiler.lower import lower_graph
 from compiler.tiling import LoweringError
@@ -58,15 +58,7 @@ def test_conv_stack_with_many_tiles():
 
 
 def test_residual_block_with_downsample_and_int32_head():
-    g = GraphMaker(11, (8, 8, 3))
-    x = g.conv("stem", "input", 16, 3, 2, 2, pad=1)
-    h = g.conv("block.conv1", x, 16, 3, 2, 2, pad=1)
-    y = g.conv("block.conv2", h, 16, 3, 2, 2, pad=1, residual=x)
-    d = g.conv("down", y, 24, 1, 2, 8, stride=2)
-    z = g.conv("block2.conv", y, 24, 3, 2, 2, stride=2, pad=1, residual=d)
-    p = g.pool("avgpool", z, "avg", 4, 4, kout=4)
-    logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
-    art, _ = check(*g.graph([logits]))
+    art, _ = check(*residual_block())
     assert art.tensors["fc"].layout == "int32" and art.golden["fc"].dtype == np.int32
 
 

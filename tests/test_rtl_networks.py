@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from lowering_graphs import GraphMaker
+from lowering_graphs import GraphMaker, residual_block
 
 from compiler.lower import lower_graph
 from isa.hwconfig import get_config
@@ -32,18 +32,6 @@ def cnn():
     b = g.conv("b", a, 16, 3, 2, 2, pad=1)
     c = g.conv("c", b, 8, 3, 2, 2, stride=2, pad=1)
     return g.graph([c])
-
-
-def residual_block():
-    g = GraphMaker(11, (8, 8, 3))
-    x = g.conv("stem", "input", 16, 3, 2, 2, pad=1)
-    h = g.conv("block.conv1", x, 16, 3, 2, 2, pad=1)
-    y = g.conv("block.conv2", h, 16, 3, 2, 2, pad=1, residual=x)
-    d = g.conv("down", y, 24, 1, 2, 8, stride=2)
-    z = g.conv("block2.conv", y, 24, 3, 2, 2, stride=2, pad=1, residual=d)
-    p = g.pool("avgpool", z, "avg", 4, 4, kout=4)
-    logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
-    return g.graph([logits])
 
 
 def pool_add_upsample_concat():
