@@ -12,6 +12,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 
+from isa.cliutil import fail
 from isa.errors import IsaError
 
 
@@ -66,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(getattr(importlib.import_module(cmd.module), f"cmd_{cmd.func or cmd.name}")(args) or 0)
     except (IsaError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cliutil import fail, os_error_message
 from .encoding import HEADER, Instruction, decode_program, encode_program
 from .errors import AsmError, IsaError
 from .spec import INSN_BYTES, OPCODE_BY_NAME, TOKEN_FIELDS, Field, Opcode
@@ -192,27 +193,18 @@ def add_arguments_disasm(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--numbered", action="store_true", help="append '# index' to every line")
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
-def _os_error(exc: OSError) -> str:
-    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
-
-
 def cmd_asm(args: argparse.Namespace) -> int:
     source = Path(args.source)
     output = Path(args.output) if args.output else source.with_suffix(".bin")
     if output.resolve() == source.resolve():
-        return _fail(f"{source}: output would overwrite the source; pass -o")
+        return fail(f"{source}: output would overwrite the source; pass -o")
     try:
         binary = assemble_file(source)
         output.write_bytes(binary)
     except (AsmError, IsaError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except OSError as exc:
-        return _fail(_os_error(exc))
+        return fail(os_error_message(exc))
     count = (len(binary) - HEADER.size) // INSN_BYTES
     print(f"{source}: {count} instructions -> {output}")
     return 0
@@ -222,8 +214,8 @@ def cmd_disasm(args: argparse.Namespace) -> int:
     try:
         text = disassemble_file(args.binary, numbered=bool(getattr(args, "numbered", False)))
     except IsaError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except OSError as exc:
-        return _fail(_os_error(exc))
+        return fail(os_error_message(exc))
     sys.stdout.write(text)
     return 0

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import docgen, verilog
+from .cliutil import fail
 
 GENERATED: dict[Path, Callable[[], str]] = {
     Path("docs/isa.md"): docgen.render,
@@ -66,8 +67,7 @@ def cmd_isa_gen(args: argparse.Namespace) -> int:
     try:
         root = Path(args.root) if getattr(args, "root", None) else _default_root()
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     if getattr(args, "check", False):
         out_of_date = stale(root)
         for rel in out_of_date:

@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from isa.cliutil import fail
+
 from .build import REPO_ROOT
 
 SIMULATORS = ("verilator", "icarus")
@@ -40,11 +42,6 @@ def add_arguments_fuzz(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=50, metavar="B",
                         help="programs per RTL simulation (default 50; each starts from a reset core)")
     parser.add_argument("--json", action="store_true", help="print one JSON summary instead of the report")
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def load_regressions(path: Path) -> list[dict]:
@@ -87,11 +84,11 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from .params import UnsupportedConfig
 
     if args.programs < 1:
-        return _fail(f"--programs={args.programs} must be >= 1")
+        return fail(f"--programs={args.programs} must be >= 1")
     if args.batch < 1:
-        return _fail(f"--batch={args.batch} must be >= 1")
+        return fail(f"--batch={args.batch} must be >= 1")
     if args.instructions < 2:
-        return _fail(f"--instructions={args.instructions} must be >= 2")
+        return fail(f"--instructions={args.instructions} must be >= 2")
     regressions = None
     if not args.no_save:
         regressions = Path(args.regressions) if args.regressions else (
@@ -132,7 +129,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             if stop:
                 break
     except (IsaError, ConfigError, UnsupportedConfig, SimulatorError, ValueError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     wall = time.perf_counter() - t0
     summary = {
         "programs": checked, "mismatches": len(failures), "hw": args.hw, "sim": args.sim, "first_seed": args.seed,

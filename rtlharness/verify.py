@@ -14,6 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from isa.cliutil import fail, os_error_message
+
 SIMULATORS = ("verilator", "icarus")
 
 
@@ -30,11 +32,6 @@ def add_arguments_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-cycles", type=int, metavar="N",
                         help="stop the RTL after N cycles (default: 4x the simulator's total + 10000)")
     parser.add_argument("--keep", metavar="DIR", help="keep the RTL run's files (hex images, trace, log) in DIR")
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def _waves_path(args: argparse.Namespace) -> Path:
@@ -85,7 +82,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .params import UnsupportedConfig
 
     if args.max_cycles is not None and args.max_cycles < 1:
-        return _fail(f"--max-cycles={args.max_cycles} must be >= 1")
+        return fail(f"--max-cycles={args.max_cycles} must be >= 1")
     try:
         art = load_artifact(args.artifact)
         if args.hw:
@@ -101,9 +98,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             shutil.copyfile(check.waves, dest)
             check.waves = str(dest)
     except (IsaError, ConfigError, UnsupportedConfig, SimulatorError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except OSError as exc:
-        return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+        return fail(os_error_message(exc))
     if args.json:
         print(json.dumps(check.to_json_dict()))
     else:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 
+from isa.cliutil import fail, os_error_message
 from isa.errors import IsaError
 from isa.hwconfig import ConfigError, HwConfig, get_config
 
@@ -29,11 +29,6 @@ def add_arguments_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datapath", choices=DATAPATHS, default="fast",
                         help="fast (int8 GEMM) or bitwise (xor + popcount reference); identical results")
     parser.add_argument("--max-cycles", type=int, metavar="N", help="stop with an error past N cycles")
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def _select_hw(requested: str | None, compiled: HwConfig) -> HwConfig:
@@ -57,7 +52,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .run import run
 
     if args.max_cycles is not None and args.max_cycles < 0:
-        return _fail(f"--max-cycles={args.max_cycles} must be >= 0")
+        return fail(f"--max-cycles={args.max_cycles} must be >= 0")
     try:
         art = load_artifact(args.artifact)
         art = dataclasses.replace(art, hw=_select_hw(args.hw, art.hw))
@@ -65,9 +60,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.trace:
             result.write_trace(args.trace)
     except (IsaError, ConfigError, CycleLimitError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except OSError as exc:
-        return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+        return fail(os_error_message(exc))
     if args.json:
         print(json.dumps(result.to_json_dict()))
     else:

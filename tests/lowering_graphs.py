@@ -82,3 +82,16 @@ def residual_block() -> tuple[ir.Graph, dict[str, np.ndarray]]:
     p = g.pool("avgpool", z, "avg", 4, 4, kout=4)
     logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
     return g.graph([logits])
+
+
+def pool_add_upsample_concat() -> tuple[ir.Graph, dict[str, np.ndarray]]:
+    """Max pool, add, nearest upsample and a concat whose input `a` is also read by the pool (stored twice)."""
+    g = GraphMaker(5, (10, 10, 3))
+    a = g.conv("a", "input", 64, 3, 2, 2, pad=1)
+    m = g.pool("maxpool", a, "max", 3, 2, pad=1)
+    b = g.conv("b", m, 64, 3, 2, 2, pad=1)
+    s = g.add("add", m, b, 2)
+    u = g.upsample("up", s, 2)
+    cat = g.concat("cat", [u, a])  # a is also read by the maxpool: stored twice
+    out = g.conv("head", cat, 10, 1, 2, 3)
+    return g.graph([out])

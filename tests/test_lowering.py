@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from lowering_graphs import GraphMaker, residual_block
+from lowering_graphs import GraphMaker, pool_add_upsample_concat, residual_block
 
 from compiler.lower import lower_graph
 from compiler.tiling import LoweringError
@@ -88,15 +88,7 @@ def test_layers_alternate_weight_halves_and_prefetch():
 
 
 def test_pooling_add_upsample_concat():
-    g = GraphMaker(5, (10, 10, 3))
-    a = g.conv("a", "input", 64, 3, 2, 2, pad=1)
-    m = g.pool("maxpool", a, "max", 3, 2, pad=1)
-    b = g.conv("b", m, 64, 3, 2, 2, pad=1)
-    s = g.add("add", m, b, 2)
-    u = g.upsample("up", s, 2)
-    cat = g.concat("cat", [u, a])  # a is also read by the maxpool: stored twice
-    out = g.conv("head", cat, 10, 1, 2, 3)
-    check(*g.graph([out]))
+    check(*pool_add_upsample_concat())
 
 
 def test_avgpool_and_add_with_slices_past_the_last_channel_on_edge():

@@ -5,6 +5,7 @@ that runs batched in one simulation are independent. All RTL runs of a test shar
 from __future__ import annotations
 
 import pytest
+from worked_example import WORKED_EXAMPLE
 
 from isa import errors
 from isa.asm import assemble
@@ -21,15 +22,7 @@ pytestmark = pytest.mark.skipif(not (verilator_bin_dir() / "verilator").exists()
 SMALL = get_config("small")
 ST = status_codes()
 
-# docs/timing.md section 8; expected (start, grant, end) per instruction and the total
-WORKED_EXAMPLE = """\
-load  buf=wgt rows=1 len=2
-store buf=acc dram=0x100 rows=1 len=1
-load  buf=inp dram=0x40 rows=2 len=4 dstride=32 pad_left=2 push_next
-bgemm kbits=2 mbits=1 oh=2 ow=2 kh=1 kw=2 stride=1 dil=1 cw=1 ctiles=1 irow=6 ipix=2 pop_prev
-requant dest=out n=4 ostride=1 kout=1 hi=1 push_next
-store buf=out dram=0x200 rows=1 len=4 pop_prev
-finish"""
+# docs/timing.md section 8 (WORKED_EXAMPLE): expected (start, grant, end) per instruction
 WORKED_TABLE = [(1, 2, 19), (2, 19, 30), (19, 30, 52), (52, -1, 63), (63, -1, 67), (67, 68, 81), (67, -1, 68)]
 
 LONG_BGEMM = "bgemm kbits=1 mbits=1 oh=4 ow=4 kh=3 kw=3 stride=1 dil=1 cw=1 ctiles=1 irow=6 ipix=1"

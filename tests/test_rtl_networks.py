@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from lowering_graphs import GraphMaker, residual_block
+from lowering_graphs import GraphMaker, pool_add_upsample_concat, residual_block
 
 from compiler.lower import lower_graph
 from isa.hwconfig import get_config
@@ -32,18 +32,6 @@ def cnn():
     b = g.conv("b", a, 16, 3, 2, 2, pad=1)
     c = g.conv("c", b, 8, 3, 2, 2, stride=2, pad=1)
     return g.graph([c])
-
-
-def pool_add_upsample_concat():
-    g = GraphMaker(5, (10, 10, 3))
-    a = g.conv("a", "input", 64, 3, 2, 2, pad=1)
-    m = g.pool("maxpool", a, "max", 3, 2, pad=1)
-    b = g.conv("b", m, 64, 3, 2, 2, pad=1)
-    s = g.add("add", m, b, 2)
-    u = g.upsample("up", s, 2)
-    cat = g.concat("cat", [u, a])
-    out = g.conv("head", cat, 10, 1, 2, 3)
-    return g.graph([out])
 
 
 def big_linear():

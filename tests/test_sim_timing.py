@@ -11,6 +11,7 @@ Each program's arithmetic is written next to it. Records are (dispatch, start, e
 from __future__ import annotations
 
 import pytest
+from worked_example import WORKED_EXAMPLE
 
 from isa.asm import assemble
 from isa.hwconfig import get_config
@@ -192,15 +193,6 @@ def test_unit_cycles_add_up():
 
 
 # --- the worked example of docs/timing.md --------------------------------------------------------
-WORKED_EXAMPLE = """\
-load  buf=wgt rows=1 len=2
-store buf=acc dram=0x100 rows=1 len=1
-load  buf=inp dram=0x40 rows=2 len=4 dstride=32 pad_left=2 push_next
-bgemm kbits=2 mbits=1 oh=2 ow=2 kh=1 kw=2 stride=1 dil=1 cw=1 ctiles=1 irow=6 ipix=2 pop_prev
-requant dest=out n=4 ostride=1 kout=1 hi=1 push_next
-store buf=out dram=0x200 rows=1 len=4 pop_prev
-finish
-"""
 
 
 def test_worked_example_from_docs():

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
+
+from isa.cliutil import fail
 
 DEFAULT_SWEEP_BITS = "W1A1,W2A2,W4A4,W8A8"
 DEFAULT_SWEEP_HW = "edge,cloud"
@@ -24,11 +25,6 @@ MODEL_HELP = (f"a registered network ({', '.join(MODEL_NAMES)}), torchvision:NAM
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name.split(":")[0]).stem if ":" in name else name)
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 # --- run ----------------------------------------------------------------------------------------------
@@ -90,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         load_compile_model()  # before building the model and reading the image
     except CompilerUnavailable as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     spec = get(args.model)
     precision = resolve_precision(spec, args.bits, args.precision)
     hw = resolve_hw(args.hw, args.clock_mhz)
@@ -144,15 +140,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     precisions = [p.strip() for p in args.bits.split(",") if p.strip()]
     presets = [p.strip() for p in args.hw.split(",") if p.strip()]
     if not precisions or not presets:
-        return _fail("--bits and --hw each need at least one entry")
+        return fail("--bits and --hw each need at least one entry")
     if args.jobs is not None and args.jobs < 1:
-        return _fail(f"--jobs={args.jobs} must be >= 1")
+        return fail(f"--jobs={args.jobs} must be >= 1")
     for p in presets:
         get_config(p)
     try:
         load_compile_model()  # fail here, not in every worker
     except CompilerUnavailable as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     with Progress(len(precisions) * len(presets), "sweep") as bar:
         res = sweep(args.model, precisions, presets, ProcessExecutor(args.jobs), clock_mhz=args.clock_mhz,
                     progress=bar)
