@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from compiler import ir
+from compiler.threads import torch_threads
 from isa.hwconfig import get_config
 from workloads import checkpoint, datasets, hwaccuracy
 from workloads.hwaccuracy import HardwareMismatch, compile_trained, evaluate
-from workloads.torchthreads import torch_threads
 from workloads.train import accuracy, init_from, predict, schedule_for, shifted, train
 from workloads.traincmd import add_arguments_train, cmd_train
 

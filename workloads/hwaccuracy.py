@@ -21,12 +21,12 @@ from compiler import ir
 from compiler.integerize import to_ir
 from compiler.lower import lower_graph
 from compiler.rewrite import patches
+from compiler.threads import torch_threads
 from isa.artifact import Artifact, write_tensor
 from isa.hwconfig import HwConfig
 from simulator import run
 
 from .progress import Progress
-from .torchthreads import torch_threads
 
 
 class HardwareMismatch(AssertionError):

@@ -29,10 +29,10 @@ from torch import nn
 from compiler.precision import parse_precision
 from compiler.qat import QuantConv2d, QuantLinear, calibrate
 from compiler.smartquant import LayerChoice, SmartQuant, SQConfig, memory
+from compiler.threads import torch_threads
 
 from . import checkpoint, datasets
 from .progress import Progress
-from .torchthreads import torch_threads
 
 # torch threads for training. One, not the machine's two cores: measured on this 2-core machine while other
 # jobs ran, a LeNet-5 QAT step took 53-63 ms on one thread and 330-1270 ms on two (OpenMP threads spinning
