@@ -39,7 +39,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/datapath.py
-	$(BIN)/python bench/simulator.py
+	$(BIN)/python bench/sim_speed.py
 	$(BIN)/python bench/networks.py
 
 bench-rtl: setup

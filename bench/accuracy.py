@@ -26,14 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from compiler import ir  # noqa: E402
-from compiler.smartquant import LayerChoice, choice_table, memory  # noqa: E402
-from isa.hwconfig import DEFAULT_PRESET, HwConfig, get_config  # noqa: E402
-from workloads import checkpoint, datasets  # noqa: E402
-from workloads.hwaccuracy import compile_trained, evaluate  # noqa: E402
-from workloads.train import THREADS, accuracy, train  # noqa: E402
+from bitbranch.compiler import ir  # noqa: E402
+from bitbranch.compiler.smartquant import LayerChoice, choice_table, memory  # noqa: E402
+from bitbranch.isa.hwconfig import DEFAULT_PRESET, HwConfig, get_config  # noqa: E402
+from bitbranch.workloads import checkpoint, datasets  # noqa: E402
+from bitbranch.workloads.training.hwaccuracy import compile_trained, evaluate  # noqa: E402
+from bitbranch.workloads.training.train import THREADS, accuracy, train  # noqa: E402
 
 CHAIN = ("W8A8", "W4A4", "W3A3", "W2A2", "W1A1")  # each from the previous (float first)
 FROM_W2A2 = ("WTA2", "W1A2", "SQ")
@@ -304,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", nargs="+", default=list(datasets.DATASETS), choices=datasets.DATASETS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
-    p.add_argument("--epochs", type=int, help="epochs per model (default: workloads.train.EPOCHS)")
+    p.add_argument("--epochs", type=int, help="epochs per model (default: workloads.training.train.EPOCHS)")
     p.add_argument("--hw", default=DEFAULT_PRESET)
     p.add_argument("--n-sim", type=int, help="simulate only the first N test images (default: all)")
     p.add_argument("--runs", default=str(ROOT / "out" / "accuracy"), help="checkpoint directory (out/ is git-ignored)")

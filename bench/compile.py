@@ -14,17 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from compiler.compile import compile_model  # noqa: E402
-from isa.hwconfig import get_config  # noqa: E402
-from workloads import get, names  # noqa: E402
-from workloads.images import default_image  # noqa: E402
-from workloads.precision import with_default  # noqa: E402
+from bitbranch.compiler.compile import compile_model  # noqa: E402
+from bitbranch.isa.hwconfig import get_config  # noqa: E402
+from bitbranch.workloads import get, names  # noqa: E402
+from bitbranch.workloads.images import default_image  # noqa: E402
+from bitbranch.workloads.precision import with_default  # noqa: E402
 
 DONE = " done in "
 

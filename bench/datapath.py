@@ -31,11 +31,8 @@ MIN_SAMPLE_S = 0.02
 
 
 def _numeric() -> Any:
-    try:
-        from isa import numeric
-    except ImportError:  # running from a checkout without `pip install -e .`
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from isa import numeric
+    from bitbranch.isa import numeric
+
     return numeric
 
 

@@ -13,18 +13,11 @@ weights), so its utilization is far below the pointwise layers' (docs/compiler.m
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-
-# Run as a script, bench/ would shadow the `simulator` package with bench/simulator.py.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -63,10 +56,10 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=56)
     args = ap.parse_args()
 
-    from compiler.compile import compile_model
-    from isa.hwconfig import get_config
-    from simulator import run
-    from workloads.report import build_report, format_console
+    from bitbranch.compiler.compile import compile_model
+    from bitbranch.isa.hwconfig import get_config
+    from bitbranch.simulator import run
+    from bitbranch.workloads.report.summary import build_report, format_console
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

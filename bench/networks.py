@@ -12,16 +12,9 @@ workloads issue: simulation of ResNet-18 <= 5 s, the others <= 30 s; 3x3 utiliza
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-# Run as a script, bench/ would shadow the `simulator` package with bench/simulator.py.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
 
 DEFAULT_MODELS = "resnet18,resnet50,ssd300_resnet18,yolov3_tiny"
 SIM_TARGET_S = {"resnet18": 5.0}
@@ -31,7 +24,7 @@ OTHER_TARGET_S = 30.0
 def layer_cycles(art, result) -> list[int]:
     """Cycles each layer adds to the compute unit's timeline: from the previous layer's last compute
     instruction to this layer's last one. These partition the run (prefetches overlap, spans would not)."""
-    from isa.spec import Unit
+    from bitbranch.isa.spec import Unit
 
     ends, previous = [], 0
     for layer in art.layers:
@@ -59,10 +52,10 @@ def conv3x3_utilization(art, result) -> tuple[int, float, float]:
 
 
 def bench(name: str, hw) -> dict:
-    from compiler.compile import compile_model
-    from simulator import run
-    from workloads import get
-    from workloads.images import default_image
+    from bitbranch.compiler.compile import compile_model
+    from bitbranch.simulator import run
+    from bitbranch.workloads import get
+    from bitbranch.workloads.images import default_image
 
     spec = get(name)
     image = default_image(spec.input_shape)
@@ -87,7 +80,7 @@ def bench(name: str, hw) -> dict:
 
 
 def main() -> None:
-    from isa.hwconfig import get_config
+    from bitbranch.isa.hwconfig import get_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=DEFAULT_MODELS)

@@ -16,13 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
-
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # bench/simulator.py shadows the package
-sys.path.insert(0, str(_HERE.parent))
 
 TARGET = 500_000
 
@@ -30,9 +24,9 @@ TARGET = 500_000
 def compile_artifact(name: str, hw):
     import torch
 
-    from compiler.compile import compile_model
-    from workloads import get
-    from workloads.images import default_image
+    from bitbranch.compiler.compile import compile_model
+    from bitbranch.workloads import get
+    from bitbranch.workloads.images import default_image
 
     torch.set_num_threads(2)
     spec = get(name)
@@ -40,8 +34,8 @@ def compile_artifact(name: str, hw):
 
 
 def bench(name: str, hw, sim: str, repeat: int) -> dict:
-    from rtlharness.bench_core import build_core
-    from rtlharness.compare import cross_check
+    from bitbranch.rtlharness.bench_core import build_core
+    from bitbranch.rtlharness.compare import cross_check
 
     t0 = time.perf_counter()
     art = compile_artifact(name, hw)
@@ -60,7 +54,7 @@ def bench(name: str, hw, sim: str, repeat: int) -> dict:
 
 
 def main() -> None:
-    from isa.hwconfig import DEFAULT_PRESET, get_config
+    from bitbranch.isa.hwconfig import DEFAULT_PRESET, get_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet18")

@@ -12,8 +12,9 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from isa.cliutil import fail
-from isa.errors import IsaError
+from bitbranch import __version__
+from bitbranch.isa.cliutil import fail
+from bitbranch.isa.errors import IsaError
 
 
 @dataclass(frozen=True)
@@ -25,17 +26,19 @@ class Command:
 
 
 COMMANDS = (
-    Command("asm", "isa.asm", "assemble a text program into a program binary"),
-    Command("disasm", "isa.asm", "disassemble a program binary into text"),
-    Command("isa", "isa.generated", "regenerate (or --check) docs/isa.md and the Verilog include", "isa_gen"),
+    Command("asm", "bitbranch.isa.asm", "assemble a text program into a program binary"),
+    Command("disasm", "bitbranch.isa.asm", "disassemble a program binary into text"),
+    Command("isa", "bitbranch.isa.generated", "regenerate (or --check) docs/isa.md and the Verilog include", "isa_gen"),
     Command("hw", "bitbranch.hwcmd", "list hardware presets or show one"),
     Command("compile", "bitbranch.compilecmd", "compile a model into a program artifact (program, DRAM image, golden)"),
-    Command("simulate", "simulator.cli", "run a program artifact on the cycle-accurate simulator"),
-    Command("verify", "rtlharness.verify", "run an artifact on the Verilog RTL and compare outputs and cycles"),
-    Command("fuzz", "rtlharness.fuzz", "differential fuzzing: random programs on the RTL vs the simulator"),
-    Command("run", "workloads.cli", "compile + simulate + report a model in one command"),
-    Command("sweep", "workloads.cli", "run a model over a grid of precisions x hardware presets"),
-    Command("train", "workloads.traincmd", "quantization-aware training (and Smart Quantization) on MNIST / digits"),
+    Command("simulate", "bitbranch.simulator.cli", "run a program artifact on the cycle-accurate simulator"),
+    Command("verify", "bitbranch.rtlharness.verify",
+            "run an artifact on the Verilog RTL and compare outputs and cycles"),
+    Command("fuzz", "bitbranch.rtlharness.fuzz", "differential fuzzing: random programs on the RTL vs the simulator"),
+    Command("run", "bitbranch.workloads.cli", "compile + simulate + report a model in one command"),
+    Command("sweep", "bitbranch.workloads.cli", "run a model over a grid of precisions x hardware presets"),
+    Command("train", "bitbranch.workloads.training.traincmd",
+            "quantization-aware training (and Smart Quantization) on MNIST / digits"),
     Command("demo", "bitbranch.demo", "the end-to-end demo that `make demo` runs"),
 )
 
@@ -46,6 +49,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         prog="bitbranch",
         description="Simulator, compiler and RTL harness for a multi-branch binary neural-network accelerator.",
     )
+    parser.add_argument("--version", action="version", version=f"bitbranch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)

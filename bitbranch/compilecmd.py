@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from isa.hwconfig import DEFAULT_PRESET
+from bitbranch.isa.hwconfig import DEFAULT_PRESET
 
 
 def add_arguments_compile(parser: argparse.ArgumentParser) -> None:
@@ -36,13 +36,13 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 def cmd_compile(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from compiler.compile import compile_model
-    from isa.artifact import save_artifact
-    from isa.hwconfig import get_config
-    from workloads import get
-    from workloads.cli import resolve_precision
-    from workloads.images import default_image, load_image
-    from workloads.progress import Progress
+    from bitbranch.compiler.compile import compile_model
+    from bitbranch.isa.artifact import save_artifact
+    from bitbranch.isa.hwconfig import get_config
+    from bitbranch.workloads import get
+    from bitbranch.workloads.cli import resolve_precision
+    from bitbranch.workloads.images import default_image, load_image
+    from bitbranch.workloads.progress import Progress
 
     hw = get_config(args.hw)
     spec = get(args.model)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from isa.hwconfig import DEFAULT_PRESET
+from bitbranch.isa.hwconfig import DEFAULT_PRESET
 
 
 def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from workloads.cli import cmd_run
+    from bitbranch.workloads.cli import cmd_run
 
     print("bitbranch demo: ResNet-18 (ImageNet shapes, 224x224) at W2A2 on a real photo from scikit-learn")
     return cmd_run(argparse.Namespace(model="resnet18", bits="W2A2", precision=None, hw=args.hw, clock_mhz=None,

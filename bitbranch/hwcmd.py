@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from isa.hwconfig import BUFFERS, get_config, load_presets
+from bitbranch.isa.hwconfig import BUFFERS, get_config, load_presets
 
 
 def add_arguments_hw(parser: argparse.ArgumentParser) -> None:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from isa.artifact import Artifact, TensorSpec, tensor_bytes
-from isa.encoding import Instruction
-from isa.hwconfig import HwConfig
+from bitbranch.isa.artifact import Artifact, TensorSpec, tensor_bytes
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import HwConfig
 
 DRAM_ALIGN = 64  # bytes; every allocation starts on a 64-byte boundary
 

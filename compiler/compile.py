@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from isa.artifact import Artifact
-from isa.hwconfig import HwConfig
+from bitbranch.isa.artifact import Artifact
+from bitbranch.isa.hwconfig import HwConfig
 
 from . import ir
 from .integerize import to_ir

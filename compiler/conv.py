@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from isa.hwconfig import HwConfig
-from isa.numeric import code_to_level, ternary_to_planes
-from isa.rounding import MAX_SHIFT
-from isa.spec import Buffer, Dest, WeightMode
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.numeric import code_to_level, ternary_to_planes
+from bitbranch.isa.rounding import MAX_SHIFT
+from bitbranch.isa.spec import Buffer, Dest, WeightMode
 
 from . import ir
 from .builder import ProgramBuilder

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from isa.rounding import clamp_levels, requantize
+from bitbranch.isa.rounding import clamp_levels, requantize
 
 _FLOAT64_EXACT = 2**53
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from isa.numeric import WORD_BITS
+from bitbranch.isa.numeric import WORD_BITS
 
 from . import ir
 from .conv import group_layout, hardware_constants  # the hardware-specific half of the overflow check

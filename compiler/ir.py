@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from isa.rounding import clamp_levels, requantize, saturate_int32
+from bitbranch.isa.rounding import clamp_levels, requantize, saturate_int32
 
 from .golden import conv_sum, pool_max, pool_sum, upsample_nearest
 

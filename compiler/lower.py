@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from isa.artifact import Artifact
-from isa.hwconfig import HwConfig
+from bitbranch.isa.artifact import Artifact
+from bitbranch.isa.hwconfig import HwConfig
 
 from . import ir
 from .builder import ProgramBuilder

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from isa.hwconfig import HwConfig
-from isa.spec import Buffer, Dest, PoolMode
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.spec import Buffer, Dest, PoolMode
 
 from . import ir
 from .builder import ProgramBuilder

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isa.numeric import MAX_BITS
+from bitbranch.isa.numeric import MAX_BITS
 
 _TOKEN = re.compile(r"^W(?P<w>[0-9]+|T)A(?P<a>[0-9]+)$", re.IGNORECASE)
 _FILE_KEYS = {"default", "linear_bits", "layers"}

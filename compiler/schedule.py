@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from isa.encoding import Instruction
-from isa.spec import Unit
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.spec import Unit
 
 
 def hoisted_order(program: Sequence[Instruction], token_depth: int) -> list[int]:

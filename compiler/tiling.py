@@ -39,8 +39,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from isa.hwconfig import HwConfig
-from isa.spec import Unit
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.spec import Unit
 
 from .builder import ProgramBuilder
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from isa.encoding import INSN_BYTES, Instruction, encode
-from isa.hwconfig import HwConfig, load_presets
+from bitbranch.isa.encoding import INSN_BYTES, Instruction, encode
+from bitbranch.isa.hwconfig import HwConfig, load_presets
 
 from .build import CORE_MODULES, Build, SimulatorError, build, run
 from .params import build_parameters, check_supported, dram_aw
@@ -216,8 +216,8 @@ def run_rtl_batch(jobs: Sequence[tuple[Sequence[Instruction] | Sequence[int], by
         if waves:  # a visible clock in the waves (rtl/bb_tb.v; same results, twice the time steps)
             plusargs.append("+square_clock")
         cfg = {"jobs": cfg_jobs, "files": files, "result": str(work / "result.json")}
-        run(b, "rtlharness.bench_core", work, env={ENV_CONFIG: json.dumps(cfg)}, plusargs=plusargs, waves=waves,
-            testcase="run_program")
+        run(b, "bitbranch.rtlharness.bench_core", work, env={ENV_CONFIG: json.dumps(cfg)}, plusargs=plusargs,
+            waves=waves, testcase="run_program")
         raw = json.loads((work / "result.json").read_text())
         wave_file = None
         if waves:

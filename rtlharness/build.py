@@ -21,9 +21,24 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RTL_DIR = REPO_ROOT / "rtl"
-SIM_BUILD = RTL_DIR / "sim_build"
+from bitbranch.rtl import rtl_dir
+
+RTL_DIR = rtl_dir()
+# A source checkout (rtl/ beside pyproject.toml) when run from one, else None (an installed wheel).
+SOURCE_ROOT: Path | None = RTL_DIR.parent if (RTL_DIR.parent / "pyproject.toml").is_file() else None
+
+
+def _sim_build_dir() -> Path:
+    """Where builds are cached: $BITBRANCH_SIM_BUILD, else rtl/sim_build in a checkout, else the user's cache
+    (an installed package's folder may not be writable)."""
+    if os.environ.get("BITBRANCH_SIM_BUILD"):
+        return Path(os.environ["BITBRANCH_SIM_BUILD"])
+    if SOURCE_ROOT is not None:
+        return RTL_DIR / "sim_build"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bitbranch" / "sim_build"
+
+
+SIM_BUILD = _sim_build_dir()
 SIMULATORS = ("verilator", "icarus")
 
 # Modules of the whole-program simulation top (bb_tb), one per file.
@@ -73,10 +88,11 @@ def prepare_environment(sim: str) -> None:
             raise SimulatorError("iverilog not found (Debian: apt-get install iverilog; `make setup` does it)")
     else:
         raise SimulatorError(f"unknown simulator '{sim}' (expected one of {', '.join(SIMULATORS)})")
-    # The simulator process imports cocotb test modules from this repository.
-    for path in (str(REPO_ROOT), str(RTL_DIR / "bench")):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    # The simulator process imports the cocotb test modules: bitbranch.rtlharness.bench_core from the installed
+    # package, and in a source checkout the unit benches under rtl/bench.
+    bench = str(RTL_DIR / "bench")
+    if SOURCE_ROOT is not None and bench not in sys.path:
+        sys.path.insert(0, bench)
     for name in ("cocotb_tools", "cocotb_tools.runner", "cocotb"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from isa.artifact import Artifact
-from isa.encoding import Instruction
-from isa.hwconfig import HwConfig
-from isa.spec import Unit
+from bitbranch.isa.artifact import Artifact
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.spec import Unit
 
 from .bench_core import RtlResult, TraceLine, run_rtl_batch
 
@@ -175,7 +175,7 @@ def cross_check_batch(sources: Sequence[Artifact | tuple[Sequence[Instruction], 
 
     The simulator validates each program first (an invalid program raises its isa error). The RTL's cycle
     limit defaults to 4x the simulator's total plus slack, so a hung RTL run ends with a mismatch."""
-    from simulator import run as sim_run
+    from bitbranch.simulator import run as sim_run
 
     t0 = time.perf_counter()
     unpacked = [_unpack(s) for s in sources]

@@ -18,12 +18,12 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from isa.cliutil import fail
+from bitbranch.isa.cliutil import fail
 
-from .build import REPO_ROOT
+from .build import SOURCE_ROOT
 
 SIMULATORS = ("verilator", "icarus")
-DEFAULT_REGRESSIONS = REPO_ROOT / "tests" / "rtl_regressions.json"
+DEFAULT_REGRESSIONS = SOURCE_ROOT / "tests" / "rtl_regressions.json" if SOURCE_ROOT else None
 
 
 def add_arguments_fuzz(parser: argparse.ArgumentParser) -> None:
@@ -35,8 +35,8 @@ def add_arguments_fuzz(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instructions", type=int, default=40, metavar="K",
                         help="instructions per program, about (default 40)")
     parser.add_argument("--regressions", metavar="FILE",
-                        help=f"append failing seeds to FILE (default: {DEFAULT_REGRESSIONS.relative_to(REPO_ROOT)} "
-                             "in a source checkout)")
+                        help="append failing seeds to FILE (default: tests/rtl_regressions.json in a source checkout, "
+                             "none in an installed package)")
     parser.add_argument("--no-save", action="store_true", help="do not record failing seeds")
     parser.add_argument("--stop", action="store_true", help="stop at the first mismatch")
     parser.add_argument("--batch", type=int, default=50, metavar="B",
@@ -67,7 +67,7 @@ def fuzz_batch(hw, seeds: Sequence[int], instructions: int, sim: str):
     returns [(seed, program, CrossCheck)]."""
     import numpy as np
 
-    from simulator.randprog import random_program
+    from bitbranch.simulator.randprog import random_program
 
     from .compare import cross_check_batch
 
@@ -77,8 +77,8 @@ def fuzz_batch(hw, seeds: Sequence[int], instructions: int, sim: str):
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from isa.errors import IsaError
-    from isa.hwconfig import ConfigError, get_config
+    from bitbranch.isa.errors import IsaError
+    from bitbranch.isa.hwconfig import ConfigError, get_config
 
     from .build import SimulatorError
     from .params import UnsupportedConfig
@@ -92,7 +92,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     regressions = None
     if not args.no_save:
         regressions = Path(args.regressions) if args.regressions else (
-            DEFAULT_REGRESSIONS if DEFAULT_REGRESSIONS.parent.is_dir() else None)
+            DEFAULT_REGRESSIONS if DEFAULT_REGRESSIONS is not None and DEFAULT_REGRESSIONS.parent.is_dir() else None)
     t0 = time.perf_counter()
     ops: Counter[str] = Counter()
     failures: list[dict] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from isa.hwconfig import BUFFERS, HwConfig
+from bitbranch.isa.hwconfig import BUFFERS, HwConfig
 
 NOT_PARAMETERS = ("name", "description", "clock_mhz")  # HwConfig fields that are not Verilog parameters
 IMEM_AW = 16  # instruction memory: 65536 instructions

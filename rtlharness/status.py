@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
 
-from isa import errors
+from bitbranch.isa import errors
+from bitbranch.rtl import rtl_dir
 
-RTL_DIR = Path(__file__).resolve().parent.parent / "rtl"
-STATUS_VH = RTL_DIR / "bb_status.vh"
+STATUS_VH = rtl_dir() / "bb_status.vh"
 
 # Which isa.errors class the simulator raises for the condition each code reports.
 ERROR_CLASS: dict[str, type[errors.IsaError] | None] = {

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from isa.cliutil import fail, os_error_message
+from bitbranch.isa.cliutil import fail, os_error_message
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -73,9 +73,9 @@ def format_report(check, artifact: str) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from isa.artifact import load_artifact
-    from isa.errors import IsaError
-    from isa.hwconfig import ConfigError, get_config
+    from bitbranch.isa.artifact import load_artifact
+    from bitbranch.isa.errors import IsaError
+    from bitbranch.isa.hwconfig import ConfigError, get_config
 
     from .build import SimulatorError
     from .compare import cross_check

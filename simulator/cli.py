@@ -10,9 +10,9 @@ import argparse
 import dataclasses
 import json
 
-from isa.cliutil import fail, os_error_message
-from isa.errors import IsaError
-from isa.hwconfig import ConfigError, HwConfig, get_config
+from bitbranch.isa.cliutil import fail, os_error_message
+from bitbranch.isa.errors import IsaError
+from bitbranch.isa.hwconfig import ConfigError, HwConfig, get_config
 
 from .datapath import DATAPATHS
 
@@ -46,7 +46,7 @@ def _select_hw(requested: str | None, compiled: HwConfig) -> HwConfig:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from isa.artifact import load_artifact
+    from bitbranch.isa.artifact import load_artifact
 
     from .machine import CycleLimitError
     from .run import run

@@ -30,9 +30,9 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from isa.encoding import Instruction
-from isa.hwconfig import BUFFERS, HwConfig
-from isa.numeric import (
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import BUFFERS, HwConfig
+from bitbranch.isa.numeric import (
     activation_operand,
     byte_levels,
     decomposed_matmul,
@@ -42,8 +42,8 @@ from isa.numeric import (
     plane_levels,
     prepare_weights,
 )
-from isa.rounding import INT32_MAX, INT32_MIN, wrap_int32
-from isa.spec import Buffer, Dest, PoolMode, WeightMode
+from bitbranch.isa.rounding import INT32_MAX, INT32_MIN, wrap_int32
+from bitbranch.isa.spec import Buffer, Dest, PoolMode, WeightMode
 
 DATAPATHS = ("fast", "bitwise")
 _U64 = np.dtype("<u8")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import simpy
 from simpy.core import URGENT
 
-from isa.spec import Unit
+from bitbranch.isa.spec import Unit
 
 
 class DmaRequest(simpy.Event):

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import simpy
 
-from isa.encoding import Instruction
-from isa.errors import DeadlockError
-from isa.hwconfig import HwConfig
-from isa.spec import NEIGHBOURS, OPCODE_BY_NAME, Unit
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.errors import DeadlockError
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.spec import NEIGHBOURS, OPCODE_BY_NAME, Unit
 
 from .dram import DramPort
 from .timing import timing_of

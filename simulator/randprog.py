@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from isa.encoding import Instruction
-from isa.hwconfig import BUFFERS, HwConfig
-from isa.spec import NEIGHBOURS, Buffer, Dest, PoolMode, Unit, WeightMode
-from isa.validate import access_ranges
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import BUFFERS, HwConfig
+from bitbranch.isa.spec import NEIGHBOURS, Buffer, Dest, PoolMode, Unit, WeightMode
+from bitbranch.isa.validate import access_ranges
 
 LOAD, COMPUTE, STORE = int(Unit.LOAD), int(Unit.COMPUTE), int(Unit.STORE)
 FLAG_OF = {(LOAD, COMPUTE): ("push_next", "pop_prev"), (COMPUTE, LOAD): ("push_prev", "pop_next"),

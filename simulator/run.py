@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from isa.artifact import Artifact
-from isa.encoding import Instruction
-from isa.hwconfig import HwConfig
-from isa.numeric import gemm_threads
-from isa.validate import validate_program
+from bitbranch.isa.artifact import Artifact
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.numeric import gemm_threads
+from bitbranch.isa.validate import validate_program
 
 from .datapath import DATAPATHS, Datapath
 from .machine import Machine, Timestamps, decode_program

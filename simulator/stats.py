@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from isa.hwconfig import HwConfig
+from bitbranch.isa.hwconfig import HwConfig
 
 from .machine import UNITS, Decoded, Timestamps
 

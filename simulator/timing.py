@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from isa.encoding import Instruction
-from isa.hwconfig import BUFFERS, HwConfig
-from isa.spec import OPCODE_BY_NAME
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import BUFFERS, HwConfig
+from bitbranch.isa.spec import OPCODE_BY_NAME
 
 Fields = Mapping[str, int]
 

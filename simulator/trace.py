@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from isa.encoding import Instruction
-from isa.hwconfig import HwConfig
-from isa.spec import Unit
-from isa.validate import access_ranges
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.spec import Unit
+from bitbranch.isa.validate import access_ranges
 
 from .machine import Timestamps
 

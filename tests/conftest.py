@@ -17,7 +17,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny tensors: OpenMP thread hand-offs cost more than they save (much more on a busy machine)."""
-    from compiler.threads import torch_threads
+    from bitbranch.compiler.threads import torch_threads
 
     with torch_threads(1):
         yield

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler import ir
+from bitbranch.compiler import ir
 
 
 class GraphMaker:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from isa.encoding import Instruction
-from isa.hwconfig import BUFFERS, HwConfig
-from isa.spec import Dest, PoolMode, WeightMode
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import BUFFERS, HwConfig
+from bitbranch.isa.spec import Dest, PoolMode, WeightMode
 
 
 def wrap32(x: int) -> int:

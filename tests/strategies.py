@@ -9,8 +9,8 @@ from collections.abc import Iterable
 
 from hypothesis import strategies as st
 
-from isa.encoding import Instruction, encode
-from isa.spec import INSN_BITS, NEIGHBOURS, OPCODE_BY_NAME, OPCODES, TOKEN_FIELDS, Field, Opcode, Unit
+from bitbranch.isa.encoding import Instruction, encode
+from bitbranch.isa.spec import INSN_BITS, NEIGHBOURS, OPCODE_BY_NAME, OPCODES, TOKEN_FIELDS, Field, Opcode, Unit
 
 FLAG_NAMES = tuple(f.name for f in TOKEN_FIELDS)
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from isa.artifact import (
+from bitbranch.isa.artifact import (
     Artifact,
     ArtifactError,
     TensorSpec,
@@ -15,8 +15,8 @@ from isa.artifact import (
     unpack_plane_tensor,
     write_tensor,
 )
-from isa.encoding import Instruction
-from isa.hwconfig import get_config
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import get_config
 
 HW = get_config("small")
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import FLAG_NAMES, programs, valid_instructions
 
-from isa.asm import (
+from bitbranch.isa.asm import (
     add_arguments_asm,
     add_arguments_disasm,
     assemble,
@@ -21,9 +21,9 @@ from isa.asm import (
     disassemble_file,
     format_instruction,
 )
-from isa.encoding import Instruction, decode_program, encode, encode_program
-from isa.errors import AsmError, IllegalInstruction, IsaError
-from isa.spec import OPCODES, TOKEN_FIELDS
+from bitbranch.isa.encoding import Instruction, decode_program, encode, encode_program
+from bitbranch.isa.errors import AsmError, IllegalInstruction, IsaError
+from bitbranch.isa.spec import OPCODES, TOKEN_FIELDS
 
 FUZZ: Counter[str] = Counter()
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from qat_models import BasicBlock, Bottleneck, MnistNet, ResNet, TinyYolo, VGGish, WithHostTail
 from torch import nn
 
-from compiler.frontend import FrontendError, capture
+from bitbranch.compiler.frontend import FrontendError, capture
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -54,9 +54,9 @@ def test_view_flatten_and_dropout():
 
 def test_identity_placeholders_are_removed_so_bn_and_act_fuse():
     """timm's blocks put nn.Identity (disabled drop-block / anti-aliasing) between BatchNorm and ReLU."""
-    from compiler.compile import compile_model
-    from isa.hwconfig import get_config
-    from simulator import run
+    from bitbranch.compiler.compile import compile_model
+    from bitbranch.isa.hwconfig import get_config
+    from bitbranch.simulator import run
 
     class TimmLike(nn.Module):
         def __init__(self):

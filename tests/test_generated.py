@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from isa import docgen, generated, verilog
-from isa.asm import assemble
-from isa.encoding import encode
-from isa.hwconfig import BUFFERS, load_presets
-from isa.spec import HEADER_BITS, INSN_BITS, INSN_BYTES, NEIGHBOURS, OPCODE_BITS, OPCODES, TOKEN_FIELDS, Unit
+from bitbranch.isa import docgen, generated, verilog
+from bitbranch.isa.asm import assemble
+from bitbranch.isa.encoding import encode
+from bitbranch.isa.hwconfig import BUFFERS, load_presets
+from bitbranch.isa.spec import HEADER_BITS, INSN_BITS, INSN_BYTES, NEIGHBOURS, OPCODE_BITS, OPCODES, TOKEN_FIELDS, Unit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINE = re.compile(r"^`define\s+(\w+)\s+(.*?)\s*(?://.*)?$")
@@ -185,8 +185,8 @@ def test_icarus_reads_include_and_sees_spec_values(tmp_path):
 
 def test_docs_example_program_is_a_valid_program():
     """The manual's example must assemble and pass the program-level checks on the preset it names."""
-    from isa.hwconfig import get_config
-    from isa.validate import validate_program
+    from bitbranch.isa.hwconfig import get_config
+    from bitbranch.isa.validate import validate_program
 
     program = assemble(docgen.EXAMPLE_PROGRAM)
     assert program[-1].op == "finish" and len(program) == 7

@@ -16,18 +16,18 @@ from lowering_graphs import GraphMaker
 from qat_models import MobileNetish, randomize_bn
 from torch import nn
 
-from compiler import ir
-from compiler.conv import group_layout, hardware_constants
-from compiler.golden import conv_sum
-from compiler.integerize import to_ir
-from compiler.lower import lower_graph
-from compiler.qat import calibrate, quantize_model
-from compiler.reference import golden_values, image_levels, qat_values
-from compiler.tiling import LoweringError
-from isa.hwconfig import get_config
-from isa.rounding import INT32_MAX
-from isa.validate import validate_program
-from simulator import run
+from bitbranch.compiler import ir
+from bitbranch.compiler.conv import group_layout, hardware_constants
+from bitbranch.compiler.golden import conv_sum
+from bitbranch.compiler.integerize import to_ir
+from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.qat import calibrate, quantize_model
+from bitbranch.compiler.reference import golden_values, image_levels, qat_values
+from bitbranch.compiler.tiling import LoweringError
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.isa.rounding import INT32_MAX
+from bitbranch.isa.validate import validate_program
+from bitbranch.simulator import run
 
 SMALL, EDGE = get_config("small"), get_config("edge")
 HWS = [SMALL, EDGE]
@@ -257,7 +257,7 @@ def test_mobilenet_golden_tracks_qat_free_running():
 
 
 def test_report_counts_useful_macs_so_depthwise_waste_is_low_utilization():
-    from workloads.report import build_report
+    from bitbranch.workloads.report.summary import build_report
 
     g = GraphMaker(8, (8, 8, 128), 2)
     pw = g.conv("pw", "input", 128, 1, 2, 2)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from isa.hwconfig import BUFFERS, ConfigError, HwConfig, get_config, load_presets
+from bitbranch.isa.hwconfig import BUFFERS, ConfigError, HwConfig, get_config, load_presets
 
 
 def test_presets_load_and_default_is_edge():

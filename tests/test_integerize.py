@@ -32,12 +32,12 @@ from qat_models import (
 )
 from torch import nn
 
-from compiler import ir
-from compiler.integerize import IntegerizeError, to_ir
-from compiler.qat import calibrate, quantize_model
-from compiler.reference import golden_values, image_levels, qat_values
-from isa.hwconfig import get_config
-from isa.rounding import INT32_MAX
+from bitbranch.compiler import ir
+from bitbranch.compiler.integerize import IntegerizeError, to_ir
+from bitbranch.compiler.qat import calibrate, quantize_model
+from bitbranch.compiler.reference import golden_values, image_levels, qat_values
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.isa.rounding import INT32_MAX
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -255,7 +255,7 @@ def test_accumulator_overflow_is_refused_by_name():
 
 
 def test_hardware_specific_bound_is_checked_with_hw():
-    from compiler.tiling import LoweringError
+    from bitbranch.compiler.tiling import LoweringError
 
     qat = quantize_model(_wide(60, 23), "W8A8", (1, 3, 23, 23))
     graph = to_ir(qat)  # 23·23·60 inputs fit the contract bound ...

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import any_words, programs, valid_instructions, valid_words
 
-from isa.asm import assemble, format_instruction
-from isa.encoding import (
+from bitbranch.isa.asm import assemble, format_instruction
+from bitbranch.isa.encoding import (
     HEADER,
     Instruction,
     decode,
@@ -24,8 +24,8 @@ from isa.encoding import (
     encode,
     encode_program,
 )
-from isa.errors import FieldRangeError, IllegalInstruction, IsaError, ProgramFormatError
-from isa.spec import HEADER_BITS, INSN_BITS, INSN_BYTES, OPCODE_BITS, OPCODES, TOKEN_FIELDS
+from bitbranch.isa.errors import FieldRangeError, IllegalInstruction, IsaError, ProgramFormatError
+from bitbranch.isa.spec import HEADER_BITS, INSN_BITS, INSN_BYTES, OPCODE_BITS, OPCODES, TOKEN_FIELDS
 
 WORD_EXAMPLES = int(os.environ.get("BITBRANCH_FUZZ_EXAMPLES", "2000"))
 FUZZ: Counter[str] = Counter()

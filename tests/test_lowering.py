@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from lowering_graphs import GraphMaker, pool_add_upsample_concat, residual_block
 
-from compiler.lower import lower_graph
-from compiler.tiling import LoweringError
-from isa.hwconfig import get_config
-from isa.validate import validate_program
-from simulator import run
+from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.tiling import LoweringError
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.isa.validate import validate_program
+from bitbranch.simulator import run
 
 SMALL = get_config("small")
 
@@ -200,8 +200,8 @@ def test_kernel_row_too_wide_for_wgt_is_refused():
 
 @pytest.mark.parametrize("stride,pad,dil,k", [(1, 0, 1, 3), (2, 3, 1, 7), (2, 1, 2, 3), (3, 2, 1, 5)])
 def test_im2col_rewrite_keeps_every_integer(stride, pad, dil, k):
-    from compiler import ir
-    from compiler.rewrite import im2col_input
+    from bitbranch.compiler import ir
+    from bitbranch.compiler.rewrite import im2col_input
 
     g = GraphMaker(stride * 10 + k, (11, 13, 3))
     y = g.conv("conv1", "input", 8, k, 2, 2, stride=stride, pad=pad, dil=dil)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from isa import numeric as nm
+from bitbranch.isa import numeric as nm
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
 

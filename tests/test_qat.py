@@ -9,8 +9,8 @@ import torch
 from qat_models import BasicBlock, HtanhNet, ResNet, SmallCNN, TinyYolo, randomize_bn
 from torch import nn
 
-from compiler.precision import PrecisionError, WeightPrecision, parse_precision, parse_token
-from compiler.qat import (
+from bitbranch.compiler.precision import PrecisionError, WeightPrecision, parse_precision, parse_token
+from bitbranch.compiler.qat import (
     ActQuant,
     QuantConv2d,
     QuantLinear,

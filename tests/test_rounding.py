@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from isa.rounding import requantize, round_shift
+from bitbranch.isa.rounding import requantize, round_shift
 
 
 @given(st.integers(-(2**40), 2**40), st.integers(1, 20))

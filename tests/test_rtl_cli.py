@@ -10,13 +10,13 @@ import shutil
 import pytest
 from lowering_graphs import GraphMaker
 
-from compiler.lower import lower_graph
-from isa.artifact import save_artifact
-from isa.hwconfig import get_config
-from rtlharness import bench_core, compare
-from rtlharness.build import verilator_bin_dir
-from rtlharness.fuzz import add_arguments_fuzz, cmd_fuzz
-from rtlharness.verify import add_arguments_verify, cmd_verify
+from bitbranch.compiler.lower import lower_graph
+from bitbranch.isa.artifact import save_artifact
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.rtlharness import bench_core, compare
+from bitbranch.rtlharness.build import verilator_bin_dir
+from bitbranch.rtlharness.fuzz import add_arguments_fuzz, cmd_fuzz
+from bitbranch.rtlharness.verify import add_arguments_verify, cmd_verify
 
 needs_verilator = pytest.mark.skipif(not (verilator_bin_dir() / "verilator").exists(),
                                      reason="verilator not installed")

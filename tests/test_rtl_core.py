@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 from worked_example import WORKED_EXAMPLE
 
-from isa import errors
-from isa.asm import assemble
-from isa.encoding import encode
-from isa.hwconfig import get_config
-from isa.validate import validate_program
-from rtlharness.bench_core import run_rtl, run_rtl_batch
-from rtlharness.build import verilator_bin_dir
-from rtlharness.compare import cross_check_batch
-from rtlharness.status import error_class, status_codes
+from bitbranch.isa import errors
+from bitbranch.isa.asm import assemble
+from bitbranch.isa.encoding import encode
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.isa.validate import validate_program
+from bitbranch.rtlharness.bench_core import run_rtl, run_rtl_batch
+from bitbranch.rtlharness.build import verilator_bin_dir
+from bitbranch.rtlharness.compare import cross_check_batch
+from bitbranch.rtlharness.status import error_class, status_codes
 
 pytestmark = pytest.mark.skipif(not (verilator_bin_dir() / "verilator").exists(), reason="verilator not installed")
 
@@ -83,7 +83,7 @@ def _words(text: str) -> list[int]:
 
 def expected_error(words: list[int], dram_size: int) -> tuple[type, int]:
     """The isa error class and index the simulator side reports for a program of raw words."""
-    from isa.encoding import decode
+    from bitbranch.isa.encoding import decode
 
     program = []
     for k, w in enumerate(words):
@@ -123,7 +123,7 @@ def test_error_status_names_the_first_failing_instruction():
 
 
 def test_runtime_deadlock_is_reported():
-    from simulator import run
+    from bitbranch.simulator import run
 
     program = assemble("sync unit=load\nsync unit=compute pop_prev\nsync unit=store\nfinish")
     with pytest.raises(errors.DeadlockError) as exc:
@@ -142,7 +142,7 @@ def test_batched_runs_are_independent():
     """A program leaves buffers and DRAM behind; the next run in the same simulation must not see them."""
     import numpy as np
 
-    from simulator.randprog import random_program
+    from bitbranch.simulator.randprog import random_program
 
     a = random_program(SMALL, np.random.default_rng(11), 40)
     b = random_program(SMALL, np.random.default_rng(12), 40)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from isa.hwconfig import get_config
-from rtlharness.build import verilator_bin_dir
-from rtlharness.fuzz import fuzz_batch
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.rtlharness.build import verilator_bin_dir
+from bitbranch.rtlharness.fuzz import fuzz_batch
 
 REGRESSIONS = Path(__file__).with_name("rtl_regressions.json")
 HAVE_VERILATOR = (verilator_bin_dir() / "verilator").exists()

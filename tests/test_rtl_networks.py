@@ -17,10 +17,10 @@ import shutil
 import pytest
 from lowering_graphs import GraphMaker, pool_add_upsample_concat, residual_block
 
-from compiler.lower import lower_graph
-from isa.hwconfig import get_config
-from rtlharness.build import verilator_bin_dir
-from rtlharness.compare import cross_check, cross_check_batch
+from bitbranch.compiler.lower import lower_graph
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.rtlharness.build import verilator_bin_dir
+from bitbranch.rtlharness.compare import cross_check, cross_check_batch
 
 needs_verilator = pytest.mark.skipif(not (verilator_bin_dir() / "verilator").exists(),
                                      reason="verilator not installed")
@@ -145,9 +145,9 @@ def test_resnet18_layer_on_icarus():
 def test_whole_resnet18():
     import torch
 
-    from compiler.compile import compile_model
-    from workloads import get
-    from workloads.images import default_image
+    from bitbranch.compiler.compile import compile_model
+    from bitbranch.workloads import get
+    from bitbranch.workloads.images import default_image
 
     torch.set_num_threads(2)
     hw = get_config("edge")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from isa.hwconfig import BUFFERS, DEFAULT_PRESET, HwConfig, get_config, load_presets
-from isa.spec import OPCODE_BY_NAME, OPCODES
-from rtlharness.build import CORE_MODULES, RTL_DIR, verilator_bin_dir
-from rtlharness.params import NOT_PARAMETERS, build_parameters, hw_parameters
-from rtlharness.status import ERROR_CLASS, status_codes
+from bitbranch.isa.hwconfig import BUFFERS, DEFAULT_PRESET, HwConfig, get_config, load_presets
+from bitbranch.isa.spec import OPCODE_BY_NAME, OPCODES
+from bitbranch.rtlharness.build import CORE_MODULES, RTL_DIR, verilator_bin_dir
+from bitbranch.rtlharness.params import NOT_PARAMETERS, build_parameters, hw_parameters
+from bitbranch.rtlharness.status import ERROR_CLASS, status_codes
 
 pyverilog = pytest.importorskip("pyverilog")
 from pyverilog.vparser import ast as vast  # noqa: E402

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from rtlharness.build import RTL_DIR, verilator_bin_dir
+from bitbranch.rtlharness.build import RTL_DIR, verilator_bin_dir
 
 sys.path.insert(0, str(RTL_DIR / "bench"))
 

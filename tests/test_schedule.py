@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from lowering_graphs import GraphMaker
 
-from compiler.lower import lower_graph
-from compiler.schedule import hoisted_order, remap_ranges
-from compiler.tiling import first_tile_rows, split_cost
-from isa.hwconfig import get_config
-from isa.spec import Buffer, Unit
-from isa.validate import validate_program
-from simulator import run
-from simulator.randprog import random_program
+from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.schedule import hoisted_order, remap_ranges
+from bitbranch.compiler.tiling import first_tile_rows, split_cost
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.isa.spec import Buffer, Unit
+from bitbranch.isa.validate import validate_program
+from bitbranch.simulator import run
+from bitbranch.simulator.randprog import random_program
 
 SMALL = get_config("small")
 EDGE = get_config("edge")

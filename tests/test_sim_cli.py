@@ -9,9 +9,9 @@ import pytest
 from sim_reference import run_reference
 
 from bitbranch.cli import main
-from isa.artifact import Artifact, TensorSpec, save_artifact
-from isa.hwconfig import get_config
-from simulator.randprog import random_program
+from bitbranch.isa.artifact import Artifact, TensorSpec, save_artifact
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.simulator.randprog import random_program
 
 SMALL = get_config("small")
 

@@ -7,11 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from isa.asm import assemble
-from isa.errors import BufferOverrun, DeadlockError, DramOverrun, FieldRangeError, IllegalInstruction, TokenError
-from isa.hwconfig import get_config
-from simulator import CycleLimitError, run
-from simulator.randprog import random_program
+from bitbranch.isa.asm import assemble
+from bitbranch.isa.errors import (
+    BufferOverrun,
+    DeadlockError,
+    DramOverrun,
+    FieldRangeError,
+    IllegalInstruction,
+    TokenError,
+)
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.simulator import CycleLimitError, run
+from bitbranch.simulator.randprog import random_program
 
 SMALL = get_config("small")
 LONG_BGEMM = "bgemm kbits=2 mbits=3 oh=3 ow=3 kh=3 kw=2 stride=1 dil=1 cw=2 ctiles=2 irow=16 ipix=4"  # 1..724

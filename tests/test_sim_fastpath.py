@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 from sim_reference import run_reference
 
-from isa.encoding import Instruction
-from isa.hwconfig import HwConfig, get_config
-from isa.spec import Buffer, Dest
-from simulator import datapath as sim_datapath
-from simulator import run
-from simulator.datapath import Datapath
-from simulator.randprog import RandomProgramConfig, random_program
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import HwConfig, get_config
+from bitbranch.isa.spec import Buffer, Dest
+from bitbranch.simulator import datapath as sim_datapath
+from bitbranch.simulator import run
+from bitbranch.simulator.datapath import Datapath
+from bitbranch.simulator.randprog import RandomProgramConfig, random_program
 
 EDGE = get_config("edge")
 SMALL = get_config("small")
@@ -178,7 +178,7 @@ def fingerprint(result) -> str:
 
 
 # (hw, seed, length, datapath) -> fingerprint, recorded with the simulator before its optimisation
-# (seed 0 = bench/simulator.py's row-tiled 3x3 conv, 12x12 maps, 2 frames)
+# (seed 0 = bench/sim_speed.py's row-tiled 3x3 conv, 12x12 maps, 2 frames)
 GOLDEN = {
     ("lanes16", 0, 0, "fast"): "eab5940d3e0e13f881c442cd",
     ("lanes16", 0, 0, "bitwise"): "eab5940d3e0e13f881c442cd",
@@ -195,7 +195,7 @@ GOLDEN = {
 def golden_program(name: str, seed: int, length: int) -> tuple[list[Instruction], bytes, HwConfig]:
     hw = GOLDEN_HW[name]
     if seed == 0:
-        spec = importlib.util.spec_from_file_location("bench_simulator", ROOT / "bench" / "simulator.py")
+        spec = importlib.util.spec_from_file_location("bench_simulator", ROOT / "bench" / "sim_speed.py")
         bench = importlib.util.module_from_spec(spec)
         sys.modules.setdefault("bench_simulator", bench)
         spec.loader.exec_module(bench)

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from sim_reference import Reference, run_reference
 
-from isa.hwconfig import get_config
-from isa.validate import check_tokens
-from simulator import run
-from simulator.randprog import RandomProgramConfig, random_program
-from simulator.timing import instruction_timing
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.isa.validate import check_tokens
+from bitbranch.simulator import run
+from bitbranch.simulator.randprog import RandomProgramConfig, random_program
+from bitbranch.simulator.timing import instruction_timing
 
 SMALL = get_config("small")
 EDGE = get_config("edge")

@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 from worked_example import WORKED_EXAMPLE
 
-from isa.asm import assemble
-from isa.hwconfig import get_config
-from simulator import run
-from simulator.timing import instruction_timing
+from bitbranch.isa.asm import assemble
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.simulator import run
+from bitbranch.simulator.timing import instruction_timing
 
 SMALL = get_config("small")
 

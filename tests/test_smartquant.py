@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from compiler.integerize import to_ir
-from compiler.qat import quantize_model
-from compiler.smartquant import (
+from bitbranch.compiler.integerize import to_ir
+from bitbranch.compiler.qat import quantize_model
+from bitbranch.compiler.smartquant import (
     SmartQuant,
     SQConfig,
     apply_deltas,

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from compiler import ir
-from compiler.threads import torch_threads
-from isa.hwconfig import get_config
-from workloads import checkpoint, datasets, hwaccuracy
-from workloads.hwaccuracy import HardwareMismatch, compile_trained, evaluate
-from workloads.train import accuracy, init_from, predict, schedule_for, shifted, train
-from workloads.traincmd import add_arguments_train, cmd_train
+from bitbranch.compiler import ir
+from bitbranch.compiler.threads import torch_threads
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.workloads import checkpoint, datasets, hwaccuracy
+from bitbranch.workloads.training.hwaccuracy import HardwareMismatch, compile_trained, evaluate
+from bitbranch.workloads.training.train import accuracy, init_from, predict, schedule_for, shifted, train
+from bitbranch.workloads.training.traincmd import add_arguments_train, cmd_train
 
 ROOT = Path(__file__).resolve().parents[1]
 HW = get_config("edge")

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from isa.encoding import Instruction
-from isa.errors import (
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.errors import (
     BufferOverrun,
     DeadlockError,
     DramOverrun,
@@ -21,9 +21,9 @@ from isa.errors import (
     IsaError,
     TokenError,
 )
-from isa.hwconfig import HwConfig, get_config
-from isa.spec import NEIGHBOURS, OPCODE_BY_NAME, Unit
-from isa.validate import (
+from bitbranch.isa.hwconfig import HwConfig, get_config
+from bitbranch.isa.spec import NEIGHBOURS, OPCODE_BY_NAME, Unit
+from bitbranch.isa.validate import (
     Access,
     TokenSummary,
     access_ranges,
@@ -946,7 +946,7 @@ def _mutants(rng: random.Random, hw: HwConfig, count: int, dram_size: int) -> li
     three fields set to a boundary or random value (in or out of their legal range)."""
     import numpy as np
 
-    from simulator.randprog import RandomProgramConfig, random_program
+    from bitbranch.simulator.randprog import RandomProgramConfig, random_program
 
     program, _ = random_program(hw, np.random.default_rng(rng.randrange(1 << 30)), 80,
                                 RandomProgramConfig(p_edge=0.5, p_wide=0.3))
@@ -980,7 +980,7 @@ def _mutants(rng: random.Random, hw: HwConfig, count: int, dram_size: int) -> li
 def test_screen_agrees_with_validate_instruction(hw):
     """validate_program trusts its vectorised screen for instructions it passes: it must pass exactly
     the instructions validate_instruction accepts (soundness; and no needless slow checks)."""
-    from isa.validate import _screen
+    from bitbranch.isa.validate import _screen
 
     rng = random.Random(hw.name)
     dram_size = 6000

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-import workloads
-from workloads.registry import load_user_model
+from bitbranch import workloads
+from bitbranch.workloads.registry import load_user_model
 
 # (name, output shapes at the real input size)
 EXPECTED = {
@@ -35,7 +35,7 @@ def outputs(y) -> list[tuple[int, ...]]:
 
 def test_registry_names_and_cli_list_agree():
     """The CLI's help (kept torch-free) lists the registered networks; this file checks each of them."""
-    from workloads.cli import MODEL_NAMES
+    from bitbranch.workloads.cli import MODEL_NAMES
 
     assert list(MODEL_NAMES) == list(EXPECTED) and set(EXPECTED) <= set(workloads.names())
 
@@ -63,7 +63,7 @@ def test_real_size_shapes_and_fx_trace(name):
 
 
 def test_precision_overrides_name_real_layers():
-    from compiler.precision import PrecisionError
+    from bitbranch.compiler.precision import PrecisionError
 
     for name in workloads.names():
         spec = workloads.get(name)

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from workloads.models.yolo import ANCHORS, MASKS
-from workloads.post import boxes, classify, segment, ssd, yolo
+from bitbranch import workloads
+from bitbranch.workloads.models.yolo import ANCHORS, MASKS
+from bitbranch.workloads.post import boxes, classify, segment, ssd, yolo
 
 
 def t(rows) -> torch.Tensor:
@@ -179,8 +180,6 @@ def test_argmax_map():
 @pytest.mark.parametrize("name", ["ssd300_resnet18", "yolov3_tiny", "fcn_resnet18", "resnet18"])
 def test_postprocess_runs_on_model_outputs(name):
     from test_workloads_models import EXPECTED
-
-    import workloads
 
     spec = workloads.get(name)
     gen = torch.Generator().manual_seed(0)

@@ -12,13 +12,13 @@ import pytest
 from lowering_graphs import GraphMaker
 from PIL import Image
 
-from compiler import ir
-from compiler.lower import lower_graph
-from isa.hwconfig import get_config
-from simulator import run
-from workloads.accounting import STATES, UNIT_NAMES, account
-from workloads.progress import Progress
-from workloads.report import HostTiming, build_report, format_console, write_report
+from bitbranch.compiler import ir
+from bitbranch.compiler.lower import lower_graph
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.simulator import run
+from bitbranch.workloads.progress import Progress
+from bitbranch.workloads.report.summary import HostTiming, build_report, format_console, write_report
+from bitbranch.workloads.report.summary.accounting import STATES, UNIT_NAMES, account
 
 SMALL = get_config("small")
 
@@ -157,7 +157,7 @@ def test_written_files(simulated, tmp_path):
 
 def test_timeline_differs_between_layers_and_runs(simulated, tmp_path):
     """The Gantt is drawn from the run's timestamps: a different program gives a different picture."""
-    from workloads.plots import plot_timeline
+    from bitbranch.workloads.report.plots import plot_timeline
 
     _, art, result = simulated
     a = plot_timeline(build_report(art, result), tmp_path / "a.png")
@@ -183,7 +183,7 @@ def test_progress_bar_redraws_one_line_and_keeps_finished_phases():
 
 
 def test_progress_writes_plain_lines_when_not_a_terminal(monkeypatch):
-    import workloads.progress as progress
+    import bitbranch.workloads.progress as progress
 
     monkeypatch.setattr(progress, "LINE_INTERVAL", 3600.0)  # only phase ends and the first update print
     log = io.StringIO()  # a StringIO is not a TTY: plain lines
@@ -212,7 +212,7 @@ def test_progress_writes_plain_lines_when_not_a_terminal(monkeypatch):
 def test_simulator_progress_maps_instructions_to_layers():
     from types import SimpleNamespace
 
-    from workloads.pipeline import _layer_progress
+    from bitbranch.workloads.pipeline import _layer_progress
 
     art = SimpleNamespace(layers=[{"name": "a", "instructions": [0, 10]}, {"name": "b", "instructions": [10, 25]}])
     seen = []

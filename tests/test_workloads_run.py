@@ -15,15 +15,15 @@ import pytest
 from PIL import Image
 from workload_fixtures import graph_compile
 
-import workloads
-from compiler.precision import PrecisionError
-from isa.hwconfig import get_config
-from workloads import cli
-from workloads.executors import ProcessExecutor, SerialExecutor
-from workloads.images import default_image, load_image
-from workloads.pipeline import CompilerUnavailable, compile_with_compiler, run_workload
-from workloads.precision import label, parse_bits, to_mapping, with_default
-from workloads.sweep import COLUMNS, Job, evaluate, format_markdown, grid, run_job, sweep, write_sweep
+from bitbranch import workloads
+from bitbranch.compiler.precision import PrecisionError
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.workloads import cli
+from bitbranch.workloads.explore.executors import ProcessExecutor, SerialExecutor
+from bitbranch.workloads.explore.sweep import COLUMNS, Job, evaluate, format_markdown, grid, run_job, sweep, write_sweep
+from bitbranch.workloads.images import default_image, load_image
+from bitbranch.workloads.pipeline import CompilerUnavailable, compile_with_compiler, run_workload
+from bitbranch.workloads.precision import label, parse_bits, to_mapping, with_default
 
 TINY = f"{Path(__file__).with_name('workload_fixtures.py')}:tiny_cnn"
 
@@ -81,7 +81,7 @@ def test_bits_replace_the_default_and_keep_layer_overrides(tmp_path):
 
 @pytest.mark.parametrize("compile_fn", [graph_compile, compile_with_compiler], ids=["lower_graph", "compile_model"])
 def test_run_workload_end_to_end(tmp_path, compile_fn):
-    from workloads.report import write_report
+    from bitbranch.workloads.report.summary import write_report
 
     spec = workloads.get(TINY)
     image = default_image(spec.input_shape)
@@ -101,7 +101,7 @@ def test_run_workload_end_to_end(tmp_path, compile_fn):
 
 
 def test_compile_model_reports_progress_per_layer_and_phase():
-    from compiler.compile import compile_model
+    from bitbranch.compiler.compile import compile_model
 
     spec = workloads.get(TINY)
     calls: list[tuple[int, int, str]] = []
@@ -119,7 +119,7 @@ def test_compile_model_reports_progress_per_layer_and_phase():
 
 
 def test_compile_fn_missing_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "compiler.compile", None)
+    monkeypatch.setitem(sys.modules, "bitbranch.compiler.compile", None)
     with pytest.raises(CompilerUnavailable, match="compile_model is not available"):
         compile_with_compiler(None, workloads.get("resnet18").precision, get_config("edge"), np.zeros((1, 1, 3)))
 
@@ -131,7 +131,7 @@ def parse(add, argv):
 
 
 def test_cmd_run_and_sweep_without_compiler(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "compiler.compile", None)
+    monkeypatch.setitem(sys.modules, "bitbranch.compiler.compile", None)
     assert cli.cmd_run(parse(cli.add_arguments_run, ["resnet18", "--no-plots"])) == 2
     assert "compile_model is not available" in capsys.readouterr().err
     assert cli.cmd_sweep(parse(cli.add_arguments_sweep, ["resnet18", "--hw", "edge"])) == 2
@@ -147,7 +147,7 @@ def test_cmd_run_injects_precision_hw_clock_and_image(monkeypatch, tmp_path, cap
                     pixel=tuple(image[0, 0]))
         return graph_compile(model, precision, hw, image, progress)
 
-    monkeypatch.setitem(sys.modules, "compiler.compile", types.SimpleNamespace(compile_model=compile_model))
+    monkeypatch.setitem(sys.modules, "bitbranch.compiler.compile", types.SimpleNamespace(compile_model=compile_model))
     png = tmp_path / "in.png"
     Image.fromarray(np.full((16, 16, 3), (7, 8, 9), dtype=np.uint8)).save(png)
     args = parse(cli.add_arguments_run, [TINY, "--bits", "W1A1", "--hw", "small", "--clock-mhz", "250",

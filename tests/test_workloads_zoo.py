@@ -1,4 +1,4 @@
-"""torchvision / timm models unchanged (workloads.zoo, the `zoo` extra): names, the nms shim, bit-exact runs.
+"""torchvision / timm models unchanged (workloads.models.zoo, the `zoo` extra): names, the nms shim, bit-exact runs.
 
 Skipped with a visible reason when the extra is not installed; `make setup` installs it and CI
 (`.ci/run`) sets BITBRANCH_REQUIRE_ZOO=1, which turns the skip into a failure.
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from isa.hwconfig import get_config
-from workloads import get
-from workloads.images import default_image
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.workloads import get
+from bitbranch.workloads.images import default_image
 
 MISSING = [d for d in ("torchvision", "timm") if importlib.util.find_spec(d) is None]
 if MISSING and os.environ.get("BITBRANCH_REQUIRE_ZOO"):
@@ -28,7 +28,7 @@ RESNET18_PARAMS = 11_689_512  # torchvision's count, as the registry's resnet18 
 
 def test_nms_shim_defines_torchvision_nms():
     """With the shim, torchvision imports on CPU torch and its nms op keeps torchvision's semantics."""
-    from workloads.zoo import import_source
+    from bitbranch.workloads.models.zoo import import_source
 
     import_source("torchvision")
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30], [0, 0, 10, 9.0]])
@@ -66,9 +66,9 @@ def test_zoo_models_bit_exact_on_edge(ref):
     96x96 input instead of 224 keeps the test short; every layer type and path is the same.
     MobileNetV2: depthwise convolutions and ReLU6.
     """
-    from compiler.compile import compile_model
-    from simulator import run
-    from workloads.zoo import edge_layers
+    from bitbranch.compiler.compile import compile_model
+    from bitbranch.simulator import run
+    from bitbranch.workloads.models.zoo import edge_layers
 
     torch.manual_seed(0)
     spec = get(ref)

@@ -8,10 +8,10 @@ import numpy as np
 from lowering_graphs import GraphMaker
 from torch import nn
 
-from compiler.lower import lower_graph
-from isa.artifact import Artifact
-from isa.hwconfig import HwConfig
-from workloads.precision import PrecisionSpec, label, layer_bits
+from bitbranch.compiler.lower import lower_graph
+from bitbranch.isa.artifact import Artifact
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.workloads.precision import PrecisionSpec, label, layer_bits
 
 INPUT_SHAPE = (3, 16, 16)
 

@@ -1,6 +1,6 @@
 """Workloads: real networks at their real input sizes, their host-side work, reports and sweeps.
 
-    from workloads import get, names
+    from bitbranch.workloads import get, names
     spec = get("resnet18")          # or get("path/to/file.py:factory")
     model = spec.build()            # plain torch, eval mode
 

@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from isa.cliutil import fail
+from bitbranch.isa.cliutil import fail
 
 DEFAULT_SWEEP_BITS = "W1A1,W2A2,W4A4,W8A8"
 DEFAULT_SWEEP_HW = "edge,cloud"
@@ -31,7 +31,7 @@ def _safe(name: str) -> str:
 
 
 def add_arguments_run(parser: argparse.ArgumentParser) -> None:
-    from isa.hwconfig import DEFAULT_PRESET
+    from bitbranch.isa.hwconfig import DEFAULT_PRESET
 
     parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     bits = parser.add_mutually_exclusive_group()
@@ -54,7 +54,7 @@ def add_arguments_run(parser: argparse.ArgumentParser) -> None:
 
 def resolve_precision(spec, bits: str | None, precision_file: str | None):
     """--precision FILE replaces everything; --bits replaces the default, keeping per-layer overrides."""
-    from compiler.precision import load_precision_file
+    from bitbranch.compiler.precision import load_precision_file
 
     from .precision import with_default
 
@@ -66,7 +66,7 @@ def resolve_precision(spec, bits: str | None, precision_file: str | None):
 def resolve_hw(preset: str, clock_mhz: float | None):
     import dataclasses
 
-    from isa.hwconfig import get_config
+    from bitbranch.isa.hwconfig import get_config
 
     hw = get_config(preset)
     if clock_mhz is not None:
@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import CompilerUnavailable, load_compile_model, run_workload
     from .progress import Progress
     from .registry import get
-    from .report import format_console, write_report
+    from .report.summary import format_console, write_report
 
     try:
         load_compile_model()  # before building the model and reading the image
@@ -128,13 +128,13 @@ def add_arguments_sweep(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from isa.hwconfig import get_config
+    from bitbranch.isa.hwconfig import get_config
 
-    from .executors import ProcessExecutor
+    from .explore.executors import ProcessExecutor
+    from .explore.sweep import format_markdown, sweep, write_sweep
     from .pipeline import CompilerUnavailable, load_compile_model
     from .progress import Progress
     from .registry import get
-    from .sweep import format_markdown, sweep, write_sweep
 
     spec = get(args.model)  # fail on an unknown model before starting workers
     precisions = [p.strip() for p in args.bits.split(",") if p.strip()]

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from isa.artifact import Artifact, pack_plane_tensor
-from isa.hwconfig import HwConfig
-from simulator import SimResult, run
+from bitbranch.isa.artifact import Artifact, pack_plane_tensor
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.simulator import SimResult, run
 
 from .precision import PrecisionSpec, label, to_mapping
 from .registry import WorkloadSpec
-from .report import HostTiming, Report, build_report
+from .report.summary import HostTiming, Report, build_report
 
 Callback = Callable[[int, int, str], None]  # (done, total, text)
 
@@ -41,9 +41,9 @@ class CompilerUnavailable(RuntimeError):
 def load_compile_model() -> Callable[..., Artifact]:
     """`compiler.compile.compile_model`, or CompilerUnavailable (errors inside that module propagate)."""
     try:
-        from compiler.compile import compile_model
+        from bitbranch.compiler.compile import compile_model
     except ImportError as exc:
-        if exc.name != "compiler.compile":
+        if exc.name != "bitbranch.compiler.compile":
             raise
         raise CompilerUnavailable(
             "compiler.compile.compile_model is not available in this checkout yet (the torch-model front end of "
@@ -74,7 +74,7 @@ def timed(fn: Callable[[], Any], repeat: int = 3) -> tuple[Any, float]:
 
 def input_steps(art: Artifact, image: np.ndarray) -> list[HostTiming]:
     """Per-frame host work before the accelerator: the compiler's input rewrites and plane packing."""
-    from compiler.rewrite import patches
+    from bitbranch.compiler.rewrite import patches
 
     steps = []
     levels = image
@@ -101,7 +101,7 @@ def model_outputs(art: Artifact, outputs: dict[str, np.ndarray]) -> list[torch.T
     (the IR's {int32 output: scale}) or 1 (fine for argmax/top-k and NMS ranking, not for box sizes).
     """
     try:
-        from compiler.compile import model_outputs as hook
+        from bitbranch.compiler.compile import model_outputs as hook
     except ImportError:
         hook = None
     if hook is not None:

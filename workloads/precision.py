@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from compiler.precision import PrecisionError, PrecisionSpec, parse_precision, parse_token, spec_from_mapping
+from bitbranch.compiler.precision import PrecisionError, PrecisionSpec, parse_precision, parse_token, spec_from_mapping
 
 __all__ = ["PrecisionError", "PrecisionSpec", "label", "layer_bits", "parse_bits", "spec", "to_mapping",
            "with_default"]

@@ -104,10 +104,10 @@ def _specs() -> dict[str, WorkloadSpec]:
 
 
 def get(name: str) -> WorkloadSpec:
-    """A registered workload, `torchvision:NAME` / `timm:NAME` (workloads.zoo), or `file.py:factory`."""
+    """A registered workload, `torchvision:NAME` / `timm:NAME` (workloads.models.zoo), or `file.py:factory`."""
     if ":" in name and name.split(":", 1)[0].endswith(".py"):
         return load_user_model(name)
-    from . import zoo
+    from .models import zoo
 
     if zoo.is_zoo_name(name):
         return zoo_model(name)
@@ -121,7 +121,7 @@ def get(name: str) -> WorkloadSpec:
 def zoo_model(ref: str) -> WorkloadSpec:
     """`torchvision:resnet18` / `timm:resnet18`: the library's classifier unchanged, random weights, W2A2 with
     8-bit weights in its first conv and last Linear (as the registered classifiers)."""
-    from . import zoo
+    from .models import zoo
 
     model = zoo.build(ref)  # built once here for its input size and layer names; the factory builds afresh
     return WorkloadSpec(ref, functools.partial(zoo.build, ref), zoo.input_shape(ref, model),

@@ -25,10 +25,10 @@ except ImportError:  # pragma: no cover
 
 def expected_status(word: int, is_last: bool, hw, dram_size: int) -> tuple[str, int | None]:
     """(status name, executing unit or None) that isa/ assigns to `word`."""
-    from isa import errors
-    from isa.encoding import decode
-    from isa.spec import OPCODE_BITS, OPCODE_BY_CODE
-    from isa.validate import validate_instruction
+    from bitbranch.isa import errors
+    from bitbranch.isa.encoding import decode
+    from bitbranch.isa.spec import OPCODE_BITS, OPCODE_BY_CODE
+    from bitbranch.isa.validate import validate_instruction
 
     code = word & ((1 << OPCODE_BITS) - 1)
     if code not in OPCODE_BY_CODE:
@@ -74,10 +74,10 @@ def _random_field(rng, f, hw, buf_hint: str | None) -> int:
 
 def random_words(hw, rng, count: int) -> list[tuple[int, bool, int]]:
     """(word, is_last, dram_size) cases covering every opcode, legal and illegal."""
-    from isa.encoding import encode
-    from isa.hwconfig import BUFFERS
-    from isa.spec import INSN_BITS, OPCODES, TOKEN_FIELDS
-    from simulator.randprog import random_program
+    from bitbranch.isa.encoding import encode
+    from bitbranch.isa.hwconfig import BUFFERS
+    from bitbranch.isa.spec import INSN_BITS, OPCODES, TOKEN_FIELDS
+    from bitbranch.simulator.randprog import random_program
 
     cases: list[tuple[int, bool, int]] = []
     for seed in range(4):  # legal instructions of real random programs
@@ -129,8 +129,8 @@ if cocotb is not None:
 
     @cocotb.test()
     async def decoder_matches_isa(dut):
-        from isa.hwconfig import get_config
-        from rtlharness.status import status_codes, status_name
+        from bitbranch.isa.hwconfig import get_config
+        from bitbranch.rtlharness.status import status_codes, status_name
 
         cfg = json.loads(os.environ[ENV])
         hw = get_config(cfg["hw"])
@@ -162,8 +162,8 @@ def run_decode_bench(hw_name: str = "small", sim: str = "verilator", cases: int 
     import tempfile
     from pathlib import Path
 
-    from isa.hwconfig import get_config
-    from rtlharness.build import build, run
+    from bitbranch.isa.hwconfig import get_config
+    from bitbranch.rtlharness.build import build, run
 
     hw = get_config(hw_name)
     params = {"ARRAY_COLS": hw.array_cols, "WORD_BITS": hw.word_bits, "INP_ENTRIES": hw.inp_entries,

@@ -28,10 +28,10 @@ except ImportError:  # pragma: no cover
 
 def random_dma(hw, rng, dram_size: int):
     """A random legal LOAD or STORE (isa.validate.validate_instruction passes)."""
-    from isa import errors
-    from isa.encoding import Instruction
-    from isa.spec import Buffer
-    from isa.validate import validate_instruction
+    from bitbranch.isa import errors
+    from bitbranch.isa.encoding import Instruction
+    from bitbranch.isa.spec import Buffer
+    from bitbranch.isa.validate import validate_instruction
 
     while True:
         try:
@@ -81,11 +81,11 @@ if cocotb is not None:
 
     @cocotb.test()
     async def dma_matches_datapath(dut):
-        from isa.encoding import encode
-        from isa.hwconfig import BUFFERS, get_config
-        from isa.validate import access_ranges
-        from simulator.datapath import Datapath
-        from simulator.timing import instruction_timing
+        from bitbranch.isa.encoding import encode
+        from bitbranch.isa.hwconfig import BUFFERS, get_config
+        from bitbranch.isa.validate import access_ranges
+        from bitbranch.simulator.datapath import Datapath
+        from bitbranch.simulator.timing import instruction_timing
 
         cfg = json.loads(os.environ[ENV])
         hw = get_config(cfg["hw"])
@@ -175,7 +175,7 @@ if cocotb is not None:
         await Timer(1, "ns")
         dut.dump.value = 0
         await RisingEdge(dut.clk)
-        from rtlharness.bench_core import read_mem_hex
+        from bitbranch.rtlharness.bench_core import read_mem_hex
 
         final = read_mem_hex(Path(cfg["dram_out"]), len(dram))
         want = ref.dram.tobytes()
@@ -190,9 +190,9 @@ def run_dma_bench(hw_name: str = "small", sim: str = "verilator", cases: int = 6
                   dram_bytes: int = 4096) -> dict:
     import tempfile
 
-    from isa.hwconfig import get_config
-    from rtlharness.bench_core import write_dram_hex
-    from rtlharness.build import build, run
+    from bitbranch.isa.hwconfig import get_config
+    from bitbranch.rtlharness.bench_core import write_dram_hex
+    from bitbranch.rtlharness.build import build, run
 
     hw = get_config(hw_name)
     params = {"ARRAY_COLS": hw.array_cols, "WORD_BITS": hw.word_bits, "INP_ENTRIES": hw.inp_entries,

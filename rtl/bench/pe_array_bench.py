@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover
 
 
 def _expected(qa, qw, k, m, ternary, init):
-    from isa.numeric import (
+    from bitbranch.isa.numeric import (
         codes_matmul,
         decomposed_matmul_bitwise,
         plane_coefficients,
@@ -121,7 +121,7 @@ def run_pe_array_bench(R: int, C: int, W: int, P: int, sim: str = "verilator", c
     import tempfile
     from pathlib import Path
 
-    from rtlharness.build import build, run
+    from bitbranch.rtlharness.build import build, run
 
     b = build(sim, "bb_pe_array", ["bb_pe_array"], {"R": R, "C": C, "W": W, "P": P, "NPR": P},
               f"pe_array_{R}x{C}x{W}x{P}")

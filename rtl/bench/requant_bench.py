@@ -43,7 +43,7 @@ def _pick(rng, extremes, bits, size):
 
 def make_case(rng, R, C, W):
     """One cycle's operands and the expected outputs."""
-    from isa.rounding import clamp_levels, requantize, saturate_int32
+    from bitbranch.isa.rounding import clamp_levels, requantize, saturate_int32
 
     acc = _pick(rng, (12345, -12345), 32, (R, C))
     mul = _pick(rng, (1, 3), 32, (C,))
@@ -130,7 +130,7 @@ def run_requant_bench(R: int, C: int, W: int, sim: str = "verilator", cases: int
     import tempfile
     from pathlib import Path
 
-    from rtlharness.build import build, run
+    from bitbranch.rtlharness.build import build, run
 
     b = build(sim, "bb_requant", ["bb_requant"], {"R": R, "C": C, "W": W}, f"requant_{R}x{C}x{W}")
     with tempfile.TemporaryDirectory(prefix="bitbranch-requant-") as tmp:

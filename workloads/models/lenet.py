@@ -1,4 +1,4 @@
-"""Small digit classifiers trained on the offline data sets (workloads.datasets).
+"""Small digit classifiers trained on the offline data sets (workloads.training.datasets).
 
 `lenet5`: LeNet-5's structure (two 5x5 conv + 2x2 max-pool stages, three fully connected layers) for
 28x28 MNIST, widened to 16/32 channels so binary layers keep enough feature maps, with BatchNorm after

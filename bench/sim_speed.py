@@ -12,7 +12,7 @@ and OUT halves and dependency tokens on the real instructions (no sync instructi
 Frames repeat the layer until the program has ~10^4 instructions. The first frame's output is
 checked against a direct numpy convolution, so the benchmark also proves the program is meaningful.
 
-    .venv/bin/python bench/simulator.py [--frames N] [--repeat N] [--profile] [--progress]
+    .venv/bin/python bench/sim_speed.py [--frames N] [--repeat N] [--profile] [--progress]
 
 Each program is simulated --repeat times (default 3) and the fastest run is reported: wall time,
 instructions/s and simulated cycles/s, the ratio to issue 4's target of 50,000 instructions/s, and the
@@ -31,18 +31,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from isa.artifact import pack_plane_tensor, unpack_plane_tensor  # noqa: E402
-from isa.encoding import Instruction  # noqa: E402
-from isa.hwconfig import HwConfig, get_config  # noqa: E402
-from simulator import datapath as sim_datapath  # noqa: E402
-from simulator import run  # noqa: E402
-from workloads.progress import Progress  # noqa: E402
+from bitbranch.isa.artifact import pack_plane_tensor, unpack_plane_tensor  # noqa: E402
+from bitbranch.isa.encoding import Instruction  # noqa: E402
+from bitbranch.isa.hwconfig import HwConfig, get_config  # noqa: E402
+from bitbranch.simulator import datapath as sim_datapath  # noqa: E402
+from bitbranch.simulator import run  # noqa: E402
+from bitbranch.workloads.progress import Progress  # noqa: E402
 
 KBITS = MBITS = KOUT = 2
 MUL, BIAS, SHIFT = 1, 160, 6

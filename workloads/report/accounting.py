@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from isa.encoding import Instruction
-from isa.hwconfig import BUFFERS, HwConfig
-from simulator import SimResult
-from simulator.timing import instruction_timing
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import BUFFERS, HwConfig
+from bitbranch.simulator import SimResult
+from bitbranch.simulator.timing import instruction_timing
 
 UNIT_NAMES = ("load", "compute", "store")
 STATES = ("busy", "queue", "token", "dram")

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from compiler import ir
-from compiler.integerize import to_ir
-from compiler.lower import lower_graph
-from compiler.rewrite import patches
-from compiler.threads import torch_threads
-from isa.artifact import Artifact, write_tensor
-from isa.hwconfig import HwConfig
-from simulator import run
+from bitbranch.compiler import ir
+from bitbranch.compiler.integerize import to_ir
+from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.rewrite import patches
+from bitbranch.compiler.threads import torch_threads
+from bitbranch.isa.artifact import Artifact, write_tensor
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.simulator import run
 
-from .progress import Progress
+from ..progress import Progress
 
 
 class HardwareMismatch(AssertionError):

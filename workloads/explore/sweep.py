@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..pipeline import CompileFn, compile_with_compiler, run_workload
+from ..precision import label, parse_token, with_default
 from .executors import Executor, ProcessExecutor
-from .pipeline import CompileFn, compile_with_compiler, run_workload
-from .precision import label, parse_token, with_default
 
 COLUMNS = ("model", "precision", "preset", "cycles", "latency_ms", "fps", "util", "array_util", "dram_mb",
            "weight_mb", "compression", "host_share", "golden_ok", "compile_s", "simulate_s", "error")
@@ -32,10 +32,10 @@ def evaluate(model_name: str, precision: str, preset: str, compile_fn: CompileFn
              clock_mhz: float | None = None, image: np.ndarray | None = None) -> dict:
     """One grid point: `precision` (e.g. "W2A2") replaces the workload's default bits, keeping its
     per-layer overrides; returns the headline numbers as a flat, JSON-ready dict."""
-    from isa.hwconfig import get_config
+    from bitbranch.isa.hwconfig import get_config
 
-    from .images import default_image
-    from .registry import get
+    from ..images import default_image
+    from ..registry import get
 
     spec = get(model_name)
     hw = get_config(preset)
@@ -103,8 +103,8 @@ def sweep(model: str, precisions: Sequence[str], presets: Sequence[str], executo
           progress: Callable[[int, int, str], None] | None = None) -> SweepResult:
     """Run the grid; rows come back in grid order (presets outer, precisions inner). The input image is
     loaded here once and shipped with each job (workers then never import scikit-learn)."""
-    from .images import default_image
-    from .registry import get
+    from ..images import default_image
+    from ..registry import get
 
     jobs = grid(model, precisions, presets, clock_mhz)
     executor = executor or ProcessExecutor()

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .accounting import UNIT_NAMES
-from .report import Report
+from .summary import Report
 
 DPI = 110
 MAX_BARS_PER_ROW = 2000  # timeline: intervals closer than total/this are drawn merged

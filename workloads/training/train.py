@@ -9,7 +9,7 @@ Training images get a random shift of up to `shift` pixels (zero fill), the only
 last epoch (and SQ's export) BatchNorm statistics are re-estimated exactly for the final weights.
 
 `train()` is what `bitbranch train` and bench/accuracy.py run: one model, one checkpoint
-(workloads.checkpoint), one JSON-lines log, a progress bar on stderr.
+(workloads.training.checkpoint), one JSON-lines log, a progress bar on stderr.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compiler.precision import parse_precision
-from compiler.qat import QuantConv2d, QuantLinear, calibrate
-from compiler.smartquant import LayerChoice, SmartQuant, SQConfig, memory
-from compiler.threads import torch_threads
+from bitbranch.compiler.precision import parse_precision
+from bitbranch.compiler.qat import QuantConv2d, QuantLinear, calibrate
+from bitbranch.compiler.smartquant import LayerChoice, SmartQuant, SQConfig, memory
+from bitbranch.compiler.threads import torch_threads
 
+from ..progress import Progress
 from . import checkpoint, datasets
-from .progress import Progress
 
 # torch threads for training. One, not the machine's two cores: measured on this 2-core machine while other
 # jobs ran, a LeNet-5 QAT step took 53-63 ms on one thread and 330-1270 ms on two (OpenMP threads spinning

@@ -27,7 +27,7 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
-from .post.boxes import nms as _nms_greedy
+from ..post.boxes import nms as _nms_greedy
 
 SOURCES = ("torchvision", "timm")
 EXTRA_HINT = "install the optional extra: pip install -c constraints.txt -e '.[zoo]' (see docs/workloads.md)"

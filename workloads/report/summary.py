@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isa.artifact import Artifact
-from isa.hwconfig import HwConfig
-from simulator import SimResult
+from bitbranch.isa.artifact import Artifact
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.simulator import SimResult
 
 from .accounting import STATES, UNIT_NAMES, Accounting, account
 

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from compiler.qat import quantize_model
-from compiler.smartquant import apply_deltas
+from bitbranch.compiler.qat import quantize_model
+from bitbranch.compiler.smartquant import apply_deltas
 
-from .models.lenet import MODELS
+from ..models.lenet import MODELS
 
 FLOAT = "float"
 

@@ -28,14 +28,14 @@ def add_arguments_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sq-gamma", type=float, metavar="G", help="SQ push toward binary (default: SQConfig)")
     parser.add_argument("--name", help="checkpoint name (default: the precision in lower case, or 'sq')")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch threads (default: workloads.train.THREADS, 1)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: workloads.training.train.THREADS, 1)")
     parser.add_argument("--out", required=True, metavar="DIR", help="directory for checkpoints and the log")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from compiler.smartquant import SQConfig, choice_table, memory
+    from bitbranch.compiler.smartquant import SQConfig, choice_table, memory
 
     from .train import THREADS, train
 

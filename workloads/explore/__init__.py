@@ -1,0 +1,1 @@
+"""Design-space exploration: precision x hardware sweeps and where their points run."""

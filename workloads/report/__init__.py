@@ -1,0 +1,1 @@
+"""Throughput reports: cycle accounting, the report record and its formats, plots."""

@@ -1,0 +1,1 @@
+"""Quantization-aware training on the offline data sets, checkpoints, and accuracy through the hardware path."""
