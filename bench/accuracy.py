@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bitbranch.compiler import ir  # noqa: E402
-from bitbranch.compiler.smartquant import LayerChoice, choice_table, memory  # noqa: E402
-from bitbranch.isa.hwconfig import DEFAULT_PRESET, HwConfig, get_config  # noqa: E402
-from bitbranch.workloads import checkpoint, datasets  # noqa: E402
-from bitbranch.workloads.training.hwaccuracy import compile_trained, evaluate  # noqa: E402
-from bitbranch.workloads.training.train import THREADS, accuracy, train  # noqa: E402
+from bitbranch.compiler import ir
+from bitbranch.compiler.smartquant import LayerChoice, choice_table, memory
+from bitbranch.isa.hwconfig import DEFAULT_PRESET, HwConfig, get_config
+from bitbranch.workloads.training import checkpoint, datasets
+from bitbranch.workloads.training.hwaccuracy import compile_trained, evaluate
+from bitbranch.workloads.training.train import THREADS, accuracy, train
 
 CHAIN = ("W8A8", "W4A4", "W3A3", "W2A2", "W1A1")  # each from the previous (float first)
 FROM_W2A2 = ("WTA2", "W1A2", "SQ")

@@ -17,11 +17,11 @@ import time
 
 import torch
 
-from bitbranch.compiler.compile import compile_model  # noqa: E402
-from bitbranch.isa.hwconfig import get_config  # noqa: E402
-from bitbranch.workloads import get, names  # noqa: E402
-from bitbranch.workloads.images import default_image  # noqa: E402
-from bitbranch.workloads.precision import with_default  # noqa: E402
+from bitbranch.compiler.compile import compile_model
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.workloads import get, names
+from bitbranch.workloads.images import default_image
+from bitbranch.workloads.precision import with_default
 
 DONE = " done in "
 

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bitbranch.isa.artifact import pack_plane_tensor, unpack_plane_tensor  # noqa: E402
-from bitbranch.isa.encoding import Instruction  # noqa: E402
-from bitbranch.isa.hwconfig import HwConfig, get_config  # noqa: E402
-from bitbranch.simulator import datapath as sim_datapath  # noqa: E402
-from bitbranch.simulator import run  # noqa: E402
-from bitbranch.workloads.progress import Progress  # noqa: E402
+from bitbranch.isa.artifact import pack_plane_tensor, unpack_plane_tensor
+from bitbranch.isa.encoding import Instruction
+from bitbranch.isa.hwconfig import HwConfig, get_config
+from bitbranch.simulator import datapath as sim_datapath
+from bitbranch.simulator import run
+from bitbranch.workloads.progress import Progress
 
 KBITS = MBITS = KOUT = 2
 MUL, BIAS, SHIFT = 1, 160, 6

@@ -20,7 +20,7 @@ import torch
 from bitbranch.compiler import ir
 from bitbranch.compiler.threads import torch_threads
 from bitbranch.isa.hwconfig import get_config
-from bitbranch.workloads import checkpoint, datasets, hwaccuracy
+from bitbranch.workloads.training import checkpoint, datasets, hwaccuracy
 from bitbranch.workloads.training.hwaccuracy import HardwareMismatch, compile_trained, evaluate
 from bitbranch.workloads.training.train import accuracy, init_from, predict, schedule_for, shifted, train
 from bitbranch.workloads.training.traincmd import add_arguments_train, cmd_train
