@@ -17,8 +17,8 @@ from bitbranch.compiler.lower import lower_graph
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.simulator import run
 from bitbranch.workloads.progress import Progress
+from bitbranch.workloads.report.accounting import STATES, UNIT_NAMES, account
 from bitbranch.workloads.report.summary import HostTiming, build_report, format_console, write_report
-from bitbranch.workloads.report.summary.accounting import STATES, UNIT_NAMES, account
 
 SMALL = get_config("small")
 
