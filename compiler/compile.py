@@ -24,7 +24,7 @@ from . import ir
 from .integerize import to_ir
 from .ir import Progress
 from .lower import lower_graph
-from .qat import calibrate, quantize_model
+from .quantize import calibrate, quantize_model
 from .threads import torch_threads
 
 # The compiler runs torch on one thread. Its work is a long series of modest elementwise ops (weight-scale
@@ -70,7 +70,7 @@ def compile_model(model: torch.nn.Module, precision: str | Path | dict | object,
                   progress: Progress | None = None) -> Artifact:
     """Quantize (unless `qat`), calibrate, integerize and lower `model` for input `image` (H, W, C uint8).
 
-    `precision` is anything compiler.qat.quantize_model accepts ("W2A2", a mapping file, a PrecisionSpec).
+    `precision` is anything compiler.quantize.quantize_model accepts ("W2A2", a mapping file, a PrecisionSpec).
     `progress(done, total, text)` follows the phases quantize, calibrate, integerize, golden and lower layer
     by layer (text: "<phase> <layer>"; see _Phases).
     """

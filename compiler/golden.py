@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bitbranch.isa.rounding import clamp_levels, requantize
-
 _FLOAT64_EXACT = 2**53
 
 
@@ -33,11 +31,6 @@ def conv_sum(u: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, dil: i
     k = torch.from_numpy(w.astype(np.float64))
     s = torch.nn.functional.conv2d(x, k, stride=stride, padding=pad, dilation=dil, groups=groups)[0]
     return s.permute(1, 2, 0).round().to(torch.int64).numpy()
-
-
-def requant_levels(s: np.ndarray, mul: np.ndarray, bias: np.ndarray, shift: int, lo: int, hi: int) -> np.ndarray:
-    """Per output channel (last axis): clamp(round_shift(S·mul + bias, shift), lo, hi) as uint8 levels."""
-    return clamp_levels(requantize(s, mul, bias, shift), lo, hi).astype(np.uint8)
 
 
 def _nchw(u: np.ndarray) -> torch.Tensor:

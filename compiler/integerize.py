@@ -41,6 +41,7 @@ import torch
 from torch import fx, nn
 
 from bitbranch.isa.numeric import WORD_BITS
+from bitbranch.isa.rounding import round_half_up
 
 from . import ir
 from .conv import group_layout, hardware_constants  # the hardware-specific half of the overflow check
@@ -98,7 +99,7 @@ class _Host:
 
 
 def _rhu(x: np.ndarray) -> np.ndarray:
-    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
+    return round_half_up(np.asarray(x, dtype=np.float64)).astype(np.int64)
 
 
 def choose_shift(name: str, peak: float, demand: float) -> int:

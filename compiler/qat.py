@@ -31,18 +31,18 @@ Rounding is round-half-up everywhere, the rule of `isa.rounding`.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import fx, nn
+from torch import nn
 
-from .frontend import capture, conv_padding
-from .ir import Progress
-from .precision import PrecisionSpec, WeightPrecision, parse_precision
+from bitbranch.isa.rounding import round_half_up
+
+from .frontend import conv_padding
+from .precision import WeightPrecision
 
 INPUT_BITS = 8
 _GRID = 16  # clip ranges are searched on 16 fractions of the maximum, then 16 around the best (1/128 resolution)
@@ -50,12 +50,8 @@ _SAMPLES = 1 << 15  # activation values used per quantizer for calibration
 _BLOCK = 1 << 16  # weights per block of channels in WeightQuant.init_scale (a cache-sized working set)
 
 
-def round_half_up(x: torch.Tensor) -> torch.Tensor:
-    return torch.floor(x + 0.5)
-
-
 def round_half_up_(x: torch.Tensor) -> torch.Tensor:
-    """round_half_up in place (x must be a fresh tensor): the same values, no temporaries."""
+    """`isa.rounding.round_half_up` in place (x must be a fresh tensor): the same values, no temporaries."""
     return x.add_(0.5).floor_()
 
 
@@ -193,7 +189,7 @@ class QuantParams:
             return 0
         if real == math.inf:
             return self.top
-        return int(min(max(math.floor((real - self.lo) / self.scale + 0.5), 0), self.top))
+        return int(min(max(round_half_up((real - self.lo) / self.scale), 0), self.top))
 
 
 class ActQuant(nn.Module):
@@ -342,63 +338,3 @@ def fold_input_normalization(conv: nn.Conv2d, mean: Iterable[float], std: Iterab
             conv.bias = nn.Parameter(-shift)
         else:
             conv.bias.sub_(shift)
-
-
-# --- model transformation --------------------------------------------------------------------------------
-
-
-def default_input_shape(model: nn.Module) -> tuple[int, int, int, int]:
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    return (1, first.in_channels if first is not None else 3, 32, 32)
-
-
-def quantize_model(model: nn.Module, precision: str | PrecisionSpec | dict = "W2A2",
-                   input_shape: tuple[int, ...] | None = None,
-                   progress: Progress | None = None) -> fx.GraphModule:
-    """The quantization-aware version of a float model (which is not modified), ready to train or calibrate.
-
-    `input_shape` (1, C, H, W) is used to trace shapes (flatten, upsample factors); it defaults to
-    (1, C_first_conv, 32, 32) and is remembered in qat.meta['bitbranch'] for to_ir. Module paths are
-    kept: qat.get_submodule('layer1.0.conv1') is a QuantConv2d; activation quantizers live at
-    '<layer path>.aq' (or '<path of a function>_aq') and 'input_aq'. Where they go: compiler.placement.
-    `progress(done, total, layer)` is called as each conv / linear layer gets its quantized weights.
-    """
-    from .placement import apply_placement, plan_placement  # placement builds on this module's layers
-
-    spec = parse_precision(precision)
-    model = copy.deepcopy(model)
-    shape = tuple(input_shape) if input_shape is not None else default_input_shape(model)
-    cap = capture(model, shape)
-    placement = plan_placement(cap, spec)
-    spec.check_paths(placement.layer_paths)
-    gm = apply_placement(cap, placement, spec, progress)
-    gm.meta["bitbranch"] = {"precision": spec.describe(), "input_shape": shape}  # GraphModule.meta survives deepcopy
-    return gm
-
-
-def act_quantizers(model: nn.Module) -> list[ActQuant]:
-    return [m for m in model.modules() if isinstance(m, ActQuant)]
-
-
-@torch.no_grad()
-def calibrate(model: nn.Module, batches: Iterable, max_batches: int | None = None) -> None:
-    """Set the trainable activation ranges from data (MSE-optimal clip per quantizer).
-
-    `batches` yields image tensors (N, C, H, W) in [0, 1], or (images, labels) pairs. Activations flow
-    through unquantized while observed (weights stay fake-quantized); fixed ranges are not changed.
-    """
-    quants = [q for q in act_quantizers(model) if q.kind != "fixed"]
-    was_training = model.training
-    model.eval()
-    for q in quants:
-        q.start_observing()
-    try:
-        for i, batch in enumerate(batches):
-            if max_batches is not None and i >= max_batches:
-                break
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            model(x)
-    finally:
-        for q in quants:
-            q.finish_observing()
-        model.train(was_training)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from bitbranch.isa.rounding import round_half_up
+
 from . import ir
 from .frontend import capture
 
@@ -21,7 +23,7 @@ def image_levels(x: torch.Tensor) -> np.ndarray:
     """Golden input of an image batch (1, C, H, W) in [0, 1]: u = round_half_up(255·x), (H, W, C) uint8."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"image of shape {tuple(x.shape)}: expected (1, C, H, W)")
-    u = torch.floor(x.detach().to(torch.float64).clamp(0, 1) * 255 + 0.5)
+    u = round_half_up(x.detach().to(torch.float64).clamp(0, 1) * 255)
     return u[0].permute(1, 2, 0).numpy().astype(np.uint8)
 
 
@@ -32,7 +34,7 @@ def _to_ir(t: ir.Tensor, y: torch.Tensor, host: bool) -> np.ndarray:
     hwc = y[0].permute(1, 2, 0) if y.dim() == 4 else y.reshape(t.shape)
     if t.bits == ir.INT32:
         return (hwc / t.scale).numpy()
-    return torch.floor(hwc / t.scale + t.zero + 0.5).numpy().astype(np.int64)
+    return round_half_up(hwc / t.scale + t.zero).numpy().astype(np.int64)
 
 
 def _from_ir(t: ir.Tensor, u: np.ndarray, like: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from pathlib import Path
 
 from . import asm
 from .encoding import FORMAT_VERSION, HEADER, MAGIC, Instruction, encode
@@ -540,8 +539,3 @@ def render() -> str:
     return "\n".join(sections)
 
 
-def write_docs(path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render())
-    return path

@@ -16,7 +16,7 @@ fields to each other, to a hardware config or to a DRAM image are in isa.validat
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import FieldRangeError, IllegalInstruction, IsaError, ProgramFormatError
@@ -150,5 +150,3 @@ def decode_program(data: bytes, source: str = "program") -> list[Instruction]:
     return program
 
 
-def program_words(program: Sequence[Instruction]) -> list[int]:
-    return [encode(insn) for insn in program]

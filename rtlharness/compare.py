@@ -11,7 +11,6 @@ import numpy as np
 from bitbranch.isa.artifact import Artifact
 from bitbranch.isa.encoding import Instruction
 from bitbranch.isa.hwconfig import HwConfig
-from bitbranch.isa.spec import Unit
 
 from .bench_core import RtlResult, TraceLine, run_rtl_batch
 
@@ -201,5 +200,3 @@ def cross_check(source: Artifact | tuple[Sequence[Instruction], bytes, HwConfig]
     return cross_check_batch([source], sim, waves, workdir, max_cycles)[0]
 
 
-def unit_name(u: int) -> str:
-    return Unit(u).name.lower()

@@ -93,10 +93,6 @@ class Datapath:
         """The data effect of one instruction (opcode name + decoded fields), ready to run."""
         return self._planners[op](f)
 
-    def handler(self, op: str) -> Callable[[dict[str, int]], None]:
-        """fields -> apply the effect (planning it on every call; prefer `plan` in loops)."""
-        return lambda f: self.plan(op, f)()
-
     def execute(self, insn: Instruction) -> None:
         self.plan(insn.op, insn.as_dict())()
 

@@ -91,10 +91,6 @@ class DramPort:
         self.pending.remove(winner)
         self._grant(winner, g)
 
-    def waiting_units(self) -> list[int]:
-        return [r.unit for r in self.pending]
-
-
 def _priority(req: DmaRequest) -> int:
     """Load beats store; equal units cannot both be pending (one outstanding DMA per unit)."""
     return 0 if req.unit == Unit.LOAD else 1

@@ -21,7 +21,7 @@ from bitbranch.compiler.conv import group_layout, hardware_constants
 from bitbranch.compiler.golden import conv_sum
 from bitbranch.compiler.integerize import to_ir
 from bitbranch.compiler.lower import lower_graph
-from bitbranch.compiler.qat import calibrate, quantize_model
+from bitbranch.compiler.quantize import calibrate, quantize_model
 from bitbranch.compiler.reference import golden_values, image_levels, qat_values
 from bitbranch.compiler.tiling import LoweringError
 from bitbranch.isa.hwconfig import get_config

@@ -34,7 +34,7 @@ from torch import nn
 
 from bitbranch.compiler import ir
 from bitbranch.compiler.integerize import IntegerizeError, to_ir
-from bitbranch.compiler.qat import calibrate, quantize_model
+from bitbranch.compiler.quantize import calibrate, quantize_model
 from bitbranch.compiler.reference import golden_values, image_levels, qat_values
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.isa.rounding import INT32_MAX

@@ -15,11 +15,10 @@ from bitbranch.compiler.qat import (
     QuantConv2d,
     QuantLinear,
     WeightQuant,
-    calibrate,
     fold_input_normalization,
     ladder,
-    quantize_model,
 )
+from bitbranch.compiler.quantize import calibrate, quantize_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bitbranch.compiler.integerize import to_ir
-from bitbranch.compiler.qat import quantize_model
+from bitbranch.compiler.quantize import quantize_model
 from bitbranch.compiler.smartquant import (
     SmartQuant,
     SQConfig,

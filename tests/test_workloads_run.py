@@ -22,7 +22,7 @@ from bitbranch.workloads import cli
 from bitbranch.workloads.explore.executors import ProcessExecutor, SerialExecutor
 from bitbranch.workloads.explore.sweep import COLUMNS, Job, evaluate, format_markdown, grid, run_job, sweep, write_sweep
 from bitbranch.workloads.images import default_image, load_image
-from bitbranch.workloads.pipeline import CompilerUnavailable, compile_with_compiler, run_workload
+from bitbranch.workloads.pipeline import compile_with_compiler, run_workload
 from bitbranch.workloads.precision import label, parse_bits, to_mapping, with_default
 
 TINY = f"{Path(__file__).with_name('workload_fixtures.py')}:tiny_cnn"
@@ -118,24 +118,10 @@ def test_compile_model_reports_progress_per_layer_and_phase():
     assert all(0 <= d <= n for d, n, _ in calls)
 
 
-def test_compile_fn_missing_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "bitbranch.compiler.compile", None)
-    with pytest.raises(CompilerUnavailable, match="compile_model is not available"):
-        compile_with_compiler(None, workloads.get("resnet18").precision, get_config("edge"), np.zeros((1, 1, 3)))
-
-
 def parse(add, argv):
     p = argparse.ArgumentParser()
     add(p)
     return p.parse_args(argv)
-
-
-def test_cmd_run_and_sweep_without_compiler(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "bitbranch.compiler.compile", None)
-    assert cli.cmd_run(parse(cli.add_arguments_run, ["resnet18", "--no-plots"])) == 2
-    assert "compile_model is not available" in capsys.readouterr().err
-    assert cli.cmd_sweep(parse(cli.add_arguments_sweep, ["resnet18", "--hw", "edge"])) == 2
-    assert "compile_model is not available" in capsys.readouterr().err
 
 
 def test_cmd_run_injects_precision_hw_clock_and_image(monkeypatch, tmp_path, capsys):

@@ -78,15 +78,11 @@ def resolve_hw(preset: str, clock_mhz: float | None):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .images import default_image, load_image
-    from .pipeline import CompilerUnavailable, load_compile_model, run_workload
+    from .pipeline import run_workload
     from .progress import Progress
     from .registry import get
     from .report.summary import format_console, write_report
 
-    try:
-        load_compile_model()  # before building the model and reading the image
-    except CompilerUnavailable as exc:
-        return fail(str(exc))
     spec = get(args.model)
     precision = resolve_precision(spec, args.bits, args.precision)
     hw = resolve_hw(args.hw, args.clock_mhz)
@@ -132,7 +128,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from .explore.executors import ProcessExecutor
     from .explore.sweep import format_markdown, sweep, write_sweep
-    from .pipeline import CompilerUnavailable, load_compile_model
     from .progress import Progress
     from .registry import get
 
@@ -145,10 +140,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return fail(f"--jobs={args.jobs} must be >= 1")
     for p in presets:
         get_config(p)
-    try:
-        load_compile_model()  # fail here, not in every worker
-    except CompilerUnavailable as exc:
-        return fail(str(exc))
     with Progress(len(precisions) * len(presets), "sweep") as bar:
         res = sweep(args.model, precisions, presets, ProcessExecutor(args.jobs), clock_mhz=args.clock_mhz,
                     progress=bar)

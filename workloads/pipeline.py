@@ -34,27 +34,12 @@ class CompileFn(Protocol):
                  progress: Callback | None = None) -> Artifact: ...
 
 
-class CompilerUnavailable(RuntimeError):
-    """`compiler.compile.compile_model` does not exist (yet) in this checkout."""
-
-
-def load_compile_model() -> Callable[..., Artifact]:
-    """`compiler.compile.compile_model`, or CompilerUnavailable (errors inside that module propagate)."""
-    try:
-        from bitbranch.compiler.compile import compile_model
-    except ImportError as exc:
-        if exc.name != "bitbranch.compiler.compile":
-            raise
-        raise CompilerUnavailable(
-            "compiler.compile.compile_model is not available in this checkout yet (the torch-model front end of "
-            "the compiler is being added); `bitbranch run` and `bitbranch sweep` need it") from None
-    return compile_model
-
-
 def compile_with_compiler(model: nn.Module, precision: PrecisionSpec, hw: HwConfig, image: np.ndarray,
                           progress: Callback | None = None) -> Artifact:
-    """The default CompileFn: `compiler.compile.compile_model(model, precision, hw, image_u8_hwc)`."""
-    compile_model = load_compile_model()
+    """The default CompileFn: `compiler.compile.compile_model(model, precision, hw, image_u8_hwc)` (imported here:
+    torch-free callers of this module, and tests that record what the compiler is given, need it late)."""
+    from bitbranch.compiler.compile import compile_model
+
     kwargs = {"progress": progress} if progress and "progress" in inspect.signature(compile_model).parameters else {}
     return compile_model(model, precision, hw, image, **kwargs)
 
@@ -89,25 +74,19 @@ def input_steps(art: Artifact, image: np.ndarray) -> list[HostTiming]:
 
 
 class HostOpsUnavailable(RuntimeError):
-    """The artifact lists host ops that only the compiler can run, and it offers no way to run them."""
+    """The artifact's outputs pass through host ops before they are the model's outputs; post-processing the
+    accelerator's raw outputs would give a wrong answer, so it is skipped with this reason."""
 
 
 def model_outputs(art: Artifact, outputs: dict[str, np.ndarray]) -> list[torch.Tensor]:
     """The network's outputs in `forward` order as float (N=1, C, H, W) tensors (what `postprocess` takes).
 
-    Uses the compiler's `compiler.compile.model_outputs(art, outputs)` when it exists (it can run its own
-    trailing host ops); otherwise reads `meta["model_outputs"]` ([{"tensor", "scale", "zero"}] in forward
-    order), falling back to the artifact's outputs in order with the scales of `meta["logits_scale"]`
-    (the IR's {int32 output: scale}) or 1 (fine for argmax/top-k and NMS ranking, not for box sizes).
+    Reads `meta["model_outputs"]` ([{"tensor", "scale", "zero"}] in forward order), falling back to the
+    artifact's outputs in order with the scales of `meta["logits_scale"]` (the IR's {int32 output: scale}) or 1
+    (fine for argmax/top-k and NMS ranking, not for box sizes).
     """
-    try:
-        from bitbranch.compiler.compile import model_outputs as hook
-    except ImportError:
-        hook = None
-    if hook is not None:
-        return list(hook(art, outputs))
     if art.host_ops:
-        raise HostOpsUnavailable(f"host ops {[h.get('name') for h in art.host_ops]} need the compiler's model_outputs")
+        raise HostOpsUnavailable(f"host ops {[h.get('name') for h in art.host_ops]} run after the accelerator")
     scales = art.meta.get("logits_scale") or {}
     specs = art.meta.get("model_outputs") or [{"tensor": n, "scale": scales.get(n, 1.0)} for n in art.outputs]
     result = []

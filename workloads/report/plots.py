@@ -4,12 +4,15 @@ roofline of the configured accelerator with every layer on it, and the unit time
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from .accounting import UNIT_NAMES
-from .summary import Report
+
+if TYPE_CHECKING:  # summary imports this module to write the plots; the type is all this one needs
+    from .summary import Report
 
 DPI = 110
 MAX_BARS_PER_ROW = 2000  # timeline: intervals closer than total/this are drawn merged

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bitbranch.compiler.qat import quantize_model
+from bitbranch.compiler.quantize import quantize_model
 from bitbranch.compiler.smartquant import apply_deltas
 
 from ..models.lenet import MODELS

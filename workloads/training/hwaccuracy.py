@@ -102,11 +102,6 @@ class HwAccuracy:
     golden_seconds: float
     sim_seconds: float
 
-    @property
-    def sim_images_per_second(self) -> float:
-        return self.n_sim / self.sim_seconds if self.sim_seconds else 0.0
-
-
 def evaluate(c: Compiled, images: np.ndarray, labels: np.ndarray, n_sim: int | None = None,
              label: str = "hw") -> HwAccuracy:
     """Golden on all images, simulator on the first n_sim (all by default); raises HardwareMismatch."""

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bitbranch.compiler.precision import parse_precision
-from bitbranch.compiler.qat import QuantConv2d, QuantLinear, calibrate
+from bitbranch.compiler.qat import QuantConv2d, QuantLinear
+from bitbranch.compiler.quantize import calibrate
 from bitbranch.compiler.smartquant import LayerChoice, SmartQuant, SQConfig, memory
 from bitbranch.compiler.threads import torch_threads
 
