@@ -28,7 +28,7 @@ def layer_cycles(art, result) -> list[int]:
 
     ends, previous = [], 0
     for layer in art.layers:
-        first, end = layer["instructions"]
+        first, end = layer.instructions
         compute = [k for k in range(first, end) if art.program[k].exec_unit == Unit.COMPUTE]
         last = max(result.timestamps.end[k] for k in compute)
         ends.append(last - previous)
@@ -42,10 +42,9 @@ def conv3x3_utilization(art, result) -> tuple[int, float, float]:
     ideal = simulated = 0.0
     count = 0
     for layer, cycles in zip(art.layers, layer_cycles(art, result), strict=True):
-        if layer["kind"] != "conv" or layer.get("kernel") != [3, 3]:
+        if layer.kind != "conv" or layer.detail.get("kernel") != [3, 3]:
             continue
-        bits = layer["bits"]
-        ideal += layer["macs"] * bits["w"] * bits["a_in"] / peak
+        ideal += layer.macs * layer.bits.w * layer.bits.a_in / peak
         simulated += cycles
         count += 1
     return count, ideal, simulated

@@ -6,20 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
-from bitbranch.isa.hwconfig import DEFAULT_PRESET
-
 
 def add_arguments_compile(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL",
-                        help="workload name (see `bitbranch run --help`), torchvision:NAME, timm:NAME or "
-                             "file.py:factory")
-    bits = parser.add_mutually_exclusive_group()
-    bits.add_argument("--bits", metavar="WmAk", help="default precision, e.g. W2A2 (per-layer overrides are kept)")
-    bits.add_argument("--precision", metavar="FILE", help="per-layer precision mapping, JSON or TOML")
-    parser.add_argument("--hw", default=DEFAULT_PRESET, metavar="PRESET",
-                        help=f"hardware preset (default {DEFAULT_PRESET})")
+    from bitbranch.workloads.cli import add_model_arguments
+
+    add_model_arguments(parser)
     parser.add_argument("--input-shape", metavar="1,C,H,W", help="input shape (default: the model's)")
-    parser.add_argument("--input", metavar="FILE", help="PNG/JPEG image or .npy (default: a real photo from sklearn)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="artifact directory to write")
 
 

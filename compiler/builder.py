@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bitbranch.isa.artifact import Artifact, TensorSpec, tensor_bytes
+from bitbranch.isa.artifact import Artifact, LayerRecord, TensorSpec, tensor_bytes
 from bitbranch.isa.encoding import Instruction
 from bitbranch.isa.hwconfig import HwConfig
 
@@ -52,7 +52,7 @@ class ProgramBuilder:
         return spec
 
     def artifact(self, inputs: list[str], outputs: list[str], golden: dict[str, np.ndarray],
-                 layers: list[dict], meta: dict) -> Artifact:
+                 layers: list[LayerRecord], meta: dict) -> Artifact:
         self.emit("finish")
         return Artifact(
             hw=self.hw,

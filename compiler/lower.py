@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from bitbranch.isa.artifact import Artifact
+from bitbranch.isa.artifact import Artifact, LayerRecord
 from bitbranch.isa.hwconfig import HwConfig
 
 from . import ir
@@ -154,6 +154,7 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
     outputs = [n for n in graph.outputs if n in addrs] + [i for h in host for i in h.inputs if i in addrs]
     outputs = list(dict.fromkeys(outputs))
     art = b.artifact(inputs=list(graph.inputs), outputs=outputs, golden={n: values[n] for n in outputs},
-                     layers=records, meta=meta)
+                     layers=[LayerRecord.from_dict(r, f"layer '{r['name']}'", len(b.program)) for r in records],
+                     meta=meta)
     art.host_ops = [{"name": h.name, "inputs": h.inputs, "output": h.output, "reason": h.reason} for h in host]
     return art

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,97 @@ class TensorSpec:
         if spec.cstride and (spec.layout != "int32" or spec.cstride < spec.shape[-1]):
             raise ArtifactError(f"{where}: field 'cstride'={spec.cstride} needs layout int32 and >= {spec.shape[-1]}")
         return spec
+
+
+@dataclass(frozen=True)
+class LayerBits:
+    """Bit widths of a layer: input and output activation planes, weight planes (None: no weights)."""
+
+    a_in: int
+    a_out: int
+    w: int | None = None
+    ternary: bool = False
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One layer of the manifest's layer map: which instructions compute it and what it computes.
+
+    `macs` are the useful multiply-accumulates (0 for layers without weights), `weight_bits` the packed
+    weight size; `detail` holds what only some kinds have (kernel, stride, pad, residual, groups, chunks,
+    conv_groups, bgemm_passes, factor), for reports and tests."""
+
+    name: str
+    kind: str
+    instructions: tuple[int, int]  # [first, end) instruction indices
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    bits: LayerBits
+    tiles: int
+    tile_rows: int
+    tile_cols: int
+    macs: int = 0
+    weight_bits: int = 0
+    detail: dict = field(default_factory=dict)
+
+    COMMON = ("name", "kind", "instructions", "in_shape", "out_shape", "bits", "tiles", "tile_rows", "tile_cols",
+              "macs", "weight_bits")
+
+    def to_dict(self) -> dict:
+        bits = {"a_in": self.bits.a_in, "a_out": self.bits.a_out}
+        if self.bits.w is not None:
+            bits.update(w=self.bits.w, ternary=self.bits.ternary)
+        return {"name": self.name, "kind": self.kind, "instructions": list(self.instructions),
+                "in_shape": list(self.in_shape), "out_shape": list(self.out_shape), "bits": bits, "tiles": self.tiles,
+                "tile_rows": self.tile_rows, "tile_cols": self.tile_cols, "macs": self.macs,
+                "weight_bits": self.weight_bits, **self.detail}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str, n_instructions: int | None = None) -> LayerRecord:
+        """A checked record; `source` names where it came from (file and index) in every error."""
+        if not isinstance(d, dict):
+            raise ArtifactError(f"{source}: a layer record must be an object, not {type(d).__name__}")
+        where = f"{source} ('{d.get('name', '?')}')"
+        missing = [k for k in cls.COMMON[:9] if k not in d]
+        if missing:
+            raise ArtifactError(f"{where}: missing field(s) {', '.join(missing)}")
+        try:
+            bits = d["bits"]
+            rec = cls(
+                name=_typed(d["name"], str, where, "name"), kind=_typed(d["kind"], str, where, "kind"),
+                instructions=tuple(_int(v, where, "instructions") for v in d["instructions"]),
+                in_shape=tuple(_int(v, where, "in_shape") for v in d["in_shape"]),
+                out_shape=tuple(_int(v, where, "out_shape") for v in d["out_shape"]),
+                bits=LayerBits(_int(bits["a_in"], where, "bits.a_in"), _int(bits["a_out"], where, "bits.a_out"),
+                               None if bits.get("w") is None else _int(bits["w"], where, "bits.w"),
+                               bool(_typed(bits.get("ternary", False), bool | np.bool_, where, "bits.ternary"))),
+                tiles=_int(d["tiles"], where, "tiles"), tile_rows=_int(d["tile_rows"], where, "tile_rows"),
+                tile_cols=_int(d["tile_cols"], where, "tile_cols"), macs=_int(d.get("macs", 0), where, "macs"),
+                weight_bits=_int(d.get("weight_bits", 0), where, "weight_bits"),
+                detail={k: v for k, v in d.items() if k not in cls.COMMON},
+            )
+        except (KeyError, TypeError) as exc:
+            raise ArtifactError(f"{where}: malformed field ({exc!r})") from None
+        first_end = rec.instructions
+        if len(first_end) != 2 or not 0 <= first_end[0] <= first_end[1] or (
+                n_instructions is not None and first_end[1] > n_instructions):
+            raise ArtifactError(f"{where}: field 'instructions'={list(first_end)} is not a range [first, end) of the "
+                                f"program's {n_instructions} instructions")
+        if min(rec.macs, rec.weight_bits, rec.tiles) < 0:
+            raise ArtifactError(f"{where}: negative macs, weight_bits or tiles")
+        return rec
+
+
+def _typed(value, kind, where: str, name: str):
+    if not isinstance(value, kind):
+        raise ArtifactError(f"{where}: field '{name}'={value!r} is not a {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _int(value, where: str, name: str) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise ArtifactError(f"{where}: field '{name}'={value!r} is not an integer")
+    return int(value)
 
 
 # --- tensor <-> DRAM bytes ----------------------------------------------------------------------
@@ -167,7 +259,7 @@ class Artifact:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     golden: dict[str, np.ndarray] = field(default_factory=dict)
-    layers: list[dict] = field(default_factory=list)
+    layers: list[LayerRecord] = field(default_factory=list)
     host_ops: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     path: Path | None = None
@@ -212,7 +304,7 @@ def save_artifact(art: Artifact, directory: str | Path) -> Path:
         "inputs": art.inputs,
         "outputs": art.outputs,
         "golden": golden_files,
-        "layers": art.layers,
+        "layers": [r.to_dict() for r in art.layers],
         "host_ops": art.host_ops,
         "meta": art.meta,
     }
@@ -291,7 +383,8 @@ def load_artifact(directory: str | Path) -> Artifact:
         inputs=list(manifest.get("inputs", [])),
         outputs=list(manifest.get("outputs", [])),
         golden=golden,
-        layers=list(manifest.get("layers", [])),
+        layers=[LayerRecord.from_dict(r, f"{mpath}: layers[{i}]", len(program))
+                for i, r in enumerate(manifest.get("layers", []))],
         host_ops=list(manifest.get("host_ops", [])),
         meta=dict(manifest.get("meta", {})),
         path=base,

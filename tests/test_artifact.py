@@ -93,3 +93,38 @@ def test_pickled_golden_is_refused(tmp_path):
 def test_missing_manifest(tmp_path):
     with pytest.raises(ArtifactError, match="no manifest.json"):
         load_artifact(tmp_path)
+
+
+GOOD_LAYER = {"name": "conv1", "kind": "conv", "instructions": [0, 1], "in_shape": [3, 5, 70], "out_shape": [3, 5, 8],
+              "bits": {"a_in": 2, "a_out": 2, "w": 2, "ternary": False}, "tiles": 1, "tile_rows": 3, "tile_cols": 5,
+              "macs": 8400, "weight_bits": 1120, "kernel": [1, 1]}
+
+
+def with_layers(path, layers):
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["layers"] = layers
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_layer_records_load_typed(tmp_path):
+    path, *_ = make_artifact(tmp_path)
+    with_layers(path, [GOOD_LAYER])
+    (rec,) = load_artifact(path).layers
+    assert (rec.name, rec.instructions, rec.bits.w, rec.macs) == ("conv1", (0, 1), 2, 8400)
+    assert rec.detail == {"kernel": [1, 1]}
+    assert rec.to_dict() == GOOD_LAYER
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"tiles": None}, r"layers\[0\] \('conv1'\): missing field\(s\) tiles"),
+    ({"instructions": [0, 9]}, r"field 'instructions'=\[0, 9\] is not a range .* 1 instructions"),
+    ({"macs": "many"}, r"field 'macs'='many' is not an integer"),
+    ({"bits": {"a_in": 2}}, r"\('conv1'\): malformed field"),
+    ({"name": 7}, r"field 'name'=7 is not a str"),
+])
+def test_layer_record_errors_name_the_field(tmp_path, change, message):
+    path, *_ = make_artifact(tmp_path)
+    bad = {k: v for k, v in {**GOOD_LAYER, **change}.items() if v is not None}
+    with_layers(path, [bad])
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(path)

@@ -83,8 +83,8 @@ def test_grouped_conv_matches_golden(case, hw):
     g = GraphMaker(sum(in_shape) + cout + groups, in_shape, in_bits)
     y = g.conv("dw", "input", cout, k, mbits, kout, stride, pad, ternary=ternary, groups=groups)
     art, _ = check(*g.graph([y]), hw)
-    assert art.layers[0]["conv_groups"] == groups
-    assert art.layers[0]["macs"] == np.prod(art.layers[0]["out_shape"]) * k * k * in_shape[2] // groups
+    assert art.layers[0].detail["conv_groups"] == groups
+    assert art.layers[0].macs == np.prod(art.layers[0].out_shape) * k * k * in_shape[2] // groups
 
 
 def test_depthwise_on_the_bitwise_datapath():
@@ -151,7 +151,7 @@ def test_depthwise_program_runs_two_accumulating_bgemms_per_span():
     graph, inputs = g.graph([y])
     art = lower_graph(graph, EDGE, inputs)
     bgemms = [i for i in art.program if i.op == "bgemm"]
-    tiles = art.layers[0]["tiles"]
+    tiles = art.layers[0].tiles
     assert len(bgemms) == tiles * 2 * 2  # 2 word spans x 2 passes per tile
     assert [b.accumulate for b in bgemms[:4]] == [0, 1, 0, 1]
     assert {b.cw for b in bgemms} == {1}

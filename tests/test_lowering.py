@@ -8,6 +8,7 @@ from lowering_graphs import GraphMaker, pool_add_upsample_concat, residual_block
 
 from bitbranch.compiler.lower import lower_graph
 from bitbranch.compiler.tiling import LoweringError
+from bitbranch.isa.artifact import LayerRecord
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.isa.validate import validate_program
 from bitbranch.simulator import run
@@ -52,9 +53,9 @@ def test_conv_stack_with_many_tiles():
     b = g.conv("b", a, 16, 3, 2, 2, pad=1)
     c = g.conv("c", b, 8, 3, 2, 2, stride=2, pad=1)
     art, _ = check(*g.graph([c]))
-    tiles = [r["tiles"] for r in art.layers]
+    tiles = [r.tiles for r in art.layers]
     assert tiles[0] >= 3 and min(tiles) >= 2, tiles  # buffer reuse (tile i+2) and layer boundaries exercised
-    assert all(r["tile_cols"] == r["out_shape"][1] for r in art.layers)  # whole rows whenever they fit
+    assert all(r.tile_cols == r.out_shape[1] for r in art.layers)  # whole rows whenever they fit
 
 
 def test_residual_block_with_downsample_and_int32_head():
@@ -68,7 +69,7 @@ def test_weight_groups_when_weights_do_not_fit():
     hw = dataclasses.replace(SMALL, const_entries=256)
     y = g.conv("wide", "input", 250, 3, 1, 2, pad=1)
     art, _ = check(*g.graph([y]), hw=hw)
-    assert art.layers[0]["groups"] == 2
+    assert art.layers[0].detail["groups"] == 2
 
 
 def test_layers_alternate_weight_halves_and_prefetch():
@@ -82,7 +83,7 @@ def test_layers_alternate_weight_halves_and_prefetch():
     # a prefetched weight load starts before the previous layer's last compute instruction ends
     starts = {k: result.timestamps.start[k] for k, i in enumerate(art.program) if i.op == "load" and i.buf == 1}
     second = sorted(starts)[1]
-    prev_layer_end = max(result.timestamps.end[k] for k in range(*art.layers[0]["instructions"])
+    prev_layer_end = max(result.timestamps.end[k] for k in range(*art.layers[0].instructions)
                          if art.program[k].op in ("bgemm", "requant"))
     assert starts[second] < prev_layer_end
 
@@ -109,14 +110,14 @@ def test_concat_needs_word_aligned_channels():
         lower_graph(graph, SMALL, inputs)
 
 
-def layer(art, name: str) -> dict:
-    return next(r for r in art.layers if r["name"] == name)
+def layer(art, name: str) -> LayerRecord:
+    return next(r for r in art.layers if r.name == name)
 
 
 def assert_width_tiled(art, name: str) -> None:
     """The layer ran in rectangles narrower than its output rows, several of them per row."""
     rec = layer(art, name)
-    assert 0 < rec["tile_cols"] < rec["out_shape"][1] / 2, rec
+    assert 0 < rec.tile_cols < rec.out_shape[1] / 2, rec
 
 
 @pytest.mark.parametrize("in_shape,in_bits,k,stride,pad,dil", [
@@ -145,7 +146,7 @@ def test_pool_add_upsample_concat_int32_tile_along_the_width():
     art, _ = check(*g.graph([head, m, p]))
     for name in ("a", "maxpool", "avgpool", "b", "add", "up", "up2", "head"):
         assert_width_tiled(art, name)
-    assert layer(art, "up")["tile_cols"] % 2 == 0
+    assert layer(art, "up").tile_cols % 2 == 0
 
 
 def test_residual_conv_tiles_along_the_width():
@@ -167,7 +168,7 @@ def test_reduction_split_across_weight_chunks(in_shape, cout, k, mbits, pad, dil
     g = GraphMaker(cout + k, in_shape, 2)
     y = g.conv("conv", "input", cout, k, mbits, 2, pad=pad, dil=dil, ternary=ternary, out_int32=out_int32)
     art, _ = check(*g.graph([y]), datapath="bitwise")
-    assert art.layers[0]["chunks"] > 1
+    assert art.layers[0].detail["chunks"] > 1
     accumulating = [i for i in art.program if i.op == "bgemm" and i.accumulate]
     assert accumulating and all(i.wgt in (0, SMALL.wgt_entries // 2) for i in art.program if i.op == "bgemm")
 
@@ -178,7 +179,8 @@ def test_reduction_split_with_residual_and_width_tiles_between_layers():
     y = g.conv("c2", "input", 80, 3, 2, 2, pad=1, residual=h)
     z = g.conv("c3", y, 64, 3, 2, 2, pad=1)  # prefetch-capable layer after a split one
     art, _ = check(*g.graph([z]))
-    assert layer(art, "c2")["chunks"] > 1 and layer(art, "c2")["tile_cols"] < 6 and layer(art, "c2")["groups"] == 2
+    c2 = layer(art, "c2")
+    assert c2.detail["chunks"] > 1 and c2.tile_cols < 6 and c2.detail["groups"] == 2
 
 
 def test_global_average_pool_over_channel_word_groups():
@@ -187,7 +189,7 @@ def test_global_average_pool_over_channel_word_groups():
     p = g.pool("avgpool", x, "avg", 7, 7, kout=4)  # and 128 CONST entries: 8 groups of one word
     logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
     art, _ = check(*g.graph([logits, p]))
-    assert layer(art, "avgpool")["groups"] == 8
+    assert layer(art, "avgpool").detail["groups"] == 8
 
 
 def test_kernel_row_too_wide_for_wgt_is_refused():

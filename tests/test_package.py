@@ -7,6 +7,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -83,8 +84,12 @@ def installed(tmp_path_factory) -> Path:
     """A wheel built from this checkout, installed (without dependencies) into a fresh venv outside it. The
     pinned dependencies come from this environment through a .pth file: no network, no second torch."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools would leave build/ in the checkout and reuse its stale files next time.
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "sim_build", "out", "*.egg-info",
+                                                             "__pycache__", ".pytest_cache", ".hypothesis"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp / "dist"), str(ROOT)], capture_output=True, text=True)
+                            "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next((tmp / "dist").glob("bitbranch-*.whl"))
     venv = tmp / "venv"

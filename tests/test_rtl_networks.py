@@ -95,7 +95,8 @@ def test_networks_on_small():
 def test_depthwise_block(preset):
     graph, inputs = mobilenet_block()
     art = lower_graph(graph, get_config(preset), inputs)
-    assert {r["bgemm_passes"] for r in art.layers if r["conv_groups"] > 1} == {1, 2}  # both masking schemes
+    grouped = [r for r in art.layers if r.detail["conv_groups"] > 1]
+    assert {r.detail["bgemm_passes"] for r in grouped} == {1, 2}  # both masking schemes
     assert_exact(cross_check(art), f"depthwise block on {preset}")
 
 
@@ -116,7 +117,7 @@ def test_resnet18_layer_on_edge():
 def test_resnet18_layer_on_small():
     graph, inputs = resnet18_layer()
     art = lower_graph(graph, get_config("small"), inputs)
-    assert art.layers[0]["tile_cols"] < 56  # width tiles: the case this test exists for
+    assert art.layers[0].tile_cols < 56  # width tiles: the case this test exists for
     check = cross_check(art)
     assert_exact(check, "layer1.0.conv1")
     assert check.cycles_rtl == check.cycles_sim
@@ -126,7 +127,7 @@ def test_resnet18_layer_on_small():
 def test_resnet18_block_on_small():
     graph, inputs = resnet18_block()
     art = lower_graph(graph, get_config("small"), inputs)
-    assert all(r["tile_cols"] < 56 for r in art.layers)
+    assert all(r.tile_cols < 56 for r in art.layers)
     check = cross_check(art)
     assert_exact(check, "layer1.0 block")
     assert check.cycles_rtl == check.cycles_sim

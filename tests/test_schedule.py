@@ -61,7 +61,7 @@ def test_compiled_loads_follow_their_token_producers():
         producer = next(pushers) if insn.pop_next else None
         before = program[k - 1]
         assert before.exec_unit == Unit.LOAD or k - 1 == producer, k
-    ranges = [tuple(r["instructions"]) for r in art.layers]
+    ranges = [tuple(r.instructions) for r in art.layers]
     assert ranges[0][0] == 0 and all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
     assert ranges[-1][1] == len(program) - 1  # then the FINISH
 
@@ -78,7 +78,7 @@ def test_second_group_weights_load_while_the_first_group_computes():
     y = g.conv("wide", "input", 512, 3, 2, 2, pad=1)
     graph, inputs = g.graph([y])
     art = lower_graph(graph, EDGE, inputs)
-    assert art.layers[0]["groups"] >= 2
+    assert art.layers[0].detail["groups"] >= 2
     result = run(art)
     assert result.golden_ok
     ts = result.timestamps

@@ -77,7 +77,7 @@ def test_zoo_models_bit_exact_on_edge(ref):
     with torch.no_grad():
         art = compile_model(model, spec.precision, get_config("edge"), image)
     first, last = edge_layers(model)
-    assert art.layers[0]["name"] == first and art.layers[-1]["name"] == last
+    assert art.layers[0].name == first and art.layers[-1].name == last
     assert spec.precision.weight_for(first).bits == 8 and spec.precision.weight_for(last).bits == 8
     result = run(art)
     assert result.golden_ok

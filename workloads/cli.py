@@ -17,10 +17,30 @@ DEFAULT_SWEEP_BITS = "W1A1,W2A2,W4A4,W8A8"
 DEFAULT_SWEEP_HW = "edge,cloud"
 
 
-MODEL_NAMES = ("resnet18", "resnet34", "resnet50", "vgg16", "alexnet", "ssd300_resnet18", "yolov3_tiny", "fcn_resnet18")
-MODEL_HELP = (f"a registered network ({', '.join(MODEL_NAMES)}), torchvision:NAME or timm:NAME (the library's "
-              "classifier unchanged, random weights; needs the zoo extra), or path/to/file.py:factory (imports and "
-              "runs that file)")
+def model_help() -> str:
+    """MODEL's help, listing the registry's networks (the registry is the one list of them)."""
+    from .registry import names
+
+    return (f"a registered network ({', '.join(names())}), torchvision:NAME or timm:NAME (the library's classifier "
+            "unchanged, random weights; needs the zoo extra), or path/to/file.py:factory (imports and runs that file)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `compile` and `run` both take: MODEL, its precision, the hardware preset and the input image."""
+    from bitbranch.isa.hwconfig import DEFAULT_PRESET
+
+    parser.add_argument("model", metavar="MODEL", help=model_help())
+    bits = parser.add_mutually_exclusive_group()
+    bits.add_argument("--bits", metavar="WmAk",
+                      help="default precision (e.g. W2A2, WTA2 for ternary weights); the workload's per-layer "
+                           "overrides (8-bit weights in the first conv and the classifier) are kept")
+    bits.add_argument("--precision", metavar="FILE",
+                      help='complete precision spec, JSON or TOML (compiler format): '
+                           '{"default": "W2A2", "layers": {"conv1": {"w": 8}}}')
+    parser.add_argument("--hw", default=DEFAULT_PRESET, metavar="PRESET",
+                        help=f"hardware preset or file.toml[:name] (default {DEFAULT_PRESET})")
+    parser.add_argument("--input", metavar="IMAGE", help="PNG/JPEG image or .npy uint8 array, fitted to the model's "
+                        "input size (default: scikit-learn's china.jpg)")
 
 
 def _safe(name: str) -> str:
@@ -31,22 +51,9 @@ def _safe(name: str) -> str:
 
 
 def add_arguments_run(parser: argparse.ArgumentParser) -> None:
-    from bitbranch.isa.hwconfig import DEFAULT_PRESET
-
-    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    bits = parser.add_mutually_exclusive_group()
-    bits.add_argument("--bits", metavar="WmAk",
-                      help="default precision (e.g. W2A2, WTA2 for ternary weights); the workload's per-layer "
-                           "overrides (8-bit weights in the first conv and the classifier) are kept")
-    bits.add_argument("--precision", metavar="FILE",
-                      help='complete precision spec, JSON or TOML (compiler format): '
-                           '{"default": "W2A2", "layers": {"conv1": {"w": 8}}}')
-    parser.add_argument("--hw", default=DEFAULT_PRESET, metavar="PRESET",
-                        help=f"hardware preset or file.toml[:name] (default {DEFAULT_PRESET})")
+    add_model_arguments(parser)
     parser.add_argument("--clock-mhz", type=float, metavar="F", help="clock for ms, frames/s and the roofline "
                         "(default: the preset's)")
-    parser.add_argument("--input", metavar="IMAGE", help="PNG/JPEG image or .npy uint8 array, fitted to the model's "
-                        "input size (default: scikit-learn's china.jpg)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
     parser.add_argument("--out", metavar="DIR", help="report directory (default out/run/MODEL-PRECISION-PRESET)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -110,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def add_arguments_sweep(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    parser.add_argument("model", metavar="MODEL", help=model_help())
     parser.add_argument("--bits", default=DEFAULT_SWEEP_BITS, metavar="LIST",
                         help=f"comma-separated default precisions (default {DEFAULT_SWEEP_BITS}); the workload's "
                              "per-layer overrides are kept")

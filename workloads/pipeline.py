@@ -121,8 +121,8 @@ class RunOutcome:
 
 def _layer_progress(art: Artifact, progress: Callback) -> Callable[[int, int], None]:
     """Maps the simulator's (instructions done, total) to (layers done, layers, layer name)."""
-    ends = [int(r["instructions"][1]) for r in art.layers]
-    names = [r["name"] for r in art.layers]
+    ends = [r.instructions[1] for r in art.layers]
+    names = [r.name for r in art.layers]
 
     def cb(done: int, total: int) -> None:
         k = bisect.bisect_right(ends, done)

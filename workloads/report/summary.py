@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bitbranch.isa.artifact import Artifact
+from bitbranch.isa.artifact import Artifact, LayerRecord
 from bitbranch.isa.hwconfig import HwConfig
 from bitbranch.simulator import SimResult
 
@@ -207,26 +207,22 @@ class Report:
 # --- building ---------------------------------------------------------------------------------------
 
 
-def _layer_row(rec: dict, acc: Accounting, result: SimResult, prev_end: int) -> LayerRow:
+def _layer_row(rec: LayerRecord, acc: Accounting, result: SimResult, prev_end: int) -> LayerRow:
     hw = result.hw
-    first, end = (int(v) for v in rec["instructions"])
-    bits = rec.get("bits", {})
-    w = bits.get("w")
-    planes = w if w else None
-    a = int(bits.get("a_in", 0))
-    macs = int(rec.get("macs", 0))
-    bitops = macs * (planes or 0) * a
+    first, end = rec.instructions
+    planes = rec.bits.w
+    a = rec.bits.a_in
+    bitops = rec.macs * (planes or 0) * a
     cycles, array_util = result.span(first, end)
     layer_end = int(acc.end[first:end].max()) if end > first else prev_end
-    weight_bits = int(rec.get("weight_bits", 0))
     return LayerRow(
-        name=rec["name"], kind=rec.get("kind", "?"), out_shape=tuple(rec.get("out_shape", ())), w_bits=planes,
-        a_bits=a, ternary=bool(bits.get("ternary", False)), macs=macs, bitops=bitops,
+        name=rec.name, kind=rec.kind, out_shape=rec.out_shape, w_bits=planes,
+        a_bits=a, ternary=rec.bits.ternary, macs=rec.macs, bitops=bitops,
         issued_bitops=int(acc.bitops[first:end].sum()), cycles=cycles, excl_cycles=max(layer_end - prev_end, 0),
         ideal_cycles=math.ceil(bitops / hw.peak_bitops_per_cycle), util=bitops / (hw.peak_bitops_per_cycle * cycles)
         if cycles else 0.0, array_util=array_util, dram_read=int(acc.dram_read[first:end].sum()),
-        dram_written=int(acc.dram_written[first:end].sum()), params=weight_bits // planes if planes else 0,
-        weight_bytes=weight_bits / 8, units=acc.unit_states(first, end), instructions=(first, end),
+        dram_written=int(acc.dram_written[first:end].sum()), params=rec.weight_bits // planes if planes else 0,
+        weight_bytes=rec.weight_bits / 8, units=acc.unit_states(first, end), instructions=(first, end),
     )
 
 
