@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 from bitbranch.isa.hwconfig import BUFFERS, HwConfig
+from bitbranch.rtl import rtl_dir
 
 NOT_PARAMETERS = ("name", "description", "clock_mhz")  # HwConfig fields that are not Verilog parameters
 IMEM_AW = 16  # instruction memory: 65536 instructions
@@ -24,6 +26,14 @@ class UnsupportedConfig(ValueError):
 def hw_parameters(hw: HwConfig) -> dict[str, int]:
     """{VERILOG_NAME: value} for every structural field of the config, in field order."""
     return {f.name.upper(): int(getattr(hw, f.name)) for f in dataclasses.fields(hw) if f.name not in NOT_PARAMETERS}
+
+
+def module_parameters(module: str, hw: HwConfig) -> dict[str, int]:
+    """The config's parameters that Verilog module `module` (rtl/<module>.v) declares: what a unit bench passes
+    when it builds one module alone, read from the module's own parameter list instead of copied by hand."""
+    text = (rtl_dir() / f"{module}.v").read_text()
+    declared = set(re.findall(r"\bparameter\s+(?:integer\s+)?([A-Z_][A-Z0-9_]*)\s*=", text))
+    return {name: value for name, value in hw_parameters(hw).items() if name in declared}
 
 
 def dram_aw(dram_bytes: int, sim: str) -> int:

@@ -164,12 +164,10 @@ def run_decode_bench(hw_name: str = "small", sim: str = "verilator", cases: int 
 
     from bitbranch.isa.hwconfig import get_config
     from bitbranch.rtlharness.build import build, run
+    from bitbranch.rtlharness.params import module_parameters
 
     hw = get_config(hw_name)
-    params = {"ARRAY_COLS": hw.array_cols, "WORD_BITS": hw.word_bits, "INP_ENTRIES": hw.inp_entries,
-              "WGT_ENTRIES": hw.wgt_entries, "ACC_ENTRIES": hw.acc_entries, "OUT_ENTRIES": hw.out_entries,
-              "CONST_ENTRIES": hw.const_entries}
-    b = build(sim, "bb_decode", ["bb_decode"], params, f"decode_{hw_name}")
+    b = build(sim, "bb_decode", ["bb_decode"], module_parameters("bb_decode", hw), f"decode_{hw_name}")
     with tempfile.TemporaryDirectory(prefix="bitbranch-decode-") as tmp:
         report = Path(tmp) / "report.json"
         env = {ENV: json.dumps({"hw": hw_name, "seed": seed, "cases": cases, "report": str(report)})}

@@ -193,13 +193,10 @@ def run_dma_bench(hw_name: str = "small", sim: str = "verilator", cases: int = 6
     from bitbranch.isa.hwconfig import get_config
     from bitbranch.rtlharness.bench_core import write_dram_hex
     from bitbranch.rtlharness.build import build, run
+    from bitbranch.rtlharness.params import module_parameters
 
     hw = get_config(hw_name)
-    params = {"ARRAY_COLS": hw.array_cols, "WORD_BITS": hw.word_bits, "INP_ENTRIES": hw.inp_entries,
-              "WGT_ENTRIES": hw.wgt_entries, "ACC_ENTRIES": hw.acc_entries, "OUT_ENTRIES": hw.out_entries,
-              "CONST_ENTRIES": hw.const_entries, "DRAM_LATENCY": hw.dram_latency,
-              "DRAM_BYTES_PER_CYCLE": hw.dram_bytes_per_cycle, "DMA_ROW_OVERHEAD": hw.dma_row_overhead,
-              "DRAM_AW": max(12, (dram_bytes - 1).bit_length())}
+    params = {**module_parameters("bench/bb_dma_tb", hw), "DRAM_AW": max(12, (dram_bytes - 1).bit_length())}
     modules = ["bb_dram", "bb_load", "bb_store", "bb_buf", "bench/bb_dma_tb"]
     b = build(sim, "bb_dma_tb", modules, params, f"dma_{hw_name}")
     with tempfile.TemporaryDirectory(prefix="bitbranch-dma-") as tmp:
