@@ -214,7 +214,8 @@ def test_simulator_progress_maps_instructions_to_layers():
 
     from bitbranch.workloads.pipeline import _layer_progress
 
-    art = SimpleNamespace(layers=[{"name": "a", "instructions": [0, 10]}, {"name": "b", "instructions": [10, 25]}])
+    art = SimpleNamespace(layers=[SimpleNamespace(name="a", instructions=(0, 10)),
+                                  SimpleNamespace(name="b", instructions=(10, 25))])
     seen = []
     cb = _layer_progress(art, lambda done, total, text: seen.append((done, total, text)))
     for n in (0, 9, 10, 24, 25, 26):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bitbranch.isa.rounding import round_half_up
+
 DATASETS = ("mnist", "digits")
 NUM_CLASSES = 10
 
@@ -71,7 +73,7 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Split:
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
-    images = np.floor(d.images * 255.0 / 16.0 + 0.5).astype(np.uint8)  # 0..16 -> 0..255, round half up
+    images = round_half_up(d.images * 255.0 / 16.0).astype(np.uint8)  # 0..16 -> 0..255
     return Split("digits", *stratified_split(images, d.target.astype(np.int64), test_fraction, seed))
 
 
