@@ -40,6 +40,24 @@ def _sim_build_dir() -> Path:
 
 
 SIM_BUILD = _sim_build_dir()
+
+# Where `build` reads the Verilog and caches builds: the shipped RTL by default; `alternate_sources` points
+# both elsewhere for a while (mutation testing builds edited copies of the RTL without touching either).
+_SOURCES: list[tuple[Path, Path]] = []
+
+
+@contextlib.contextmanager
+def alternate_sources(rtl: Path, build_root: Path) -> Iterator[None]:
+    """Within the block, `build` reads modules and includes from `rtl` and caches under `build_root`."""
+    _SOURCES.append((Path(rtl), Path(build_root)))
+    try:
+        yield
+    finally:
+        _SOURCES.pop()
+
+
+def _sources() -> tuple[Path, Path]:
+    return _SOURCES[-1] if _SOURCES else (RTL_DIR, SIM_BUILD)
 SIMULATORS = ("verilator", "icarus")
 
 # Modules of the whole-program simulation top (bb_tb), one per file.
@@ -162,12 +180,13 @@ def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str,
     """Build `toplevel` from rtl/<module>.v files (`module` may be a path under rtl/, e.g. bench/x) with
     `parameters`; cached in rtl/sim_build/<sim>_<name>."""
     prepare_environment(sim)
-    sources = [RTL_DIR / f"{m}.v" for m in modules]
-    deps = sources + [RTL_DIR / inc for inc in INCLUDES]
+    rtl, build_root = _sources()
+    sources = [rtl / f"{m}.v" for m in modules]
+    deps = sources + [rtl / inc for inc in INCLUDES]
     args = list(VERILATOR_ARGS if sim == "verilator" else ICARUS_ARGS)
     if sim == "verilator" and toplevel != "bb_tb":
         args += VERILATOR_UNIT_ARGS
-    directory = SIM_BUILD / (f"{sim}_{name}" + ("_waves" if waves else ""))
+    directory = build_root / (f"{sim}_{name}" + ("_waves" if waves else ""))
     stamp_data = {"toplevel": toplevel, "digest": _digest(deps), "parameters": parameters, "args": args,
                   "waves": waves, "opt": OPT_FAST if sim == "verilator" else None}
     stamp = directory / "bitbranch_build.json"
@@ -181,7 +200,7 @@ def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str,
         log_file = (log_dir or directory) / "build.log"
         try:
             _runner(sim).build(
-                sources=sources, includes=[RTL_DIR], hdl_toplevel=toplevel, parameters=parameters,
+                sources=sources, includes=[rtl], hdl_toplevel=toplevel, parameters=parameters,
                 build_args=args, build_dir=directory, waves=waves, timescale=("1ns", "1ps"), log_file=log_file,
                 always=True,
             )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from lowering_graphs import GraphMaker
 from qat_models import MobileNetish, randomize_bn
 from torch import nn
 
@@ -22,6 +21,7 @@ from bitbranch.compiler.golden import conv_sum
 from bitbranch.compiler.integerize import to_ir
 from bitbranch.compiler.lower import lower_graph
 from bitbranch.compiler.quantize import calibrate, quantize_model
+from bitbranch.compiler.randgraph import GraphMaker
 from bitbranch.compiler.reference import golden_values, image_levels, qat_values
 from bitbranch.compiler.tiling import LoweringError
 from bitbranch.isa.hwconfig import get_config

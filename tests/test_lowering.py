@@ -4,9 +4,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from lowering_graphs import GraphMaker, pool_add_upsample_concat, residual_block
 
 from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.randgraph import GraphMaker, pool_add_upsample_concat, residual_block
 from bitbranch.compiler.tiling import LoweringError
 from bitbranch.isa.artifact import LayerRecord
 from bitbranch.isa.hwconfig import get_config

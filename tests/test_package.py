@@ -15,9 +15,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from lowering_graphs import GraphMaker
 
 from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.randgraph import GraphMaker
 from bitbranch.isa.artifact import save_artifact
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.rtl import rtl_dir

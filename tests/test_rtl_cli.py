@@ -8,9 +8,9 @@ import json
 import shutil
 
 import pytest
-from lowering_graphs import GraphMaker
 
 from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.randgraph import GraphMaker
 from bitbranch.isa.artifact import save_artifact
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.rtlharness import bench_core, compare

@@ -15,9 +15,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from lowering_graphs import GraphMaker, pool_add_upsample_concat, residual_block
 
 from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.randgraph import GraphMaker, pool_add_upsample_concat, residual_block
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.rtlharness.build import verilator_bin_dir
 from bitbranch.rtlharness.compare import cross_check, cross_check_batch

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from lowering_graphs import GraphMaker
 
 from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.randgraph import GraphMaker
 from bitbranch.compiler.schedule import hoisted_order, remap_ranges
 from bitbranch.compiler.tiling import first_tile_rows, split_cost
 from bitbranch.isa.hwconfig import get_config

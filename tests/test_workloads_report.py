@@ -9,11 +9,11 @@ import math
 
 import numpy as np
 import pytest
-from lowering_graphs import GraphMaker
 from PIL import Image
 
 from bitbranch.compiler import ir
 from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.randgraph import GraphMaker
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.simulator import run
 from bitbranch.workloads.progress import Progress

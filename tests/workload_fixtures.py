@@ -5,10 +5,10 @@ the requested precision (random weights, GraphMaker) and the real input image, v
 from __future__ import annotations
 
 import numpy as np
-from lowering_graphs import GraphMaker
 from torch import nn
 
 from bitbranch.compiler.lower import lower_graph
+from bitbranch.compiler.randgraph import GraphMaker
 from bitbranch.isa.artifact import Artifact
 from bitbranch.isa.hwconfig import HwConfig
 from bitbranch.workloads.precision import PrecisionSpec, label, layer_bits

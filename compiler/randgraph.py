@@ -1,4 +1,5 @@
-"""Random integer-IR graphs for lowering tests (shared by simulator and RTL end-to-end tests)."""
+"""Random integer-IR graphs: networks with random weights and requant constants that exercise every lowering
+path without torch (the lowering and RTL tests, and the mutation suite of `bitbranch mutate`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,515 @@
+"""`bitbranch mutate`: mutation testing of the RTL — how many deliberately planted bugs does the harness catch?
+
+Mutants are source-level edits of the synthesizable core (every `rtl/bb_*.v` of the core but the testbench and
+the behavioural DRAM), one edit per mutant, drawn with a seeded RNG from every place an operator applies:
+
+    relational   <  <=  >  >=  ==  !=   swapped with a neighbour (comparisons inside parentheses only, so a
+                                        non-blocking assignment `<=` is never taken for one)
+    arithmetic   binary + and - swapped
+    logical      && <-> ||, binary & <-> |
+    constant     a number +1 or -1 (sized literals keep their width)
+    slice        a constant bit-slice bound [h:l] moved by one
+    condition    if (c) -> if (!(c))
+    stuck        assign x = e;  ->  assign x = 0;  or  -1 (all ones)
+    signed       $signed(e) -> (e): a dropped sign extension
+
+Each mutant is built (Icarus by default: a build takes seconds) and run against the simulator by the chosen
+suite, check by check, the quickest and most effective first; the first check that fails kills it. A mutant
+that does not build is replaced by another draw and not counted. Survivors are tried for equivalence with
+Yosys (`equiv_make` / `equiv_induct` on the core); only a proof makes a mutant "equivalent".
+score = killed / (killed + survived).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bitbranch.isa.cliutil import fail
+
+SIM_ONLY = ("bb_tb", "bb_dram")  # simulation-only modules: not mutated (they are the bench, not the design)
+SUITES = ("quick", "full")
+OPERATORS = ("relational", "arithmetic", "logical", "constant", "slice", "condition", "stuck", "signed")
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One edit: replace `original` at character offset `start` of `file` (under rtl/) by `replacement`."""
+
+    file: str
+    line: int
+    start: int
+    original: str
+    replacement: str
+    operator: str
+
+    def describe(self) -> str:
+        return f"{self.file}:{self.line}: {self.operator}: '{self.original}' -> '{self.replacement}'"
+
+    def apply(self, text: str) -> str:
+        assert text[self.start:self.start + len(self.original)] == self.original, self.describe()
+        return text[:self.start] + self.replacement + text[self.start + len(self.original):]
+
+
+# --- finding mutation points ---------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"""
+    (?P<num>\d+'[sS]?[dDhHbBoO][0-9a-fA-F_xXzZ]+ | \d+)
+  | (?P<id>\$?[A-Za-z_][A-Za-z0-9_$]*)
+  | (?P<op>===|!==|<<<|>>>|<<|>>|<=|>=|==|!=|&&|\|\||~&|~\||~\^|\^~|\+:|-:|[-+*/%<>!~&|^?:=(){}\[\];,.@#`'])
+  | (?P<ws>\s+)
+  | (?P<other>.)
+""", re.VERBOSE)
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str
+    text: str
+    start: int
+    paren: int  # parenthesis depth at the token
+    bracket: int  # bracket depth at the token
+
+
+def _blank_comments_and_sim_only(text: str) -> str:
+    """Comments, preprocessor lines, declarations of parameters, system tasks and `ifdef` blocks become spaces
+    (offsets are kept), so no mutation lands in them."""
+    def blank(m: re.Match) -> str:
+        return re.sub(r"[^\n]", " ", m.group(0))
+
+    text = re.sub(r"/\*.*?\*/", blank, text, flags=re.S)
+    text = re.sub(r"//[^\n]*", blank, text)
+    text = re.sub(r"`if(n?)def\b.*?`endif\b", blank, text, flags=re.S)
+    text = re.sub(r"^[ \t]*`[^\n]*", blank, text, flags=re.M)
+    text = _blank_parameters(text)
+    text = re.sub(r"\binitial\b.*?\bend\b", blank, text, flags=re.S)
+    text = re.sub(r"\$(display|fwrite|write|finish|fatal|error|readmemh|fopen|fclose|value\$plusargs)\b[^;]*;",
+                  blank, text)
+    return text
+
+
+def _blank_parameters(text: str) -> str:
+    """Blank each `parameter`/`localparam` declaration up to the `,` `;` or `)` that ends it (nested parentheses
+    in its value included), keeping the parentheses around it balanced."""
+    out = list(text)
+    for m in re.finditer(r"\b(parameter|localparam)\b", text):
+        depth, j = 0, m.start()
+        while j < len(text):
+            c = text[j]
+            if c in ",;" and depth == 0 or c == ")" and depth == 0:
+                break
+            depth += (c == "(") - (c == ")")
+            if c != "\n":
+                out[j] = " "
+            j += 1
+    return "".join(out)
+
+
+def _tokens(clean: str) -> list[_Tok]:
+    out, paren, bracket = [], 0, 0
+    for m in _TOKEN.finditer(clean):
+        kind = m.lastgroup
+        if kind == "ws":
+            continue
+        s = m.group(0)
+        if s == ")":
+            paren -= 1
+        if s == "]":
+            bracket -= 1
+        out.append(_Tok(kind, s, m.start(), paren, bracket))
+        if s == "(":
+            paren += 1
+        if s == "[":
+            bracket += 1
+    return out
+
+
+def _operand_end(t: _Tok) -> bool:
+    return t.kind in ("id", "num") or t.text in (")", "]", "}")
+
+
+_SWAPS = {"relational": {"<": ["<="], "<=": ["<"], ">": [">="], ">=": [">"], "==": ["!="], "!=": ["=="]},
+          "logical": {"&&": ["||"], "||": ["&&"], "&": ["|"], "|": ["&"]},
+          "arithmetic": {"+": ["-"], "-": ["+"]}}
+
+
+def _number_variants(s: str) -> list[str]:
+    m = re.fullmatch(r"(\d+)'([sS]?)([dDhHbBoO])([0-9a-fA-F_]+)", s)
+    if m is None:
+        if not s.isdigit():
+            return []
+        v = int(s)
+        return [str(v + 1)] + ([str(v - 1)] if v > 0 else [])
+    width, signed, base, digits = int(m[1]), m[2], m[3].lower(), m[4].replace("_", "")
+    radix = {"d": 10, "h": 16, "b": 2, "o": 8}[base]
+    v = int(digits, radix)
+    fmt = {"d": "d", "h": "x", "b": "b", "o": "o"}[base]
+    return [f"{width}'{signed}{m[3]}{w:{fmt}}" for w in (v + 1, v - 1) if 0 <= w < (1 << width)]
+
+
+def _matching(toks: list[_Tok], i: int) -> int:
+    """Index of the ')' closing the '(' at toks[i]."""
+    depth = 0
+    for j in range(i, len(toks)):
+        depth += toks[j].text == "("
+        depth -= toks[j].text == ")"
+        if depth == 0:
+            return j
+    return -1
+
+
+def mutation_points(file: str, text: str) -> list[Mutation]:
+    """Every mutation the operators can make in one Verilog file."""
+    clean = _blank_comments_and_sim_only(text)
+    toks = _tokens(clean)
+    line_of = _line_index(text)
+    out: list[Mutation] = []
+
+    def add(start: int, original: str, replacement: str, op: str) -> None:
+        out.append(Mutation(file, line_of(start), start, original, replacement, op))
+
+    skip = _declaration_ranges(toks)
+    for i, t in enumerate(toks):
+        prev = toks[i - 1] if i else None
+        if i in skip:
+            continue
+        if t.kind == "op":
+            for op, table in _SWAPS.items():
+                if t.text not in table:
+                    continue
+                if op == "relational" and t.paren == 0:
+                    continue  # outside parentheses `<=` is an assignment; other comparisons are rare there
+                if t.text in ("&", "|", "+", "-") and (prev is None or not _operand_end(prev)):
+                    continue  # unary (reduction, sign), not binary
+                if t.bracket > 0 and op == "arithmetic":
+                    continue  # index arithmetic is the slice operator's business
+                for rep in table[t.text]:
+                    add(t.start, t.text, rep, op)
+        elif t.kind == "num":
+            if t.bracket > 0 and prev is not None and prev.text in ("[", ":") and "'" not in t.text:
+                for rep in _number_variants(t.text):
+                    add(t.start, t.text, rep, "slice")
+            elif "'" in t.text or prev is None or prev.text not in ("'",):
+                for rep in _number_variants(t.text):
+                    add(t.start, t.text, rep, "constant")
+        elif t.kind == "id" and t.text == "if" and i + 1 < len(toks) and toks[i + 1].text == "(":
+            j = _matching(toks, i + 1)
+            if j > 0:
+                a, b = toks[i + 1].start, toks[j].start + 1
+                add(a, text[a:b], f"(!{text[a:b]})", "condition")
+        elif t.kind == "id" and t.text == "assign" and i + 2 < len(toks):
+            eq = next((k for k in range(i + 1, min(i + 40, len(toks))) if toks[k].text == "="), None)
+            end = next((k for k in range(i + 1, len(toks)) if toks[k].text == ";"), None)
+            if eq is not None and end is not None and end > eq + 1:
+                a, b = toks[eq + 1].start, toks[end].start
+                add(a, text[a:b], "0", "stuck")
+                add(a, text[a:b], "-1", "stuck")
+        elif t.kind == "id" and t.text == "$signed" and i + 1 < len(toks) and toks[i + 1].text == "(":
+            add(t.start, "$signed", "", "signed")
+    return out
+
+
+_DECLARATIONS = {"input", "output", "inout", "wire", "reg", "signed", "integer", "genvar"}
+
+
+def _declaration_ranges(toks: list[_Tok]) -> set[int]:
+    """Token indices inside the [msb:lsb] range of a declaration: changing a width is a different design, not a
+    bug a test could be expected to catch, and mostly does not build."""
+    skip: set[int] = set()
+    for i, t in enumerate(toks):
+        if t.text == "[" and i and toks[i - 1].text in _DECLARATIONS:
+            depth, j = 0, i
+            while j < len(toks):
+                depth += toks[j].text == "["
+                depth -= toks[j].text == "]"
+                skip.add(j)
+                if depth == 0:
+                    break
+                j += 1
+    return skip
+
+
+def _line_index(text: str) -> Callable[[int], int]:
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def line(offset: int) -> int:
+        lo, hi = 0, len(starts)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if starts[mid] <= offset else (lo, mid)
+        return lo + 1
+
+    return line
+
+
+def core_files() -> list[str]:
+    from .build import CORE_MODULES
+
+    return [f"{m}.v" for m in CORE_MODULES if m not in SIM_ONLY]
+
+
+def all_mutations(rtl: Path) -> list[Mutation]:
+    return [m for f in core_files() for m in mutation_points(f, (rtl / f).read_text())]
+
+
+def draw(mutations: list[Mutation], seed: int) -> Iterator[Mutation]:
+    """Mutations in a seeded random order, round-robin over operators so every operator is represented."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    by_op: dict[str, list[Mutation]] = {}
+    for m in mutations:
+        by_op.setdefault(m.operator, []).append(m)
+    queues = {op: [ms[k] for k in rng.permutation(len(ms))] for op, ms in sorted(by_op.items())}
+    while any(queues.values()):
+        for op in list(queues):
+            if queues[op]:
+                yield queues[op].pop()
+
+
+# --- the suites --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of a suite: a name and a callable that returns None (passed) or what differed."""
+
+    name: str
+    run: Callable[[str], str | None]
+
+
+def _random_programs(preset: str, seeds: range, instructions: int) -> Check:
+    def run(sim: str) -> str | None:
+        from bitbranch.isa.hwconfig import get_config
+
+        from .fuzz import fuzz_batch
+
+        for seed, _, check in fuzz_batch(get_config(preset), seeds, instructions, sim):
+            if not check.ok:
+                first = check.first
+                return (f"random program seed {seed}: outputs {'ok' if check.outputs_match else 'differ'}, cycles "
+                        f"rtl {check.cycles_rtl} sim {check.cycles_sim}, status {check.rtl_status}"
+                        + (f"; {first.describe()}" if first else ""))
+        return None
+
+    return Check(f"random:{preset}:{len(seeds)}", run)
+
+
+@functools.cache
+def _networks(preset: str) -> tuple:
+    """The directed networks of the suites, lowered once per campaign: two convolutions with padding and stride
+    2; a residual block with a downsample branch, average pool and int32 head; max pool, add, upsample, concat."""
+    import numpy as np
+
+    from bitbranch.compiler.lower import lower_graph
+    from bitbranch.compiler.randgraph import GraphMaker, pool_add_upsample_concat, residual_block
+    from bitbranch.isa.hwconfig import get_config
+
+    g = GraphMaker(21, (10, 10, 3))
+    a = g.conv("a", "input", 16, 3, 2, 2, pad=1)
+    b = g.conv("b", a, 8, 3, 2, 2, stride=2, pad=1)
+    arts = tuple(lower_graph(*graph, get_config(preset))
+                 for graph in (g.graph([b]), residual_block(), pool_add_upsample_concat()))
+    for art in arts:  # a check on constant outputs would prove nothing
+        assert all(len(np.unique(v)) > 1 for v in art.golden.values()), "a check network's outputs are constant"
+    return arts
+
+
+def _network(preset: str) -> Check:
+    def run(sim: str) -> str | None:
+        from .compare import cross_check_batch
+
+        for k, check in enumerate(cross_check_batch(list(_networks(preset)), sim=sim)):
+            if not check.ok:
+                return f"network {k} on {preset}: {check.first.describe() if check.first else 'outputs differ'}"
+        return None
+
+    return Check(f"networks:{preset}", run)
+
+
+def suite(name: str) -> list[Check]:
+    if name == "quick":
+        return [_random_programs("small", range(0, 16), 30), _network("small"),
+                _random_programs("small", range(16, 64), 40)]
+    return [*suite("quick"), _random_programs("small", range(1000, 1300), 60), _network("edge"),
+            _random_programs("edge", range(2000, 2030), 40)]
+
+
+# --- running mutants ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    mutation: Mutation
+    status: str  # killed | survived | equivalent | unbuildable
+    check: str | None = None
+    detail: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self.mutation), "description": self.mutation.describe(), "status": self.status,
+                "check": self.check, "detail": self.detail, "seconds": round(self.seconds, 2)}
+
+
+def _mutant_dir(rtl: Path, work: Path, m: Mutation) -> Path:
+    d = work / "rtl"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    for p in list(rtl.glob("*.v")) + list(rtl.glob("*.vh")):
+        shutil.copy(p, d / p.name)
+    (d / m.file).write_text(m.apply((rtl / m.file).read_text()))
+    return d
+
+
+def run_mutant(m: Mutation, checks: list[Check], sim: str, rtl: Path, work: Path) -> Outcome:
+    from .build import SimulatorError, alternate_sources
+
+    t0 = time.perf_counter()
+    src = _mutant_dir(rtl, work, m)
+    with alternate_sources(src, work / "sim_build"):
+        for i, check in enumerate(checks):
+            try:
+                detail = check.run(sim)
+            except SimulatorError as exc:
+                if i == 0 and ("build of" in str(exc)):
+                    return Outcome(m, "unbuildable", detail=str(exc).splitlines()[0])
+                detail = f"simulation failed: {str(exc).splitlines()[0]}"
+            except Exception as exc:  # noqa: BLE001 - a mutant may break the bench in any way; that kills it
+                detail = f"{type(exc).__name__}: {exc}"
+            if detail is not None:
+                return Outcome(m, "killed", check.name, detail, time.perf_counter() - t0)
+    return Outcome(m, "survived", seconds=time.perf_counter() - t0)
+
+
+def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: float = 300.0) -> bool:
+    """True when Yosys proves the mutated core equivalent to the original (equiv_make + equiv_induct)."""
+    from bitbranch.isa.hwconfig import get_config
+
+    from .params import hw_parameters
+
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        return False
+    src = _mutant_dir(rtl, work, m)
+    chparam = " ".join(f"-set {k} {v}" for k, v in hw_parameters(get_config(hw_name)).items())
+
+    def load(d: Path, name: str) -> str:
+        sources = " ".join(str(d / f) for f in core_files())
+        return (f"read_verilog -I{d} {sources}; chparam {chparam} bb_core; hierarchy -top bb_core; proc; flatten; "
+                f"opt_clean; rename bb_core {name}; design -stash {name}; ")
+
+    script = (load(rtl, "gold") + load(src, "gate") + "design -copy-from gold -as gold gold; "
+              "design -copy-from gate -as gate gate; equiv_make gold gate equiv; hierarchy -top equiv; "
+              "async2sync; equiv_simple -seq 4; equiv_induct -seq 4; equiv_status -assert")
+    try:
+        out = subprocess.run([yosys, "-q", "-p", script], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return out.returncode == 0
+
+
+def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progress=None) -> list[Outcome]:
+    from bitbranch.rtl import rtl_dir
+
+    rtl = rtl_dir()
+    checks = suite(suite_name)
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="bitbranch-mutate-") as tmp:
+        work = Path(tmp)
+        for m in draw(all_mutations(rtl), seed):
+            if sum(o.status != "unbuildable" for o in outcomes) >= n:
+                break
+            o = run_mutant(m, checks, sim, rtl, work)
+            if o.status == "survived" and prove_equivalent(m, rtl, work, hw_name):
+                o.status, o.detail = "equivalent", "yosys equiv_induct proves the mutant equal to the design"
+            outcomes.append(o)
+            if progress is not None:
+                progress(outcomes)
+    return outcomes
+
+
+def summary(outcomes: list[Outcome], seconds: float) -> dict:
+    counted = [o for o in outcomes if o.status != "unbuildable"]
+    c = Counter(o.status for o in counted)
+    killed, survived = c["killed"], c["survived"]
+    kill_times = [o.seconds for o in counted if o.status == "killed"]
+    return {
+        "mutants": len(counted), "killed": killed, "survived": survived, "equivalent": c["equivalent"],
+        "unbuildable_replaced": sum(o.status == "unbuildable" for o in outcomes),
+        "score": killed / (killed + survived) if killed + survived else None,
+        "median_kill_seconds": statistics.median(kill_times) if kill_times else None,
+        "killed_by": dict(Counter(o.check for o in counted if o.status == "killed")),
+        "by_operator": {op: dict(Counter(o.status for o in counted if o.mutation.operator == op))
+                        for op in OPERATORS if any(o.mutation.operator == op for o in counted)},
+        "survivors": [o.to_dict() for o in counted if o.status == "survived"],
+        "equivalents": [o.to_dict() for o in counted if o.status == "equivalent"],
+        "seconds": round(seconds, 1),
+    }
+
+
+# --- command line ------------------------------------------------------------------------------------------
+
+
+def add_arguments_mutate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mutants", type=int, default=20, metavar="N", help="mutants to classify (default 20)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the draw (default 0)")
+    parser.add_argument("--suite", choices=SUITES, default="quick", help="checks run on each mutant (default quick)")
+    parser.add_argument("--sim", choices=("icarus", "verilator"), default="icarus",
+                        help="HDL simulator (default icarus: a mutant builds in seconds)")
+    parser.add_argument("--hw", default="small", metavar="PRESET",
+                        help="preset for the equivalence proof of survivors (default small)")
+    parser.add_argument("--list", action="store_true", help="only count the mutation points per operator and file")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+
+
+def cmd_mutate(args: argparse.Namespace) -> int:
+    from bitbranch.rtl import rtl_dir
+
+    from .build import SimulatorError
+
+    if args.mutants < 1:
+        return fail(f"--mutants={args.mutants} must be >= 1")
+    if args.list:
+        points = all_mutations(rtl_dir())
+        table = Counter((m.file, m.operator) for m in points)
+        for (f, op), n in sorted(table.items()):
+            print(f"{f:20s} {op:12s} {n:5d}")
+        print(f"{len(points)} mutation points in {len(core_files())} files")
+        return 0
+    t0 = time.perf_counter()
+
+    def progress(outcomes: list[Outcome]) -> None:
+        o = outcomes[-1]
+        done = sum(x.status != "unbuildable" for x in outcomes)
+        print(f"[{done}/{args.mutants}] {o.status:11s} {o.seconds:5.1f} s  {o.mutation.describe()}"
+              + (f"  <- {o.check}" if o.check else ""), file=sys.stderr)
+
+    try:
+        outcomes = campaign(args.mutants, args.seed, args.suite, args.sim, args.hw, progress)
+    except SimulatorError as exc:
+        return fail(str(exc))
+    s = summary(outcomes, time.perf_counter() - t0)
+    if args.json:
+        print(json.dumps(s))
+        return 0
+    score = f"{s['score']:.1%}" if s["score"] is not None else "n/a"
+    print(f"mutate: {s['mutants']} mutants ({args.suite} suite, {args.sim}): {s['killed']} killed, {s['survived']} "
+          f"survived, {s['equivalent']} equivalent; score {score}; {s['unbuildable_replaced']} unbuildable replaced; "
+          f"{s['seconds']} s")
+    for check, n in sorted(s["killed_by"].items(), key=lambda kv: -kv[1]):
+        print(f"  killed by {check}: {n}")
+    for o in s["survivors"]:
+        print(f"  SURVIVED {o['description']}")
+    return 0
