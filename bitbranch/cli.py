@@ -37,6 +37,8 @@ COMMANDS = (
     Command("fuzz", "bitbranch.rtlharness.fuzz", "differential fuzzing: random programs on the RTL vs the simulator"),
     Command("mutate", "bitbranch.rtlharness.mutate",
             "mutation testing: plant bugs in the RTL and count how many the harness catches"),
+    Command("coverage", "bitbranch.rtlharness.coverage",
+            "code coverage (line, branch, toggle) of the RTL under the verification suite"),
     Command("run", "bitbranch.workloads.cli", "compile + simulate + report a model in one command"),
     Command("sweep", "bitbranch.workloads.cli", "run a model over a grid of precisions x hardware presets"),
     Command("train", "bitbranch.workloads.training.traincmd",

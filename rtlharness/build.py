@@ -58,6 +58,22 @@ def alternate_sources(rtl: Path, build_root: Path) -> Iterator[None]:
 
 def _sources() -> tuple[Path, Path]:
     return _SOURCES[-1] if _SOURCES else (RTL_DIR, SIM_BUILD)
+
+
+# Code coverage: within `coverage_runs(dir)`, Verilator builds are instrumented (a separate cached build) and
+# every simulation writes its counts to a new file in `dir` (rtlharness.coverage merges and reports them).
+COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle")  # Verilator 5 line coverage includes branch points
+_COVERAGE: list[Path] = []
+
+
+@contextlib.contextmanager
+def coverage_runs(out_dir: Path) -> Iterator[None]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _COVERAGE.append(out_dir)
+    try:
+        yield
+    finally:
+        _COVERAGE.pop()
 SIMULATORS = ("verilator", "icarus")
 
 # Modules of the whole-program simulation top (bb_tb), one per file.
@@ -186,7 +202,10 @@ def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str,
     args = list(VERILATOR_ARGS if sim == "verilator" else ICARUS_ARGS)
     if sim == "verilator" and toplevel != "bb_tb":
         args += VERILATOR_UNIT_ARGS
-    directory = build_root / (f"{sim}_{name}" + ("_waves" if waves else ""))
+    coverage = bool(_COVERAGE) and sim == "verilator"
+    if coverage:
+        args += COVERAGE_ARGS
+    directory = build_root / (f"{sim}_{name}" + ("_waves" if waves else "") + ("_cov" if coverage else ""))
     stamp_data = {"toplevel": toplevel, "digest": _digest(deps), "parameters": parameters, "args": args,
                   "waves": waves, "opt": OPT_FAST if sim == "verilator" else None}
     stamp = directory / "bitbranch_build.json"
@@ -219,6 +238,9 @@ def run(b: Build, test_module: str, test_dir: Path, env: dict[str, str] | None =
     prepare_environment(b.sim)
     test_dir.mkdir(parents=True, exist_ok=True)
     log_file = test_dir / "sim.log"
+    if _COVERAGE and "--coverage-line" in json.loads((b.directory / "bitbranch_build.json").read_text())["args"]:
+        n = len(list(_COVERAGE[-1].glob("run*.dat")))
+        plusargs = [*plusargs, f"+verilator+coverage+file+{_COVERAGE[-1] / f'run{n:05d}.dat'}"]
     results = test_dir / "results.xml"
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # keep the runner from sys.exit()ing under pytest
     try:

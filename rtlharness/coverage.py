@@ -1,0 +1,182 @@
+"""`bitbranch coverage`: code coverage of the RTL under a verification suite (Verilator line, branch, toggle).
+
+The core is built with Verilator's `--coverage-line --coverage-toggle` (a separate cached build), the suite of
+`bitbranch mutate` runs on it (random programs and directed networks cross-checked against the simulator; a
+failing check is an error here), and every simulation's counts are merged and reported per module of the
+synthesizable core: line coverage (statement blocks), branch coverage (each arm of every if/case/?:) and toggle
+coverage (every bit of every signal seen both 0->1 and 1->0), each instance of a module pooled.
+Reports: `coverage.md` (per module, then the uncovered lines), `coverage.info` (lcov, for genhtml or an
+editor) and `coverage.json`. Verilator's own `verilator_coverage` tool is not needed: its data file is a
+plain text format read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bitbranch.isa.cliutil import fail
+
+KINDS = ("line", "branch", "toggle")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One coverage point: its kind, the module and source line it belongs to, and what it is."""
+
+    kind: str
+    module: str
+    file: str
+    line: int
+    what: str
+    hier: str
+
+
+def parse_dat(text: str) -> dict[Point, int]:
+    """Coverage points and counts of one Verilator coverage.dat (`C '<key\\x02value\\x01...>' count` lines)."""
+    out: dict[Point, int] = {}
+    for m in re.finditer(r"^C '(.*)' (\d+)$", text, flags=re.M):
+        fields = dict(item.split("\x02", 1) for item in m.group(1).split("\x01") if "\x02" in item)
+        page = fields.get("page", "")
+        kind = page.split("/")[0].removeprefix("v_")
+        if kind not in KINDS:
+            continue
+        # a parameterised instance's module is named <module>__<parameter digest>
+        module = page.split("/", 1)[1].split("__")[0] if "/" in page else "?"
+        point = Point(kind, module, Path(fields.get("f", "?")).name, int(fields.get("l", 0) or 0),
+                      fields.get("o", ""), fields.get("h", ""))
+        out[point] = out.get(point, 0) + int(m.group(2))
+    return out
+
+
+def merge(files: Iterable[Path]) -> dict[Point, int]:
+    total: dict[Point, int] = defaultdict(int)
+    for f in files:
+        for p, n in parse_dat(f.read_text(errors="replace")).items():
+            total[p] += n
+    return dict(total)
+
+
+@dataclass
+class ModuleCoverage:
+    module: str
+    hit: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    total: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    missed_lines: set[tuple[str, int]] = field(default_factory=set)
+
+    def percent(self, kind: str) -> float | None:
+        return 100.0 * self.hit[kind] / self.total[kind] if self.total[kind] else None
+
+
+def per_module(points: dict[Point, int], modules: Iterable[str]) -> dict[str, ModuleCoverage]:
+    """Coverage per module (points of every instance of a module pooled: a point counts as hit when any
+    instance hit it)."""
+    wanted = set(modules)
+    pooled: dict[tuple, int] = defaultdict(int)
+    for p, n in points.items():
+        if p.module in wanted:
+            pooled[(p.kind, p.module, p.file, p.line, p.what)] += n
+    out = {m: ModuleCoverage(m) for m in sorted(wanted)}
+    for (kind, module, file, line, _what), n in pooled.items():
+        mc = out[module]
+        mc.total[kind] += 1
+        mc.hit[kind] += n > 0
+        if n == 0 and kind in ("line", "branch"):
+            mc.missed_lines.add((file, line))
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f} %"
+
+
+def markdown(cov: dict[str, ModuleCoverage], suite: str, seconds: float) -> str:
+    lines = [f"# RTL code coverage ({suite} suite, Verilator line, branch and toggle; {seconds:.0f} s)", "",
+             "| module | " + " | ".join(f"{k} | {k} hit / points" for k in KINDS) + " |",
+             "|---|" + "---|---|" * len(KINDS)]
+
+    def row(name: str, hit: dict[str, int], total: dict[str, int]) -> str:
+        return f"| {name} | " + " | ".join(
+            f"{_pct(100 * hit[k] / total[k] if total[k] else None)} | {hit[k]} / {total[k]}" for k in KINDS) + " |"
+
+    for m, c in cov.items():
+        lines.append(row(m, c.hit, c.total))
+    lines.append(row("**all**", {k: sum(c.hit[k] for c in cov.values()) for k in KINDS},
+                     {k: sum(c.total[k] for c in cov.values()) for k in KINDS}))
+    lines += ["", "## Lines and branch arms never reached", ""]
+    for m, c in cov.items():
+        if c.missed_lines:
+            where = ", ".join(f"{f}:{ln}" for f, ln in sorted(c.missed_lines))
+            lines.append(f"- {m}: {where}")
+    return "\n".join(lines) + "\n"
+
+
+def lcov(points: dict[Point, int], rtl: Path, modules: Iterable[str]) -> str:
+    """Line coverage in lcov's tracefile format (genhtml renders it)."""
+    wanted = set(modules)
+    by_file: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for p, n in points.items():
+        if p.kind == "line" and p.module in wanted:
+            by_file[p.file][p.line] += n
+    out = []
+    for f, lines in sorted(by_file.items()):
+        out.append(f"SF:{rtl / f}")
+        out += [f"DA:{ln},{n}" for ln, n in sorted(lines.items())]
+        out += [f"LH:{sum(n > 0 for n in lines.values())}", f"LF:{len(lines)}", "end_of_record"]
+    return "\n".join(out) + "\n"
+
+
+def add_arguments_coverage(parser: argparse.ArgumentParser) -> None:
+    from .mutate import SUITES
+
+    parser.add_argument("--suite", choices=SUITES, default="quick", help="the checks to run (default quick)")
+    parser.add_argument("--out", default="out/coverage", metavar="DIR", help="report directory (default out/coverage)")
+    parser.add_argument("--json", action="store_true", help="print the per-module figures as one JSON object")
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from bitbranch.rtl import rtl_dir
+
+    from .build import SimulatorError, coverage_runs
+    from .mutate import core_files, suite
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return fail(f"--out {out} exists and is not a directory")
+    data = out / "data"
+    for old in data.glob("run*.dat") if data.is_dir() else ():
+        old.unlink()
+    modules = [f.removesuffix(".v") for f in core_files()]
+    t0 = time.perf_counter()
+    try:
+        with coverage_runs(data):
+            for check in suite(args.suite):
+                print(f"coverage: {check.name} ...", file=sys.stderr)
+                problem = check.run("verilator")
+                if problem is not None:
+                    return fail(f"check {check.name} failed on the unmutated RTL: {problem}")
+    except SimulatorError as exc:
+        return fail(str(exc))
+    seconds = time.perf_counter() - t0
+    points = merge(sorted(data.glob("run*.dat")))
+    if not points:
+        return fail(f"no coverage data was written under {data}")
+    cov = per_module(points, modules)
+    (out / "coverage.md").write_text(markdown(cov, args.suite, seconds))
+    (out / "coverage.info").write_text(lcov(points, rtl_dir(), modules))
+    summary = {m: {k: c.percent(k) for k in KINDS} | {f"{k}_points": c.total[k] for k in KINDS}
+               for m, c in cov.items()}
+    (out / "coverage.json").write_text(json.dumps(summary, indent=1))
+    if args.json:
+        print(json.dumps({"suite": args.suite, "seconds": round(seconds, 1), "modules": summary}))
+    else:
+        print((out / "coverage.md").read_text().split("\n## ")[0])
+        print(f"reports: {out / 'coverage.md'}, {out / 'coverage.info'} (lcov), {out / 'coverage.json'}")
+    return 0
