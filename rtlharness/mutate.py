@@ -374,6 +374,7 @@ def _mutant_dir(rtl: Path, work: Path, m: Mutation) -> Path:
 
 
 def run_mutant(m: Mutation, checks: list[Check], sim: str, rtl: Path, work: Path) -> Outcome:
+    """Build the mutant and run the checks in order in this process (`campaign` runs it in a child process)."""
     from .build import SimulatorError, alternate_sources
 
     t0 = time.perf_counter()
@@ -391,6 +392,40 @@ def run_mutant(m: Mutation, checks: list[Check], sim: str, rtl: Path, work: Path
             if detail is not None:
                 return Outcome(m, "killed", check.name, detail, time.perf_counter() - t0)
     return Outcome(m, "survived", seconds=time.perf_counter() - t0)
+
+
+def run_mutant_isolated(m: Mutation, suite_name: str, sim: str, work: Path, timeout: float) -> Outcome:
+    """run_mutant in a child process with a wall-clock limit: a mutant can hang the HDL simulator inside one time
+    step (a loop that never ends), which no cycle limit sees. Running past the limit is detected — it kills the
+    mutant ("watchdog") — and the child's whole process group is stopped."""
+    import os
+    import signal
+
+    t0 = time.perf_counter()
+    job = json.dumps({"mutation": asdict(m), "suite": suite_name, "sim": sim, "work": str(work)})
+    proc = subprocess.Popen([sys.executable, "-m", "bitbranch.rtlharness.mutate", "--worker", job],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return Outcome(m, "killed", "watchdog", f"no result after {timeout:.0f} s (the simulation hung)",
+                       time.perf_counter() - t0)
+    if proc.returncode != 0 or not out.strip():
+        return Outcome(m, "killed", "bench", f"the bench process failed: {err.strip().splitlines()[-1:]}",
+                       time.perf_counter() - t0)
+    d = json.loads(out.strip().splitlines()[-1])
+    return Outcome(m, d["status"], d["check"], d["detail"], d["seconds"])
+
+
+def _worker(job: str) -> int:
+    from bitbranch.rtl import rtl_dir
+
+    d = json.loads(job)
+    o = run_mutant(Mutation(**d["mutation"]), suite(d["suite"]), d["sim"], rtl_dir(), Path(d["work"]))
+    print(json.dumps({"status": o.status, "check": o.check, "detail": o.detail, "seconds": o.seconds}))
+    return 0
 
 
 def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: float = 300.0) -> bool:
@@ -420,18 +455,18 @@ def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: 
     return out.returncode == 0
 
 
-def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progress=None) -> list[Outcome]:
+def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progress=None,
+             timeout: float = 240.0) -> list[Outcome]:
     from bitbranch.rtl import rtl_dir
 
     rtl = rtl_dir()
-    checks = suite(suite_name)
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="bitbranch-mutate-") as tmp:
         work = Path(tmp)
         for m in draw(all_mutations(rtl), seed):
             if sum(o.status != "unbuildable" for o in outcomes) >= n:
                 break
-            o = run_mutant(m, checks, sim, rtl, work)
+            o = run_mutant_isolated(m, suite_name, sim, work, timeout)
             if o.status == "survived" and prove_equivalent(m, rtl, work, hw_name):
                 o.status, o.detail = "equivalent", "yosys equiv_induct proves the mutant equal to the design"
             outcomes.append(o)
@@ -470,6 +505,9 @@ def add_arguments_mutate(parser: argparse.ArgumentParser) -> None:
                         help="HDL simulator (default icarus: a mutant builds in seconds)")
     parser.add_argument("--hw", default="small", metavar="PRESET",
                         help="preset for the equivalence proof of survivors (default small)")
+    parser.add_argument("--timeout", type=float, default=240.0, metavar="S",
+                        help="wall-clock limit per mutant; a mutant that hangs the simulator past it is killed by the "
+                             "watchdog (default 240)")
     parser.add_argument("--list", action="store_true", help="only count the mutation points per operator and file")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
 
@@ -481,6 +519,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
     if args.mutants < 1:
         return fail(f"--mutants={args.mutants} must be >= 1")
+    if not args.timeout > 0:
+        return fail(f"--timeout={args.timeout} must be > 0 seconds")
     if args.list:
         points = all_mutations(rtl_dir())
         table = Counter((m.file, m.operator) for m in points)
@@ -497,7 +537,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
               + (f"  <- {o.check}" if o.check else ""), file=sys.stderr)
 
     try:
-        outcomes = campaign(args.mutants, args.seed, args.suite, args.sim, args.hw, progress)
+        outcomes = campaign(args.mutants, args.seed, args.suite, args.sim, args.hw, progress, args.timeout)
     except SimulatorError as exc:
         return fail(str(exc))
     s = summary(outcomes, time.perf_counter() - t0)
@@ -513,3 +553,9 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     for o in s["survivors"]:
         print(f"  SURVIVED {o['description']}")
     return 0
+
+
+if __name__ == "__main__":  # the child process of run_mutant_isolated
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        sys.exit(_worker(sys.argv[2]))
+    sys.exit(fail("usage: python -m bitbranch.rtlharness.mutate --worker JOB (use `bitbranch mutate`)"))

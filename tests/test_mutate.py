@@ -71,3 +71,9 @@ def test_campaign_builds_and_kills_real_mutants(capsys):
     assert sum(out["killed_by"].values()) == out["killed"]
     # the shipped RTL is untouched: an unmutated core still passes the first check
     assert mutate.suite("quick")[0].run("icarus") is None
+
+
+def test_watchdog_kills_a_mutant_that_runs_past_its_limit(tmp_path):
+    m = next(iter(mutate.draw(mutate.all_mutations(rtl_dir()), 0)))
+    o = mutate.run_mutant_isolated(m, "quick", "icarus", tmp_path, timeout=0.5)
+    assert (o.status, o.check) == ("killed", "watchdog") and "0 s" in o.detail
