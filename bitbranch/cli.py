@@ -34,6 +34,8 @@ COMMANDS = (
     Command("simulate", "bitbranch.simulator.cli", "run a program artifact on the cycle-accurate simulator"),
     Command("verify", "bitbranch.rtlharness.verify",
             "run an artifact on the Verilog RTL and compare outputs and cycles"),
+    Command("synth", "bitbranch.rtlharness.synth",
+            "synthesize the core with Yosys: cells, flip-flops, inferred memories and their ports"),
     Command("fuzz", "bitbranch.rtlharness.fuzz", "differential fuzzing: random programs on the RTL vs the simulator"),
     Command("run", "bitbranch.workloads.cli", "compile + simulate + report a model in one command"),
     Command("sweep", "bitbranch.workloads.cli", "run a model over a grid of precisions x hardware presets"),
