@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow lint bench bench-rtl docs clean
+.PHONY: setup demo test test-slow lint bench bench-rtl bench-synth docs clean
 
 setup: $(STAMP) iverilog
 
@@ -47,6 +47,9 @@ bench: setup
 
 bench-rtl: setup
 	$(BIN)/python bench/rtl.py
+
+bench-synth: setup
+	$(BIN)/python bench/synth.py
 
 docs: setup
 	$(BIN)/bitbranch isa gen

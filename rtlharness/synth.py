@@ -88,7 +88,7 @@ def find_yosys() -> list[str]:
 def yosys_version(cmd: Sequence[str] | None = None) -> str:
     cmd = list(cmd or find_yosys())
     out = subprocess.run([*cmd, "-V"], capture_output=True, text=True, timeout=600)
-    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "unknown"
+    return _version_from_log(out.stdout)
 
 
 # ---- the script -----------------------------------------------------------------------------------------------

@@ -146,6 +146,16 @@ def test_three_port_and_flip_flop_fixture_is_flagged(capsys, tmp_path):
     assert "became registers (Yosys mem2reg; " in text and "fx_regfile.v:" in text
 
 
+@pytest.mark.parametrize("target, bram", [("xilinx", None), ("ice40", "SB_RAM40_4K")])
+def test_fpga_targets_count_luts_and_flip_flops(capsys, tmp_path, target, bram):
+    rc, report, _ = _fx_core(capsys, tmp_path, 0, "--target", target)
+    assert rc == 0 and report["target"] == target
+    assert report["luts"] > 0 and report["flip_flops"] is not None and report["brams"] is not None
+    assert len(report["memories"]) == 5 and synth.check_buildable(report) == []
+    if bram:
+        assert report["brams"] == report["cells"][bram] > 0
+
+
 def test_plain_output_is_a_table(capsys, tmp_path):
     sources = [a for f in FX_CORE for a in ("--source", str(FIX / f))]
     rc, out, _ = _run(capsys, "--hw", TINY, *sources, "--top", "fx_core", "--check", "--workdir", str(tmp_path))
