@@ -126,8 +126,37 @@ def declared_parameters(sources: Sequence[Path], top: str) -> set[str]:
         text = re.sub(r"//[^\n]*|/\*.*?\*/", "", src.read_text(errors="replace"), flags=re.S)
         m = re.search(rf"\bmodule\s+{re.escape(top)}\b(.*?)\bendmodule\b", text, flags=re.S)
         if m:
-            names.update(re.findall(r"\bparameter\b(?:\s+(?:integer|signed|\[[^\]]*\]))*\s+(\w+)", m.group(1)))
+            body = m.group(1)
+            for kw in re.finditer(r"\bparameter\b", body):
+                names.update(_declared_names(body, kw.end()))
     return names
+
+
+def _declared_names(text: str, i: int) -> list[str]:
+    """Names declared from text[i] (just after `parameter`) to the `;` or the `)` closing the list:
+    `A = 1, B = (2), parameter [3:0] C = 4` gives A, B, C."""
+    depth, start, pieces = 0, i, []
+    while i < len(text):
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif c == ";" and depth == 0:
+            break
+        elif c == "," and depth == 0:
+            pieces.append(text[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(text[start:i])
+    out = []
+    for piece in pieces:
+        m = re.search(r"(\w+)\s*=", piece)
+        if m:
+            out.append(m.group(1))
+    return out
 
 
 def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str, parameters: Mapping[str, int],

@@ -55,6 +55,17 @@ def test_buffer_of_finds_buffers_by_hierarchical_name(name, buf):
     assert synth.buffer_of(name) == buf
 
 
+def test_declared_parameters_of_a_top_module(tmp_path):
+    assert synth.declared_parameters([FIX / "fx_core.v"], "fx_core") == {
+        "ARRAY_COLS", "WORD_BITS", "INP_ENTRIES", "WGT_ENTRIES", "ACC_ENTRIES", "OUT_ENTRIES", "CONST_ENTRIES", "BAD"}
+    src = tmp_path / "m.v"
+    src.write_text("module m #(parameter A = 1, B = (2), parameter [3:0] C = 4) (input x);\n"
+                   "  parameter D = 1, E = {2'b0}; // parameter X = 1\n  localparam F = 3;\nendmodule\n"
+                   "module n #(parameter Z = 1) (); endmodule\n")
+    assert synth.declared_parameters([src], "m") == {"A", "B", "C", "D", "E"}
+    assert {"ARRAY_ROWS", "INP_ENTRIES", "IMEM_AW"} <= synth.declared_parameters(synth.core_sources(), "bb_core")
+
+
 RTLIL = r"""
 module \top
   attribute \hdlname "inp mem"
