@@ -173,9 +173,11 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         "opt_expr",
         "opt_clean",
         "opt -nodffe -nosdff",
+        "opt",  # with enable/reset flip-flops, so memory_dff can merge read registers that have an enable
         "memory -nomap",
         "opt_clean",
-        "select t:$mem_v2",
+        # the memories, and the wires on their clock and address ports (to pair read and write ports)
+        "select t:$mem_v2 t:$mem_v2 %ci1:+$mem_v2[RD_ADDR,WR_ADDR,RD_CLK,WR_CLK]",
         "write_rtlil -selected memories.il",
         "select -clear",
     ]
@@ -303,33 +305,115 @@ def _ports(n: int, continuation: int | str | None) -> int:
     return continuation.count("0") if len(continuation) == n else n
 
 
+_WIRE_RE = re.compile(r"^\s*wire\s+(.*?)(\S+)\s*$")
+_CONNECT_RE = re.compile(r"^\s*connect \\(RD_ADDR|WR_ADDR|RD_CLK|WR_CLK) (.+?)\s*$")
+_PORT_SIGNALS = ("RD_ADDR", "WR_ADDR", "RD_CLK", "WR_CLK")
+
+
+def _sig_bits(text: str, widths: Mapping[str, int]) -> list | None:
+    """The bits of an RTLIL sigspec, LSB first: (wire, index) for wire bits, '0'/'1'/'x'/'z' for constants.
+    None when a wire's width is unknown."""
+    tokens = text.replace("{", " { ").replace("}", " } ").split()
+    msb_first: list = []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        i += 1
+        if t in "{}":
+            continue  # concatenations list their parts MSB first: flattening keeps that order
+        m = re.fullmatch(r"(\d+)'([01xzm-]*)", t)
+        if m:
+            msb_first.extend(m.group(2))
+            continue
+        if re.fullmatch(r"-?\d+", t):
+            msb_first.extend(format(int(t) & 0xFFFFFFFF, "032b"))
+            continue
+        if i < len(tokens) and tokens[i].startswith("["):
+            sl = re.fullmatch(r"\[(\d+)(?::(\d+))?\]", tokens[i])
+            i += 1
+            if not sl:
+                return None
+            hi = int(sl.group(1))
+            lo = int(sl.group(2)) if sl.group(2) is not None else hi
+            msb_first.extend((t, k) for k in range(hi, lo - 1, -1))
+            continue
+        if t not in widths:
+            return None
+        msb_first.extend((t, k) for k in range(widths[t] - 1, -1, -1))
+    return msb_first[::-1]
+
+
+def _bit(value: int | str | None, i: int, default: str = "0") -> str:
+    """Bit i (LSB = 0) of an RTLIL constant parameter given as its MSB-first bit string."""
+    if isinstance(value, str) and 0 <= i < len(value):
+        return value[len(value) - 1 - i]
+    return default
+
+
+def _rw_pairs(p: Mapping, sigs: Mapping[str, list | None]) -> int:
+    """Read/write port pairs that share clock and address: one read-write port of an SRAM (Yosys models a
+    port that reads or writes as a read port plus a write port on the same address)."""
+    abits, nrd, nwr = int(p.get("ABITS", 0)), int(p.get("RD_PORTS", 0)), int(p.get("WR_PORTS", 0))
+    rd_addr, wr_addr, rd_clk, wr_clk = (sigs.get(k) for k in _PORT_SIGNALS)
+    if not (abits and nrd and nwr) or None in (rd_addr, wr_addr, rd_clk, wr_clk):
+        return 0
+    if len(rd_addr) != abits * nrd or len(wr_addr) != abits * nwr or len(rd_clk) != nrd or len(wr_clk) != nwr:
+        return 0
+    free = [i for i in range(nrd)
+            if _bit(p.get("RD_WIDE_CONTINUATION"), i) == "0" and _bit(p.get("RD_CLK_ENABLE"), i) == "1"]
+    pairs = 0
+    for j in range(nwr):
+        if _bit(p.get("WR_WIDE_CONTINUATION"), j) != "0":
+            continue
+        key = (wr_clk[j], wr_addr[j * abits:(j + 1) * abits])
+        for i in free:
+            if (rd_clk[i], rd_addr[i * abits:(i + 1) * abits]) == key:
+                free.remove(i)
+                pairs += 1
+                break
+    return pairs
+
+
 def parse_memories(rtlil: str) -> list[dict]:
-    """Every $mem_v2 cell of a `write_rtlil` dump: {name, depth, width, bits, read_ports, write_ports}."""
+    """Every $mem_v2 cell of a `write_rtlil` dump: {name, depth, width, bits, read_ports, write_ports,
+    rw_ports, ports}. read_ports/write_ports count Yosys's ports (a wide port once); rw_ports are the
+    read/write pairs on one clock and address (the wires they use must be in the dump); ports = read_ports +
+    write_ports - rw_ports, the ports an SRAM macro needs."""
     mems: list[dict] = []
+    widths: dict[str, int] = {}
     cur: dict | None = None
     for line in rtlil.splitlines():
         m = _CELL_RE.match(line)
         if m:
-            cur = {"cell": _unescape(m.group(1)), "params": {}}
+            cur = {"cell": _unescape(m.group(1)), "params": {}, "sigs": {}}
             mems.append(cur)
             continue
-        if cur is not None:
-            if line.strip() == "end":
-                cur = None
-                continue
-            p = _PARAM_RE.match(line)
-            if p and p.group(1) != "INIT" and not p.group(1).endswith(("_VALUE",)):
-                cur["params"][p.group(1)] = _rtlil_value(p.group(2))
+        if cur is None:
+            w = _WIRE_RE.match(line)
+            if w:
+                wm = re.search(r"\bwidth (\d+)", w.group(1))
+                widths[w.group(2)] = int(wm.group(1)) if wm else 1
+            continue
+        if line.strip() == "end":
+            cur = None
+            continue
+        p = _PARAM_RE.match(line)
+        if p and p.group(1) != "INIT" and not p.group(1).endswith(("_VALUE",)):
+            cur["params"][p.group(1)] = _rtlil_value(p.group(2))
+            continue
+        c = _CONNECT_RE.match(line)
+        if c:
+            cur["sigs"][c.group(1)] = c.group(2)
     out = []
     for c in mems:
         p = c["params"]
         depth, width = int(p.get("SIZE", 0)), int(p.get("WIDTH", 0))
         name = _unescape(str(p.get("MEMID", c["cell"])))
-        out.append({
-            "name": name, "depth": depth, "width": width, "bits": depth * width,
-            "read_ports": _ports(int(p.get("RD_PORTS", 0)), p.get("RD_WIDE_CONTINUATION")),
-            "write_ports": _ports(int(p.get("WR_PORTS", 0)), p.get("WR_WIDE_CONTINUATION")),
-        })
+        rd = _ports(int(p.get("RD_PORTS", 0)), p.get("RD_WIDE_CONTINUATION"))
+        wr = _ports(int(p.get("WR_PORTS", 0)), p.get("WR_WIDE_CONTINUATION"))
+        rw = _rw_pairs(p, {k: _sig_bits(v, widths) for k, v in c["sigs"].items()})
+        out.append({"name": name, "depth": depth, "width": width, "bits": depth * width,
+                    "read_ports": rd, "write_ports": wr, "rw_ports": rw, "ports": rd + wr - rw})
     return sorted(out, key=lambda m: m["name"])
 
 
@@ -485,7 +569,8 @@ def check_buildable(report: Mapping) -> list[str]:
 
     1. Every buffer (report["buffers"], else all five) is one or more memories (found by hierarchical name,
        buffer_of), and together they hold at least the buffer's bits (entries x entry width).
-    2. Every memory has read_ports + write_ports <= 2.
+    2. Every memory needs at most 2 SRAM ports: read_ports + write_ports - rw_ports <= 2, where a read and a
+       write port on the same clock and address are one read/write port (1R+1W, 1RW+1R, 2RW).
     3. No buffer became flip-flops: the flip-flop bits of the whole design stay below the smallest buffer's
        bits. A buffer turned into registers costs at least its own bits in flip-flops, while the registers the
        design is meant to have (pipelines, FIFOs, read data registers, accumulators of the PE array) are small
@@ -512,11 +597,13 @@ def check_buildable(report: Mapping) -> list[str]:
             problems.append(f"{buf}: its memories hold {bits} bits, the buffer has {cap['bits']} "
                             f"({cap['entries']} x {cap['width']}): the rest is not memory")
     for m in memories:
-        ports = m["read_ports"] + m["write_ports"]
+        rw = m.get("rw_ports", 0)
+        ports = m.get("ports", m["read_ports"] + m["write_ports"] - rw)
         if ports > 2:
             owner = buffer_of(m["name"])
+            pairs = f" ({rw} of them read/write pairs)" if rw else ""
             problems.append(f"memory {m['name']}{f' ({owner})' if owner else ''}: {m['read_ports']} read + "
-                            f"{m['write_ports']} write ports = {ports} > 2")
+                            f"{m['write_ports']} write ports{pairs} = {ports} SRAM ports > 2")
     ff = report.get("flip_flops")
     caps = [c["bits"] for c in expected.values() if c]
     if ff is not None and caps:

@@ -87,8 +87,21 @@ end
 
 
 def test_parse_memories_counts_a_wide_port_once():
-    assert synth.parse_memories(RTLIL) == [
-        {"name": "inp.mem", "depth": 64, "width": 64, "bits": 4096, "read_ports": 2, "write_ports": 1}]
+    assert synth.parse_memories(RTLIL) == [{"name": "inp.mem", "depth": 64, "width": 64, "bits": 4096,
+                                            "read_ports": 2, "write_ports": 1, "rw_ports": 0, "ports": 3}]
+
+
+def test_parse_memories_pairs_read_and_write_ports_on_one_address():
+    rtlil = RTLIL.replace("  cell", "  wire width 6 \\a\n  wire width 6 \\b\n  wire \\clk\n  cell")
+    # read ports (LSB first): 0 on \a, 1 the continuation of 0 (wide), 2 on \b; the write port on \a
+    rtlil = rtlil.replace("    connect \\RD_DATA 128'x", "    parameter \\RD_CLK_ENABLE 3'111\n"
+                          "    connect \\RD_ADDR { \\b \\a [5:1] 1'1 \\a }\n"
+                          "    connect \\RD_CLK { \\clk \\clk \\clk }\n"
+                          "    connect \\WR_ADDR \\a\n    connect \\WR_CLK \\clk")
+    (mem,) = synth.parse_memories(rtlil)
+    assert (mem["read_ports"], mem["write_ports"], mem["rw_ports"], mem["ports"]) == (2, 1, 1, 2)
+    other = rtlil.replace("WR_ADDR \\a", "WR_ADDR { \\a [4:0] 1'0 }")  # another address: no pair
+    assert synth.parse_memories(other)[0]["rw_ports"] == 0
 
 
 def _report(memories, flip_flops=10, buffers=None, mem2reg=()):
@@ -96,8 +109,9 @@ def _report(memories, flip_flops=10, buffers=None, mem2reg=()):
     return {"memories": memories, "flip_flops": flip_flops, "buffers": caps, "registers_from_memories": list(mem2reg)}
 
 
-def _mem(name, depth=64, width=64, rd=1, wr=1):
-    return {"name": name, "depth": depth, "width": width, "bits": depth * width, "read_ports": rd, "write_ports": wr}
+def _mem(name, depth=64, width=64, rd=1, wr=1, rw=0):
+    return {"name": name, "depth": depth, "width": width, "bits": depth * width, "read_ports": rd, "write_ports": wr,
+            "rw_ports": rw, "ports": rd + wr - rw}
 
 
 GOOD = [_mem("inp.mem"), _mem("wgt.mem"), _mem("acc.mem"), _mem("outb.mem"), _mem("cst.mem")]
@@ -107,15 +121,17 @@ def test_check_buildable_accepts_two_port_banks():
     assert synth.check_buildable(_report(GOOD)) == []
     banks = [_mem(f"inp.bank{i}.mem", depth=32) for i in range(2)] + GOOD[1:]  # INP in two banks of 32
     assert synth.check_buildable(_report(banks)) == []
-    two_rw = [_mem("inp.mem", rd=2, wr=2)]
-    assert "2 read + 2 write ports = 4 > 2" in " ".join(synth.check_buildable(_report(two_rw + GOOD[1:])))
+    two_rw = [_mem("inp.mem", rd=2, wr=2, rw=2)]  # a true dual-port (2RW) bank
+    assert synth.check_buildable(_report(two_rw + GOOD[1:])) == []
+    four = [_mem("inp.mem", rd=2, wr=2, rw=0)]
+    assert "2 read + 2 write ports = 4 SRAM ports > 2" in " ".join(synth.check_buildable(_report(four + GOOD[1:])))
 
 
 def test_check_buildable_names_each_problem():
     mems = [_mem("inp.mem", rd=2), _mem("wgt.mem", depth=32), _mem("acc.mem"), _mem("outb.mem")]
     problems = synth.check_buildable(_report(mems, flip_flops=5000, mem2reg=[{"memory": "mem", "source": "x.v:3"}]))
     text = "\n".join(problems)
-    assert "inp.mem (INP): 2 read + 1 write ports = 3 > 2" in text
+    assert "inp.mem (INP): 2 read + 1 write ports = 3 SRAM ports > 2" in text
     assert "WGT: its memories hold 2048 bits, the buffer has 4096" in text
     assert "CONST: no memory inferred" in text
     assert "5000 flip-flop bits >= the smallest buffer" in text
@@ -131,11 +147,8 @@ def test_two_port_fixture_reports_every_memory_and_is_buildable(capsys, tmp_path
     assert report["preset"] == "tiny" and report["target"] == "generic" and report["luts"] is None
     assert report["seconds"] > 0 and report["cells"]["$mem_v2"] == 5
     assert report["memories"] == [
-        {"name": "good.acc.mem", "depth": 64, "width": 64, "bits": 4096, "read_ports": 1, "write_ports": 1},
-        {"name": "good.cst.mem", "depth": 16, "width": 256, "bits": 4096, "read_ports": 1, "write_ports": 1},
-        {"name": "inp.mem", "depth": 64, "width": 64, "bits": 4096, "read_ports": 1, "write_ports": 1},
-        {"name": "outb.mem", "depth": 64, "width": 64, "bits": 4096, "read_ports": 1, "write_ports": 1},
-        {"name": "wgt.mem", "depth": 64, "width": 128, "bits": 8192, "read_ports": 1, "write_ports": 1},
+        _mem("good.acc.mem"), _mem("good.cst.mem", depth=16, width=256), _mem("inp.mem"), _mem("outb.mem"),
+        _mem("wgt.mem", width=128),
     ]
     assert report["flip_flops"] < 4096
     assert synth.check_buildable(report) == []
@@ -151,7 +164,7 @@ def test_three_port_and_flip_flop_fixture_is_flagged(capsys, tmp_path):
     problems = synth.check_buildable(report)
     assert report["problems"] == problems
     text = "\n".join(problems)
-    assert "bad.acc.mem (ACC): 2 read + 1 write ports = 3 > 2" in text
+    assert "bad.acc.mem (ACC): 2 read + 1 write ports = 3 SRAM ports > 2" in text
     assert "CONST: no memory inferred" in text
     assert "a buffer was turned into flip-flops" in text
     assert "became registers (Yosys mem2reg; " in text and "fx_regfile.v:" in text
@@ -165,6 +178,13 @@ def test_fpga_targets_count_luts_and_flip_flops(capsys, tmp_path, target, bram):
     assert len(report["memories"]) == 5 and synth.check_buildable(report) == []
     if bram:
         assert report["brams"] == report["cells"][bram] > 0
+
+
+def test_true_dual_port_ram_is_two_read_write_ports(capsys, tmp_path):
+    rc, out, _ = _run(capsys, "--source", str(FIX / "fx_ram2rw.v"), "--top", "fx_ram2rw", "--param", "DEPTH=128",
+                      "--json", "--workdir", str(tmp_path))
+    assert rc == 0
+    assert json.loads(out)["memories"] == [_mem("mem", depth=128, width=32, rd=2, wr=2, rw=2)]
 
 
 def test_plain_output_is_a_table(capsys, tmp_path):
