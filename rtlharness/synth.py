@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-TARGETS = ("generic", "xilinx", "ice40")
+TARGETS = ("generic", "rtl", "xilinx", "ice40")
 DEFAULT_TIMEOUT = 1800.0
 ABC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
 
@@ -50,8 +50,10 @@ BUFFER_NAMES = {
 }
 
 # Flip-flop cell types after each target's mapping (every cell is one bit).
+_GATE_FF = re.compile(r"^\$_(DFF|DFFE|SDFF|SDFFE|SDFFCE|DFFSR|DFFSRE|ALDFF|ALDFFE|DLATCH|DLATCHSR|SR)_")
 _FF_PATTERNS = {
-    "generic": re.compile(r"^\$_(DFF|DFFE|SDFF|SDFFE|SDFFCE|DFFSR|DFFSRE|ALDFF|ALDFFE|DLATCH|DLATCHSR|SR)_"),
+    "generic": _GATE_FF,
+    "rtl": _GATE_FF,
     "xilinx": re.compile(r"^(FD[RSCP]E(_1)?|FD[RSCP]?|LD[CP]E?)$"),
     "ice40": re.compile(r"^SB_DFF\w*$"),
 }
@@ -185,6 +187,9 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
     ]
     if target == "generic":
         lines += ["opt", "techmap", "opt -fast", f"abc -g {ABC_GATES}", "opt_clean"]
+    elif target == "rtl":
+        # only the flip-flops are split into one-bit cells (to count bits); the logic stays word-level cells
+        lines += ["opt", "simplemap t:$*dff* t:$*dffe* t:$dlatch* t:$sr t:$*dffsr*", "opt_clean"]
     elif target == "xilinx":
         lines += [f"synth_xilinx -flatten -top {top}"]
     else:
@@ -639,7 +644,8 @@ def add_arguments_synth(parser: argparse.ArgumentParser) -> None:
                         help="hardware preset (or file.toml[:name]) whose parameters the core is built with; "
                              "required unless --source is given")
     parser.add_argument("--target", choices=TARGETS, default="generic",
-                        help="generic gates (default), or the xilinx (7-series) / ice40 FPGA flows")
+                        help="generic gates (default); rtl: word-level cells, flip-flops in bits, no gate mapping "
+                             "(fastest); or the xilinx (7-series) / ice40 FPGA flows")
     parser.add_argument("--top", default="bb_core", help="top module (default bb_core)")
     parser.add_argument("--source", action="append", type=Path, metavar="FILE.v",
                         help="synthesize these Verilog files instead of the core (repeatable)")

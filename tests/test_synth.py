@@ -170,6 +170,14 @@ def test_three_port_and_flip_flop_fixture_is_flagged(capsys, tmp_path):
     assert "became registers (Yosys mem2reg; " in text and "fx_regfile.v:" in text
 
 
+def test_rtl_target_counts_flip_flop_bits_without_gate_mapping(capsys, tmp_path):
+    rc, report, _ = _fx_core(capsys, tmp_path, 1, "--target", "rtl")
+    assert rc == 0 and report["target"] == "rtl" and report["luts"] is None
+    assert report["flip_flops"] >= 16 * 256 and "$mux" in report["cells"]  # word-level logic, one-bit flip-flops
+    text = "\n".join(synth.check_buildable(report))
+    assert "a buffer was turned into flip-flops" in text and "3 SRAM ports > 2" in text
+
+
 @pytest.mark.parametrize("target, bram", [("xilinx", None), ("ice40", "SB_RAM40_4K")])
 def test_fpga_targets_count_luts_and_flip_flops(capsys, tmp_path, target, bram):
     rc, report, _ = _fx_core(capsys, tmp_path, 0, "--target", target)
