@@ -193,3 +193,24 @@ def test_parse_space_precision_file(tmp_path):
     assert [r["precision"] for r in res.rows] == ["W2A2+1", "W1A1"]  # the file replaces the workload's spec
     assert all(r["status"] == "ok" for r in res.rows)
     assert buffer_bytes(space.base) == res.rows[0]["buffer_kib"] * 1024
+
+
+def test_prepared_once_lowered_per_config_with_reused_planes():
+    import pickle
+
+    from bitbranch.compiler.conv import reuse_weight_planes
+    from bitbranch.compiler.lower import lower_graph
+    from bitbranch.isa.hwconfig import get_config
+    from bitbranch.workloads.explore.engine import PrepJob, evaluate_point, prepare
+    from bitbranch.workloads.images import default_image
+
+    prep = prepare(PrepJob(TINY, "W2A2", 0, default_image((3, 16, 16))))
+    edge, cloud = get_config("edge"), get_config("cloud")
+    plain = lower_graph(prep.graph, cloud, prep.inputs, meta=dict(prep.meta), golden=prep.golden)
+    first = evaluate_point(prep, edge)
+    assert prep.planes  # filled by the first lowering
+    with reuse_weight_planes(prep.planes):
+        cached = lower_graph(prep.graph, cloud, prep.inputs, meta=dict(prep.meta), golden=prep.golden)
+    assert cached.program == plain.program and bytes(cached.dram) == bytes(plain.dram)
+    assert stable([evaluate_point(prep, edge)]) == stable([first]) and first["golden_ok"] is True
+    assert pickle.loads(pickle.dumps(prep)).planes == {}  # the cache is not shipped to workers

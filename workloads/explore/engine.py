@@ -62,6 +62,10 @@ class Prepared:
     golden: dict[str, np.ndarray]
     meta: dict
     seconds: float
+    planes: dict = field(default_factory=dict, repr=False)  # compiler.conv.reuse_weight_planes cache (per worker)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "planes": {}}  # shipped without the cache: it is rebuilt where the points run
 
 
 def build_model(spec, seed: int):
@@ -120,6 +124,7 @@ def _error(exc: BaseException) -> str:
 def evaluate_point(prep: Prepared, hw: HwConfig) -> dict:
     """Lower the prepared model for `hw` and simulate it: the point's metrics, or status 'failed' with the
     error. Deterministic (apart from TIMINGS), so the row is stored under the point's key."""
+    from bitbranch.compiler.conv import reuse_weight_planes
     from bitbranch.compiler.lower import lower_graph
     from bitbranch.compiler.threads import torch_threads
     from bitbranch.simulator import run
@@ -127,7 +132,7 @@ def evaluate_point(prep: Prepared, hw: HwConfig) -> dict:
     from ..report.summary import build_report
 
     try:
-        with torch_threads(1):
+        with torch_threads(1), reuse_weight_planes(prep.planes):
             t0 = time.perf_counter()
             art = lower_graph(prep.graph, hw, prep.inputs, meta=dict(prep.meta), golden=prep.golden)
             t1 = time.perf_counter()
