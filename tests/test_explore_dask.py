@@ -5,11 +5,6 @@ local in-process run, and a run that survives a worker killed in the middle."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +14,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from bitbranch.cli import main  # noqa: E402
+from bitbranch.workloads.explore.cmdcluster import CommandLineCluster  # noqa: E402
 from bitbranch.workloads.explore.engine import TIMINGS, explore  # noqa: E402
 from bitbranch.workloads.explore.executors import DaskExecutor, SerialExecutor  # noqa: E402
 from bitbranch.workloads.explore.space import load_space  # noqa: E402
@@ -26,68 +22,12 @@ from bitbranch.workloads.explore.space import load_space  # noqa: E402
 HERE = Path(__file__).parent
 TINY = f"{HERE / 'explore_tiny.py'}:tiny"
 MEDIUM = f"{HERE / 'explore_tiny.py'}:medium"
-DASK = Path(sys.executable).with_name("dask")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    """`dask scheduler` + N `dask worker` (no nanny: one process each, so killing it kills the worker)."""
-
-    def __init__(self, tmp: Path, workers: int = 2) -> None:
-        port = free_port()
-        self.address = f"tcp://127.0.0.1:{port}"
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        self.logs = tmp
-        self.procs: list[subprocess.Popen] = []
-        self._start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                    "scheduler", env)
-        for k in range(workers):
-            self._start([str(DASK), "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                         "--host", "127.0.0.1", "--name", f"w{k}", "--memory-limit", "4GiB"], f"worker{k}", env)
-        from distributed import Client
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with Client(self.address, timeout="5s") as c:
-                    c.wait_for_workers(workers, timeout=max(1.0, deadline - time.monotonic()))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-
-    @property
-    def workers(self) -> list[subprocess.Popen]:
-        return self.procs[1:]
-
-    def _start(self, cmd: list[str], name: str, env: dict) -> None:
-        log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.logs,
-                                           start_new_session=True))
-
-    def close(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.close()
+    with CommandLineCluster(2, tmp_path / "logs") as c:
+        yield c
 
 
 def stable(rows):
@@ -147,9 +87,7 @@ gemm_pipeline = [2, 4]
         assert time.monotonic() < deadline and t.is_alive(), "no point finished"
         time.sleep(0.05)
     assert t.is_alive()
-    victim = cluster.workers[0]
-    os.killpg(victim.pid, signal.SIGKILL)  # the worker process, in the middle of the run
-    victim.wait(10)
+    cluster.kill_worker(0)  # SIGKILL, in the middle of the run
     killed_at = len(list(store.glob("*/*.json")))
     t.join(120)
     assert not t.is_alive()
@@ -157,3 +95,15 @@ gemm_pipeline = [2, 4]
     assert killed_at < len(res.rows) == 72
     assert [r["status"] for r in res.rows] == ["ok"] * 72, [r["reason"] for r in res.rows if r["status"] != "ok"]
     assert res.computed == 72 and len(list(store.glob("*/*.json"))) == 72
+
+
+def test_local_cluster_default(tmp_path, capsys):
+    space_file = tmp_path / "space.toml"
+    space_file.write_text('precisions = ["W2A2"]\n[hw]\narray_rows = [4, 8]\n')
+    args = ["explore", TINY, "--space", str(space_file), "--workers", "1", "--out", str(tmp_path / "out"), "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["points"]) == 2 and not doc["failed"] and doc["pareto"]
+    assert (tmp_path / "out" / "pareto.png").exists() and (tmp_path / "out" / "params.png").exists()
+    assert main(args) == 0  # everything from the store: no cluster needed
+    assert "0 computed, 2 from the store" in capsys.readouterr().err
