@@ -269,9 +269,10 @@ _PLANES: list[dict] = []  # the innermost reuse_weight_planes cache, when one is
 @contextmanager
 def reuse_weight_planes(cache: dict) -> Iterator[None]:
     """Inside the block, weight_planes(op) is kept in `cache` (op.name -> (op.weights, planes)) and reused
-    while the op still holds the same weights array. The planes do not depend on the hardware, so a caller
-    that lowers one IR for many configs (bitbranch explore) computes them once; the cache lives as long as
-    the caller keeps it."""
+    while the op still holds the same weights array, and so is pack_weights' WGT image per (array_cols,
+    word_bits, group layout, column tiles). The planes do not depend on the hardware, the packed image only
+    on those, so a caller that lowers one IR for many configs (bitbranch explore) computes each once; the
+    cache lives as long as the caller keeps it."""
     _PLANES.append(cache)
     try:
         yield
@@ -314,6 +315,18 @@ def masked_planes(op: ir.Conv, layout: GroupLayout, p: int) -> np.ndarray:
 def pack_weights(op: ir.Conv, planes: np.ndarray, plan: ConvPlan, hw: HwConfig, cts: range) -> bytes:
     """WGT image of column tiles `cts` (`planes` = weight_planes(op)), in span_blocks order; per column tile
     and pass entries [ky][kx][cw][plane], each C lanes x W bits (lane l = output channel t*C + l)."""
+    if _PLANES:  # the image depends on the config only through C, W and the group layout
+        key = ("packed", op.name, hw.array_cols, hw.word_bits, plan.layout, cts.start, cts.stop, cts.step)
+        hit = _PLANES[-1].get(key)
+        if hit is not None and hit[0] is op.weights:
+            return hit[1]
+        packed = _pack_weights(op, planes, plan, hw, cts)
+        _PLANES[-1][key] = (op.weights, packed)
+        return packed
+    return _pack_weights(op, planes, plan, hw, cts)
+
+
+def _pack_weights(op: ir.Conv, planes: np.ndarray, plan: ConvPlan, hw: HwConfig, cts: range) -> bytes:
     cout, cin_g, kh, kw = op.weights.shape
     c, wb, m, layout = hw.array_cols, hw.word_bits, op.mbits, plan.layout
     cout_g = cout // op.groups
