@@ -139,7 +139,8 @@ def test_explore_rows_store_and_rerun(tmp_path):
     bad = by[("W2A2", "array_rows=8,array_cols=48,inp_entries=4096,dram_bytes_per_cycle=32")]
     assert bad["status"] == "rejected" and bad["reason"].startswith("invalid config: word_bits=64 must be a multiple")
     rtl = by[("W1A1", "array_rows=4,array_cols=16,inp_entries=4096,dram_bytes_per_cycle=48")]
-    assert rtl["status"] == "rejected" and "rtl_supported: dram_bytes_per_cycle=48 is not a power of two" in rtl["reason"]
+    assert rtl["status"] == "rejected"
+    assert "rtl_supported: dram_bytes_per_cycle=48 is not a power of two" in rtl["reason"]
     small = by[("W1A1", "array_rows=4,array_cols=16,inp_entries=64,dram_bytes_per_cycle=32")]
     assert small["status"] == "failed" and small["reason"].startswith("LoweringError")
     assert res.computed == 2 * 4 and res.prepared == 2  # 4 valid configs x 2 precisions; quantized once each
@@ -216,3 +217,14 @@ def test_prepared_once_lowered_per_config_with_reused_planes():
     assert any(k[0] == "packed" and k[2] == cloud.array_cols for k in prep.planes if isinstance(k, tuple))
     assert stable([evaluate_point(prep, edge)]) == stable([first]) and first["golden_ok"] is True
     assert pickle.loads(pickle.dumps(prep)).planes == {}  # the cache is not shipped to workers
+
+
+def test_docs_space_example_parses(tmp_path):
+    import re
+
+    doc = (Path(__file__).parents[1] / "docs" / "explore.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "mixed.toml").write_text('default = "W2A2"\n')
+    space = load_space(write(tmp_path, block))
+    assert space.size() == 3 * 4 * 4 * 2 and space.ties == {"array_cols": "array_rows"}
+    assert space.constraints.rtl_supported and space.constraints.min_fps == 200
