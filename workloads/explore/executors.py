@@ -130,7 +130,7 @@ class DaskExecutor:
             else:
                 self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                              dashboard_address=None, host="127.0.0.1",
-                                             worker_class="distributed.Nanny", silence_logs=40)
+                                             silence_logs=40)
                 self._client = Client(self._cluster)
         return self._client
 
