@@ -60,11 +60,13 @@ def in_process(space, limit: int | None) -> tuple[list[dict], float]:
         rows.append(evaluate_point(prep, c.hw))
     wall, cpu = time.perf_counter() - t1, time.process_time() - c1
     ok = sum(r["status"] == "ok" for r in rows)
+    point_cpu = sum(r.get("cpu_s") or 0 for r in rows) / max(len(rows), 1)
     lower = sum(r.get("lower_s") or 0 for r in rows) / max(ok, 1)
     sim = sum(r.get("simulate_s") or 0 for r in rows) / max(ok, 1)
     print(f"[1] {len(rows)} points ({ok} ok, {len(rows) - ok} failed to compile) lowered + simulated on one core in "
           f"{wall:.1f} s wall, {cpu:.1f} s CPU: {len(rows) / wall:.2f} points/s/core wall "
-          f"({len(rows) / cpu:.2f} per CPU-second); per ok point: lower {lower:.3f} s, simulate {sim:.3f} s")
+          f"({len(rows) / cpu:.2f} per CPU-second); per ok point: lower {lower:.3f} s, simulate {sim:.3f} s wall, "
+          f"{point_cpu:.3f} s CPU")
     print(f"[1] including the one prepare: {len(rows) / (wall + t_prep):.2f} points/s/core")
     return rows, len(rows) / wall
 
@@ -100,8 +102,10 @@ def on_cluster(space, workers: int, out: Path) -> tuple[float, object]:
         res = explore([MODEL], space, out, ex)
         wall = time.perf_counter() - t0
     n = res.computed + len(res.by_status("failed"))
+    cpu = [r["cpu_s"] for r in res.rows if r.get("cpu_s")]
     print(f"[3] {workers} worker(s) from `dask scheduler` / `dask worker`: {n} points (prepare included) in "
-          f"{wall:.1f} s: {n / wall:.2f} points/s ({n / wall / workers:.2f} per worker); {load()}")
+          f"{wall:.1f} s: {n / wall:.2f} points/s ({n / wall / workers:.2f} per worker); "
+          f"{sum(cpu) / max(len(cpu), 1):.3f} CPU s per point on the workers; {load()}")
     return n / wall, res
 
 

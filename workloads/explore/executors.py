@@ -128,9 +128,13 @@ class DaskExecutor:
             if self.address:
                 self._client = Client(self.address, timeout="20s")
             else:
-                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, host="127.0.0.1",
-                                             silence_logs=40)
+                import dask
+
+                # no statistical profiler in the workers: it samples the task thread every 10 ms for a dashboard
+                # nobody looks at here
+                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                    self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                                 dashboard_address=None, host="127.0.0.1", silence_logs=40)
                 self._client = Client(self._cluster)
         return self._client
 
