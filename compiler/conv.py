@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -261,8 +263,36 @@ def preload_groups(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[int, boo
 # --- packing ----------------------------------------------------------------------------------------
 
 
+_PLANES: list[dict] = []  # the innermost reuse_weight_planes cache, when one is active
+
+
+@contextmanager
+def reuse_weight_planes(cache: dict) -> Iterator[None]:
+    """Inside the block, weight_planes(op) is kept in `cache` (op.name -> (op.weights, planes)) and reused
+    while the op still holds the same weights array, and so is pack_weights' WGT image per (array_cols,
+    word_bits, group layout, column tiles). The planes do not depend on the hardware, the packed image only
+    on those, so a caller that lowers one IR for many configs (bitbranch explore) computes each once; the
+    cache lives as long as the caller keeps it."""
+    _PLANES.append(cache)
+    try:
+        yield
+    finally:
+        _PLANES.pop()
+
+
 def weight_planes(op: ir.Conv) -> np.ndarray:
     """(Cout, Cin/groups, kh, kw, M) bit-planes (uint8): level bits of M-bit codes, or ternary planes."""
+    if _PLANES:
+        hit = _PLANES[-1].get(op.name)
+        if hit is not None and hit[0] is op.weights:
+            return hit[1]
+        planes = _weight_planes(op)
+        _PLANES[-1][op.name] = (op.weights, planes)
+        return planes
+    return _weight_planes(op)
+
+
+def _weight_planes(op: ir.Conv) -> np.ndarray:
     if op.ternary:
         return np.moveaxis(ternary_to_planes(op.weights), 0, -1).astype(np.uint8)
     u = code_to_level(op.weights, op.mbits).astype(np.uint8)  # levels < 2^8: uint8 all the way (VGG fc6: 100 M)
@@ -285,6 +315,18 @@ def masked_planes(op: ir.Conv, layout: GroupLayout, p: int) -> np.ndarray:
 def pack_weights(op: ir.Conv, planes: np.ndarray, plan: ConvPlan, hw: HwConfig, cts: range) -> bytes:
     """WGT image of column tiles `cts` (`planes` = weight_planes(op)), in span_blocks order; per column tile
     and pass entries [ky][kx][cw][plane], each C lanes x W bits (lane l = output channel t*C + l)."""
+    if _PLANES:  # the image depends on the config only through C, W and the group layout
+        key = ("packed", op.name, hw.array_cols, hw.word_bits, plan.layout, cts.start, cts.stop, cts.step)
+        hit = _PLANES[-1].get(key)
+        if hit is not None and hit[0] is op.weights:
+            return hit[1]
+        packed = _pack_weights(op, planes, plan, hw, cts)
+        _PLANES[-1][key] = (op.weights, packed)
+        return packed
+    return _pack_weights(op, planes, plan, hw, cts)
+
+
+def _pack_weights(op: ir.Conv, planes: np.ndarray, plan: ConvPlan, hw: HwConfig, cts: range) -> bytes:
     cout, cin_g, kh, kw = op.weights.shape
     c, wb, m, layout = hw.array_cols, hw.word_bits, op.mbits, plan.layout
     cout_g = cout // op.groups
