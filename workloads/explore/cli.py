@@ -16,9 +16,9 @@ from bitbranch.isa.cliutil import fail
 
 
 def add_arguments_explore(parser: argparse.ArgumentParser) -> None:
-    from ..cli import MODEL_HELP
+    from ..cli import model_help
 
-    parser.add_argument("models", metavar="MODEL[,MODEL...]", help="comma-separated models: " + MODEL_HELP)
+    parser.add_argument("models", metavar="MODEL[,MODEL...]", help="comma-separated models: " + model_help())
     parser.add_argument("--space", required=True, metavar="SPACE.toml",
                         help="hardware fields as lists or ranges, precisions, base preset, constraints "
                              "(docs/explore.md)")

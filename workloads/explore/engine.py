@@ -116,7 +116,7 @@ def prepare(job: PrepJob) -> Prepared:
     from bitbranch.compiler.compile import image_tensor
     from bitbranch.compiler.integerize import to_ir
     from bitbranch.compiler.lower import split_host_tail
-    from bitbranch.compiler.qat import calibrate, quantize_model
+    from bitbranch.compiler.quantize import calibrate, quantize_model
     from bitbranch.compiler.threads import torch_threads
 
     from ..precision import label
