@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow lint bench bench-rtl docs clean
+.PHONY: setup demo test test-slow lint bench bench-rtl bench-explore docs clean
 
 setup: $(STAMP) iverilog
 
@@ -44,6 +44,10 @@ bench: setup
 
 bench-rtl: setup
 	$(BIN)/python bench/rtl.py
+
+# ResNet-18 over 216 hardware points: in-process, vs today's sweep, on 1 and 2 Dask workers (~10 min on 2 cores)
+bench-explore: setup
+	$(BIN)/python bench/explore.py
 
 docs: setup
 	$(BIN)/bitbranch isa gen
