@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow lint bench bench-rtl bench-synth docs clean
+.PHONY: setup demo test test-slow lint bench bench-rtl bench-synth bench-explore docs clean
 
 setup: $(STAMP) iverilog
 
@@ -50,6 +50,10 @@ bench-rtl: setup
 
 bench-synth: setup
 	$(BIN)/python bench/synth.py
+
+# ResNet-18 over 216 hardware points: in-process, vs today's sweep, on 1 and 2 Dask workers (~10 min on 2 cores)
+bench-explore: setup
+	$(BIN)/python bench/explore.py
 
 docs: setup
 	$(BIN)/bitbranch isa gen

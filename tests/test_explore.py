@@ -228,3 +228,17 @@ def test_docs_space_example_parses(tmp_path):
     space = load_space(write(tmp_path, block))
     assert space.size() == 3 * 4 * 4 * 2 and space.ties == {"array_cols": "array_rows"}
     assert space.constraints.rtl_supported and space.constraints.min_fps == 200
+
+
+def test_two_models_fronts_per_model(tmp_path):
+    medium = f"{Path(__file__).with_name('explore_tiny.py')}:medium"
+    space = load_space(write(tmp_path, 'precisions = ["W2A2"]\n[hw]\narray_rows = [4, 8]\narray_cols = [8, 16]\n'))
+    res = explore([TINY, medium], space, tmp_path / "out", SerialExecutor())
+    assert len(res.rows) == 8 and res.prepared == 2 and res.computed == 8
+    models = list(dict.fromkeys(r["model"] for r in res.rows))
+    assert len(models) == 2
+    for m in models:  # each model has its own front: its fastest point is on it
+        rows = [r for r in res.rows if r["model"] == m]
+        assert max(rows, key=lambda r: r["fps"])["pareto"]
+    files = write_results(res, tmp_path / "out")
+    assert files["heatmap_png"].exists()

@@ -68,8 +68,7 @@ precisions = ["W2A2"]
 [hw]
 array_rows = [2, 4, 8, 16]
 array_cols = [4, 8, 16]
-dram_bytes_per_cycle = [16, 32, 64]
-gemm_pipeline = [2, 4]
+dram_bytes_per_cycle = [16, 64]
 """)
     space = load_space(space_file)
     out = tmp_path / "out"
@@ -83,7 +82,7 @@ gemm_pipeline = [2, 4]
     t.start()
     store = out / "points"
     deadline = time.monotonic() + 60
-    while len(list(store.glob("*/*.json"))) < 4:
+    while len(list(store.glob("*/*.json"))) < 3:
         assert time.monotonic() < deadline and t.is_alive(), "no point finished"
         time.sleep(0.05)
     assert t.is_alive()
@@ -92,9 +91,9 @@ gemm_pipeline = [2, 4]
     t.join(120)
     assert not t.is_alive()
     res = box["res"]
-    assert killed_at < len(res.rows) == 72
-    assert [r["status"] for r in res.rows] == ["ok"] * 72, [r["reason"] for r in res.rows if r["status"] != "ok"]
-    assert res.computed == 72 and len(list(store.glob("*/*.json"))) == 72
+    assert killed_at < len(res.rows) == 24
+    assert [r["status"] for r in res.rows] == ["ok"] * 24, [r["reason"] for r in res.rows if r["status"] != "ok"]
+    assert res.computed == 24 and len(list(store.glob("*/*.json"))) == 24
 
 
 def test_local_cluster_default(tmp_path, capsys):

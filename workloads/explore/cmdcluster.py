@@ -80,7 +80,7 @@ class CommandLineCluster:
                 os.killpg(p.pid, signal.SIGTERM)
         for p in self.procs:
             try:
-                p.wait(10)
+                p.wait(5)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()

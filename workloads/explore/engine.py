@@ -229,6 +229,7 @@ def explore(models: Sequence[str], space: Space, out: str | Path, executor: Exec
     executor = executor or SerialExecutor()
     candidates = list(space.hw_points())
     rows: list[dict] = []
+    configs: list[HwConfig | None] = []  # each row's config (None: invalid)
     prep_jobs: list[PrepJob] = []
     pending: list[tuple[int, HwConfig]] = []  # (prep job index, config)
     pending_rows: list[int] = []  # row index of each pending point
@@ -246,7 +247,7 @@ def explore(models: Sequence[str], space: Space, out: str | Path, executor: Exec
             for cand in candidates:
                 key = point_key(base_key, cand.hw) if cand.hw is not None else ""
                 row = _identity(spec.name, label(prec), cand, space, key)
-                row.update(_costs(cand.hw, row))
+                configs.append(cand.hw)
                 if cand.hw is None or cand.reason:
                     row.update(status="rejected", reason=cand.reason)
                 elif (stored := store.get(key)) is not None:
@@ -295,11 +296,12 @@ def explore(models: Sequence[str], space: Space, out: str | Path, executor: Exec
         if progress:
             progress(done, total, status_text())
 
-    for row in rows:
-        if row["status"] == "ok" and (why := space.constraints.after(row)):
-            row.update(status="rejected", reason=why)
+    for row, hw in zip(rows, configs, strict=True):
         for m in (*METRICS, *TIMINGS):
             row.setdefault(m, None)
+        row.update(_costs(hw, row))  # after the metrics: a cost axis may use them (energy per frame, say)
+        if row["status"] == "ok" and (why := space.constraints.after(row)):
+            row.update(status="rejected", reason=why)
     mark_fronts(rows)
     return ExploreResult(rows, space, list(models), computed, cached, len(prep_jobs),
                          time.perf_counter() - t_start)
