@@ -14,8 +14,9 @@ Figures (45 nm) and where they come from:
   standing in for a memory compiler's figures; override `AreaConstants`.
 
 Logic per module (gate counts from the datapath the RTL implements, rtl/bb_*.v):
-* PE array: R*C PEs, each P branches of W xnor + a W-input popcount tree (~W full adders) + a 32-bit
-  shift-add (32 FA), and a 32-bit accumulator register.
+* PE array: R*C PEs, each P branches of W xnor + a W-input popcount tree (~W full adders) + a 4-level
+  barrel shift (32 x 4 MUX2) + a 32-bit add (32 FA), and a 32-bit accumulator register. (Yosys on
+  rtl/bb_pe_array.v gives ~1.3x this count: bench/cost.py reports both.)
 * requant/pool: R*C lanes, each a 32x32 array multiplier (acc x mul: 32*32 AND + 32*32 FA), an 8x32 one
   (residual level x rmul), two 64-bit adders, a clamp (2 x 8-bit compare) and an 8-bit pool compare/add with a
   16-bit register.
@@ -89,7 +90,7 @@ class AreaReport:
 def logic_nand2(hw: HwConfig, k: AreaConstants = DEFAULT) -> dict[str, float]:
     """NAND2-equivalents of each logic module (module docstring)."""
     r, c, w, p = hw.array_rows, hw.array_cols, hw.word_bits, hw.branch_parallel
-    pe = p * (w * k.xnor2 + w * k.fa + 32 * k.fa) + 32 * k.dff
+    pe = p * (w * k.xnor2 + w * k.fa + 32 * k.fa + 32 * 4 * k.mux2) + 32 * k.dff
     mult32 = 32 * 32 * (k.and2 + k.fa)  # int32 acc x int32 mul
     mult8 = 8 * 32 * (k.and2 + k.fa)  # residual level (<= 8 bits) x int32 rmul
     lane = mult32 + mult8 + 2 * 64 * k.fa + 2 * 8 * k.fa + 8 * k.fa + 16 * k.dff
