@@ -11,6 +11,7 @@ import numpy as np
 from bitbranch.isa.artifact import Artifact
 from bitbranch.isa.encoding import Instruction
 from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.simulator import funccov
 
 from .bench_core import RtlResult, TraceLine, run_rtl_batch
 
@@ -157,6 +158,9 @@ def _compare(art: Artifact | None, program: list[Instruction], hw: HwConfig, sim
         outputs = {"dram": rtl.dram == sim_result.dram}
         golden = None
     divs = divergences(program, sim_trace_rows(sim_result), rtl.trace)
+    cov = funccov.active()
+    if cov is not None and rtl.finished and not divs:  # the situations the matched timestamps show
+        cov.add_run(program, sim_result.timestamps, hw)
     return CrossCheck(
         sim=sim, hw=hw, instructions=len(program), cycles_rtl=rtl.cycles, cycles_sim=sim_result.cycles,
         outputs_match=all(outputs.values()), dram_match=rtl.dram == sim_result.dram, outputs=outputs,
