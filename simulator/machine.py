@@ -30,6 +30,7 @@ from bitbranch.isa.errors import DeadlockError
 from bitbranch.isa.hwconfig import HwConfig
 from bitbranch.isa.spec import NEIGHBOURS, OPCODE_BY_NAME, Unit
 
+from .activity import activity_of
 from .dram import DramPort
 from .timing import timing_of
 
@@ -53,6 +54,7 @@ class Decoded:
     latency: int  # execution cycles (non-DMA)
     dram_hold: int  # port hold cycles after the grant (DMA), else 0
     bitops: int
+    activity: tuple[int, ...]  # counts in the order of activity.ACTIONS
     fields: dict[str, int]
     execute: Callable[[], None]  # the data effect (bound to its fields and the datapath)
 
@@ -83,7 +85,7 @@ def decode_program(program: Sequence[Instruction], hw: HwConfig,
             t = timing_of(op, f, hw)
             d = cache[key] = Decoded(
                 op, int(unit if unit is not None else f["unit"]), bool(f["pop_prev"]), bool(f["pop_next"]),
-                bool(f["push_prev"]), bool(f["push_next"]), t.latency, t.dram_hold, t.bitops, f,
+                bool(f["push_prev"]), bool(f["push_next"]), t.latency, t.dram_hold, t.bitops, activity_of(op, f, hw), f,
                 planner(op, f) if planner is not None else _no_effect)
         decoded.append(d)
     return decoded

@@ -15,6 +15,7 @@ from bitbranch.isa.hwconfig import HwConfig
 from bitbranch.isa.numeric import gemm_threads
 from bitbranch.isa.validate import validate_program
 
+from .activity import Activity
 from .datapath import DATAPATHS, Datapath
 from .machine import Machine, Timestamps, decode_program
 from .stats import RunStats, UnitStats, compute_stats
@@ -38,6 +39,7 @@ class SimResult:
     wall_seconds: float
     timestamps: Timestamps
     trace: list[TraceRecord] | None = None
+    activity: Activity | None = None  # per-instruction action counts (simulator.activity)
     _bitops: list[int] = field(default_factory=list, repr=False)
 
     # --- headline numbers -----------------------------------------------------------------------
@@ -117,6 +119,7 @@ class SimResult:
             "fetch_stalled": self.stats.fetch_stalled,
             "dram_busy": self.stats.dram_busy,
             "instruction_mix": self.instruction_mix,
+            "activity": self.activity.total() if self.activity is not None else None,
             "outputs_match_golden": self.outputs_match_golden,
             "wall_seconds": self.wall_seconds,
         }
@@ -189,6 +192,7 @@ def run(source: Source, datapath: str = "fast", trace: bool = False, max_cycles:
         wall_seconds=0.0,
         timestamps=machine.ts,
         _bitops=[d.bitops for d in decoded],
+        activity=Activity.from_vectors([d.activity for d in decoded]),
     )
     if trace:
         result.trace_records()

@@ -57,6 +57,18 @@ def add_arguments_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
     parser.add_argument("--out", metavar="DIR", help="report directory (default out/run/MODEL-PRECISION-PRESET)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_energy_argument(parser)
+
+
+def add_energy_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--energy", metavar="FILE", help="energy table overriding any subset of the cited defaults "
+                        "(TOML, keys of bitbranch/isa/energy.toml; see docs/cost.md)")
+
+
+def resolve_energy(path: str | None):
+    from bitbranch.isa.energy import load_energy_table
+
+    return load_energy_table(path)
 
 
 def resolve_precision(spec, bits: str | None, precision_file: str | None):
@@ -93,12 +105,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = get(args.model)
     precision = resolve_precision(spec, args.bits, args.precision)
     hw = resolve_hw(args.hw, args.clock_mhz)
+    energy = resolve_energy(args.energy)  # a bad table fails before compiling
     image = load_image(args.input, spec.input_shape) if args.input else default_image(spec.input_shape)
     out = Path(args.out or f"out/run/{_safe(spec.name)}-W{precision.weight}A{precision.act_bits}-{hw.name}")
     compile_bar, sim_bar = Progress(0, "compile "), Progress(0, "simulate")
     try:
         outcome = run_workload(spec, precision, hw, image, clock_mhz=hw.clock_mhz, compile_progress=compile_bar,
-                               sim_progress=sim_bar)
+                               sim_progress=sim_bar, energy_table=energy)
     finally:
         compile_bar.close()
         sim_bar.close()

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from bitbranch.isa.artifact import Artifact, pack_plane_tensor
+from bitbranch.isa.energy import EnergyTable
 from bitbranch.isa.hwconfig import HwConfig
 from bitbranch.simulator import SimResult, run
 
@@ -141,7 +142,7 @@ def simulate(art: Artifact, datapath: str = "fast", progress: Callback | None = 
 def run_workload(spec: WorkloadSpec, precision: PrecisionSpec, hw: HwConfig, image: np.ndarray,
                  compile_fn: CompileFn = compile_with_compiler, clock_mhz: float | None = None,
                  compile_progress: Callback | None = None, sim_progress: Callback | None = None,
-                 datapath: str = "fast") -> RunOutcome:
+                 datapath: str = "fast", energy_table: EnergyTable | None = None) -> RunOutcome:
     """Compile `spec`'s model at `precision` for `hw` on `image`, simulate, run host work, report."""
     model = spec.build()
     t0 = time.perf_counter()
@@ -156,6 +157,7 @@ def run_workload(spec: WorkloadSpec, precision: PrecisionSpec, hw: HwConfig, ima
     except HostOpsUnavailable as exc:
         post, summary = None, f"host post-processing skipped: {exc}"
     wall = {"compile_s": compile_s, "simulate_s": result.wall_seconds}
-    report = build_report(art, result, clock_mhz, host, summary, wall, model=spec.name, precision=label(precision))
+    report = build_report(art, result, clock_mhz, host, summary, wall, model=spec.name, precision=label(precision),
+                          energy_table=energy_table)
     report.precision_spec = to_mapping(precision)
     return RunOutcome(art, result, report, post)

@@ -114,9 +114,38 @@ def plot_timeline(report: Report, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_energy(report: Report, path: Path) -> Path:
+    """Stacked bars: each layer's energy by breakdown key (µJ), and the whole run's breakdown beside it."""
+    from bitbranch.simulator.energy import BREAKDOWN_KEYS
+
+    rows = report.layers
+    fig = Figure(figsize=(max(8.0, 0.18 * len(rows) + 4), 4.8))
+    ax = fig.add_subplot()
+    x = np.arange(len(rows) + 1)
+    total = report.energy.breakdown_uj if report.energy is not None else {}
+    bottom = np.zeros(len(x))
+    cmap = [f"C{i}" for i in range(10)]
+    for i, key in enumerate(BREAKDOWN_KEYS):
+        vals = np.array([r.energy_breakdown_uj.get(key, 0.0) for r in rows] + [total.get(key, 0.0)])
+        if not vals.any():
+            continue
+        ax.bar(x, vals, bottom=bottom, color=cmap[i % 10], label=key)
+        bottom += vals
+    ax.set_yscale("symlog", linthresh=max(1e-3, float(bottom.max()) * 1e-3) if bottom.any() else 1e-3)
+    ax.set_ylabel("energy (µJ)")
+    ax.set_xticks(x, [r.name for r in rows] + ["TOTAL"], rotation=90, fontsize=6 if len(rows) > 30 else 8)
+    ax.set_title(f"{report.model} {report.precision} on {report.hw.name}: "
+                 f"{report.energy.energy_uj:,.1f} µJ/frame" if report.energy is not None else "energy")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
 def write_plots(report: Report, out: Path) -> dict[str, Path]:
-    return {
+    plots = {
         "plot_layers": plot_layers(report, out / "layers.png"),
         "plot_roofline": plot_roofline(report, out / "roofline.png"),
         "plot_timeline": plot_timeline(report, out / "timeline.png"),
     }
+    if report.energy is not None:
+        plots["plot_energy"] = plot_energy(report, out / "energy.png")
+    return plots

@@ -22,9 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bitbranch.isa.area import AreaReport, chip_area
 from bitbranch.isa.artifact import Artifact, LayerRecord
+from bitbranch.isa.energy import EnergyTable, load_energy_table
 from bitbranch.isa.hwconfig import HwConfig
 from bitbranch.simulator import SimResult
+from bitbranch.simulator.energy import ActionPrices, EnergySummary, energy_breakdown_uj, summarize
 
 from .accounting import STATES, UNIT_NAMES, Accounting, account
 
@@ -62,6 +65,8 @@ class LayerRow:
     weight_bytes: float
     units: dict[str, dict[str, int]]  # {unit: {busy, queue, token, dram}}
     instructions: tuple[int, int]
+    energy_uj: float = 0.0  # the layer's instructions' activity x energy table (leakage not included)
+    energy_breakdown_uj: dict[str, float] = field(default_factory=dict)
 
     @property
     def dram_bytes(self) -> int:
@@ -109,6 +114,9 @@ class Report:
     precision_spec: dict = field(default_factory=dict)  # the full spec (file form), for reproducing the run
     input: str = ""  # where the input image came from
     accounting: Accounting | None = field(default=None, repr=False)  # per instruction (for the timeline plot)
+    energy: EnergySummary | None = None  # whole run (simulator.energy)
+    area: AreaReport | None = None  # chip area model (isa.area)
+    activity: dict[str, int] = field(default_factory=dict)  # whole-run action counts (simulator.activity)
 
     # --- headline numbers -----------------------------------------------------------------------
     @property
@@ -190,7 +198,21 @@ class Report:
             "instructions": self.instructions, "params": self.params, "weight_bytes": self.weight_bytes,
             "float32_weight_bytes": self.float32_weight_bytes, "compression": self.compression,
             "host_seconds": self.host_seconds, "host_share": self.host_share,
+            **self.cost_totals(),
         }
+
+    def cost_totals(self) -> dict:
+        """Energy and area figures beside the throughput ones (empty when the report has no cost model)."""
+        out: dict = {}
+        if self.energy is not None:
+            e = self.energy
+            out.update(energy_uj=e.energy_uj, energy_breakdown_uj=dict(e.breakdown_uj), power_w=e.power_w,
+                       tops_per_w=e.tops_per_w, fps_per_w=self.fps / e.power_w if e.power_w else 0.0,
+                       frames_per_joule=1e6 / e.energy_uj if e.energy_uj else 0.0)
+        if self.area is not None:
+            out.update(area_mm2=self.area.total_mm2,
+                       fps_per_mm2=self.fps / self.area.total_mm2 if self.area.total_mm2 else 0.0)
+        return out
 
     def to_dict(self) -> dict:
         return {
@@ -201,13 +223,17 @@ class Report:
             "units": self.units, "layers": [r.to_dict(self.ridge) for r in self.layers],
             "host": [dataclasses.asdict(h) for h in self.host], "host_ops": self.host_ops,
             "result": self.result_summary, "wall": self.wall,
+            **({"area_mm2": self.area.total_mm2, "area": self.area.to_dict()} if self.area is not None else {}),
+            **({"energy_table": self.energy.table_source, "activity": self.activity} if self.energy is not None
+               else {}),
         }
 
 
 # --- building ---------------------------------------------------------------------------------------
 
 
-def _layer_row(rec: LayerRecord, acc: Accounting, result: SimResult, prev_end: int) -> LayerRow:
+def _layer_row(rec: LayerRecord, acc: Accounting, result: SimResult, prev_end: int,
+               prices: ActionPrices | None = None) -> LayerRow:
     hw = result.hw
     first, end = rec.instructions
     planes = rec.bits.w
@@ -223,21 +249,41 @@ def _layer_row(rec: LayerRecord, acc: Accounting, result: SimResult, prev_end: i
         if cycles else 0.0, array_util=array_util, dram_read=int(acc.dram_read[first:end].sum()),
         dram_written=int(acc.dram_written[first:end].sum()), params=rec.weight_bits // planes if planes else 0,
         weight_bytes=rec.weight_bits / 8, units=acc.unit_states(first, end), instructions=(first, end),
+        **_layer_energy(result, first, end, prices),
     )
+
+
+def _layer_energy(result: SimResult, first: int, end: int, prices: ActionPrices | None) -> dict:
+    if prices is None or result.activity is None:
+        return {}
+    parts = energy_breakdown_uj(result.activity.total(first, end), prices)
+    return {"energy_uj": sum(parts.values()), "energy_breakdown_uj": parts}
 
 
 def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = None,
                  host: Sequence[HostTiming] = (), result_summary: str = "", wall: dict[str, float] | None = None,
-                 model: str | None = None, precision: str | None = None) -> Report:
-    """The report of one run of `art` (its `layers` records and meta) simulated as `result`."""
+                 model: str | None = None, precision: str | None = None,
+                 energy_table: EnergyTable | None = None) -> Report:
+    """The report of one run of `art` (its `layers` records and meta) simulated as `result`; energy from
+    `energy_table` (default: isa/energy.toml) and the run's activity counts, area from isa.area."""
     acc = account(result)
+    table = energy_table if energy_table is not None else load_energy_table()
+    prices = ActionPrices.build(result.hw, table) if result.activity is not None else None
     rows, prev_end = [], 0
     for rec in art.layers:
-        rows.append(_layer_row(rec, acc, result, prev_end))
+        rows.append(_layer_row(rec, acc, result, prev_end, prices))
         prev_end += rows[-1].excl_cycles
     units = {name: {"busy": u.busy, "queue": u.stalled_on_queue, "token": u.stalled_on_token,
                     "dram": u.stalled_on_dram, "idle": u.idle} for name, u in result.units.items()}
+    clock = clock_mhz or result.hw.clock_mhz
+    area = chip_area(result.hw)
+    energy = activity = None
+    if result.activity is not None:
+        activity = result.activity.total()
+        bitops = sum(r.bitops for r in rows)
+        energy = summarize(activity, result.hw, table, result.cycles, clock, bitops, area.total_mm2)
     return Report(
+        energy=energy, area=area, activity=activity or {},
         model=model or str(art.meta.get("model", "?")),
         precision=precision or str(art.meta.get("precision", "?")),
         hw=result.hw,
@@ -276,7 +322,7 @@ def _stall(row: LayerRow) -> str:
 
 
 TABLE_HEADER = ("layer", "kind", "out", "w/a_in", "MMAC", "cycles", "excl", "ideal", "util", "c-stall", "DRAM KB",
-                "OI", "bound")
+                "OI", "bound", "µJ")
 
 
 def table_rows(report: Report) -> list[tuple[str, ...]]:
@@ -285,12 +331,14 @@ def table_rows(report: Report) -> list[tuple[str, ...]]:
         oi = r.intensity
         rows.append((r.name, r.kind, "x".join(map(str, r.out_shape)), r.bits, f"{r.macs / 1e6:.1f}", f"{r.cycles:,}",
                      f"{r.excl_cycles:,}", f"{r.ideal_cycles:,}", f"{r.util:.1%}", _stall(r),
-                     f"{r.dram_bytes / 1024:.1f}", f"{oi:.0f}" if oi is not None else "-", r.bound(report.ridge)))
+                     f"{r.dram_bytes / 1024:.1f}", f"{oi:.0f}" if oi is not None else "-", r.bound(report.ridge),
+                     f"{r.energy_uj:,.1f}"))
     t = report.totals()
     rows.append(("total", "", "", report.precision, f"{report.macs / 1e6:.1f}", f"{report.cycles:,}",
                  f"{sum(r.excl_cycles for r in report.layers):,}", f"{report.ideal_cycles:,}", f"{report.util:.1%}", "",
                  f"{(t['dram_read'] + t['dram_written']) / 1024:.1f}",
-                 f"{t['intensity']:.0f}" if t["intensity"] else "-", ""))
+                 f"{t['intensity']:.0f}" if t["intensity"] else "-", "",
+                 f"{t['energy_uj']:,.1f}" if "energy_uj" in t else "-"))
     return rows
 
 
@@ -315,7 +363,26 @@ def summary_lines(report: Report) -> list[str]:
         lines.append(f"compiler host op: {op.get('name')} ({op.get('reason', '')})")
     if report.result_summary:
         lines.append(f"result: {report.result_summary}")
+    lines += cost_lines(report)
     lines.append(f"bit-exact vs golden: {golden}")
+    return lines
+
+
+def cost_lines(report: Report) -> list[str]:
+    """Energy and area lines (docs/cost.md): empty without a cost model."""
+    lines = []
+    t = report.cost_totals()
+    if report.energy is not None:
+        e = report.energy
+        parts = ", ".join(f"{k} {v:,.1f}" for k, v in e.breakdown_uj.items() if v)
+        lines.append(f"energy {e.energy_uj:,.1f} µJ/frame ({parts} µJ); {e.power_w:.3f} W average at "
+                     f"{report.clock_mhz:g} MHz; {e.tops_per_w:.2f} TOPS/W (2 ops per useful bit-op); "
+                     f"{t['fps_per_w']:,.1f} frames/s per W")
+    if report.area is not None:
+        a = report.area
+        big = sorted(a.modules_mm2.items(), key=lambda kv: -kv[1])[:4]
+        lines.append(f"area {a.total_mm2:.2f} mm² at {a.node_nm:g} nm (largest: "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in big) + f"); {t['fps_per_mm2']:,.1f} frames/s per mm²")
     return lines
 
 
@@ -345,7 +412,9 @@ def format_markdown(report: Report, plots: Sequence[str] = ()) -> str:
            "layer's end to this layer's end (adds up to the run); "
            "util = useful bit-ops (MACs x w x a_in) / (peak x layer cycles); ideal = compute-bound "
            "cycles; c-stall = largest compute-unit wait (queue / token / dram) as a share of the layer's cycles; "
-           "OI = bit-ops per DRAM byte; bound = side of the roofline ridge.", ""]
+           "OI = bit-ops per DRAM byte; bound = side of the roofline ridge; µJ = energy of the layer's "
+           "instructions (activity x energy table, docs/cost.md; the total adds instructions outside layers and "
+           "leakage).", ""]
     md += ["## Units (whole run, cycles)", "", "| unit | busy | queue | token | dram | idle |", "|" + "---|" * 6]
     md += [f"| {u} | " + " | ".join(f"{s[k]:,}" for k in ("busy", "queue", "token", "dram", "idle")) + " |"
            for u, s in report.units.items()]
@@ -357,7 +426,7 @@ def format_markdown(report: Report, plots: Sequence[str] = ()) -> str:
 CSV_FIELDS = ("name", "kind", "out_shape", "bits", "macs", "bitops", "issued_bitops", "cycles", "excl_cycles",
               "ideal_cycles",
               "util", "array_util", "dram_read", "dram_written", "intensity", "bound", "params", "weight_bytes",
-              "first_instruction", "end_instruction")
+              "first_instruction", "end_instruction", "energy_uj")
 
 
 def write_csv(report: Report, path: Path) -> None:

@@ -1,0 +1,120 @@
+"""Chip area model: logic as NAND2-equivalents -> mm², SRAM banks from a density model (docs/cost.md).
+
+Analytic from the hardware config, so `bitbranch run` stays fast; `bench/cost.py` synthesizes the PE
+arrays with Yosys and converts the cells with the same NAND2 figures (`nand2_equivalents`).
+
+Figures (45 nm) and where they come from:
+* NAND2 area 0.798 µm²: NAND2_X1 of the NanGate FreePDK45 Open Cell Library (v1.3).
+* Gate sizes in NAND2-equivalents by transistor count / 4 (a NAND2 has 4 transistors): XNOR2/XOR2 12 T
+  -> 3, mirror full adder 28 T -> 7 (Weste & Harris, CMOS VLSI Design, 4th ed.), AND2/OR2 6 T -> 1.5,
+  MUX2 12 T -> 3 (transmission-gate mux with inverters).
+* Flip-flop 6 NAND2-eq: an ASSUMPTION (no source cited here); override `AreaConstants.dff`.
+* SRAM bit cell 0.346 µm²: Intel 45 nm 6T cell (Mistry et al., IEDM 2007).
+* Array efficiency 0.7 and column periphery 20 NAND2-eq per bit of width + 1000 per bank: ASSUMPTIONS
+  standing in for a memory compiler's figures; override `AreaConstants`.
+
+Logic per module (gate counts from the datapath the RTL implements, rtl/bb_*.v):
+* PE array: R*C PEs, each P branches of W xnor + a W-input popcount tree (~W full adders) + a 4-level
+  barrel shift (32 x 4 MUX2) + a 32-bit add (32 FA), and a 32-bit accumulator register. (Yosys on
+  rtl/bb_pe_array.v gives ~1.3x this count: bench/cost.py reports both.)
+* requant/pool: R*C lanes, each a 32x32 array multiplier (acc x mul: 32*32 AND + 32*32 FA), an 8x32 one
+  (residual level x rmul), two 64-bit adders, a clamp (2 x 8-bit compare) and an 8-bit pool compare/add with a
+  16-bit register.
+* fetch/decode: 3 instruction queues of queue_depth x INSN_BITS registers plus the decode register.
+* DMA: 2 units, each 4 x 32-bit address adders and 8 x 32-bit registers.
+* token queues: 4 queues of token_depth x 1 bit (negligible; counted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .banks import BankGeometry, bank_geometry
+from .hwconfig import HwConfig
+from .spec import INSN_BITS
+
+
+@dataclass(frozen=True)
+class AreaConstants:
+    nand2_um2: float = 0.798
+    xnor2: float = 3.0
+    fa: float = 7.0
+    and2: float = 1.5
+    mux2: float = 3.0
+    dff: float = 6.0
+    sram_bitcell_um2: float = 0.346
+    sram_array_efficiency: float = 0.7
+    sram_column_nand2: float = 20.0
+    sram_bank_nand2: float = 1000.0
+
+
+DEFAULT = AreaConstants()
+
+
+def nand2_equivalents(cells: dict[str, int], k: AreaConstants = DEFAULT) -> float:
+    """NAND2-equivalents of a Yosys generic netlist (`stat` cell counts after `abc -g` to simple gates)."""
+    size = {"NOT": 0.5, "BUF": 0.5, "NAND": 1.0, "NOR": 1.0, "AND": k.and2, "OR": k.and2, "XOR": k.xnor2,
+            "XNOR": k.xnor2, "ANDNOT": k.and2, "ORNOT": k.and2, "MUX": k.mux2, "AOI3": 1.5, "OAI3": 1.5,
+            "AOI4": 2.0, "OAI4": 2.0}
+    total = 0.0
+    for cell, n in cells.items():
+        name = cell.strip("$_").split("_")[0]
+        if name.startswith(("DFF", "SDFF", "DLATCH", "ALDFF")) or cell.startswith(("$_DFF", "$_SDFF", "$_DLATCH")):
+            total += n * k.dff
+        elif name in size:
+            total += n * size[name]
+        else:
+            raise ValueError(f"no NAND2 size for cell type '{cell}'")
+    return total
+
+
+@dataclass(frozen=True)
+class AreaReport:
+    """mm² per module (logic and SRAM), and the NAND2-equivalents behind the logic figures."""
+
+    modules_mm2: dict[str, float]
+    logic_nand2: dict[str, float]
+    sram_mm2: dict[str, float]
+    node_nm: float = 45.0
+
+    @property
+    def total_mm2(self) -> float:
+        return sum(self.modules_mm2.values())
+
+    def to_dict(self) -> dict:
+        return {"total_mm2": self.total_mm2, "modules_mm2": self.modules_mm2, "logic_nand2": self.logic_nand2,
+                "sram_mm2": self.sram_mm2, "node_nm": self.node_nm}
+
+
+def logic_nand2(hw: HwConfig, k: AreaConstants = DEFAULT) -> dict[str, float]:
+    """NAND2-equivalents of each logic module (module docstring)."""
+    r, c, w, p = hw.array_rows, hw.array_cols, hw.word_bits, hw.branch_parallel
+    pe = p * (w * k.xnor2 + w * k.fa + 32 * k.fa + 32 * 4 * k.mux2) + 32 * k.dff
+    mult32 = 32 * 32 * (k.and2 + k.fa)  # int32 acc x int32 mul
+    mult8 = 8 * 32 * (k.and2 + k.fa)  # residual level (<= 8 bits) x int32 rmul
+    lane = mult32 + mult8 + 2 * 64 * k.fa + 2 * 8 * k.fa + 8 * k.fa + 16 * k.dff
+    fetch = (3 * hw.queue_depth + 1) * INSN_BITS * k.dff
+    dma = 2 * (4 * 32 * k.fa + 8 * 32 * k.dff)
+    tokens = 4 * hw.token_depth * k.dff
+    return {"pe_array": r * c * pe, "requant_pool": r * c * lane, "fetch_decode": fetch + tokens, "dma": dma}
+
+
+def sram_bank_mm2(geo: BankGeometry, k: AreaConstants = DEFAULT) -> float:
+    """One bank: bit cells / array efficiency + column and bank periphery (module docstring)."""
+    cells = geo.bank_bits * k.sram_bitcell_um2 / k.sram_array_efficiency
+    periphery = (geo.width_bits * k.sram_column_nand2 + k.sram_bank_nand2) * k.nand2_um2
+    return (cells + periphery) * 1e-6
+
+
+def chip_area(hw: HwConfig, k: AreaConstants = DEFAULT, logic: dict[str, float] | None = None) -> AreaReport:
+    """Area of `hw`; `logic` replaces the analytic NAND2 counts of the modules it names (e.g. synthesized)."""
+    gates = {**logic_nand2(hw, k), **(logic or {})}
+    sram = {name: g.banks * sram_bank_mm2(g, k) for name, g in bank_geometry(hw).items()}
+    modules = {name: n * k.nand2_um2 * 1e-6 for name, n in gates.items()}
+    modules.update({f"sram_{name}": mm2 for name, mm2 in sram.items()})
+    return AreaReport(modules, gates, sram)
+
+
+def with_constants(**changes: float) -> AreaConstants:
+    return dataclasses.replace(DEFAULT, **changes)
