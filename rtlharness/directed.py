@@ -253,6 +253,4 @@ def rule_problems(hw: HwConfig, sim: str = "verilator") -> dict[str, str]:
     texts = timing_rules(hw) | {f"token flags {k}": t for k, t in enumerate(token_programs())}
     programs = {name: assemble(text) for name, text in texts.items()}
     checks = cross_check_batch([(p, bytes(DRAM_BYTES), hw) for p in programs.values()], sim=sim)
-    return {name: c.first.describe() if c.first else f"cycles rtl {c.cycles_rtl} sim {c.cycles_sim}, outputs "
-            f"{'ok' if c.outputs_match else 'differ'}, status {c.rtl_status}"
-            for name, c in zip(programs, checks, strict=True) if not c.ok}
+    return {name: c.explain() for name, c in zip(programs, checks, strict=True) if not c.ok}

@@ -115,14 +115,13 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                     record = {"hw": hw.name, "seed": seed, "instructions": args.instructions, "sim": args.sim,
                               "outputs_match": check.outputs_match, "cycles_rtl": check.cycles_rtl,
                               "cycles_sim": check.cycles_sim, "rtl_status": check.rtl_status,
-                              "first_divergence": first.to_dict() if first else None}
+                              "first_divergence": first.to_dict() if first else None,
+                              "explanation": check.explain()}
                     failures.append(record)
                     if regressions is not None:
                         save_regression(regressions, record)
                     if not args.json:
-                        what = first.describe() if first else "traces agree"
-                        print(f"MISMATCH seed {seed}: outputs {'ok' if check.outputs_match else 'DIFFER'}, cycles rtl "
-                              f"{check.cycles_rtl} sim {check.cycles_sim}, status {check.rtl_status}; {what}")
+                        print(f"MISMATCH seed {seed}: {check.explain()}")
                     if args.stop:
                         stop = True
                         break

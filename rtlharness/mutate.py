@@ -298,10 +298,7 @@ def _random_programs(preset: str, seeds: range, instructions: int) -> Check:
 
         for seed, _, check in fuzz_batch(get_config(preset), seeds, instructions, sim):
             if not check.ok:
-                first = check.first
-                return (f"random program seed {seed}: outputs {'ok' if check.outputs_match else 'differ'}, cycles "
-                        f"rtl {check.cycles_rtl} sim {check.cycles_sim}, status {check.rtl_status}"
-                        + (f"; {first.describe()}" if first else ""))
+                return f"random program seed {seed}: {check.explain()}"
         return None
 
     return Check(f"random:{preset}:{len(seeds)}", run)
@@ -333,7 +330,7 @@ def _network(preset: str) -> Check:
 
         for k, check in enumerate(cross_check_batch(list(_networks(preset)), sim=sim)):
             if not check.ok:
-                return f"network {k} on {preset}: {check.first.describe() if check.first else 'outputs differ'}"
+                return f"network {k} on {preset}: {check.explain()}"
         return None
 
     return Check(f"networks:{preset}", run)

@@ -14,6 +14,7 @@ from bitbranch.isa.spec import OPCODES
 from bitbranch.isa.validate import validate_program
 from bitbranch.rtlharness.bench_core import run_rtl, run_rtl_batch
 from bitbranch.rtlharness.build import verilator_bin_dir
+from bitbranch.rtlharness.compare import cross_check as _cross_check
 from bitbranch.rtlharness.directed import (
     DRAM_BYTES,
     ERROR_CASES,
@@ -84,10 +85,20 @@ def test_runtime_deadlock_is_reported():
     assert r.finished and r.status == ST["DEADLOCK"] and r.err_index == exc.value.index == 1
 
 
+def cross_check(program, **kwargs):
+    return _cross_check((program, bytes(64), SMALL), **kwargs)
+
+
 def test_cycle_limit_stops_a_run():
     program = assemble("\n".join([LONG_BGEMM] * 4 + ["finish"]))
     r = run_rtl(program, bytes(64), SMALL, max_cycles=100)
     assert not r.finished
+    check = cross_check(program, max_cycles=100)
+    assert not check.ok and check.hang is not None
+    # four long BGEMMs: the compute unit is on the second one at cycle 100; load and store have nothing to do
+    assert check.hang[1].startswith("compute unit stuck on instruction 1 (bgemm)"), check.hang
+    assert "retired all its 0 instructions" in check.hang[0]
+    assert "cycle limit" in check.explain() and "compute unit stuck on instruction 1" in check.explain()
 
 
 def test_batched_runs_are_independent():
