@@ -81,10 +81,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from bitbranch.isa.errors import IsaError
     from bitbranch.isa.hwconfig import ConfigError
 
-    from .randconfig import resolve
-
     from .build import SimulatorError
     from .params import UnsupportedConfig
+    from .randconfig import resolve
 
     if args.programs < 1:
         return fail(f"--programs={args.programs} must be >= 1")
