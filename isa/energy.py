@@ -32,6 +32,7 @@ class EnergyTable:
     requant_lane_pj: float
     residual_lane_pj: float
     pool_lane_pj: float
+    int8_mac_pj: float
     decode_pj: float
     sram_sizes_bytes: tuple[float, ...]
     sram_read64_pj: tuple[float, ...]
@@ -70,7 +71,7 @@ class EnergyTable:
         return dataclasses.replace(
             self, node_nm=float(target_nm), bitop_pj=self.bitop_pj * k, accumulate_pj=self.accumulate_pj * k,
             requant_lane_pj=self.requant_lane_pj * k, residual_lane_pj=self.residual_lane_pj * k,
-            pool_lane_pj=self.pool_lane_pj * k, decode_pj=self.decode_pj * k,
+            pool_lane_pj=self.pool_lane_pj * k, int8_mac_pj=self.int8_mac_pj * k, decode_pj=self.decode_pj * k,
             sram_read64_pj=tuple(e * k for e in self.sram_read64_pj))
 
     def to_dict(self) -> dict:
@@ -87,6 +88,7 @@ _KEYS: dict[tuple[str, str], str] = {
     ("logic", "residual_lane_pj"): "residual_lane_pj",
     ("logic", "pool_lane_pj"): "pool_lane_pj",
     ("logic", "decode_pj"): "decode_pj",
+    ("logic", "int8_mac_pj"): "int8_mac_pj",
     ("sram", "sizes_bytes"): "sram_sizes_bytes",
     ("sram", "read64_pj"): "sram_read64_pj",
     ("sram", "write_factor"): "sram_write_factor",

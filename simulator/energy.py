@@ -67,14 +67,16 @@ class EnergySummary:
     power_w: float  # average over the run at the clock
     tops_per_w: float  # useful binary ops (2 per bit-op: multiply + add) per second per watt
     table_source: str
+    mac_tops_per_w: float = 0.0  # the same with 2 ops per useful MAC (multi-bit), comparable across precisions
 
     def to_dict(self) -> dict:
         return {"energy_uj": self.energy_uj, "energy_breakdown_uj": self.breakdown_uj, "power_w": self.power_w,
-                "tops_per_w": self.tops_per_w, "energy_table": self.table_source}
+                "tops_per_w": self.tops_per_w, "mac_tops_per_w": self.mac_tops_per_w,
+                "energy_table": self.table_source}
 
 
 def summarize(counts: Mapping[str, int], hw: HwConfig, table: EnergyTable, cycles: int, clock_mhz: float,
-              useful_bitops: int, area_mm2: float = 0.0) -> EnergySummary:
+              useful_bitops: int, area_mm2: float = 0.0, useful_macs: int = 0) -> EnergySummary:
     """Energy of a run with `counts` lasting `cycles` at `clock_mhz`; TOPS/W from `useful_bitops`
     (bit-ops of the network, channel padding excluded), counted as 2 ops each (TOPS convention)."""
     seconds = cycles / (clock_mhz * 1e6) if cycles else 0.0
@@ -83,4 +85,5 @@ def summarize(counts: Mapping[str, int], hw: HwConfig, table: EnergyTable, cycle
     total = sum(parts.values())
     power = total * 1e-6 / seconds if seconds else 0.0
     tops_per_w = (2 * useful_bitops / (total * 1e-6)) / 1e12 if total else 0.0
-    return EnergySummary(total, parts, power, tops_per_w, table.source)
+    mac_tops_per_w = (2 * useful_macs / (total * 1e-6)) / 1e12 if total else 0.0
+    return EnergySummary(total, parts, power, tops_per_w, table.source, mac_tops_per_w)

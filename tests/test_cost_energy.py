@@ -158,6 +158,7 @@ def test_bitbranch_run_reports_energy_and_area(tmp_path, capsys):
     seconds = t["cycles"] / (data["clock_mhz"] * 1e6)
     assert t["power_w"] == pytest.approx(t["energy_uj"] * 1e-6 / seconds)
     assert t["tops_per_w"] == pytest.approx(2 * t["bitops"] / (t["energy_uj"] * 1e-6) / 1e12)
+    assert t["mac_tops_per_w"] == pytest.approx(2 * t["macs"] / (t["energy_uj"] * 1e-6) / 1e12)
     assert data["area_mm2"] == pytest.approx(chip_area(SMALL).total_mm2)
     assert t["fps_per_mm2"] == pytest.approx(t["fps"] / data["area_mm2"])
     assert t["fps_per_w"] == pytest.approx(t["fps"] / t["power_w"])

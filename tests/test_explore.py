@@ -136,6 +136,7 @@ def test_explore_rows_store_and_rerun(tmp_path):
     ok = by[("W2A2", "array_rows=8,array_cols=16,inp_entries=4096,dram_bytes_per_cycle=32")]
     assert ok["status"] == "ok" and ok["golden_ok"] is True and ok["fps"] > 0 and ok["cycles"] > 0
     assert ok["peak_gbitops_s"] == 8 * 16 * 64 * 2 * 200 / 1e3 and ok["buffer_kib"] > 0
+    assert ok["area_mm2"] > 0 and ok["energy_uj"] > 0  # the Pareto front's cost axes (docs/cost.md)
     bad = by[("W2A2", "array_rows=8,array_cols=48,inp_entries=4096,dram_bytes_per_cycle=32")]
     assert bad["status"] == "rejected" and bad["reason"].startswith("invalid config: word_bits=64 must be a multiple")
     rtl = by[("W1A1", "array_rows=4,array_cols=16,inp_entries=4096,dram_bytes_per_cycle=48")]
@@ -181,7 +182,8 @@ min_fps = 40000
     lines = files["jsonl"].read_text().splitlines()
     assert len(lines) == 6 and json.loads(lines[0])["precision"] == "W2A2"
     header = files["csv"].read_text().splitlines()[0].split(",")
-    assert {"fps", "peak_gbitops_s", "buffer_kib", "pareto", "pareto_buffer_kib", "array_rows", "reason"} <= set(header)
+    assert {"fps", "peak_gbitops_s", "buffer_kib", "area_mm2", "energy_uj", "pareto", "pareto_area_mm2",
+            "pareto_energy_uj", "array_rows", "reason"} <= set(header)
     for f in ("pareto_png", "params_png", "heatmap_png"):
         assert files[f].read_bytes()[:4] == b"\x89PNG"
 

@@ -218,4 +218,10 @@ def test_sweep_in_worker_processes(tmp_path):
     from test_workloads_report import is_png_with_content
 
     assert is_png_with_content(files["plot_fps"]) and is_png_with_content(files["plot_util"])
+    assert is_png_with_content(files["plot_efficiency"])
+    for r in res.rows:  # the cost columns (docs/cost.md)
+        assert r["energy_uj"] > 0 and r["area_mm2"] > 0
+        assert math_close(r["fps_per_w"], r["fps"] / r["power_w"])
+        assert math_close(r["fps_per_mm2"], r["fps"] / r["area_mm2"])
+    assert res.row("W2A2", "edge")["area_mm2"] > res.row("W2A2", "small")["area_mm2"]
     assert format_markdown(res).startswith("| model | precision | preset |")

@@ -141,6 +141,7 @@ def add_arguments_sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, metavar="N", help="worker processes (default: CPU count)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default out/sweep/MODEL)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
+    add_energy_argument(parser)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -160,9 +161,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return fail(f"--jobs={args.jobs} must be >= 1")
     for p in presets:
         get_config(p)
+    resolve_energy(args.energy)  # a bad table fails before starting workers
     with Progress(len(precisions) * len(presets), "sweep") as bar:
         res = sweep(args.model, precisions, presets, ProcessExecutor(args.jobs), clock_mhz=args.clock_mhz,
-                    progress=bar)
+                    progress=bar, energy=args.energy)
     files = write_sweep(res, Path(args.out or f"out/sweep/{_safe(spec.name)}"))
     if args.json:
         print(json.dumps({"rows": res.rows, "files": {k: str(p) for k, p in files.items()}}))

@@ -30,7 +30,7 @@ from bitbranch import __version__
 from bitbranch.isa.hwconfig import HwConfig
 
 from .executors import Executor, SerialExecutor, run_staged
-from .pareto import COST_AXES, mark_fronts
+from .pareto import COST_AXES, INFO_AXES, mark_fronts
 from .space import Candidate, Space, hw_fields
 from .store import ResultStore, digest_arrays, model_digest, point_key
 
@@ -172,7 +172,8 @@ def evaluate_point(prep: Prepared, hw: HwConfig) -> dict:
     return {"status": "ok", "reason": "", "cycles": report.cycles, "latency_ms": report.latency_ms, "fps": report.fps,
             "util": report.util, "array_util": result.utilization,
             "dram_mb": (result.dram_read + result.dram_written) / 1e6, "instructions": result.instructions,
-            "golden_ok": result.golden_ok, "lower_s": t1 - t0, "simulate_s": t2 - t1,
+            "golden_ok": result.golden_ok, "energy_uj": report.energy.energy_uj if report.energy else None,
+            "lower_s": t1 - t0, "simulate_s": t2 - t1,
             "cpu_s": time.thread_time() - c0}
 
 
@@ -213,7 +214,19 @@ def _identity(model: str, precision: str, cand: Candidate, space: Space, key: st
 
 
 def _costs(hw: HwConfig | None, row: dict) -> dict:
-    return {a.column: (a.fn(hw, row) if hw is not None else None) for a in COST_AXES}
+    return {a.column: (a.fn(hw, row) if hw is not None else None) for a in (*INFO_AXES, *COST_AXES)}
+
+
+def cost_model_identity() -> dict:
+    """What the stored energy of a point depends on besides the point itself (a changed table recomputes)."""
+    import dataclasses as dc
+
+    from bitbranch.isa.area import DEFAULT
+    from bitbranch.isa.energy import load_energy_table
+
+    table = load_energy_table().to_dict()
+    table.pop("source", None)
+    return {"energy": table, "area": dc.asdict(DEFAULT)}
 
 
 def explore(models: Sequence[str], space: Space, out: str | Path, executor: Executor | None = None,
@@ -234,6 +247,7 @@ def explore(models: Sequence[str], space: Space, out: str | Path, executor: Exec
     pending: list[tuple[int, HwConfig]] = []  # (prep job index, config)
     pending_rows: list[int] = []  # row index of each pending point
     cached = 0
+    cost_identity = cost_model_identity()
     for model in models:
         spec = get(model)
         image = default_image(spec.input_shape)
@@ -242,7 +256,7 @@ def explore(models: Sequence[str], space: Space, out: str | Path, executor: Exec
         for precision in space.precisions or [""]:
             prec = resolve_precision(spec, precision)
             base_key = {"model": spec.name, "weights": weights, "input": image_digest, "precision": to_mapping(prec),
-                        "version": __version__}
+                        "version": __version__, "cost_model": cost_identity}
             job_index = None
             for cand in candidates:
                 key = point_key(base_key, cand.hw) if cand.hw is not None else ""

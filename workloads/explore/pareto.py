@@ -2,10 +2,11 @@
 
 A point is on the front of a group (same model and precision) when no other point of the group is
 at least as fast (frames/s) and at most as costly on every cost axis, and strictly better in one.
-Until the cost model lands, the cost axes are derived from the config alone: peak bit-ops/s (compute
-provisioned) and total on-chip buffer bytes (SRAM provisioned). An area or energy axis is one more
-`CostAxis` in COST_AXES: a column computed from (config, row), included in the joint front and given
-its own 2-D front and scatter plot.
+The cost axes are the cost model's (docs/cost.md): chip area in mm² (isa.area, from the config) and
+energy per frame in µJ (the point's simulated activity x the energy table, stored with its metrics).
+Peak bit-ops/s and on-chip buffer bytes, the config-only proxies used before the cost model, stay as
+plain columns (INFO_AXES). Another axis is one more `CostAxis` in COST_AXES: a column computed from
+(config, row), included in the joint front and given its own 2-D front and scatter plot.
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ class CostAxis:
     fn: Callable[[HwConfig, dict], float]  # value from the point's config and its simulated row
 
 
+def _area(hw: HwConfig, row: dict) -> float:
+    from bitbranch.isa.area import chip_area
+
+    return chip_area(hw).total_mm2
+
+
 COST_AXES: tuple[CostAxis, ...] = (
+    CostAxis("area_mm2", "chip area (mm²)", _area),
+    CostAxis("energy_uj", "energy per frame (µJ)", lambda hw, row: row.get("energy_uj")),
+)
+INFO_AXES: tuple[CostAxis, ...] = (
     CostAxis("peak_gbitops_s", "peak bit-ops/s (G)", lambda hw, row: hw.peak_bitops_per_cycle * hw.clock_mhz / 1e3),
     CostAxis("buffer_kib", "on-chip buffers (KiB)", lambda hw, row: buffer_bytes(hw) / 1024),
 )

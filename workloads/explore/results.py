@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import METRICS, TIMINGS, ExploreResult
-from .pareto import COST_AXES, SPEED
+from .pareto import COST_AXES, INFO_AXES, SPEED
 from .space import hw_fields
 
 FRONT_MARK = "★"
@@ -27,7 +27,8 @@ FRONT_MARK = "★"
 def columns(res: ExploreResult) -> list[str]:
     costs = [a.column for a in COST_AXES]
     flags = ["pareto"] + [f"pareto_{c}" for c in costs]
-    return ["model", "precision", "point", *hw_fields(), "status", *METRICS, *costs, *flags, "reason", *TIMINGS,
+    info = [a.column for a in INFO_AXES]
+    return ["model", "precision", "point", *hw_fields(), "status", *METRICS, *costs, *info, *flags, "reason", *TIMINGS,
             "key"]
 
 

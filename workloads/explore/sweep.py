@@ -25,13 +25,16 @@ from ..precision import label, parse_token, with_default
 from .executors import Executor, ProcessExecutor
 
 COLUMNS = ("model", "precision", "preset", "cycles", "latency_ms", "fps", "util", "array_util", "dram_mb",
-           "weight_mb", "compression", "host_share", "golden_ok", "compile_s", "simulate_s", "error")
+           "energy_uj", "power_w", "fps_per_w", "area_mm2", "fps_per_mm2", "weight_mb", "compression",
+           "host_share", "golden_ok", "compile_s", "simulate_s", "error")
 
 
 def evaluate(model_name: str, precision: str, preset: str, compile_fn: CompileFn = compile_with_compiler,
-             clock_mhz: float | None = None, image: np.ndarray | None = None) -> dict:
+             clock_mhz: float | None = None, image: np.ndarray | None = None, energy: str | None = None) -> dict:
     """One grid point: `precision` (e.g. "W2A2") replaces the workload's default bits, keeping its
-    per-layer overrides; returns the headline numbers as a flat, JSON-ready dict."""
+    per-layer overrides; returns the headline numbers as a flat, JSON-ready dict. `energy`: an energy
+    table file overriding the defaults (docs/cost.md)."""
+    from bitbranch.isa.energy import load_energy_table
     from bitbranch.isa.hwconfig import get_config
 
     from ..images import default_image
@@ -41,12 +44,14 @@ def evaluate(model_name: str, precision: str, preset: str, compile_fn: CompileFn
     hw = get_config(preset)
     prec = with_default(spec.precision, precision)
     outcome = run_workload(spec, prec, hw, default_image(spec.input_shape) if image is None else image, compile_fn,
-                           clock_mhz)
+                           clock_mhz, energy_table=load_energy_table(energy))
     r, t = outcome.report, outcome.report.totals()
     return {
         "model": spec.name, "precision": label(prec), "preset": hw.name, "cycles": r.cycles,
         "latency_ms": r.latency_ms, "fps": r.fps, "util": r.util,
         "array_util": outcome.result.utilization, "dram_mb": (t["dram_read"] + t["dram_written"]) / 1e6,
+        "energy_uj": t.get("energy_uj"), "power_w": t.get("power_w"), "fps_per_w": t.get("fps_per_w"),
+        "area_mm2": t.get("area_mm2"), "fps_per_mm2": t.get("fps_per_mm2"),
         "weight_mb": r.weight_bytes / 1e6, "compression": r.compression, "host_share": r.host_share,
         "golden_ok": r.golden_ok, "compile_s": r.wall.get("compile_s"), "simulate_s": r.wall.get("simulate_s"),
         "error": "",
@@ -59,12 +64,13 @@ class Job:
     precision: str
     preset: str
     clock_mhz: float | None = None
+    energy: str | None = None  # energy table override file
 
 
 def run_job(job: Job, compile_fn: CompileFn = compile_with_compiler, image: np.ndarray | None = None) -> dict:
     """evaluate() that turns a failure into a row (`error` set) instead of ending the sweep."""
     try:
-        return evaluate(job.model, job.precision, job.preset, compile_fn, job.clock_mhz, image)
+        return evaluate(job.model, job.precision, job.preset, compile_fn, job.clock_mhz, image, job.energy)
     except Exception as exc:  # noqa: BLE001 - any failure of one point is reported in its row
         last = traceback.extract_tb(exc.__traceback__)[-1:]
         where = f" ({Path(last[0].filename).name}:{last[0].lineno})" if last else ""
@@ -72,10 +78,11 @@ def run_job(job: Job, compile_fn: CompileFn = compile_with_compiler, image: np.n
                 "error": f"{type(exc).__name__}: {exc}{where}"}
 
 
-def grid(model: str, precisions: Sequence[str], presets: Sequence[str], clock_mhz: float | None = None) -> list[Job]:
+def grid(model: str, precisions: Sequence[str], presets: Sequence[str], clock_mhz: float | None = None,
+         energy: str | None = None) -> list[Job]:
     for p in precisions:
         parse_token(p)  # fail before starting any process
-    return [Job(model, p, hw, clock_mhz) for hw in presets for p in precisions]
+    return [Job(model, p, hw, clock_mhz, energy) for hw in presets for p in precisions]
 
 
 @dataclass
@@ -100,13 +107,13 @@ class SweepResult:
 
 def sweep(model: str, precisions: Sequence[str], presets: Sequence[str], executor: Executor | None = None,
           compile_fn: CompileFn = compile_with_compiler, clock_mhz: float | None = None,
-          progress: Callable[[int, int, str], None] | None = None) -> SweepResult:
+          progress: Callable[[int, int, str], None] | None = None, energy: str | None = None) -> SweepResult:
     """Run the grid; rows come back in grid order (presets outer, precisions inner). The input image is
     loaded here once and shipped with each job (workers then never import scikit-learn)."""
     from ..images import default_image
     from ..registry import get
 
-    jobs = grid(model, precisions, presets, clock_mhz)
+    jobs = grid(model, precisions, presets, clock_mhz, energy)
     executor = executor or ProcessExecutor()
     fn = functools.partial(run_job, compile_fn=compile_fn, image=default_image(get(model).input_shape))
     rows: list[dict | None] = [None] * len(jobs)
@@ -193,6 +200,31 @@ def plot_util(res: SweepResult, path: Path) -> Path:
     return path
 
 
+def plot_efficiency(res: SweepResult, path: Path) -> Path:
+    """Frames/s per W against frames/s per mm², one marker per point, labelled by precision, per preset."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for preset in res.presets:
+        pts = [(res.row(p, preset).get("fps_per_mm2"), res.row(p, preset).get("fps_per_w"), p) for p in res.precisions]
+        pts = [(x, y, p) for x, y, p in pts if x and y]
+        if not pts:
+            continue
+        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o-", label=preset)
+        for x, y, p in pts:
+            ax.annotate(p, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("frames / s per mm² (area model, docs/cost.md)")
+    ax.set_ylabel("frames / s per W (energy model)")
+    ax.set_title(f"{short_name(res.jobs[0].model)}: efficiency" if res.jobs else "efficiency")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="hardware")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
 def write_sweep(res: SweepResult, out: str | Path, plots: bool = True) -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,6 +235,7 @@ def write_sweep(res: SweepResult, out: str | Path, plots: bool = True) -> dict[s
     if plots and res.jobs:
         files["plot_fps"] = plot_fps(res, out / "fps_vs_precision.png")
         files["plot_util"] = plot_util(res, out / "util_heatmap.png")
+        files["plot_efficiency"] = plot_efficiency(res, out / "efficiency.png")
     res.files = files
     return files
 

@@ -207,7 +207,8 @@ class Report:
         if self.energy is not None:
             e = self.energy
             out.update(energy_uj=e.energy_uj, energy_breakdown_uj=dict(e.breakdown_uj), power_w=e.power_w,
-                       tops_per_w=e.tops_per_w, fps_per_w=self.fps / e.power_w if e.power_w else 0.0,
+                       tops_per_w=e.tops_per_w, mac_tops_per_w=e.mac_tops_per_w,
+                       fps_per_w=self.fps / e.power_w if e.power_w else 0.0,
                        frames_per_joule=1e6 / e.energy_uj if e.energy_uj else 0.0)
         if self.area is not None:
             out.update(area_mm2=self.area.total_mm2,
@@ -281,7 +282,8 @@ def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = Non
     if result.activity is not None:
         activity = result.activity.total()
         bitops = sum(r.bitops for r in rows)
-        energy = summarize(activity, result.hw, table, result.cycles, clock, bitops, area.total_mm2)
+        energy = summarize(activity, result.hw, table, result.cycles, clock, bitops, area.total_mm2,
+                           useful_macs=sum(r.macs for r in rows))
     return Report(
         energy=energy, area=area, activity=activity or {},
         model=model or str(art.meta.get("model", "?")),
@@ -376,7 +378,8 @@ def cost_lines(report: Report) -> list[str]:
         e = report.energy
         parts = ", ".join(f"{k} {v:,.1f}" for k, v in e.breakdown_uj.items() if v)
         lines.append(f"energy {e.energy_uj:,.1f} µJ/frame ({parts} µJ); {e.power_w:.3f} W average at "
-                     f"{report.clock_mhz:g} MHz; {e.tops_per_w:.2f} TOPS/W (2 ops per useful bit-op); "
+                     f"{report.clock_mhz:g} MHz; {e.tops_per_w:.2f} binary TOPS/W (2 ops per useful bit-op; "
+                     f"{e.mac_tops_per_w:.3f} TOPS/W counting 2 ops per MAC); "
                      f"{t['fps_per_w']:,.1f} frames/s per W")
     if report.area is not None:
         a = report.area
