@@ -292,11 +292,10 @@ class Check:
 
 def _random_programs(preset: str, seeds: range, instructions: int) -> Check:
     def run(sim: str) -> str | None:
-        from bitbranch.isa.hwconfig import get_config
-
         from .fuzz import fuzz_batch
+        from .randconfig import resolve
 
-        for seed, _, check in fuzz_batch(get_config(preset), seeds, instructions, sim):
+        for seed, _, check in fuzz_batch(resolve(preset), seeds, instructions, sim):
             if not check.ok:
                 return f"random program seed {seed}: {check.explain()}"
         return None
@@ -356,6 +355,7 @@ def suite(name: str) -> list[Check]:
         return [_directed("small"), _random_programs("small", range(0, 16), 30), _network("small"),
                 _random_programs("small", range(16, 64), 40)]
     return [*suite("quick"), _random_programs("small", range(1000, 1300), 60), _directed("edge"), _network("edge"),
+            _random_programs("random:1", range(0, 20), 40), _random_programs("random:2", range(0, 20), 40),
             _random_programs("edge", range(2000, 2030), 40)]
 
 
