@@ -39,7 +39,6 @@ from pathlib import Path
 
 from bitbranch.isa.cliutil import fail
 
-SIM_ONLY = ("bb_tb", "bb_dram")  # simulation-only modules: not mutated (they are the bench, not the design)
 SUITES = ("quick", "full")
 OPERATORS = ("relational", "arithmetic", "logical", "constant", "slice", "condition", "stuck", "signed")
 
@@ -255,9 +254,10 @@ def _line_index(text: str) -> Callable[[int], int]:
 
 
 def core_files() -> list[str]:
-    from .build import CORE_MODULES
+    """The synthesizable core's files: what is mutated (the bench and the DRAM model are not the design)."""
+    from .build import SYNTH_MODULES
 
-    return [f"{m}.v" for m in CORE_MODULES if m not in SIM_ONLY]
+    return [f"{m}.v" for m in SYNTH_MODULES]
 
 
 def all_mutations(rtl: Path) -> list[Mutation]:
