@@ -29,6 +29,8 @@ def add_arguments_simulate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datapath", choices=DATAPATHS, default="fast",
                         help="fast (int8 GEMM) or bitwise (xor + popcount reference); identical results")
     parser.add_argument("--max-cycles", type=int, metavar="N", help="stop with an error past N cycles")
+    parser.add_argument("--energy", metavar="FILE", help="energy table overriding any subset of the cited defaults "
+                        "(docs/cost.md)")
 
 
 def _select_hw(requested: str | None, compiled: HwConfig) -> HwConfig:
@@ -54,6 +56,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.max_cycles is not None and args.max_cycles < 0:
         return fail(f"--max-cycles={args.max_cycles} must be >= 0")
     try:
+        from bitbranch.isa.energy import EnergyTableError, load_energy_table
+
+        table = load_energy_table(args.energy)
+    except EnergyTableError as exc:
+        return fail(str(exc))
+    try:
         art = load_artifact(args.artifact)
         art = dataclasses.replace(art, hw=_select_hw(args.hw, art.hw))
         result = run(art, datapath=args.datapath, trace=bool(args.trace), max_cycles=args.max_cycles)
@@ -63,11 +71,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return fail(str(exc))
     except OSError as exc:
         return fail(os_error_message(exc))
+    cost = cost_summary(result, table)
     if args.json:
-        print(json.dumps(result.to_json_dict()))
+        print(json.dumps({**result.to_json_dict(), **cost}))
     else:
         print(format_summary(result, args.trace))
+        e = cost["energy"]
+        print(f"energy: {e['energy_uj']:,.2f} µJ (" + ", ".join(f"{k} {v:,.2f}" for k, v in
+                                                             e["energy_breakdown_uj"].items() if v)
+              + f"); {e['power_w']:.3f} W average; chip area {cost['area_mm2']:.2f} mm² (docs/cost.md)")
     return 1 if result.golden_ok is False else 0
+
+
+def cost_summary(result, table) -> dict:
+    """Energy of the run (activity x table; TOPS/W over the issued bit-ops: an artifact run knows no layer
+    MACs) and the chip area of its config."""
+    from bitbranch.isa.area import chip_area
+
+    from .energy import summarize
+
+    area = chip_area(result.hw).total_mm2
+    s = summarize(result.activity.total(), result.hw, table, result.cycles, result.hw.clock_mhz, result.stats.bitops,
+                  area)
+    return {"energy": s.to_dict(), "area_mm2": area}
 
 
 def format_summary(result, trace_path: str | None = None) -> str:

@@ -179,3 +179,25 @@ def test_bitbranch_run_reports_energy_and_area(tmp_path, capsys):
     assert main(["run", TINY, "--hw", "small", "--out", str(out), "--energy", str(f)]) == 2
     err = capsys.readouterr().err
     assert str(f) in err and "dram.bit_pj" in err
+
+
+# --- bench/cost.py arithmetic (no Yosys: synthesized gate counts given) ---------------------------------
+
+
+def test_bench_cost_per_mac_rows():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_cost", Path(__file__).parents[1] / "bench" / "cost.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    t = load_energy_table()
+    rows = {r["precision"]: r for r in mod.per_mac_rows(EDGE, bb_nand2=3200.0, i8_nand2=8000.0, table=t)}
+    # edge: W=64, P=2 -> 128 bit-ops per PE cycle; int8 PE: N=8 MACs per cycle
+    assert rows["W2A2"]["macs_per_pe_cycle"] == 32 and rows["W8A8"]["macs_per_pe_cycle"] == 2
+    assert rows["W2A2"]["nand2_per_mac"] == pytest.approx(100.0)
+    assert rows["W2A2"]["area_vs_int8"] == pytest.approx(100.0 / 1000.0)
+    assert rows["W2A2"]["pj_per_mac"] == pytest.approx(4 * (t.bitop_pj + t.accumulate_pj / 64))
+    assert rows["W2A2"]["energy_vs_int8"] == pytest.approx(rows["W2A2"]["pj_per_mac"] / 0.3)
+    assert rows["WTA2 (ternary)"]["pj_per_mac"] == rows["W2A2"]["pj_per_mac"]  # ternary = 2 weight planes
+    doc = (Path(__file__).parents[1] / "docs" / "cost.md").read_text()
+    assert mod.BEGIN in doc and mod.END in doc

@@ -244,3 +244,21 @@ def test_two_models_fronts_per_model(tmp_path):
         assert max(rows, key=lambda r: r["fps"])["pareto"]
     files = write_results(res, tmp_path / "out")
     assert files["heatmap_png"].exists()
+
+
+def test_energy_table_is_part_of_the_point_and_its_key(tmp_path):
+    """explore(energy_table=...) (bitbranch explore --energy): the stored energy follows the table, and a
+    different table is a different point (recomputed, not read from the store)."""
+    from bitbranch.isa.energy import load_energy_table
+
+    space = load_space(write(tmp_path, 'precisions = ["W1A1"]\n[hw]\narray_rows = [4, 8]\n'))
+    out = tmp_path / "out"
+    base = explore([TINY], space, out, SerialExecutor())
+    f = tmp_path / "e.toml"
+    f.write_text("[dram]\nbit_pj = 0.0\n")
+    free = explore([TINY], space, out, SerialExecutor(), energy_table=load_energy_table(f))
+    assert (free.computed, free.cached) == (2, 0)
+    for a, b in zip(base.rows, free.rows, strict=True):
+        assert a["status"] == b["status"] == "ok" and a["key"] != b["key"]
+        assert 0 < b["energy_uj"] < a["energy_uj"] and a["cycles"] == b["cycles"]
+        assert a["area_mm2"] == b["area_mm2"]

@@ -48,6 +48,18 @@ def test_json(tmp_path, capsys):
     assert report["dram_bytes"]["read"] > 0 and report["dram_bytes"]["written"] > 0
     assert report["outputs_match_golden"] == {"image": True}
     assert report["datapath"] == "bitwise" and report["wall_seconds"] > 0
+    e = report["energy"]  # docs/cost.md
+    assert e["energy_uj"] > 0 and sum(e["energy_breakdown_uj"].values()) == pytest.approx(e["energy_uj"])
+    assert report["activity"]["fetches"] == n and report["area_mm2"] > 0
+
+
+def test_bad_energy_table_names_file_and_field(tmp_path, capsys):
+    path, _ = make_artifact(tmp_path)
+    bad = tmp_path / "e.toml"
+    bad.write_text("[logic]\nbitop_pj = -2\n")
+    assert main(["simulate", str(path), "--energy", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "logic.bitop_pj" in err
 
 
 def test_json_without_golden_reports_null(tmp_path, capsys):

@@ -30,6 +30,8 @@ def add_arguments_explore(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heatmap", metavar="FIELD,FIELD",
                         help="the two hardware fields of heatmap.png (default: the first two varied)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--energy", metavar="FILE", help="energy table overriding any subset of the cited defaults "
+                        "(docs/cost.md); part of every point's key")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document {points, failed, pareto, seconds} on stdout")
 
@@ -50,6 +52,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
         return fail("MODEL: at least one model")
     for m in models:
         get(m)  # unknown model: one line, before any cluster starts
+    from bitbranch.isa.energy import load_energy_table
+
+    energy_table = load_energy_table(args.energy)  # a bad table: one line naming file and field
     if args.workers is not None and args.workers < 1:
         return fail(f"--workers={args.workers} must be >= 1")
     heatmap = None
@@ -67,7 +72,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     print(f"explore: {', '.join(models)} on {where}; store {out}", file=sys.stderr)
     with DaskExecutor(args.scheduler, args.workers) as executor, Progress(0, "explore") as bar:
         try:
-            res = explore(models, space, out, executor, progress=bar)
+            res = explore(models, space, out, executor, progress=bar, energy_table=energy_table)
         except OSError as exc:  # the cluster: cannot connect, or lost
             return fail(f"{where}: {exc}")
     files = write_results(res, out, plots=not args.no_plots, heatmap=heatmap)

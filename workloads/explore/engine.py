@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bitbranch import __version__
+from bitbranch.isa.energy import EnergyTable, load_energy_table
 from bitbranch.isa.hwconfig import HwConfig
 
 from .executors import Executor, SerialExecutor, run_staged
@@ -147,7 +149,7 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}".replace("\n", " ")
 
 
-def evaluate_point(prep: Prepared, hw: HwConfig) -> dict:
+def evaluate_point(prep: Prepared, hw: HwConfig, energy_table: EnergyTable | None = None) -> dict:
     """Lower the prepared model for `hw` and simulate it: the point's metrics, or status 'failed' with the
     error. Deterministic (apart from TIMINGS), so the row is stored under the point's key."""
     from bitbranch.compiler.conv import reuse_weight_planes
@@ -166,7 +168,8 @@ def evaluate_point(prep: Prepared, hw: HwConfig) -> dict:
             t1 = time.perf_counter()
             result = run(art, datapath="fast")
             t2 = time.perf_counter()
-        report = build_report(art, result, hw.clock_mhz, model=prep.model, precision=prep.precision)
+        report = build_report(art, result, hw.clock_mhz, model=prep.model, precision=prep.precision,
+                              energy_table=energy_table)
     except Exception as exc:  # noqa: BLE001 - a point that does not compile is a row, not a crash
         return {"status": "failed", "reason": _error(exc)}
     return {"status": "ok", "reason": "", "cycles": report.cycles, "latency_ms": report.latency_ms, "fps": report.fps,
@@ -217,22 +220,23 @@ def _costs(hw: HwConfig | None, row: dict) -> dict:
     return {a.column: (a.fn(hw, row) if hw is not None else None) for a in (*INFO_AXES, *COST_AXES)}
 
 
-def cost_model_identity() -> dict:
+def cost_model_identity(energy_table: EnergyTable) -> dict:
     """What the stored energy of a point depends on besides the point itself (a changed table recomputes)."""
     import dataclasses as dc
 
     from bitbranch.isa.area import DEFAULT
-    from bitbranch.isa.energy import load_energy_table
 
-    table = load_energy_table().to_dict()
+    table = energy_table.to_dict()
     table.pop("source", None)
     return {"energy": table, "area": dc.asdict(DEFAULT)}
 
 
 def explore(models: Sequence[str], space: Space, out: str | Path, executor: Executor | None = None,
-            progress: Callable[[int, int, str], None] | None = None) -> ExploreResult:
+            progress: Callable[[int, int, str], None] | None = None,
+            energy_table: EnergyTable | None = None) -> ExploreResult:
     """Evaluate every (model, precision, hardware point) of `space`, computing only what `out`'s store lacks.
-    Rows come back in grid order; `pareto*` columns mark the fronts (pareto.py)."""
+    Rows come back in grid order; `pareto*` columns mark the fronts (pareto.py). `energy_table`: the
+    energy per action (default isa/energy.toml); it is part of every point's key."""
     from ..images import default_image
     from ..precision import label, to_mapping
     from ..registry import get
@@ -247,7 +251,8 @@ def explore(models: Sequence[str], space: Space, out: str | Path, executor: Exec
     pending: list[tuple[int, HwConfig]] = []  # (prep job index, config)
     pending_rows: list[int] = []  # row index of each pending point
     cached = 0
-    cost_identity = cost_model_identity()
+    energy_table = energy_table if energy_table is not None else load_energy_table()
+    cost_identity = cost_model_identity(energy_table)
     for model in models:
         spec = get(model)
         image = default_image(spec.input_shape)
@@ -297,7 +302,8 @@ def explore(models: Sequence[str], space: Space, out: str | Path, executor: Exec
     if progress:
         progress(done, total, status_text())
     computed = 0
-    for k, result in run_staged(executor, prepare, prep_jobs, evaluate_point, pending):
+    evaluate = functools.partial(evaluate_point, energy_table=energy_table)
+    for k, result in run_staged(executor, prepare, prep_jobs, evaluate, pending):
         row = rows[pending_rows[k]]
         if isinstance(result, BaseException):  # preparation failed, or the point could not run: not stored
             row.update(status="failed", reason=_error(result))

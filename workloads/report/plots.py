@@ -115,28 +115,31 @@ def plot_timeline(report: Report, path: Path) -> Path:
 
 
 def plot_energy(report: Report, path: Path) -> Path:
-    """Stacked bars: each layer's energy by breakdown key (µJ), and the whole run's breakdown beside it."""
+    """Stacked bars (linear µJ): each layer's energy by breakdown key; beside it, the whole run's breakdown."""
     from bitbranch.simulator.energy import BREAKDOWN_KEYS
 
     rows = report.layers
-    fig = Figure(figsize=(max(8.0, 0.18 * len(rows) + 4), 4.8))
-    ax = fig.add_subplot()
-    x = np.arange(len(rows) + 1)
+    fig = Figure(figsize=(max(8.0, 0.18 * len(rows) + 5), 4.8))
+    ax, tot = fig.subplots(1, 2, gridspec_kw={"width_ratios": [max(len(rows), 1), 3]})
+    x = np.arange(len(rows))
     total = report.energy.breakdown_uj if report.energy is not None else {}
-    bottom = np.zeros(len(x))
-    cmap = [f"C{i}" for i in range(10)]
+    bottom, tbottom = np.zeros(len(rows)), 0.0
     for i, key in enumerate(BREAKDOWN_KEYS):
-        vals = np.array([r.energy_breakdown_uj.get(key, 0.0) for r in rows] + [total.get(key, 0.0)])
-        if not vals.any():
+        vals = np.array([r.energy_breakdown_uj.get(key, 0.0) for r in rows])
+        t = total.get(key, 0.0)
+        if not vals.any() and not t:
             continue
-        ax.bar(x, vals, bottom=bottom, color=cmap[i % 10], label=key)
+        ax.bar(x, vals, bottom=bottom, color=f"C{i % 10}", label=key)
+        tot.bar([0], [t], bottom=[tbottom], color=f"C{i % 10}")
         bottom += vals
-    ax.set_yscale("symlog", linthresh=max(1e-3, float(bottom.max()) * 1e-3) if bottom.any() else 1e-3)
-    ax.set_ylabel("energy (µJ)")
-    ax.set_xticks(x, [r.name for r in rows] + ["TOTAL"], rotation=90, fontsize=6 if len(rows) > 30 else 8)
-    ax.set_title(f"{report.model} {report.precision} on {report.hw.name}: "
-                 f"{report.energy.energy_uj:,.1f} µJ/frame" if report.energy is not None else "energy")
+        tbottom += t
+    ax.set_ylabel("energy per frame (µJ)")
+    ax.set_xticks(x, [r.name for r in rows], rotation=90, fontsize=6 if len(rows) > 30 else 8)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_title(f"{report.model} {report.precision} on {report.hw.name}: energy per layer")
     ax.legend(fontsize=7, ncol=2)
+    tot.set_xticks([0], ["whole run"])
+    tot.set_title(f"{tbottom:,.1f} µJ/frame" if report.energy is not None else "")
     return _save(fig, path)
 
 
