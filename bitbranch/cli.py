@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 
 from bitbranch import __version__
-from bitbranch.isa.cliutil import fail
+from bitbranch.isa.cliutil import fail, os_error_message
 from bitbranch.isa.errors import IsaError
 
 
@@ -79,10 +80,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(getattr(importlib.import_module(cmd.module), f"cmd_{cmd.func or cmd.name}")(args) or 0)
     except (IsaError, ValueError, FileNotFoundError) as exc:
-        return fail(str(exc))
+        return fail(one_line(str(exc)))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        return fail("out of memory (the model, its input shape or the hardware preset is too large for this machine)")
+    except OSError as exc:
+        return fail(one_line(os_error_message(exc)))
+    except Exception as exc:  # noqa: BLE001 - the user never sees a traceback; BITBRANCH_TRACEBACK=1 shows it
+        if os.environ.get("BITBRANCH_TRACEBACK"):
+            raise
+        return fail(f"internal error in '{cmd.name}': {type(exc).__name__}: {one_line(str(exc))} "
+                    "(set BITBRANCH_TRACEBACK=1 to see where)")
+
+
+def one_line(message: str) -> str:
+    """The first non-empty line of an error message: torch and fx append multi-line context (graph dumps,
+    'While executing ...') that buries what went wrong; every error is one line on stderr."""
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    return lines[0] if lines else message.strip() or "unknown error"
 
 
 if __name__ == "__main__":

@@ -379,6 +379,29 @@ def _check_inplace(fn: FNode) -> None:
                             f"write `x = x.{name[:-1]}(...)` instead")
 
 
+# Ops users meet in torchvision / timm models that the requantize unit cannot express (it computes an affine
+# map, a clamp and a rounding per channel): what to use instead. Keys are module class or function names.
+_ALTERNATIVES = {
+    **dict.fromkeys(("Hardswish", "hardswish", "SiLU", "silu", "Swish", "GELU", "gelu", "Mish", "mish", "ELU", "elu",
+                     "SELU", "selu", "CELU", "LeakyReLU", "leaky_relu", "PReLU", "Softplus", "Tanh", "tanh"),
+                    "the requantize unit applies only clamps (an affine map, clip, round); replace it with ReLU, "
+                    "ReLU6 or Hardtanh (and fine-tune) to run on the accelerator"),
+    **dict.fromkeys(("Sigmoid", "sigmoid", "Hardsigmoid", "hardsigmoid", "mul", "SqueezeExcite", "SEModule",
+                     "SqueezeExcitation"),
+                    "squeeze-excitation gates multiply activations by a per-channel sigmoid of the data; the "
+                    "accelerator has no elementwise multiply: remove the gate (or its sigmoid) to run the model"),
+    **dict.fromkeys(("LayerNorm", "layer_norm", "GroupNorm", "group_norm", "LocalResponseNorm"),
+                    "normalisation by statistics of the data needs division at run time; use BatchNorm (folded)"),
+    **dict.fromkeys(("MultiheadAttention", "softmax", "Softmax", "matmul", "bmm", "scaled_dot_product_attention"),
+                    "attention multiplies two activations; the accelerator multiplies activations only by weights"),
+}
+
+
+def unsupported_hint(what: str) -> str:
+    """Why an op cannot run on the accelerator and what to use instead ('' when nothing specific is known)."""
+    return _ALTERNATIVES.get(what, "")
+
+
 def _check_host_tail(nodes: list[FNode], by_node: dict[fx.Node, FNode]) -> None:
     """Host ops are allowed only where nothing but host ops and outputs follow."""
     for fn in nodes:
@@ -393,9 +416,10 @@ def _check_host_tail(nodes: list[FNode], by_node: dict[fx.Node, FNode]) -> None:
             uf = by_node[u]
             if uf.kind in ACCEL_KINDS:
                 what = _target_name(fn.node, fn.module)
+                hint = unsupported_hint(what)
                 raise FrontendError(
                     f"unsupported operation '{what}' at {fn.where()} feeds accelerator op '{uf.kind}' at {uf.where()}; "
-                    "only operations at the end of the network may run on the host")
+                    + (hint or "only operations at the end of the network may run on the host"))
             stack.extend(u.users)
 
 
@@ -450,11 +474,28 @@ def _trace(model: nn.Module) -> fx.GraphModule:
 
 
 def _propagate(gm: fx.GraphModule, example: torch.Tensor) -> None:
+    import contextlib
+    import io
+
+    prop = ShapeProp(gm)
     try:
-        with torch.no_grad():
-            ShapeProp(gm).propagate(example)
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+            prop.propagate(example)
     except Exception as e:
-        raise FrontendError(f"running the model on an input of shape {tuple(example.shape)} failed: {e}") from e
+        cause = e.__cause__ if e.__cause__ is not None and "ShapeProp error" in str(e) else e
+        node = _failing_node(gm, str(e))
+        where = f" at {FNode(node, 'host', node_path(node)).where()}" if node is not None else ""
+        text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise FrontendError(f"running the model on an input of shape {tuple(example.shape)} failed{where}: "
+                            f"{type(cause).__name__}: {text}") from None
+
+
+def _failing_node(gm: fx.GraphModule, message: str) -> fx.Node | None:
+    """The node ShapeProp names in its error ('ShapeProp error for: node=%name : ...')."""
+    import re
+
+    m = re.search(r"node=%(\w+)", message)
+    return next((n for n in gm.graph.nodes if m and n.name == m.group(1)), None)
 
 
 def example_input(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:

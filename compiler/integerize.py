@@ -33,6 +33,7 @@ constants it derives.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -537,5 +538,5 @@ def to_ir(qat_model: nn.Module, input_shape: tuple[int, ...] | None = None, hw: 
             "input": {"tensor": b.inputs[0], "scale": 1 / 255, "levels": "u = round_half_up(255·x), x in [0, 1]"},
             "layers": b.layers, "logits_scale": b.logits, "host_ops": host, "fx_nodes": b.fx_nodes}
     for h in host:
-        print(f"host op: {h['name']} ({h['reason']}) runs in torch after the accelerator")
+        print(f"host op: {h['name']} ({h['reason']}) runs in torch after the accelerator", file=sys.stderr)
     return ir.Graph(b.tensors, b.ops, b.inputs, outputs, meta)

@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .spec import OPCODE_BY_NAME
+
 PRESETS_FILE = Path(__file__).with_name("presets.toml")
 DEFAULT_PRESET = "edge"
 
@@ -63,6 +65,12 @@ class HwConfig:
             raise ConfigError(
                 f"hardware config '{self.name}': word_bits={self.word_bits} must be a multiple of "
                 f"array_cols={self.array_cols} (ALU results fill C-lane slices of a word)"
+            )
+        slice_bits = OPCODE_BY_NAME["requant"].field("slice").width
+        if self.slices_per_word > 1 << slice_bits:
+            raise ConfigError(
+                f"hardware config '{self.name}': word_bits/array_cols={self.slices_per_word} slices per word exceed "
+                f"the {slice_bits}-bit `slice` field of requant/pool (at most {1 << slice_bits})"
             )
         for buf in BUFFERS:
             n = self.entries(buf)

@@ -24,7 +24,7 @@ module bb_load #(
     input  wire                     rst,
     input  wire                     go,
     input  wire [`BB_INSN_BITS-1:0] go_word,
-    output reg                      req,
+    output wire                     req,
     input  wire                     gnt,
     output wire                     last,
     // DRAM reads
@@ -41,7 +41,6 @@ module bb_load #(
     output wire [B-1:0]             dw_mask,
     output wire [8*B-1:0]           dw_data
 );
-    localparam S_IDLE = 2'd0, S_REQ = 2'd1, S_XFER = 2'd2, S_TAIL = 2'd3;
     localparam LB = $clog2(B);
 
     wire [`BB_INSN_BITS-1:0] w = go_word;
@@ -61,18 +60,22 @@ module bb_load #(
     wire [31:0] f_sstep = (f_sstr != 16'd0) ? {16'b0, f_sstr} : f_width;
     wire [31:0] f_rowb  = f_width * f_e;
 
-    reg [1:0]  st;
     reg [1:0]  sel;          // 0 inp, 1 wgt, 2 const
-    reg [31:0] rows_t, row;  // SRAM rows in total; current row
     reg [31:0] pt, pt_rows;  // first data row; first row after the data rows
-    reg [31:0] beats, beat;  // beats per row; current beat
-    reg [31:0] ovh;          // overhead cycles left in the current row
-    reg        in_ovh;
-    reg [31:0] tail;         // latency cycles left
     reg [31:0] row_bytes, data_lo, data_hi;
     reg [31:0] sstep_b, dstride;
     reg [31:0] srow;         // flat byte address of the current SRAM row
     reg [31:0] drow;         // DRAM address of the current data row
+
+    wire        start = go && w[3:0] == `BB_OP_LOAD;
+    wire        idle, active, beat_on, row_end;
+    wire [31:0] beat, row;
+    bb_dma_seq #(.DRAM_LATENCY(DRAM_LATENCY), .DMA_ROW_OVERHEAD(DMA_ROW_OVERHEAD)) seq (
+        .clk(clk), .rst(rst), .start(start),
+        .rows_in({24'b0, f_pt} + {16'b0, f_rows} + {24'b0, f_pb}), .beats_in((f_rowb + B - 1) >> LB),
+        .idle(idle), .req(req), .gnt(gnt), .active(active), .beat_on(beat_on), .beat(beat), .row(row),
+        .row_end(row_end), .last(last)
+    );
 
     // Lanes of the beat at row byte offset `o` that the row covers (wmask) and that carry DRAM data (dmask).
     function [2*B-1:0] lanes;
@@ -94,8 +97,6 @@ module bb_load #(
         end
     endfunction
 
-    wire        active  = (st == S_XFER) || (st == S_REQ && gnt);
-    wire        beat_on = active && !in_ovh;
     wire [31:0] o       = beat << LB;
     wire        is_data = (row >= pt) && (row < pt_rows);
     wire [2*B-1:0] lm   = lanes(o, row_bytes, data_lo, data_hi, is_data);
@@ -104,7 +105,6 @@ module bb_load #(
     assign rd_addr = drow + o - data_lo;
     assign rd_mask = lm[B-1:0];
     assign rd_tag  = {sel, srow[FAW-1:0] + o[FAW-1:0], lm[2*B-1:B]};
-    assign last    = (st == S_TAIL) && (tail == 32'd0);
 
     wire [1:0]     t_sel  = rsp_tag[TAGW-1 -: 2];
     assign dw_en   = rsp_valid ? {t_sel == 2'd2, t_sel == 2'd1, t_sel == 2'd0} : 3'b000;
@@ -112,66 +112,21 @@ module bb_load #(
     assign dw_mask = rsp_tag[B-1:0];
     assign dw_data = rsp_data;
 
-    // end of the current row: last beat without overhead, or last overhead cycle
-    wire row_end = active && (in_ovh ? (ovh == 32'd1) : (beat == beats - 1 && DMA_ROW_OVERHEAD == 0));
-
     always @(posedge clk) begin
-        if (rst) begin
-            st  <= S_IDLE;
-            req <= 1'b0;
-        end else begin
-            case (st)
-                S_IDLE: if (go && w[3:0] == `BB_OP_LOAD) begin
-                    st        <= S_REQ;
-                    req       <= 1'b1;
-                    sel       <= (f_buf == `BB_BUF_WGT) ? 2'd1 : (f_buf == `BB_BUF_CONST) ? 2'd2 : 2'd0;
-                    rows_t    <= {24'b0, f_pt} + {16'b0, f_rows} + {24'b0, f_pb};
-                    row       <= 32'd0;
-                    pt        <= {24'b0, f_pt};
-                    pt_rows   <= {24'b0, f_pt} + {16'b0, f_rows};
-                    beats     <= (f_rowb + B - 1) >> LB;
-                    beat      <= 32'd0;
-                    in_ovh    <= 1'b0;
-                    row_bytes <= f_rowb;
-                    data_lo   <= {16'b0, f_pl} * f_e;
-                    data_hi   <= ({16'b0, f_pl} + {16'b0, f_len}) * f_e;
-                    sstep_b   <= f_sstep * f_e;
-                    dstride   <= f_dstr;
-                    srow      <= {16'b0, f_sram} * f_e;
-                    drow      <= f_dram;
-                end
-                S_REQ, S_XFER: if (active) begin
-                    st  <= S_XFER;
-                    req <= 1'b0;
-                    if (!in_ovh) begin
-                        if (beat == beats - 1) begin
-                            beat <= 32'd0;
-                            if (DMA_ROW_OVERHEAD != 0) begin
-                                in_ovh <= 1'b1;
-                                ovh    <= DMA_ROW_OVERHEAD;
-                            end
-                        end else begin
-                            beat <= beat + 1'b1;
-                        end
-                    end else begin
-                        ovh <= ovh - 1'b1;
-                        if (ovh == 32'd1) in_ovh <= 1'b0;
-                    end
-                    if (row_end) begin
-                        if (row == rows_t - 1) begin
-                            st   <= S_TAIL;
-                            tail <= DRAM_LATENCY - 1;
-                        end
-                        row  <= row + 1'b1;
-                        srow <= srow + sstep_b;
-                        if (is_data) drow <= drow + dstride;
-                    end
-                end
-                default: begin  // S_TAIL
-                    tail <= tail - 1'b1;
-                    if (tail == 32'd0) st <= S_IDLE;
-                end
-            endcase
+        if (start && idle) begin
+            sel       <= (f_buf == `BB_BUF_WGT) ? 2'd1 : (f_buf == `BB_BUF_CONST) ? 2'd2 : 2'd0;
+            pt        <= {24'b0, f_pt};
+            pt_rows   <= {24'b0, f_pt} + {16'b0, f_rows};
+            row_bytes <= f_rowb;
+            data_lo   <= {16'b0, f_pl} * f_e;
+            data_hi   <= ({16'b0, f_pl} + {16'b0, f_len}) * f_e;
+            sstep_b   <= f_sstep * f_e;
+            dstride   <= f_dstr;
+            srow      <= {16'b0, f_sram} * f_e;
+            drow      <= f_dram;
+        end else if (row_end) begin
+            srow <= srow + sstep_b;
+            if (is_data) drow <= drow + dstride;
         end
     end
 endmodule

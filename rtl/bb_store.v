@@ -19,7 +19,7 @@ module bb_store #(
     input  wire                     rst,
     input  wire                     go,
     input  wire [`BB_INSN_BITS-1:0] go_word,
-    output reg                      req,
+    output wire                     req,
     input  wire                     gnt,
     output wire                     last,
     // buffer reads: one-hot {out, acc}
@@ -33,7 +33,6 @@ module bb_store #(
     output reg  [B-1:0]             wr_mask,
     output wire [8*B-1:0]           wr_data
 );
-    localparam S_IDLE = 2'd0, S_REQ = 2'd1, S_XFER = 2'd2, S_TAIL = 2'd3;
     localparam LB = $clog2(B);
 
     wire [`BB_INSN_BITS-1:0] w = go_word;
@@ -48,15 +47,19 @@ module bb_store #(
     wire [31:0] f_sstep = (f_sstr != 16'd0) ? {16'b0, f_sstr} : {16'b0, f_len};
     wire [31:0] f_rowb  = {16'b0, f_len} * f_e;
 
-    reg [1:0]  st;
     reg        sel;          // 0 acc, 1 out
     reg        sel_q;        // buffer of the data arriving this cycle
-    reg [31:0] rows, row, beats, beat, ovh, tail;
-    reg        in_ovh;
     reg [31:0] row_bytes, sstep_b, dstride, srow, drow;
 
-    wire        active  = (st == S_XFER) || (st == S_REQ && gnt);
-    wire        beat_on = active && !in_ovh;
+    wire        start = go && w[3:0] == `BB_OP_STORE;
+    wire        idle, active, beat_on, row_end;
+    wire [31:0] beat, row;
+    bb_dma_seq #(.DRAM_LATENCY(DRAM_LATENCY), .DMA_ROW_OVERHEAD(DMA_ROW_OVERHEAD)) seq (
+        .clk(clk), .rst(rst), .start(start), .rows_in({16'b0, f_rows}), .beats_in((f_rowb + B - 1) >> LB),
+        .idle(idle), .req(req), .gnt(gnt), .active(active), .beat_on(beat_on), .beat(beat), .row(row),
+        .row_end(row_end), .last(last)
+    );
+
     wire [31:0] o       = beat << LB;
     wire [31:0] n_end   = (row_bytes - o > B) ? B : row_bytes - o;
     wire [B:0]  m_end   = ({{B{1'b0}}, 1'b1} << n_end) - 1'b1;
@@ -64,68 +67,26 @@ module bb_store #(
     assign dr_en   = beat_on ? (sel ? 2'b10 : 2'b01) : 2'b00;
     assign dr_addr = srow[FAW-1:0] + o[FAW-1:0];
     assign wr_data = sel_q ? out_data : acc_data;
-    assign last    = (st == S_TAIL) && (tail == 32'd0);
-
-    wire row_end = active && (in_ovh ? (ovh == 32'd1) : (beat == beats - 1 && DMA_ROW_OVERHEAD == 0));
 
     always @(posedge clk) begin
         if (rst) begin
-            st    <= S_IDLE;
-            req   <= 1'b0;
             wr_en <= 1'b0;
         end else begin
             wr_en   <= beat_on;
             wr_addr <= drow + o;
             wr_mask <= m_end[B-1:0];
             sel_q   <= sel;
-            case (st)
-                S_IDLE: if (go && w[3:0] == `BB_OP_STORE) begin
-                    st        <= S_REQ;
-                    req       <= 1'b1;
-                    sel       <= (f_buf == `BB_BUF_OUT);
-                    rows      <= {16'b0, f_rows};
-                    row       <= 32'd0;
-                    beats     <= (f_rowb + B - 1) >> LB;
-                    beat      <= 32'd0;
-                    in_ovh    <= 1'b0;
-                    row_bytes <= f_rowb;
-                    sstep_b   <= f_sstep * f_e;
-                    dstride   <= f_dstr;
-                    srow      <= {16'b0, f_sram} * f_e;
-                    drow      <= f_dram;
-                end
-                S_REQ, S_XFER: if (active) begin
-                    st  <= S_XFER;
-                    req <= 1'b0;
-                    if (!in_ovh) begin
-                        if (beat == beats - 1) begin
-                            beat <= 32'd0;
-                            if (DMA_ROW_OVERHEAD != 0) begin
-                                in_ovh <= 1'b1;
-                                ovh    <= DMA_ROW_OVERHEAD;
-                            end
-                        end else begin
-                            beat <= beat + 1'b1;
-                        end
-                    end else begin
-                        ovh <= ovh - 1'b1;
-                        if (ovh == 32'd1) in_ovh <= 1'b0;
-                    end
-                    if (row_end) begin
-                        if (row == rows - 1) begin
-                            st   <= S_TAIL;
-                            tail <= DRAM_LATENCY - 1;
-                        end
-                        row  <= row + 1'b1;
-                        srow <= srow + sstep_b;
-                        drow <= drow + dstride;
-                    end
-                end
-                default: begin  // S_TAIL
-                    tail <= tail - 1'b1;
-                    if (tail == 32'd0) st <= S_IDLE;
-                end
-            endcase
+        end
+        if (start && idle) begin
+            sel       <= (f_buf == `BB_BUF_OUT);
+            row_bytes <= f_rowb;
+            sstep_b   <= f_sstep * f_e;
+            dstride   <= f_dstr;
+            srow      <= {16'b0, f_sram} * f_e;
+            drow      <= f_dram;
+        end else if (row_end) begin
+            srow <= srow + sstep_b;
+            drow <= drow + dstride;
         end
     end
 endmodule

@@ -148,6 +148,8 @@ module bb_tb #(
                                 tr_start[k*64 +: 64], g, tr_end[k*64 +: 64], now);
                 end
             end
+            // a run stopped at its cycle limit never closes the file: what retired must be on disk
+            if (|tr_valid) $fflush(tf);
         end
         // completion: dump DRAM (bb_dram, this edge), then close the trace and report
         dump <= !rst && done && !dump && !finished;

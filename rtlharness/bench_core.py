@@ -73,8 +73,8 @@ if cocotb is not None:
                             "err_index": int(dut.err_index.value), "wall_seconds": wall, "cpu_seconds": cpu})
             dut.run.value = 0
             await Timer(2 * CLOCK_NS, "ns")
-            for name in ("dram_out.hex", "trace.txt"):
-                if finished and Path(files[name]).is_file():
+            for name in ("dram_out.hex", "trace.txt"):  # a stopped run's trace: what retired (hang reports)
+                if (finished or name == "trace.txt") and Path(files[name]).is_file():
                     shutil.move(files[name], jd / name)
         Path(cfg["result"]).write_text(json.dumps(results))
 

@@ -11,6 +11,8 @@ import numpy as np
 from bitbranch.isa.artifact import Artifact
 from bitbranch.isa.encoding import Instruction
 from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.spec import Buffer, Unit
+from bitbranch.simulator import funccov
 
 from .bench_core import RtlResult, TraceLine, run_rtl_batch
 
@@ -72,6 +74,88 @@ def first_divergence(divs: Sequence[Divergence]) -> Divergence | None:
     return min(divs, key=when)
 
 
+@dataclass(frozen=True)
+class DataDifference:
+    """The first store whose DRAM write differs (by the simulator's end cycle): the DRAM byte, the buffer
+    entry and byte it came from, and both values."""
+
+    index: int
+    op: str
+    dram_addr: int
+    buffer: str
+    entry: int
+    byte: int
+    sim: int
+    rtl: int
+    bytes_differing: int
+
+    def describe(self) -> str:
+        return (f"instruction {self.index} ({self.op}) wrote DRAM 0x{self.dram_addr:x} from "
+                f"{self.buffer}[{self.entry}] byte {self.byte}: sim 0x{self.sim:02x} rtl 0x{self.rtl:02x} "
+                f"({self.bytes_differing} DRAM bytes differ in all)")
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _store_source(insn: Instruction, addr: int, hw: HwConfig) -> tuple[int, int] | None:
+    """(entry, byte) of the buffer word a store copied to DRAM byte `addr`, or None if it did not write it."""
+    f = insn.as_dict()
+    e = hw.entry_bytes(Buffer(f["buf"]).name.lower())
+    row_bytes = f["len"] * e
+    stride = f["dstride"] if f["rows"] > 1 else row_bytes
+    off = addr - f["dram"]
+    if off < 0 or stride == 0:
+        return None
+    row, col = divmod(off, stride)
+    if row >= f["rows"] or col >= row_bytes:
+        return None
+    return f["sram"] + row * (f["sstride"] or f["len"]) + col // e, col % e
+
+
+def first_data_difference(program: Sequence[Instruction], hw: HwConfig, sim_dram: bytes, rtl_dram: bytes,
+                          ends: Sequence[int]) -> DataDifference | None:
+    """Blame the differing DRAM bytes on the stores that wrote them last, and name the earliest such store.
+    Bytes no store wrote (a LOAD cannot change DRAM) are blamed on nothing (None)."""
+    a = np.frombuffer(sim_dram, dtype=np.uint8)
+    b = np.frombuffer(rtl_dram, dtype=np.uint8)
+    if a.shape != b.shape:
+        return None
+    diff = np.flatnonzero(a != b)
+    if diff.size == 0:
+        return None
+    stores = sorted((k for k, insn in enumerate(program) if insn.op == "store"), key=lambda k: ends[k])
+    blamed: dict[int, int] = {}  # store -> first differing address it wrote last
+    for addr in diff[:4096].tolist():
+        writers = [k for k in stores if _store_source(program[k], addr, hw) is not None]
+        if writers:
+            blamed.setdefault(writers[-1], addr)
+    if not blamed:
+        return None
+    k = min(blamed, key=lambda j: (ends[j], j))
+    addr = blamed[k]
+    entry, byte = _store_source(program[k], addr, hw)  # type: ignore[misc]
+    buf = Buffer(program[k].as_dict()["buf"]).name.lower()
+    return DataDifference(k, program[k].op, addr, buf, entry, byte, int(a[addr]), int(b[addr]), int(diff.size))
+
+
+def hang_report(program: Sequence[Instruction], rtl_trace: Sequence[TraceLine]) -> list[str]:
+    """For a run that hit its cycle limit: each unit's state, from which of its instructions the RTL retired."""
+    done = {t.index: t for t in rtl_trace}
+    lines = []
+    for unit in Unit:
+        mine = [k for k, insn in enumerate(program) if insn.exec_unit == unit]
+        pending = [k for k in mine if k not in done]
+        last = max((done[k].free for k in mine if k in done), default=None)
+        after = f" (its last instruction retired at cycle {last})" if last is not None else ""
+        if pending:
+            k = pending[0]
+            lines.append(f"{unit.name.lower()} unit stuck on instruction {k} ({program[k].op}){after}")
+        else:
+            lines.append(f"{unit.name.lower()} unit retired all its {len(mine)} instructions{after}")
+    return lines
+
+
 @dataclass
 class CrossCheck:
     """Result of one RTL-versus-simulator comparison."""
@@ -95,6 +179,9 @@ class CrossCheck:
     build_seconds: float
     golden_rtl: dict[str, bool] | None = None
     waves: str | None = None
+    data_difference: DataDifference | None = None
+    hang: list[str] | None = None
+    max_cycles: int | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -109,6 +196,27 @@ class CrossCheck:
     @property
     def first(self) -> Divergence | None:
         return first_divergence(self.divergences)
+
+    def explain(self) -> str:
+        """One line on what went wrong, most telling first: a hang, a wrong status, the first instruction
+        whose timing differs, the first store whose data differs."""
+        if self.ok:
+            return "everything matches"
+        parts = []
+        if not self.rtl_finished:
+            parts.append(f"the RTL hit its cycle limit ({self.cycles_rtl:,} cycles; the simulator finished at "
+                         f"{self.cycles_sim:,}): " + "; ".join(self.hang or []))
+        elif self.rtl_status != "OK":
+            parts.append(f"the RTL stopped with status {self.rtl_status}")
+        if self.first is not None:
+            parts.append(f"first timing difference: {self.first.describe()}")
+        if self.data_difference is not None:
+            parts.append(f"first data difference: {self.data_difference.describe()}")
+        elif not (self.outputs_match and self.dram_match):
+            parts.append("outputs differ " + ", ".join(k for k, v in self.outputs.items() if not v))
+        if self.rtl_finished and not self.cycles_match and self.first is None:
+            parts.append(f"cycles rtl {self.cycles_rtl:,} sim {self.cycles_sim:,}")
+        return "; ".join(parts)
 
     def to_json_dict(self) -> dict:
         first = self.first
@@ -125,6 +233,9 @@ class CrossCheck:
             "cycles_match": self.cycles_match,
             "trace_mismatches": len(self.divergences),
             "first_divergence": first.to_dict() if first else None,
+            "first_data_difference": self.data_difference.to_dict() if self.data_difference else None,
+            "hang": self.hang,
+            "explanation": self.explain(),
             "rtl_status": self.rtl_status,
             "rtl_finished": self.rtl_finished,
             "golden_rtl": self.golden_rtl,
@@ -157,12 +268,19 @@ def _compare(art: Artifact | None, program: list[Instruction], hw: HwConfig, sim
         outputs = {"dram": rtl.dram == sim_result.dram}
         golden = None
     divs = divergences(program, sim_trace_rows(sim_result), rtl.trace)
+    data = (first_data_difference(program, hw, sim_result.dram, rtl.dram, sim_result.timestamps.end)
+            if rtl.dram != sim_result.dram else None)
+    hang = hang_report(program, rtl.trace) if not rtl.finished else None
+    cov = funccov.active()
+    if cov is not None and rtl.finished and not divs:  # the situations the matched timestamps show
+        cov.add_run(program, sim_result.timestamps, hw)
     return CrossCheck(
         sim=sim, hw=hw, instructions=len(program), cycles_rtl=rtl.cycles, cycles_sim=sim_result.cycles,
         outputs_match=all(outputs.values()), dram_match=rtl.dram == sim_result.dram, outputs=outputs,
         rtl_status=rtl.status_name, rtl_finished=rtl.finished, divergences=divs, wall_seconds=wall,
         wall_rtl=rtl.wall_seconds, cpu_rtl=rtl.cpu_seconds, wall_rtl_total=rtl.total_seconds, wall_sim=wall_sim,
         build_seconds=rtl.build.seconds, golden_rtl=golden, waves=str(rtl.waves) if rtl.waves else None,
+        data_difference=data, hang=hang,
     )
 
 

@@ -4,7 +4,8 @@ The core is built with Verilator's `--coverage-line --coverage-toggle` (a separa
 `bitbranch mutate` runs on it (random programs and directed networks cross-checked against the simulator; a
 failing check is an error here), and every simulation's counts are merged and reported per module of the
 synthesizable core: line coverage (statement blocks), branch coverage (each arm of every if/case/?:) and toggle
-coverage (every bit of every signal seen both 0->1 and 1->0), each instance of a module pooled.
+coverage (every bit of every signal seen both 0->1 and 1->0), each instance of a module pooled; and the functional
+coverpoints of the ISA and the timing contract the suite reached (simulator.funccov).
 Reports: `coverage.md` (per module, then the uncovered lines), `coverage.info` (lcov, for genhtml or an
 editor) and `coverage.json`. Verilator's own `verilator_coverage` tool is not needed: its data file is a
 plain text format read here.
@@ -23,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bitbranch.isa.cliutil import fail
+from bitbranch.simulator import funccov
+
+GROUPS = tuple(funccov.all_points())
 
 KINDS = ("line", "branch", "toggle")
 
@@ -118,6 +122,21 @@ def markdown(cov: dict[str, ModuleCoverage], suite: str, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def functional_markdown(table: dict[str, dict[str, dict]]) -> str:
+    """The functional coverpoints (simulator.funccov) per preset and group, then every point missed."""
+    lines = ["## Functional coverage (ISA and timing contract coverpoints)", "",
+             "| preset | " + " | ".join(GROUPS) + " | all |", "|---|" + "---|" * (len(GROUPS) + 1)]
+    for preset, groups in table.items():
+        hit = sum(g["hit"] for g in groups.values())
+        total = sum(g["total"] for g in groups.values())
+        lines.append(f"| {preset} | " + " | ".join(f"{groups[g]['hit']} / {groups[g]['total']}" for g in GROUPS)
+                     + f" | {hit} / {total} ({_pct(100 * hit / total)}) |")
+    missed = [f"- {preset} {g}: {', '.join(v['missed'])}" for preset, groups in table.items()
+              for g, v in groups.items() if v["missed"]]
+    lines += ["", "Coverpoints never hit:" if missed else "Every coverpoint was hit.", "", *missed]
+    return "\n".join(lines) + "\n"
+
+
 def lcov(points: dict[Point, int], rtl: Path, modules: Iterable[str]) -> str:
     """Line coverage in lcov's tracefile format (genhtml renders it)."""
     wanted = set(modules)
@@ -156,7 +175,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     modules = [f.removesuffix(".v") for f in core_files()]
     t0 = time.perf_counter()
     try:
-        with coverage_runs(data):
+        with coverage_runs(data), funccov.collecting() as functional:
             for check in suite(args.suite):
                 print(f"coverage: {check.name} ...", file=sys.stderr)
                 problem = check.run("verilator")
@@ -169,14 +188,19 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     if not points:
         return fail(f"no coverage data was written under {data}")
     cov = per_module(points, modules)
-    (out / "coverage.md").write_text(markdown(cov, args.suite, seconds))
+    table = functional.table()
+    (out / "coverage.md").write_text(markdown(cov, args.suite, seconds) + "\n" + functional_markdown(table))
     (out / "coverage.info").write_text(lcov(points, rtl_dir(), modules))
     summary = {m: {k: c.percent(k) for k in KINDS} | {f"{k}_points": c.total[k] for k in KINDS}
                for m, c in cov.items()}
-    (out / "coverage.json").write_text(json.dumps(summary, indent=1))
+    functional_summary = {preset: {g: {"hit": v["hit"], "total": v["total"], "missed": v["missed"]}
+                                   for g, v in groups.items()} for preset, groups in table.items()}
+    (out / "coverage.json").write_text(json.dumps({"modules": summary, "functional": functional_summary}, indent=1))
     if args.json:
-        print(json.dumps({"suite": args.suite, "seconds": round(seconds, 1), "modules": summary}))
+        print(json.dumps({"suite": args.suite, "seconds": round(seconds, 1), "modules": summary,
+                          "functional": functional_summary}))
     else:
         print((out / "coverage.md").read_text().split("\n## ")[0])
+        print(functional_markdown(table).split("\nCoverpoints")[0])
         print(f"reports: {out / 'coverage.md'}, {out / 'coverage.info'} (lcov), {out / 'coverage.json'}")
     return 0

@@ -31,7 +31,8 @@ def add_arguments_fuzz(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim", choices=SIMULATORS, default="verilator", help="HDL simulator (default verilator)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first program (default 0)")
     parser.add_argument("--hw", default="small", metavar="PRESET",
-                        help="hardware preset or file.toml[:name] (default: small)")
+                        help="hardware preset, file.toml[:name], or random:SEED for a random config the RTL supports "
+                             "(rtlharness.randconfig; default: small)")
     parser.add_argument("--instructions", type=int, default=40, metavar="K",
                         help="instructions per program, about (default 40)")
     parser.add_argument("--regressions", metavar="FILE",
@@ -78,10 +79,11 @@ def fuzz_batch(hw, seeds: Sequence[int], instructions: int, sim: str):
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from bitbranch.isa.errors import IsaError
-    from bitbranch.isa.hwconfig import ConfigError, get_config
+    from bitbranch.isa.hwconfig import ConfigError
 
     from .build import SimulatorError
     from .params import UnsupportedConfig
+    from .randconfig import resolve
 
     if args.programs < 1:
         return fail(f"--programs={args.programs} must be >= 1")
@@ -99,7 +101,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     checked = cycles = insns = 0
     rtl_wall = sim_wall = 0.0
     try:
-        hw = get_config(args.hw)
+        hw = resolve(args.hw)
         stop = False
         for b0 in range(0, args.programs, args.batch):
             seeds = range(args.seed + b0, args.seed + min(args.programs, b0 + args.batch))
@@ -115,14 +117,13 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                     record = {"hw": hw.name, "seed": seed, "instructions": args.instructions, "sim": args.sim,
                               "outputs_match": check.outputs_match, "cycles_rtl": check.cycles_rtl,
                               "cycles_sim": check.cycles_sim, "rtl_status": check.rtl_status,
-                              "first_divergence": first.to_dict() if first else None}
+                              "first_divergence": first.to_dict() if first else None,
+                              "explanation": check.explain()}
                     failures.append(record)
                     if regressions is not None:
                         save_regression(regressions, record)
                     if not args.json:
-                        what = first.describe() if first else "traces agree"
-                        print(f"MISMATCH seed {seed}: outputs {'ok' if check.outputs_match else 'DIFFER'}, cycles rtl "
-                              f"{check.cycles_rtl} sim {check.cycles_sim}, status {check.rtl_status}; {what}")
+                        print(f"MISMATCH seed {seed}: {check.explain()}")
                     if args.stop:
                         stop = True
                         break

@@ -39,7 +39,6 @@ from pathlib import Path
 
 from bitbranch.isa.cliutil import fail
 
-SIM_ONLY = ("bb_tb", "bb_dram")  # simulation-only modules: not mutated (they are the bench, not the design)
 SUITES = ("quick", "full")
 OPERATORS = ("relational", "arithmetic", "logical", "constant", "slice", "condition", "stuck", "signed")
 
@@ -255,9 +254,10 @@ def _line_index(text: str) -> Callable[[int], int]:
 
 
 def core_files() -> list[str]:
-    from .build import CORE_MODULES
+    """The synthesizable core's files: what is mutated (the bench and the DRAM model are not the design)."""
+    from .build import SYNTH_MODULES
 
-    return [f"{m}.v" for m in CORE_MODULES if m not in SIM_ONLY]
+    return [f"{m}.v" for m in SYNTH_MODULES]
 
 
 def all_mutations(rtl: Path) -> list[Mutation]:
@@ -292,16 +292,12 @@ class Check:
 
 def _random_programs(preset: str, seeds: range, instructions: int) -> Check:
     def run(sim: str) -> str | None:
-        from bitbranch.isa.hwconfig import get_config
-
         from .fuzz import fuzz_batch
+        from .randconfig import resolve
 
-        for seed, _, check in fuzz_batch(get_config(preset), seeds, instructions, sim):
+        for seed, _, check in fuzz_batch(resolve(preset), seeds, instructions, sim):
             if not check.ok:
-                first = check.first
-                return (f"random program seed {seed}: outputs {'ok' if check.outputs_match else 'differ'}, cycles "
-                        f"rtl {check.cycles_rtl} sim {check.cycles_sim}, status {check.rtl_status}"
-                        + (f"; {first.describe()}" if first else ""))
+                return f"random program seed {seed}: {check.explain()}"
         return None
 
     return Check(f"random:{preset}:{len(seeds)}", run)
@@ -333,17 +329,33 @@ def _network(preset: str) -> Check:
 
         for k, check in enumerate(cross_check_batch(list(_networks(preset)), sim=sim)):
             if not check.ok:
-                return f"network {k} on {preset}: {check.first.describe() if check.first else 'outputs differ'}"
+                return f"network {k} on {preset}: {check.explain()}"
         return None
 
     return Check(f"networks:{preset}", run)
 
 
+def _directed(preset: str) -> Check:
+    def run(sim: str) -> str | None:
+        from bitbranch.isa.hwconfig import get_config
+
+        from .directed import error_problems, rule_problems
+
+        hw = get_config(preset)
+        problems = rule_problems(hw, sim) | error_problems(hw, sim)
+        return "; ".join(f"{k}: {v}" for k, v in problems.items()) or None
+
+    return Check(f"directed:{preset}", run)
+
+
 def suite(name: str) -> list[Check]:
+    """The checks in the order they run: the directed programs first (every rule and error status, cheap),
+    then random programs and networks."""
     if name == "quick":
-        return [_random_programs("small", range(0, 16), 30), _network("small"),
+        return [_directed("small"), _random_programs("small", range(0, 16), 30), _network("small"),
                 _random_programs("small", range(16, 64), 40)]
-    return [*suite("quick"), _random_programs("small", range(1000, 1300), 60), _network("edge"),
+    return [*suite("quick"), _random_programs("small", range(1000, 1300), 60), _directed("edge"), _network("edge"),
+            _random_programs("random:1", range(0, 20), 40), _random_programs("random:2", range(0, 20), 40),
             _random_programs("edge", range(2000, 2030), 40)]
 
 
@@ -429,27 +441,36 @@ def _worker(job: str) -> int:
 
 
 def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: float = 300.0) -> bool:
-    """True when Yosys proves the mutated core equivalent to the original (equiv_make + equiv_induct)."""
+    """True when Yosys proves the mutated core equivalent to the original (equiv_make + equiv_induct).
+
+    Both copies sit under one folder and are named relative to it: the WebAssembly Yosys sees only its
+    working directory."""
     from bitbranch.isa.hwconfig import get_config
 
     from .params import hw_parameters
+    from .synth import SynthError, find_yosys
 
-    yosys = shutil.which("yosys")
-    if yosys is None:
+    try:
+        yosys = find_yosys()
+    except SynthError:
         return False
-    src = _mutant_dir(rtl, work, m)
+    root = work / "equiv"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(rtl, root / "gold", ignore=shutil.ignore_patterns("sim_build", "__pycache__", "bench"))
+    shutil.copytree(_mutant_dir(rtl, work, m), root / "gate")
     chparam = " ".join(f"-set {k} {v}" for k, v in hw_parameters(get_config(hw_name)).items())
 
-    def load(d: Path, name: str) -> str:
-        sources = " ".join(str(d / f) for f in core_files())
-        return (f"read_verilog -I{d} {sources}; chparam {chparam} bb_core; hierarchy -top bb_core; proc; flatten; "
-                f"opt_clean; rename bb_core {name}; design -stash {name}; ")
+    def load(name: str) -> str:
+        sources = " ".join(f"{name}/{f}" for f in core_files())
+        return (f"read_verilog -I{name} {sources}; chparam {chparam} bb_core; hierarchy -top bb_core; proc; "
+                f"flatten; opt_clean; rename bb_core {name}; design -stash {name}; design -reset; ")
 
-    script = (load(rtl, "gold") + load(src, "gate") + "design -copy-from gold -as gold gold; "
+    script = (load("gold") + load("gate") + "design -copy-from gold -as gold gold; "
               "design -copy-from gate -as gate gate; equiv_make gold gate equiv; hierarchy -top equiv; "
               "async2sync; equiv_simple -seq 4; equiv_induct -seq 4; equiv_status -assert")
     try:
-        out = subprocess.run([yosys, "-q", "-p", script], capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run([*yosys, "-q", "-p", script], cwd=root, capture_output=True, text=True,
+                             timeout=timeout)
     except subprocess.TimeoutExpired:
         return False
     return out.returncode == 0

@@ -59,9 +59,8 @@ def format_report(check, artifact: str) -> str:
     if check.rtl_status != "OK" or not check.rtl_finished:
         state = "did not finish (cycle limit)" if not check.rtl_finished else f"stopped with status {check.rtl_status}"
         lines.append(f"RTL {state}")
-    first = check.first
-    if first is not None:
-        lines.append(f"first diverging instruction: {first.describe()}")
+    if not check.ok:
+        lines.append(f"what differs: {check.explain()}")
     rate = check.cycles_rtl / check.wall_rtl if check.wall_rtl > 0 else 0.0
     build = f"built in {check.build_seconds:.1f} s" if check.build_seconds else "cached build"
     lines.append(f"RTL: {check.wall_rtl:.2f} s simulated ({rate:,.0f} cycles/s), {check.wall_rtl_total:.2f} s with "

@@ -47,7 +47,10 @@ def test_coverage_of_the_quick_suite(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     coverage.add_arguments_coverage(parser)
     assert coverage.cmd_coverage(parser.parse_args(["--out", str(tmp_path), "--json"])) == 0
-    modules = json.loads(capsys.readouterr().out)["modules"]
+    out = json.loads(capsys.readouterr().out)
+    modules = out["modules"]
     assert set(modules) >= {"bb_core", "bb_compute", "bb_decode"}
+    functional = out["functional"]["small"]
+    assert all(g["hit"] == g["total"] for g in functional.values()), functional
     assert all(m["line"] is not None and m["line"] > 50 for m in modules.values())
     assert (tmp_path / "coverage.md").is_file() and (tmp_path / "coverage.info").read_text().startswith("SF:")

@@ -83,7 +83,36 @@ def test_mismatch_names_the_first_diverging_instruction(artifact, capsys, monkey
     first = out["first_divergence"]
     assert first["index"] == picked[0] and first["fields"]["end"][1] == first["fields"]["end"][0] + 1
     assert verify(str(artifact)) == 1
-    assert f"first diverging instruction: instruction {first['index']}" in capsys.readouterr().out
+    assert f"first timing difference: instruction {first['index']}" in capsys.readouterr().out
+
+
+@needs_verilator
+def test_verify_names_the_store_whose_data_differs(artifact, capsys, monkeypatch):
+    """A flipped DRAM byte in the RTL's result is blamed on the store that wrote it: instruction, buffer
+    entry and byte, both values."""
+    from bitbranch.isa.artifact import load_artifact
+    from bitbranch.rtlharness import compare
+
+    art = load_artifact(artifact)
+    real = compare.run_rtl_batch
+    stores = [k for k, insn in enumerate(art.program) if insn.op == "store"]
+    target = art.program[stores[-1]].as_dict()
+    addr = target["dram"] + 1  # the second byte of the last store's first row
+
+    def faulty(*args, **kwargs):
+        results = real(*args, **kwargs)
+        dram = bytearray(results[0].dram)
+        dram[addr] ^= 0x40
+        results[0].dram = bytes(dram)
+        return results
+
+    monkeypatch.setattr(compare, "run_rtl_batch", faulty)
+    assert verify(str(artifact), "--json") == 1
+    out = json.loads(capsys.readouterr().out)
+    diff = out["first_data_difference"]
+    assert diff["index"] == stores[-1] and diff["dram_addr"] == addr and diff["bytes_differing"] == 1
+    assert diff["entry"] == target["sram"] and diff["byte"] == 1 and diff["sim"] ^ diff["rtl"] == 0x40
+    assert "first data difference: instruction" in out["explanation"]
 
 
 @needs_verilator

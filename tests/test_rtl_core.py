@@ -9,56 +9,32 @@ from worked_example import WORKED_EXAMPLE
 
 from bitbranch.isa import errors
 from bitbranch.isa.asm import assemble
-from bitbranch.isa.encoding import encode
 from bitbranch.isa.hwconfig import get_config
+from bitbranch.isa.spec import OPCODES
 from bitbranch.isa.validate import validate_program
 from bitbranch.rtlharness.bench_core import run_rtl, run_rtl_batch
 from bitbranch.rtlharness.build import verilator_bin_dir
-from bitbranch.rtlharness.compare import cross_check_batch
-from bitbranch.rtlharness.status import error_class, status_codes
+from bitbranch.rtlharness.compare import cross_check as _cross_check
+from bitbranch.rtlharness.directed import (
+    DRAM_BYTES,
+    ERROR_CASES,
+    LONG_BGEMM,
+    error_problems,
+    expected_error,
+    rule_problems,
+    timing_rules,
+)
+from bitbranch.rtlharness.status import status_codes
+from bitbranch.simulator import funccov
 
 pytestmark = pytest.mark.skipif(not (verilator_bin_dir() / "verilator").exists(), reason="verilator not installed")
 
 SMALL = get_config("small")
 ST = status_codes()
+OPCODE_NAMES = {o.code: o.name for o in OPCODES}
 
 # docs/timing.md section 8 (WORKED_EXAMPLE): expected (start, grant, end) per instruction
 WORKED_TABLE = [(1, 2, 19), (2, 19, 30), (19, 30, 52), (52, -1, 63), (63, -1, 67), (67, 68, 81), (67, -1, 68)]
-
-LONG_BGEMM = "bgemm kbits=1 mbits=1 oh=4 ow=4 kh=3 kw=3 stride=1 dil=1 cw=1 ctiles=1 irow=6 ipix=1"
-
-# One program per rule of docs/timing.md (sections 2-5), cross-checked against the simulator.
-RULES = {
-    "one dispatch per cycle": "sync unit=load\nsync unit=store\nsync unit=load\nsync unit=store\nfinish",
-    "full instruction queue blocks fetch": "\n".join(
-        [LONG_BGEMM] + ["sync unit=compute"] * 5 + ["sync unit=load", "finish"]),
-    "token pushed at t is popped at t": "load buf=inp rows=1 len=1 push_next\nsync unit=compute pop_prev\nfinish",
-    "pop from a full token queue frees a push": "\n".join(
-        [LONG_BGEMM] + ["sync unit=load push_next"] * 5 + ["sync unit=compute pop_prev"] * 5 + ["finish"]),
-    "same-cycle requests: load wins": "\n".join(
-        [LONG_BGEMM, "sync unit=compute push_prev push_next", "load buf=inp rows=1 len=1 pop_next",
-         "store buf=acc rows=1 len=1 pop_prev", "finish"]),
-    "earlier store request wins": "\n".join(
-        [LONG_BGEMM, "sync unit=compute push_next", "sync unit=compute push_prev", "load buf=inp rows=1 len=1 pop_next",
-         "store buf=acc rows=1 len=1 pop_prev", "finish"]),
-    "back-to-back DMA pays the request cycle": "load buf=inp rows=1 len=1\nload buf=inp sram=1 rows=1 len=1\nfinish",
-    "both pops and both pushes in one cycle": "\n".join(
-        ["sync unit=load push_next", "sync unit=store push_prev",
-         "sync unit=compute pop_prev pop_next push_prev push_next",
-         "sync unit=load pop_next", "sync unit=store pop_prev", "finish"]),
-    "pushes block on full queues in both directions": "\n".join(
-        ["sync unit=compute push_prev push_next"] * 6 + ["sync unit=load pop_next"] * 6
-        + ["sync unit=store pop_prev"] * 6 + [LONG_BGEMM, "finish"]),
-    "load with padding on every side": "load buf=inp rows=2 len=3 dstride=24 pad_top=1 pad_bottom=2 pad_left=1 "
-                                       "pad_right=2\nfinish",
-    "strided store": "store buf=acc rows=3 len=2 dstride=40 sstride=3\nfinish",
-    "every compute latency": "\n".join([
-        "bgemm kbits=2 mbits=3 oh=3 ow=3 kh=3 kw=2 stride=1 dil=1 cw=2 ctiles=2 irow=16 ipix=4",
-        "requant dest=out n=5 ostride=2 kout=2 hi=3", "requant dest=acc res=1 n=3 rk=2 rstride=2 shift=3",
-        "pool mode=max k=1 oh=3 ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=1",
-        "pool mode=sum k=3 oh=2 ow=2 kh=2 kw=2 stride=2 irow=12 ipix=3", "finish"]),
-}
-
 
 def test_worked_example_cycle_by_cycle():
     program = assemble(WORKED_EXAMPLE)
@@ -68,58 +44,35 @@ def test_worked_example_cycle_by_cycle():
     assert [t.unit for t in r.trace] == [0, 2, 0, 1, 1, 2, 1]
 
 
-def test_timing_rules_match_the_simulator():
-    programs = {name: assemble(text) for name, text in RULES.items()}
-    checks = cross_check_batch([(p, bytes(4096), SMALL) for p in programs.values()])
-    bad = {name: c.first.describe() if c.first else (c.cycles_rtl, c.cycles_sim)
-           for name, c in zip(programs, checks, strict=True) if not c.ok}
-    assert not bad, bad
+def test_timing_rules_and_token_flags_match_the_simulator():
+    assert not rule_problems(SMALL)
 
 
-# --- errors ----------------------------------------------------------------------------------------
-def _words(text: str) -> list[int]:
-    return [encode(i) for i in assemble(text)]
+def test_timing_rules_fit_every_preset():
+    for name in ("small", "edge", "cloud"):
+        hw = get_config(name)
+        for rule, text in timing_rules(hw).items():
+            try:
+                validate_program(assemble(text), hw, DRAM_BYTES)
+            except errors.IsaError as exc:
+                pytest.fail(f"{name}: rule '{rule}': {exc}")
 
 
-def expected_error(words: list[int], dram_size: int) -> tuple[type, int]:
-    """The isa error class and index the simulator side reports for a program of raw words."""
-    from bitbranch.isa.encoding import decode
-
-    program = []
-    for k, w in enumerate(words):
-        try:
-            program.append(decode(w, k))
-        except errors.IsaError as exc:
-            return type(exc), k
-    try:
-        validate_program(program, SMALL, dram_size, check_deadlock=False)
-    except errors.IsaError as exc:
-        return type(exc), exc.index
-    raise AssertionError("program is valid")
-
-
-ERROR_CASES = {
-    "unknown opcode": lambda: _words("sync unit=load") + [0xF, encode(assemble("finish")[0])],
-    "reserved bit": lambda: [encode(assemble("sync unit=load")[0]) | 1 << 200] + _words("finish"),
-    "field out of range": lambda: [encode(assemble("sync unit=load")[0]) | 3 << 8] + _words("finish"),
-    "token flag without neighbour": lambda: _words("sync unit=load\nload buf=inp rows=1 len=1 pop_prev\nfinish"),
-    "buffer overrun": lambda: _words("load buf=inp sram=1023 rows=1 len=2\nfinish"),
-    "DRAM overrun": lambda: _words("load buf=inp dram=4090 rows=1 len=1\nfinish"),
-    "cross-field rule": lambda: _words("bgemm wmode=equal kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 "
-                                       "ctiles=1\nfinish"),
-    "finish not last": lambda: _words("finish\nsync unit=load\nfinish"),
-    "missing finish": lambda: _words("sync unit=load\nsync unit=store"),
-}
+def test_every_error_program_is_an_error_of_its_class():
+    """Each directed error case really fails in the simulator, where its class says (an error case that
+    passes would check nothing)."""
+    for name, (klass, make) in ERROR_CASES.items():
+        words = make(SMALL)
+        want = expected_error(words, SMALL)
+        if klass != "program":
+            assert OPCODE_NAMES.get(words[want.index] & 0xF) == klass, name
 
 
 def test_error_status_names_the_first_failing_instruction():
-    programs = {name: make() for name, make in ERROR_CASES.items()}
-    results = run_rtl_batch([(words, bytes(4096)) for words in programs.values()], SMALL)
-    for (name, words), r in zip(programs.items(), results, strict=True):
-        cls, index = expected_error(words, 4096)
-        assert r.finished, name
-        assert issubclass(cls, error_class(r.status)) and r.err_index == index, (name, r.status_name, r.err_index,
-                                                                                  cls.__name__, index)
+    with funccov.collecting() as cov:
+        assert not error_problems(SMALL)
+    status = cov.table()["small"]["status"]
+    assert status["hit"] == status["total"], status["missed"]
 
 
 def test_runtime_deadlock_is_reported():
@@ -132,10 +85,20 @@ def test_runtime_deadlock_is_reported():
     assert r.finished and r.status == ST["DEADLOCK"] and r.err_index == exc.value.index == 1
 
 
+def cross_check(program, **kwargs):
+    return _cross_check((program, bytes(64), SMALL), **kwargs)
+
+
 def test_cycle_limit_stops_a_run():
     program = assemble("\n".join([LONG_BGEMM] * 4 + ["finish"]))
     r = run_rtl(program, bytes(64), SMALL, max_cycles=100)
     assert not r.finished
+    check = cross_check(program, max_cycles=100)
+    assert not check.ok and check.hang is not None
+    # four long BGEMMs: the compute unit is on the second one at cycle 100; load and store have nothing to do
+    assert check.hang[1].startswith("compute unit stuck on instruction 1 (bgemm)"), check.hang
+    assert "retired all its 0 instructions" in check.hang[0]
+    assert "cycle limit" in check.explain() and "compute unit stuck on instruction 1" in check.explain()
 
 
 def test_batched_runs_are_independent():

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bitbranch.isa.hwconfig import get_config
 from bitbranch.rtlharness.build import verilator_bin_dir
 from bitbranch.rtlharness.fuzz import fuzz_batch
+from bitbranch.rtlharness.randconfig import resolve
 
 REGRESSIONS = Path(__file__).with_name("rtl_regressions.json")
 HAVE_VERILATOR = (verilator_bin_dir() / "verilator").exists()
@@ -28,10 +28,10 @@ needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iver
 def check(hw_name: str, seeds, instructions: int, sim: str, record_property=None) -> Counter:
     ops: Counter[str] = Counter()
     bad = []
-    for seed, program, c in fuzz_batch(get_config(hw_name), list(seeds), instructions, sim):
+    for seed, program, c in fuzz_batch(resolve(hw_name), list(seeds), instructions, sim):
         ops.update(insn.op for insn in program)
         if not c.ok:
-            bad.append((seed, c.first.describe() if c.first else (c.cycles_rtl, c.cycles_sim, c.rtl_status)))
+            bad.append((seed, c.explain()))
     assert not bad, f"{len(bad)} mismatches on {hw_name}/{sim}: {bad[:5]}"
     if record_property is not None:
         record_property("programs_cross_checked", len(seeds))
@@ -53,6 +53,14 @@ def test_random_programs_edge(record_property):
 @needs_icarus
 def test_random_programs_icarus(record_property):
     check("small", range(90_000, 90_030), 40, "icarus", record_property)
+
+
+@needs_icarus
+@pytest.mark.parametrize("config_seed", range(3))
+def test_random_programs_on_random_configs(config_seed, record_property):
+    """A generated config per run (rtlharness.randconfig): array shapes, pipelines, queue depths and DRAM
+    beats the presets never use."""
+    check(f"random:{config_seed}", range(20), 40, "icarus", record_property)
 
 
 @needs_verilator

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from bitbranch.isa.cliutil import fail
@@ -41,10 +42,47 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"hardware preset or file.toml[:name] (default {DEFAULT_PRESET})")
     parser.add_argument("--input", metavar="IMAGE", help="PNG/JPEG image or .npy uint8 array, fitted to the model's "
                         "input size (default: scikit-learn's china.jpg)")
+    parser.add_argument("--input-shape", metavar="1,C,H,W", help="input shape (default: the model's)")
+    parser.add_argument("--calib", metavar="DIR|FILE", help="calibration images for the activation ranges: a directory "
+                        "of PNG/JPEG/.npy, a .npy stack (N,H,W,C) or one image (default: the input image)")
+    parser.add_argument("--weights", metavar="FILE", help="a state dict (.pt, loaded with weights_only=True) for the "
+                        "model instead of its random initialisation")
+
+
+@dataclass
+class Prepared:
+    """A model command's inputs, checked: the workload, its precision, hardware, input image and calibration set."""
+
+    spec: object
+    precision: object
+    hw: object
+    image: object
+    calib: list | None
+
+
+def prepare(args: argparse.Namespace, clock_mhz: float | None = None) -> Prepared:
+    """Resolve and check what `compile` and `run` take, cheapest checks first, before anything big is allocated."""
+    from .images import default_image, load_image
+    from .registry import get
+    from .userinput import calibration_images, check_clock, check_input_size, with_input_shape, with_weights
+
+    check_clock(clock_mhz)
+    hw = resolve_hw(args.hw, clock_mhz)
+    spec = with_weights(with_input_shape(get(args.model), getattr(args, "input_shape", None)),
+                        getattr(args, "weights", None))
+    precision = resolve_precision(spec, args.bits, args.precision)
+    check_input_size(spec.input_shape)
+    image = load_image(args.input, spec.input_shape) if args.input else default_image(spec.input_shape)
+    calib = calibration_images(getattr(args, "calib", None), spec.input_shape)
+    return Prepared(spec, precision, hw, image, calib)
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name.split(":")[0]).stem if ":" in name else name)
+    """A folder name unique per model spec: `resnet18`, `torchvision_resnet18`, `mine_build` (file.py:factory)."""
+    if ":" in name and name.split(":", 1)[0].endswith(".py"):
+        path, _, func = name.rpartition(":")
+        name = f"{Path(path).stem}_{func}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 # --- run ----------------------------------------------------------------------------------------------
@@ -87,31 +125,30 @@ def resolve_hw(preset: str, clock_mhz: float | None):
 
     from bitbranch.isa.hwconfig import get_config
 
+    from .userinput import check_clock
+
+    check_clock(clock_mhz)
     hw = get_config(preset)
     if clock_mhz is not None:
-        if not clock_mhz > 0:
-            raise ValueError(f"--clock-mhz={clock_mhz} must be > 0")
         hw = dataclasses.replace(hw, clock_mhz=float(clock_mhz))
     return hw
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .images import default_image, load_image
     from .pipeline import run_workload
     from .progress import Progress
-    from .registry import get
     from .report.summary import format_console, write_report
+    from .userinput import check_output_dir
 
-    spec = get(args.model)
-    precision = resolve_precision(spec, args.bits, args.precision)
-    hw = resolve_hw(args.hw, args.clock_mhz)
+    job = prepare(args, args.clock_mhz)
+    spec, precision, hw, image = job.spec, job.precision, job.hw, job.image
     energy = resolve_energy(args.energy)  # a bad table fails before compiling
-    image = load_image(args.input, spec.input_shape) if args.input else default_image(spec.input_shape)
-    out = Path(args.out or f"out/run/{_safe(spec.name)}-W{precision.weight}A{precision.act_bits}-{hw.name}")
+    out = check_output_dir(args.out or f"out/run/{_safe(spec.name)}-W{precision.weight}A{precision.act_bits}-{hw.name}",
+                           "--out")
     compile_bar, sim_bar = Progress(0, "compile "), Progress(0, "simulate")
     try:
         outcome = run_workload(spec, precision, hw, image, clock_mhz=hw.clock_mhz, compile_progress=compile_bar,
-                               sim_progress=sim_bar, energy_table=energy)
+                               sim_progress=sim_bar, energy_table=energy, calib_images=job.calib)
     finally:
         compile_bar.close()
         sim_bar.close()
@@ -159,6 +196,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return fail("--bits and --hw each need at least one entry")
     if args.jobs is not None and args.jobs < 1:
         return fail(f"--jobs={args.jobs} must be >= 1")
+    from .userinput import check_clock, check_output_dir
+
+    check_clock(args.clock_mhz)
+    if args.out:
+        check_output_dir(args.out, "--out")
     for p in presets:
         get_config(p)
     resolve_energy(args.energy)  # a bad table fails before starting workers

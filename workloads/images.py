@@ -53,7 +53,15 @@ def default_image(shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def _from_npy(path: Path, c: int) -> np.ndarray:
-    arr = np.load(path, allow_pickle=False)
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise ValueError(f"{path}: not a .npy file (no NumPy header)")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:  # not an .npy file, or an object array (which would need pickle)
+        raise ValueError(f"{path}: not a readable .npy array ({_reason(exc)})") from None
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{path}: holds an archive, not one array")
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3:
@@ -85,9 +93,23 @@ def load_image(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
         raise FileNotFoundError(f"input image {path} does not exist")
     c, h, w = shape
     if path.suffix.lower() == ".npy":
-        return fit(_from_npy(path, c), h, w)
+        try:
+            arr = _from_npy(path, c)
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"{path}: not a readable .npy array ({_reason(exc)})") from None
+        return fit(arr, h, w)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError(f"{path}: unknown input kind (give a PNG/JPEG image or a .npy array)")
-    with Image.open(path) as im:
-        img = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.uint8)
+    try:  # Pillow raises UnidentifiedImageError (not an image), OSError (truncated), SyntaxError/ValueError (corrupt)
+        with Image.open(path) as im:
+            img = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path}: not a readable image ({_reason(exc)})") from None
+    if img.ndim < 2 or min(img.shape[:2]) < 1:
+        raise ValueError(f"{path}: image of size {img.shape[:2]} is empty")
     return fit(img[..., None] if c == 1 else img, h, w)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

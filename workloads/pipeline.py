@@ -36,12 +36,14 @@ class CompileFn(Protocol):
 
 
 def compile_with_compiler(model: nn.Module, precision: PrecisionSpec, hw: HwConfig, image: np.ndarray,
-                          progress: Callback | None = None) -> Artifact:
+                          progress: Callback | None = None, calib_images: list[np.ndarray] | None = None) -> Artifact:
     """The default CompileFn: `compiler.compile.compile_model(model, precision, hw, image_u8_hwc)` (imported here:
     torch-free callers of this module, and tests that record what the compiler is given, need it late)."""
     from bitbranch.compiler.compile import compile_model
 
     kwargs = {"progress": progress} if progress and "progress" in inspect.signature(compile_model).parameters else {}
+    if calib_images:
+        kwargs["calib_images"] = calib_images
     return compile_model(model, precision, hw, image, **kwargs)
 
 
@@ -142,12 +144,15 @@ def simulate(art: Artifact, datapath: str = "fast", progress: Callback | None = 
 def run_workload(spec: WorkloadSpec, precision: PrecisionSpec, hw: HwConfig, image: np.ndarray,
                  compile_fn: CompileFn = compile_with_compiler, clock_mhz: float | None = None,
                  compile_progress: Callback | None = None, sim_progress: Callback | None = None,
-                 datapath: str = "fast", energy_table: EnergyTable | None = None) -> RunOutcome:
-    """Compile `spec`'s model at `precision` for `hw` on `image`, simulate, run host work, report."""
+                 datapath: str = "fast", energy_table: EnergyTable | None = None,
+                 calib_images: list[np.ndarray] | None = None) -> RunOutcome:
+    """Compile `spec`'s model at `precision` for `hw` on `image` (activation ranges calibrated on `calib_images`,
+    default the image itself), simulate, run host work, report."""
     model = spec.build()
     t0 = time.perf_counter()
+    extra = {"calib_images": calib_images} if calib_images else {}
     with torch.no_grad():
-        art = compile_fn(model, precision, hw, image, progress=compile_progress)
+        art = compile_fn(model, precision, hw, image, progress=compile_progress, **extra)
     compile_s = time.perf_counter() - t0
     result = simulate(art, datapath, sim_progress)
     host = input_steps(art, image)

@@ -45,9 +45,9 @@ class WorkloadSpec:
 
     def build(self) -> nn.Module:
         """A fresh model in eval mode (Dropout off, BatchNorm on running statistics)."""
-        model = self.factory()
+        model = call_factory(self.factory, f"workload '{self.name}': factory")
         if not isinstance(model, nn.Module):
-            raise TypeError(f"workload '{self.name}': factory returned {type(model).__name__}, not an nn.Module")
+            raise FactoryReturnError(f"workload '{self.name}': factory returned {type(model).__name__}, not an nn.Module")
         return model.eval()
 
 
@@ -139,11 +139,22 @@ def load_user_model(ref: str, input_shape: tuple[int, int, int] | None = None) -
     path = Path(path_text)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
+    if not func:
+        raise ValueError(f"model '{ref}': name the factory after the file, path/to/file.py:factory")
     module_name = f"bitbranch_user_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"model file {path} cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # pickling by reference (parallel sweeps) needs the module registered
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(module_name, None)
+        raise UserCodeError(f"{path}:{exc.lineno}: syntax error in the model file: {exc.msg}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's code may raise anything; report it in one line
+        sys.modules.pop(module_name, None)
+        raise UserCodeError(f"{path}: importing the model file failed: {_where(exc, path)}") from None
     factory = getattr(module, func, None)
     if not callable(factory):
         raise ValueError(f"{path}: no callable '{func}' (defined: {', '.join(_callables(module)) or 'none'})")
@@ -151,13 +162,52 @@ def load_user_model(ref: str, input_shape: tuple[int, int, int] | None = None) -
         p.default is inspect.Parameter.empty for p in inspect.signature(factory).parameters.values()
     ):
         raise ValueError(f"{path}:{func} must be callable without arguments")
-    made = factory()
+    made = call_factory(factory, f"{path}:{func}")
     if isinstance(made, WorkloadSpec):
         return made
     if not isinstance(made, nn.Module):
-        raise TypeError(f"{path}:{func} returned {type(made).__name__}; expected an nn.Module or a WorkloadSpec")
+        raise FactoryReturnError(f"{path}:{func} returned {type(made).__name__}; expected an nn.Module or a WorkloadSpec")
     shape = input_shape or tuple(getattr(made, "input_shape", None) or getattr(module, "INPUT_SHAPE", (3, 224, 224)))
     return WorkloadSpec(ref, factory, tuple(int(s) for s in shape)[-3:], description=f"user model {ref}")
+
+
+class UserCodeError(ValueError):
+    """The user's model file or factory failed (import error, exception, wrong return type): one line naming the
+    file, the line and the exception, never the traceback of bitbranch around it."""
+
+
+class FactoryReturnError(UserCodeError, TypeError):
+    """A factory returned something other than an nn.Module / WorkloadSpec (a TypeError too, for callers that
+    catch that)."""
+
+
+def _where(exc: BaseException, path: Path | None = None) -> str:
+    """`Type: message (file:line)` of an exception raised in user code: the innermost frame in `path` if any,
+    else the innermost frame (the user's line is what they need, not bitbranch's)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if path is not None and Path(f.filename).resolve() == path.resolve()]
+    frame = (mine or frames or [None])[-1]
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    loc = f" ({Path(frame.filename).name}:{frame.lineno})" if frame is not None else ""
+    return f"{type(exc).__name__}{': ' + text if text else ''}{loc}"
+
+
+def call_factory(factory: Callable[[], Any], what: str) -> Any:
+    """factory(), with any exception of the user's code turned into one UserCodeError line naming `what`."""
+    try:
+        return factory()
+    except Exception as exc:  # noqa: BLE001 - user code
+        path = Path(inspect.getsourcefile(factory) or "") if _has_source(factory) else None
+        raise UserCodeError(f"{what}() raised {_where(exc, path)}") from None
+
+
+def _has_source(obj: object) -> bool:
+    try:
+        return inspect.getsourcefile(obj) is not None  # type: ignore[arg-type]
+    except TypeError:
+        return False
 
 
 def _callables(module: object) -> list[str]:

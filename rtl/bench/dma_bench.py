@@ -197,7 +197,7 @@ def run_dma_bench(hw_name: str = "small", sim: str = "verilator", cases: int = 6
 
     hw = get_config(hw_name)
     params = {**module_parameters("bench/bb_dma_tb", hw), "DRAM_AW": max(12, (dram_bytes - 1).bit_length())}
-    modules = ["bb_dram", "bb_load", "bb_store", "bb_buf", "bench/bb_dma_tb"]
+    modules = ["bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_buf", "bench/bb_dma_tb"]
     b = build(sim, "bb_dma_tb", modules, params, f"dma_{hw_name}")
     with tempfile.TemporaryDirectory(prefix="bitbranch-dma-") as tmp:
         work = Path(tmp)

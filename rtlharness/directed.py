@@ -1,0 +1,256 @@
+"""Directed programs for the core: one per rule of the timing contract, one per error status of every
+instruction class, the empty program. Shared by the tests (tests/test_rtl_core.py), the mutation and
+coverage suites (`bitbranch mutate`, `bitbranch coverage`) and the functional coverage they report.
+
+A rule program is cross-checked against the simulator like any program (outputs, cycles, traces). An error
+program must stop the RTL with the status whose isa.errors class the simulator raises, at the same
+instruction index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bitbranch.isa import errors
+from bitbranch.isa.asm import assemble
+from bitbranch.isa.encoding import decode, encode
+from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.validate import validate_program
+
+LONG_BGEMM = "bgemm kbits=1 mbits=1 oh=4 ow=4 kh=3 kw=3 stride=1 dil=1 cw=1 ctiles=1 irow=6 ipix=1"
+
+
+def timing_rules(hw: HwConfig) -> dict[str, str]:
+    """One program per rule of docs/timing.md (sections 2-5), sized by the config's queue depths."""
+    q, t = hw.queue_depth + 1, hw.token_depth + 2  # one more than fits
+    e_acc = hw.entry_bytes("acc")
+    long_bgemm = LONG_BGEMM.replace("oh=4 ow=4", f"oh={2 * hw.array_rows} ow=4").replace("irow=6", "irow=6")
+    return {
+        "one dispatch per cycle": "sync unit=load\nsync unit=store\nsync unit=load\nsync unit=store\nfinish",
+        "full instruction queue blocks fetch": "\n".join(
+            [long_bgemm] + ["sync unit=compute"] * q + ["sync unit=load", "finish"]),
+        "full load and store queues block fetch": "\n".join(
+            [long_bgemm, "sync unit=compute push_prev push_next"]
+            + ["load buf=inp rows=1 len=1 pop_next"] + ["sync unit=load"] * q
+            + ["store buf=acc rows=1 len=1 pop_prev"] + ["sync unit=store"] * q + ["finish"]),
+        "token pushed at t is popped at t": "load buf=inp rows=1 len=1 push_next\nsync unit=compute pop_prev\nfinish",
+        "pop from a full token queue frees a push": "\n".join(
+            [long_bgemm] + ["sync unit=load push_next"] * t + ["sync unit=compute pop_prev"] * t + ["finish"]),
+        "compute pushes back on a full queue to load": "\n".join(
+            ["sync unit=compute push_prev"] * t + ["sync unit=load pop_next"] * t + [long_bgemm, "finish"]),
+        "same-cycle requests: load wins": "\n".join(
+            [long_bgemm, "sync unit=compute push_prev push_next", "load buf=inp rows=1 len=1 pop_next",
+             "store buf=acc rows=1 len=1 pop_prev", "finish"]),
+        "earlier store request wins": "\n".join(
+            [long_bgemm, "sync unit=compute push_next", "sync unit=compute push_prev",
+             "load buf=inp rows=1 len=1 pop_next", "store buf=acc rows=1 len=1 pop_prev", "finish"]),
+        "a store waits for a long load": "load buf=inp rows=8 len=8\nstore buf=acc rows=1 len=1\nfinish",
+        "back-to-back DMA pays the request cycle":
+            "load buf=inp rows=1 len=1\nload buf=inp sram=1 rows=1 len=1\nfinish",
+        "both pops and both pushes in one cycle": "\n".join(
+            ["sync unit=load push_next", "sync unit=store push_prev",
+             "sync unit=compute pop_prev pop_next push_prev push_next",
+             "sync unit=load pop_next", "sync unit=store pop_prev", "finish"]),
+        "pushes block on full queues in both directions": "\n".join(
+            ["sync unit=compute push_prev push_next"] * t + ["sync unit=load pop_next"] * t
+            + ["sync unit=store pop_prev"] * t + [long_bgemm, "finish"]),
+        "load and store push back, compute pops late": "\n".join(
+            ["sync unit=load push_next"] * t + ["sync unit=store push_prev"] * t + [long_bgemm]
+            + ["sync unit=compute pop_prev pop_next"] * t + ["finish"]),
+        "load with padding on every side": "load buf=inp rows=2 len=3 dstride=24 pad_top=1 pad_bottom=2 pad_left=1 "
+                                           "pad_right=2\nfinish",
+        "strided store": f"store buf=acc rows=3 len=2 dstride={2 * e_acc + 8} sstride=3\nfinish",
+        "every compute latency": "\n".join([
+            "bgemm kbits=2 mbits=3 oh=3 ow=3 kh=3 kw=2 stride=1 dil=1 cw=2 ctiles=2 irow=16 ipix=4",
+            "requant dest=out n=5 ostride=2 kout=2 hi=3", "requant dest=acc res=1 n=3 rk=2 rstride=2 shift=3",
+            "pool mode=max k=1 oh=3 ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=1",
+            "pool mode=sum k=3 oh=2 ow=2 kh=2 kw=2 stride=2 irow=12 ipix=3", "finish"]),
+        "field extremes": "\n".join([
+            "load buf=inp rows=1 len=1 pad_top=255 pad_bottom=255", "store buf=acc rows=1 len=1",
+            "bgemm kbits=8 mbits=8 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1",
+            "bgemm kbits=1 mbits=1 oh=1 ow=1 kh=15 kw=15 stride=1 dil=1 cw=1 ctiles=1 irow=15 ipix=1",
+            "bgemm kbits=1 mbits=1 oh=1 ow=2 kh=1 kw=2 stride=15 dil=15 cw=1 ctiles=1 irow=64 ipix=1",
+            "bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=255",
+            f"requant dest=out n=1 kout=8 lo=255 hi=255 shift=62 slice={hw.slices_per_word - 1}",
+            f"pool mode=max k=1 oh=1 ow=1 kh=15 kw=15 stride=15 irow=15 ipix=1 slice={hw.slices_per_word - 1}",
+            "pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1", "finish"]),
+    }
+
+
+# Every combination of token flags on every instruction class, each made safe by the neighbours' syncs:
+# a pop is preceded by the neighbour's push, a push followed by the neighbour's pop.
+TOKEN_TEMPLATES = {
+    "load": "load buf=inp rows=1 len=1", "store": "store buf=acc rows=1 len=1",
+    "bgemm": "bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1",
+    "requant": "requant dest=out n=1 kout=1 hi=1", "pool": "pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1",
+    "sync[load]": "sync unit=load", "sync[compute]": "sync unit=compute", "sync[store]": "sync unit=store",
+    "finish": "finish",
+}
+_FEEDERS = {  # (unit of the instruction, flag) -> the neighbour's sync that pairs with it
+    ("load", "pop_next"): ("before", "sync unit=compute push_prev"),
+    ("load", "push_next"): ("after", "sync unit=compute pop_prev"),
+    ("compute", "pop_prev"): ("before", "sync unit=load push_next"),
+    ("compute", "pop_next"): ("before", "sync unit=store push_prev"),
+    ("compute", "push_prev"): ("after", "sync unit=load pop_next"),
+    ("compute", "push_next"): ("after", "sync unit=store pop_prev"),
+    ("store", "pop_prev"): ("before", "sync unit=compute push_next"),
+    ("store", "push_prev"): ("after", "sync unit=compute pop_next"),
+}
+
+
+def token_programs() -> list[str]:
+    """Programs walking every instruction class through every legal token-flag combination: one for all
+    but `finish`, then one per combination of `finish`'s flags (it must be last, so its pushes stay queued)."""
+    from bitbranch.isa.spec import Unit
+    from bitbranch.simulator.funccov import TOKEN_NAMES, _token_combos
+
+    units = {"load": Unit.LOAD, "store": Unit.STORE, "sync[load]": Unit.LOAD, "sync[store]": Unit.STORE}
+
+    def block(label: str, combo) -> tuple[list[str], str, list[str]]:
+        unit = units.get(label, Unit.COMPUTE)
+        flags = [n for n, v in zip(TOKEN_NAMES, combo, strict=True) if v]
+        pairs = [_FEEDERS[(unit.name.lower(), f)] for f in flags]
+        return ([p for w, p in pairs if w == "before"], " ".join([TOKEN_TEMPLATES[label], *flags]),
+                [p for w, p in pairs if w == "after"])
+
+    body: list[str] = []
+    for label in TOKEN_TEMPLATES:
+        if label != "finish":
+            for combo in _token_combos(units.get(label, Unit.COMPUTE)):
+                before, insn, after = block(label, combo)
+                body += [*before, insn, *after]
+    programs = ["\n".join([*body, "finish"])]
+    for combo in _token_combos(Unit.COMPUTE):
+        before, insn, _ = block("finish", combo)
+        programs.append("\n".join([*before, insn]))
+    return programs
+
+
+def _words(text: str) -> list[int]:
+    return [encode(i) for i in assemble(text)]
+
+
+def _below_min(text: str, name: str) -> list[int]:
+    """`text` with field `name` set to 0, below its legal minimum: caught when the word is decoded."""
+    insn = assemble(text)[0]
+    placed = insn.opcode.field(name)
+    return [encode(insn) & ~(placed.mask << placed.offset)] + _words("finish")
+
+
+def _sram_end(hw: HwConfig, buf: str) -> int:
+    return hw.entries(buf) - 1
+
+
+# Each error program: (instruction class it exercises, how to build it for a config). The class names the
+# coverpoint (simulator.funccov.STATUS_POINTS): the opcode of the failing instruction, or "program".
+ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
+    "empty program": ("program", lambda hw: []),
+    "unknown opcode": ("program", lambda hw: _words("sync unit=load") + [0xF, encode(assemble("finish")[0])]),
+    "reserved bit": ("program", lambda hw: [encode(assemble("sync unit=load")[0]) | 1 << 200] + _words("finish")),
+    "missing finish": ("program", lambda hw: _words("sync unit=load\nsync unit=store")),
+    "field out of range": ("sync", lambda hw: [encode(assemble("sync unit=load")[0]) | 3 << 8] + _words("finish")),
+    "finish not last": ("finish", lambda hw: _words("finish\nsync unit=load\nfinish")),
+    "token flag without neighbour": ("load", lambda hw: _words("sync unit=load\nload buf=inp rows=1 len=1 pop_prev\n"
+                                                               "finish")),
+    "store token flag without neighbour": ("store", lambda hw: _words("store buf=out rows=1 len=1 push_next\n"
+                                                                      "finish")),
+    "sync token flag without neighbour": ("sync", lambda hw: _words("sync unit=store pop_next\nfinish")),
+    "load buffer overrun": ("load", lambda hw: _words(f"load buf=inp sram={_sram_end(hw, 'inp')} rows=1 len=2\n"
+                                                      "finish")),
+    "load DRAM overrun": ("load", lambda hw: _words("load buf=inp dram=4090 rows=1 len=1\nfinish")),
+    "load field rule": ("load", lambda hw: _words("load buf=inp rows=1 len=1 pad_left=1 dstride=0 sstride=1\n"
+                                                  "finish")),
+    "store buffer overrun": ("store", lambda hw: _words(f"store buf=out sram={_sram_end(hw, 'out')} rows=1 len=2\n"
+                                                        "finish")),
+    "store DRAM overrun": ("store", lambda hw: _words("store buf=acc dram=4090 rows=1 len=1\nfinish")),
+    "store field rule": ("store", lambda hw: _words("store buf=out rows=2 len=4 dstride=1\nfinish")),
+    "bgemm INP overrun": ("bgemm", lambda hw: _words(f"bgemm kbits=1 mbits=1 oh=1 ow=2 kh=1 kw=1 stride=1 dil=1 cw=1 "
+                                                     f"ctiles=1 inp={_sram_end(hw, 'inp')} irow=2 ipix=1\nfinish")),
+    "bgemm ACC overrun": ("bgemm", lambda hw: _words(f"bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 "
+                                                     f"ctiles=2 acc={_sram_end(hw, 'acc')}\nfinish")),
+    "bgemm cross-field rule": ("bgemm", lambda hw: _words("bgemm wmode=equal kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 "
+                                                          "stride=1 dil=1 cw=1 ctiles=1\nfinish")),
+    "requant ACC overrun": ("requant", lambda hw: _words(f"requant dest=out n=2 ostride=1 "
+                                                         f"acc={_sram_end(hw, 'acc')} kout=1 hi=1\nfinish")),
+    "requant field rule": ("requant", lambda hw: _words("requant dest=out n=1 kout=0\nfinish")),
+    "pool OUT overrun": ("pool", lambda hw: _words(f"pool mode=max k=1 oh=1 ow=2 kh=1 kw=1 stride=1 irow=2 ipix=1 "
+                                                   f"out={_sram_end(hw, 'out')} ostride=1\nfinish")),
+    "load field below minimum": ("load", lambda hw: _below_min("load buf=inp rows=1 len=1", "rows")),
+    "store field below minimum": ("store", lambda hw: _below_min("store buf=out rows=1 len=1", "len")),
+    "bgemm field below minimum": ("bgemm", lambda hw: _below_min(LONG_BGEMM, "kbits")),
+    "requant field below minimum": ("requant", lambda hw: _below_min("requant dest=out n=1 kout=1 hi=1", "n")),
+    "pool field below minimum": ("pool", lambda hw: _below_min("pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1",
+                                                               "k")),
+    "runtime deadlock": ("sync", lambda hw: _words("sync unit=load\nsync unit=compute pop_prev\nsync unit=store\n"
+                                                   "finish")),
+}
+DRAM_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class ExpectedError:
+    """What the simulator side reports for an error program: the isa.errors class, the index (None for
+    the empty program) and the coverpoint's instruction class and status name."""
+
+    cls: type
+    index: int | None
+
+
+def expected_error(words: list[int], hw: HwConfig, dram_size: int = DRAM_BYTES) -> ExpectedError:
+    """The isa error class and index the simulator side reports for a program of raw words (static
+    checks first, as the RTL does them; a program that passes them must deadlock at run time)."""
+    from bitbranch.simulator import run
+
+    program = []
+    for k, w in enumerate(words):
+        try:
+            program.append(decode(w, k))
+        except errors.IsaError as exc:
+            return ExpectedError(type(exc), k)
+    try:
+        validate_program(program, hw, dram_size, check_deadlock=False)
+    except errors.IsaError as exc:
+        return ExpectedError(type(exc), exc.index)
+    try:
+        run((program, bytes(dram_size), hw), check_deadlock=False)
+    except errors.DeadlockError as exc:
+        return ExpectedError(errors.DeadlockError, exc.index)
+    raise ValueError("the program is valid and runs: not an error case")
+
+
+def error_problems(hw: HwConfig, sim: str = "verilator") -> dict[str, str]:
+    """Run every error program on the RTL (one simulation); {case: what is wrong} for each case whose status
+    or index differs from the simulator's. Adds the statuses seen to the active functional coverage."""
+    from bitbranch.simulator import funccov
+
+    from .bench_core import run_rtl_batch
+    from .status import error_class
+
+    programs = {name: (klass, make(hw)) for name, (klass, make) in ERROR_CASES.items()}
+    results = run_rtl_batch([(words, bytes(DRAM_BYTES)) for _, words in programs.values()], hw, sim=sim)
+    problems = {}
+    cov = funccov.active()
+    for (name, (klass, words)), r in zip(programs.items(), results, strict=True):
+        want = expected_error(words, hw)
+        got_cls = error_class(r.status) if r.finished else None
+        if not r.finished:
+            problems[name] = f"the RTL did not stop (limit hit after {r.cycles} cycles)"
+        elif got_cls is None or not issubclass(want.cls, got_cls):
+            problems[name] = f"RTL status {r.status_name}, simulator raises {want.cls.__name__}"
+        elif want.index is not None and r.err_index != want.index:
+            problems[name] = f"RTL blames instruction {r.err_index}, simulator {want.index}"
+        elif cov is not None:
+            status = "EMPTY" if not words else "NO_FINISH" if name == "missing finish" else r.status_name
+            cov.add_status(klass, status, hw.name)
+    return problems
+
+
+def rule_problems(hw: HwConfig, sim: str = "verilator") -> dict[str, str]:
+    """Cross-check every timing-rule and token-flag program; {rule: first difference} for each that differs."""
+    from .compare import cross_check_batch
+
+    texts = timing_rules(hw) | {f"token flags {k}": t for k, t in enumerate(token_programs())}
+    programs = {name: assemble(text) for name, text in texts.items()}
+    checks = cross_check_batch([(p, bytes(DRAM_BYTES), hw) for p in programs.values()], sim=sim)
+    return {name: c.explain() for name, c in zip(programs, checks, strict=True) if not c.ok}
