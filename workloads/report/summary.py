@@ -62,6 +62,9 @@ class LayerRow:
     weight_bytes: float
     units: dict[str, dict[str, int]]  # {unit: {busy, queue, token, dram}}
     instructions: tuple[int, int]
+    levels: str = ""  # level usage of the layer's output (compiler.liveness): `3/4 71%` = levels used / top share
+    distinct: int | None = None  # different values in the output
+    top_share: float | None = None  # share of the outputs on the most used level
 
     @property
     def dram_bytes(self) -> int:
@@ -109,6 +112,7 @@ class Report:
     precision_spec: dict = field(default_factory=dict)  # the full spec (file form), for reproducing the run
     input: str = ""  # where the input image came from
     accounting: Accounting | None = field(default=None, repr=False)  # per instruction (for the timeline plot)
+    warnings: list[str] = field(default_factory=list)  # liveness: collapsed layers, constant outputs
 
     # --- headline numbers -----------------------------------------------------------------------
     @property
@@ -200,14 +204,16 @@ class Report:
             "ridge_bitops_per_byte": self.ridge, "golden_ok": self.golden_ok, "totals": self.totals(),
             "units": self.units, "layers": [r.to_dict(self.ridge) for r in self.layers],
             "host": [dataclasses.asdict(h) for h in self.host], "host_ops": self.host_ops,
-            "result": self.result_summary, "wall": self.wall,
+            "result": self.result_summary, "wall": self.wall, "warnings": self.warnings,
         }
 
 
 # --- building ---------------------------------------------------------------------------------------
 
 
-def _layer_row(rec: LayerRecord, acc: Accounting, result: SimResult, prev_end: int) -> LayerRow:
+def _layer_row(rec: LayerRecord, acc: Accounting, result: SimResult, prev_end: int, live: dict | None = None
+               ) -> LayerRow:
+    live = live or {}
     hw = result.hw
     first, end = rec.instructions
     planes = rec.bits.w
@@ -223,7 +229,15 @@ def _layer_row(rec: LayerRecord, acc: Accounting, result: SimResult, prev_end: i
         if cycles else 0.0, array_util=array_util, dram_read=int(acc.dram_read[first:end].sum()),
         dram_written=int(acc.dram_written[first:end].sum()), params=rec.weight_bits // planes if planes else 0,
         weight_bytes=rec.weight_bits / 8, units=acc.unit_states(first, end), instructions=(first, end),
+        **_levels(live.get(rec.name)),
     )
+
+
+def _levels(usage: dict | None) -> dict:
+    """LayerRow's liveness fields from the manifest's `meta["liveness"]["layers"][name]` (absent: empty)."""
+    if not usage:
+        return {}
+    return {"levels": usage.get("label", ""), "distinct": usage.get("distinct"), "top_share": usage.get("top_share")}
 
 
 def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = None,
@@ -232,8 +246,9 @@ def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = Non
     """The report of one run of `art` (its `layers` records and meta) simulated as `result`."""
     acc = account(result)
     rows, prev_end = [], 0
+    liveness = art.meta.get("liveness") or {}
     for rec in art.layers:
-        rows.append(_layer_row(rec, acc, result, prev_end))
+        rows.append(_layer_row(rec, acc, result, prev_end, liveness.get("layers")))
         prev_end += rows[-1].excl_cycles
     units = {name: {"busy": u.busy, "queue": u.stalled_on_queue, "token": u.stalled_on_token,
                     "dram": u.stalled_on_dram, "idle": u.idle} for name, u in result.units.items()}
@@ -254,6 +269,7 @@ def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = Non
         result_summary=result_summary,
         wall=dict(wall or {}),
         accounting=acc,
+        warnings=list(liveness.get("warnings") or []),
     )
 
 
@@ -276,7 +292,7 @@ def _stall(row: LayerRow) -> str:
 
 
 TABLE_HEADER = ("layer", "kind", "out", "w/a_in", "MMAC", "cycles", "excl", "ideal", "util", "c-stall", "DRAM KB",
-                "OI", "bound")
+                "OI", "bound", "levels")
 
 
 def table_rows(report: Report) -> list[tuple[str, ...]]:
@@ -285,12 +301,13 @@ def table_rows(report: Report) -> list[tuple[str, ...]]:
         oi = r.intensity
         rows.append((r.name, r.kind, "x".join(map(str, r.out_shape)), r.bits, f"{r.macs / 1e6:.1f}", f"{r.cycles:,}",
                      f"{r.excl_cycles:,}", f"{r.ideal_cycles:,}", f"{r.util:.1%}", _stall(r),
-                     f"{r.dram_bytes / 1024:.1f}", f"{oi:.0f}" if oi is not None else "-", r.bound(report.ridge)))
+                     f"{r.dram_bytes / 1024:.1f}", f"{oi:.0f}" if oi is not None else "-", r.bound(report.ridge),
+                     r.levels or "-"))
     t = report.totals()
     rows.append(("total", "", "", report.precision, f"{report.macs / 1e6:.1f}", f"{report.cycles:,}",
                  f"{sum(r.excl_cycles for r in report.layers):,}", f"{report.ideal_cycles:,}", f"{report.util:.1%}", "",
                  f"{(t['dram_read'] + t['dram_written']) / 1024:.1f}",
-                 f"{t['intensity']:.0f}" if t["intensity"] else "-", ""))
+                 f"{t['intensity']:.0f}" if t["intensity"] else "-", "", ""))
     return rows
 
 
@@ -316,6 +333,7 @@ def summary_lines(report: Report) -> list[str]:
     if report.result_summary:
         lines.append(f"result: {report.result_summary}")
     lines.append(f"bit-exact vs golden: {golden}")
+    lines += [f"warning: {w}" for w in report.warnings]
     return lines
 
 
@@ -345,7 +363,8 @@ def format_markdown(report: Report, plots: Sequence[str] = ()) -> str:
            "layer's end to this layer's end (adds up to the run); "
            "util = useful bit-ops (MACs x w x a_in) / (peak x layer cycles); ideal = compute-bound "
            "cycles; c-stall = largest compute-unit wait (queue / token / dram) as a share of the layer's cycles; "
-           "OI = bit-ops per DRAM byte; bound = side of the roofline ridge.", ""]
+           "OI = bit-ops per DRAM byte; bound = side of the roofline ridge; levels = output levels used / "
+           "available (int32 outputs: distinct values, v) and the share of the most used one.", ""]
     md += ["## Units (whole run, cycles)", "", "| unit | busy | queue | token | dram | idle |", "|" + "---|" * 6]
     md += [f"| {u} | " + " | ".join(f"{s[k]:,}" for k in ("busy", "queue", "token", "dram", "idle")) + " |"
            for u, s in report.units.items()]
@@ -357,7 +376,7 @@ def format_markdown(report: Report, plots: Sequence[str] = ()) -> str:
 CSV_FIELDS = ("name", "kind", "out_shape", "bits", "macs", "bitops", "issued_bitops", "cycles", "excl_cycles",
               "ideal_cycles",
               "util", "array_util", "dram_read", "dram_written", "intensity", "bound", "params", "weight_bytes",
-              "first_instruction", "end_instruction")
+              "first_instruction", "end_instruction", "levels", "distinct", "top_share")
 
 
 def write_csv(report: Report, path: Path) -> None:
