@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 
 def add_arguments_compile(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +24,7 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 def cmd_compile(args: argparse.Namespace) -> int:
     from bitbranch.compiler.compile import compile_model
     from bitbranch.isa.artifact import save_artifact
-    from bitbranch.workloads.cli import prepare
+    from bitbranch.workloads.cli import prepare, print_warnings
     from bitbranch.workloads.progress import Progress
     from bitbranch.workloads.userinput import check_output_dir
 
@@ -41,6 +40,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     print(f"{spec.name} on {hw.name}: {len(art.layers)} layers, {len(art.program)} instructions, "
           f"{len(art.dram) / 1e6:.2f} MB DRAM image, outputs {', '.join(art.outputs)}; "
           f"compiled in {time.perf_counter() - t0:.1f} s -> {path}")
+    print_warnings(art.meta)
     for h in art.host_ops:
         print(f"host op after the accelerator: {h['name']} ({h['reason']})", file=sys.stderr)
     return 0

@@ -4,7 +4,10 @@
     -> lower_graph
 
 Post-training: activation ranges are calibrated on the images given (by default the input image
-itself); a trained QAT model can be passed with `qat=True` to skip quantization and calibration.
+itself; `bitbranch run/compile --calib` passes several), ReLU6 / Hardtanh ranges included (compiler.qat);
+a trained QAT model can be passed with `qat=True` to skip quantization and calibration. The golden
+values' level usage per layer goes into the manifest (`meta["liveness"]`, compiler.liveness), with
+warnings when layers collapse onto one level or the outputs are constant.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 from bitbranch.isa.artifact import Artifact
 from bitbranch.isa.hwconfig import HwConfig
 
-from . import ir
+from . import ir, liveness
 from .integerize import to_ir
 from .ir import Progress
 from .lower import lower_graph
@@ -96,5 +99,6 @@ def _compile(model: torch.nn.Module, precision: str | Path | dict | object, hw: 
     inputs = {graph.inputs[0]: levels}
     with phases.phase("golden") as cb:
         golden = ir.run_graph(graph, inputs, cb)
+    info["liveness"] = liveness.report(graph, golden, list(graph.outputs))
     with phases.phase("lower") as cb:
         return lower_graph(graph, hw, inputs, meta=info, golden=golden, progress=cb)

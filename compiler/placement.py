@@ -315,8 +315,8 @@ def _set_module(gm: fx.GraphModule, path: str, module) -> None:
     setattr(gm.get_submodule(parent) if parent else gm, name, module)
 
 
-def _make_quant(s: QuantSpec) -> ActQuant:
-    return ActQuant(s.bits, s.kind, s.lo, s.hi)
+def _make_quant(s: QuantSpec, calibrate_range: bool = False) -> ActQuant:
+    return ActQuant(s.bits, s.kind, s.lo, s.hi, calibrate_range=calibrate_range)
 
 
 def apply_placement(cap: Capture, placement: Placement, spec: PrecisionSpec, progress: Progress | None = None
@@ -336,7 +336,7 @@ def apply_placement(cap: Capture, placement: Placement, spec: PrecisionSpec, pro
     for d in placement.domains:
         if not d.quantized:
             continue
-        q = _make_quant(d.spec)
+        q = _make_quant(d.spec, calibrate_range=all(p.kind != "input" for p in d.producers))
         p = next(iter(gm.parameters()), None)
         if p is not None:
             q.to(p.dtype)

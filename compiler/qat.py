@@ -20,8 +20,11 @@ Weights (`WeightQuant`, per output channel scale α, trainable):
 Activations (`ActQuant`, K bits, real = s·(u − z), u = round_half_up((clip(x, lo, hi) − lo)/s),
 s = (hi − lo)/(2^K − 1), z = −lo/s):
   - 'unsigned' [0, c], c trainable (PACT-style) or calibrated: after ReLU; z = 0.
-  - 'fixed' [lo, hi]: bounded activations keep their own range — HReLU [0, 1], ReLU6 [0, 6],
-    HTanh [-1, 1] (symmetric: z = (2^K−1)/2).
+  - 'fixed' [lo, hi]: bounded activations start from their own range — HReLU [0, 1], ReLU6 [0, 6],
+    HTanh [-1, 1] (symmetric: z = (2^K−1)/2). Calibration narrows [0, hi] to [0, c] and [-hi, hi] to
+    [-c, c], c <= hi the MSE-optimal clip on the data: ReLU6 quantized over 0..6 at 2 bits puts every
+    value under 1 on level 0, and in MobileNetV2 that is almost all of them (issue 16). Training keeps
+    the calibrated range (it is a buffer, not a parameter); uncalibrated (QAT) models keep [lo, hi].
   - 'symmetric' [-c, c], c trainable/calibrated: tensors with no activation (8 bits by default).
   - the network input: 'fixed' [0, 1] at 8 bits, u = round(255·x), s = 1/255, z = 0. Images must be
     in [0, 1]: fold mean/std normalisation into the first conv (`fold_input_normalization`) or do it
@@ -47,6 +50,7 @@ from .precision import WeightPrecision
 INPUT_BITS = 8
 _GRID = 16  # clip ranges are searched on 16 fractions of the maximum, then 16 around the best (1/128 resolution)
 _SAMPLES = 1 << 15  # activation values used per quantizer for calibration
+CLIP_FLOOR = 1e-30  # smallest calibrated clip: a scale of zero would divide by zero in every requantization
 _BLOCK = 1 << 16  # weights per block of channels in WeightQuant.init_scale (a cache-sized working set)
 
 
@@ -198,17 +202,22 @@ class ActQuant(nn.Module):
     bitbranch_leaf = True
     bitbranch_kind = "quant"
 
-    def __init__(self, bits: int, kind: str, lo: float = 0.0, hi: float = 1.0):
+    def __init__(self, bits: int, kind: str, lo: float = 0.0, hi: float = 1.0, calibrate_range: bool = False):
         super().__init__()
         if kind not in ("fixed", "unsigned", "symmetric"):
             raise ValueError(f"activation quantizer kind {kind!r}")
         self.bits, self.kind = bits, kind
+        # 'fixed' ranges of ReLU6 / Hardtanh are where the function clips, not where the data is: calibration may
+        # narrow [0, hi] / [-hi, hi] to the data (see finish_observing). The network input's [0, 1] stays fixed.
+        self.calibrate_range = bool(calibrate_range) and kind == "fixed" and (lo == 0 or lo == -hi) and hi > 0
         if kind == "fixed":
             self.register_buffer("lo", torch.tensor(float(lo)))
             self.register_buffer("hi", torch.tensor(float(hi)))
         else:
             self.clip = nn.Parameter(torch.tensor(float(hi)))
         self._observed: list[torch.Tensor] | None = None
+        self._observe_quantized = False
+        self.function_hi = float(hi)  # where the activation function clips: calibration never goes past it
 
     @property
     def top(self) -> int:
@@ -217,7 +226,7 @@ class ActQuant(nn.Module):
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.kind == "fixed":
             return self.lo, self.hi
-        c = self.clip.abs().clamp_min(1e-8)
+        c = self.clip.abs().clamp_min(CLIP_FLOOR)
         return (-c if self.kind == "symmetric" else torch.zeros_like(c)), c
 
     def level0(self) -> torch.Tensor:
@@ -230,7 +239,8 @@ class ActQuant(nn.Module):
             if flat.numel() > _SAMPLES:
                 flat = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[:_SAMPLES]]
             self._observed.append(flat.double())
-            return x
+            if not self._observe_quantized:
+                return x
         lo, hi = self.bounds()
         s = (hi - lo) / self.top
         t = (torch.minimum(torch.maximum(x, lo), hi) - lo) / s
@@ -248,29 +258,38 @@ class ActQuant(nn.Module):
         zero = {"unsigned": 0.0, "symmetric": self.top / 2}.get(self.kind, -lo * self.top / (hi - lo)) + 0.0
         return QuantParams(self.bits, scale, zero, lo, hi)
 
-    def start_observing(self) -> None:
-        self._observed = []
+    def start_observing(self, quantize: bool = False) -> None:
+        """Record inputs until finish_observing; `quantize`: keep quantizing meanwhile (refinement passes)."""
+        self._observed, self._observe_quantized = [], quantize
 
     @torch.no_grad()
     def finish_observing(self) -> None:
         """Set the clip to the range (fraction of the largest value seen) with the least MSE."""
         seen, self._observed = self._observed, None
-        if self.kind == "fixed" or not seen:
+        if (self.kind == "fixed" and not self.calibrate_range) or not seen:
             return
         v = torch.cat(seen)
         if v.numel() > _SAMPLES:
             v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(0))[:_SAMPLES]]
-        v = v.clamp_min(0) if self.kind == "unsigned" else torch.cat([v, -v])  # symmetric: fit ±|v|
+        symmetric = self.kind == "symmetric" or (self.kind == "fixed" and float(self.lo) < 0)
+        v = torch.cat([v, -v]) if symmetric else v.clamp_min(0)  # symmetric: fit ±|v|
         vmax = v.max()
-        if vmax <= 0:
+        if self.kind == "fixed":  # never wider than where the function clips
+            vmax = torch.clamp(vmax, max=self.function_hi)
+        if not vmax > CLIP_FLOOR:  # all-zero (or NaN-free but empty) data: keep the range, never divide by zero
             return
 
         def err(c: torch.Tensor) -> torch.Tensor:
-            lo = -c if self.kind == "symmetric" else torch.zeros_like(c)
+            lo = -c if symmetric else torch.zeros_like(c)
             s = (c - lo) / self.top
             return ((round_half_up((torch.minimum(torch.maximum(v, lo), c) - lo) / s) * s + lo - v) ** 2).mean()
 
-        self.clip.fill_(float(grid_search(err, vmax)))
+        c = max(float(grid_search(err, vmax)), CLIP_FLOOR)
+        if self.kind == "fixed":  # ReLU6 / Hardtanh: the calibrated clip c <= hi replaces [0, hi] / [-hi, hi]
+            self.hi.fill_(c)
+            self.lo.fill_(-c if symmetric else 0.0)
+        else:
+            self.clip.fill_(c)
 
     def extra_repr(self) -> str:
         p = self.params()

@@ -8,6 +8,7 @@ This module sits above both, so neither imports the other's caller.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Iterable
 
 import torch
@@ -18,6 +19,8 @@ from .ir import Progress
 from .placement import apply_placement, plan_placement
 from .precision import PrecisionSpec, parse_precision
 from .qat import ActQuant
+
+REFINE_PASSES = 2  # calibration passes with the quantizers active, after the float one (see calibrate)
 
 
 def default_input_shape(model: nn.Module) -> tuple[int, int, int, int]:
@@ -52,24 +55,33 @@ def act_quantizers(model: nn.Module) -> list[ActQuant]:
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, batches: Iterable, max_batches: int | None = None) -> None:
+def calibrate(model: nn.Module, batches: Iterable, max_batches: int | None = None,
+              refine_passes: int = REFINE_PASSES) -> None:
     """Set the trainable activation ranges from data (MSE-optimal clip per quantizer).
 
-    `batches` yields image tensors (N, C, H, W) in [0, 1], or (images, labels) pairs. Activations flow
-    through unquantized while observed (weights stay fake-quantized); fixed ranges are not changed.
+    `batches` yields image tensors (N, C, H, W) in [0, 1], or (images, labels) pairs. Fixed ranges are not
+    changed, except that ReLU6 / Hardtanh ranges narrow to the data (`ActQuant.calibrate_range`, compiler.qat).
+
+    Why several passes: in the first, activations flow through unquantized while observed, so each quantizer
+    sees float data. Downstream of a 2-bit quantizer the data is not that: a global average of 2-bit levels
+    differs from the average of the floats, and a clip fitted to the floats can put every pooled value on
+    the top level (MobileNetV2's classifier then outputs a constant). The `refine_passes` that follow run
+    with every quantizer active and refit each one on the data it really receives.
     """
-    quants = [q for q in act_quantizers(model) if q.kind != "fixed"]
+    quants = [q for q in act_quantizers(model) if q.kind != "fixed" or q.calibrate_range]
+    data = [b[0] if isinstance(b, (tuple, list)) else b
+            for b in itertools.islice(batches, max_batches)]
     was_training = model.training
     model.eval()
-    for q in quants:
-        q.start_observing()
     try:
-        for i, batch in enumerate(batches):
-            if max_batches is not None and i >= max_batches:
-                break
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            model(x)
+        for k in range(1 + max(refine_passes, 0)):
+            for q in quants:
+                q.start_observing(quantize=k > 0)
+            try:
+                for x in data:
+                    model(x)
+            finally:
+                for q in quants:
+                    q.finish_observing()
     finally:
-        for q in quants:
-            q.finish_observing()
         model.train(was_training)

@@ -9,6 +9,7 @@ from qat_models import BasicBlock, Bottleneck, MnistNet, ResNet, TinyYolo, VGGis
 from torch import nn
 
 from bitbranch.compiler.frontend import FrontendError, capture
+from bitbranch.compiler.liveness import is_degenerate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -76,7 +77,9 @@ def test_identity_placeholders_are_removed_so_bn_and_act_fuse():
     assert torch.equal(cap.gm(x), model(x))
     image = (torch.rand(8, 8, 3) * 255).to(torch.uint8).numpy()
     art = compile_model(model, "W2A2", get_config("small"), image)  # was refused: act1 on a quantized tensor
-    assert run(art).golden_ok
+    result = run(art)
+    assert result.golden_ok
+    assert not any(is_degenerate(result.outputs[o]) for o in art.outputs), "bit-exact but constant outputs"
 
 
 def test_activation_after_pooling_is_hoisted():

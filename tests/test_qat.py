@@ -259,7 +259,12 @@ def test_calibrate_sets_ranges_from_data_and_keeps_fixed_ones():
         h.remove()
     assert 0 < after <= float(torch.cat(seen).max()) + 1e-6
     calibrate(q, [torch.rand(4, 3, 8, 8)])
-    assert float(q.get_submodule("conv1.aq").hi) == fixed_before
+    # Hardtanh's [-1, 1] is where the function clips, not where the data is: calibration narrows it to a
+    # symmetric [-c, c] inside it (issue 16: fixed 0..6 ReLU6 ranges collapsed MobileNetV2 at 2 bits) ...
+    htanh = q.get_submodule("conv1.aq")
+    assert 0 < float(htanh.hi) <= fixed_before and float(htanh.lo) == -float(htanh.hi)
+    # ... while the network input keeps its fixed 8-bit [0, 1] grid (u = round(255·x) is the image itself)
+    assert (float(q.get_submodule("input_aq").lo), float(q.get_submodule("input_aq").hi)) == (0.0, 1.0)
 
 
 def test_qat_model_trains():

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from bitbranch.compiler import ir
+from bitbranch.compiler.liveness import is_degenerate
 from bitbranch.compiler.lower import lower_graph
 from bitbranch.compiler.randgraph import GraphMaker
 from bitbranch.isa.hwconfig import get_config
@@ -61,6 +62,7 @@ def test_layer_numbers_add_up(simulated):
     report = build_report(art, result)
     hw = result.hw
     assert result.golden_ok and [r.name for r in report.layers] == [op.name for op in graph.ops]
+    assert not any(is_degenerate(result.outputs[o]) for o in art.outputs), "bit-exact but constant outputs"
     want = hand_macs(graph)
     for r in report.layers:
         macs, w, a = want.get(r.name, (0, None, r.a_bits))

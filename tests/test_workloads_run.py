@@ -16,6 +16,7 @@ from PIL import Image
 from workload_fixtures import graph_compile
 
 from bitbranch import workloads
+from bitbranch.compiler.liveness import is_degenerate
 from bitbranch.compiler.precision import PrecisionError
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.workloads import cli
@@ -88,6 +89,8 @@ def test_run_workload_end_to_end(tmp_path, compile_fn):
     out = run_workload(spec, spec.precision, get_config("small"), image, compile_fn)
     report = out.report
     assert out.result.golden_ok and report.golden_ok and report.model == TINY and report.precision == "W2A2"
+    art = out.artifact
+    assert not any(is_degenerate(out.result.outputs[o]) for o in art.outputs), "bit-exact but constant outputs"
     assert [h.name for h in report.host] == ["input im2col", "pack input planes", "read outputs", "post-process"]
     assert all(h.seconds > 0 for h in report.host) and 0 < report.host_share < 1
     logits = out.artifact.golden["fc"].reshape(-1)
@@ -161,6 +164,7 @@ def test_bitbranch_run_end_to_end(tmp_path, capsys):
     sim = [ln.split("] ")[1].split()[0].split("/") for ln in err if ln.startswith("simulate [")]
     assert sim[-1][0] == sim[-1][1] != "0", captured.err  # the last simulate line: every layer done
     assert data["clock_mhz"] == 250.0 and data["golden_ok"] is True and data["precision"] == "W1A1+1"
+    assert all(r["levels"] and r["distinct"] > 1 for r in data["layers"]), data["layers"]  # live, not only equal
     assert data["precision_spec"]["layers"] == {"conv2": {"w": 4}} and data["input"] == "sklearn china.jpg"
     assert math_close(data["totals"]["latency_ms"], data["totals"]["cycles"] / 250e3)
     bits = {layer["name"]: layer["bits"] for layer in data["layers"]}

@@ -84,3 +84,6 @@ def test_zoo_models_bit_exact_on_edge(ref):
     out = art.outputs[0]
     assert np.array_equal(result.outputs[out], art.golden[out])
     assert np.asarray(art.golden[out]).size == 1000
+    # bit-exact is not enough: MobileNetV2 once passed here with 1000 equal logits (ReLU6 over a fixed 0..6 range)
+    assert len(np.unique(result.outputs[out])) > 100, "bit-exact but (nearly) constant logits"
+    assert not art.meta["liveness"]["warnings"], art.meta["liveness"]["warnings"]

@@ -77,6 +77,14 @@ def prepare(args: argparse.Namespace, clock_mhz: float | None = None) -> Prepare
     return Prepared(spec, precision, hw, image, calib)
 
 
+def print_warnings(meta: dict) -> None:
+    """Liveness warnings of a compiled artifact (compiler.liveness) on stderr: stdout stays the report."""
+    import sys
+
+    for w in (meta.get("liveness") or {}).get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def _safe(name: str) -> str:
     """A folder name unique per model spec: `resnet18`, `torchvision_resnet18`, `mine_build` (file.py:factory)."""
     if ":" in name and name.split(":", 1)[0].endswith(".py"):
@@ -153,6 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         compile_bar.close()
         sim_bar.close()
     report = outcome.report
+    print_warnings(outcome.artifact.meta)
     report.input = str(args.input or "sklearn china.jpg")
     paths = write_report(report, out, plots=not args.no_plots)
     if args.json:

@@ -47,7 +47,8 @@ class WorkloadSpec:
         """A fresh model in eval mode (Dropout off, BatchNorm on running statistics)."""
         model = call_factory(self.factory, f"workload '{self.name}': factory")
         if not isinstance(model, nn.Module):
-            raise FactoryReturnError(f"workload '{self.name}': factory returned {type(model).__name__}, not an nn.Module")
+            raise FactoryReturnError(f"workload '{self.name}': factory returned {type(model).__name__}, "
+                                     "not an nn.Module")
         return model.eval()
 
 
@@ -166,7 +167,8 @@ def load_user_model(ref: str, input_shape: tuple[int, int, int] | None = None) -
     if isinstance(made, WorkloadSpec):
         return made
     if not isinstance(made, nn.Module):
-        raise FactoryReturnError(f"{path}:{func} returned {type(made).__name__}; expected an nn.Module or a WorkloadSpec")
+        raise FactoryReturnError(f"{path}:{func} returned {type(made).__name__}; expected an nn.Module or a "
+                                 "WorkloadSpec")
     shape = input_shape or tuple(getattr(made, "input_shape", None) or getattr(module, "INPUT_SHAPE", (3, 224, 224)))
     return WorkloadSpec(ref, factory, tuple(int(s) for s in shape)[-3:], description=f"user model {ref}")
 

@@ -117,10 +117,9 @@ def apply_state_dict(model: nn.Module, state: dict, path: str) -> None:
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
               if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shapes:
-        parts = [f"{len(missing)} missing ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"] if missing else []
-        parts += [f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}"
-                  f"{', ...' if len(unexpected) > 3 else ''})"] if unexpected else []
-        parts += [f"shape mismatch {shapes[0]}" + (f" and {len(shapes) - 1} more" if len(shapes) > 1 else "")] if shapes else []
+        parts = [f"{len(missing)} missing ({_few(missing)})"] if missing else []
+        parts += [f"{len(unexpected)} unexpected ({_few(unexpected)})"] if unexpected else []
+        parts += [f"shape mismatch {_few(shapes, 1)}"] if shapes else []
         raise ValueError(f"--weights {path} does not match the model: {'; '.join(parts)}")
     model.load_state_dict(state, strict=True)
 
@@ -194,6 +193,10 @@ def check_output_dir(path: str | Path, option: str) -> Path:
 def check_clock(clock_mhz: float | None) -> None:
     if clock_mhz is not None and not (math.isfinite(clock_mhz) and clock_mhz > 0):
         raise ValueError(f"--clock-mhz={clock_mhz} must be a finite number > 0")
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (f", ... {len(items) - n} more" if len(items) > n else "")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -67,6 +67,9 @@ class LayerRow:
     instructions: tuple[int, int]
     energy_uj: float = 0.0  # the layer's instructions' activity x energy table (leakage not included)
     energy_breakdown_uj: dict[str, float] = field(default_factory=dict)
+    levels: str = ""  # level usage of the layer's output (compiler.liveness): `3/4 71%` = levels used / top share
+    distinct: int | None = None  # different values in the output
+    top_share: float | None = None  # share of the outputs on the most used level
 
     @property
     def dram_bytes(self) -> int:
@@ -117,6 +120,7 @@ class Report:
     energy: EnergySummary | None = None  # whole run (simulator.energy)
     area: AreaReport | None = None  # chip area model (isa.area)
     activity: dict[str, int] = field(default_factory=dict)  # whole-run action counts (simulator.activity)
+    warnings: list[str] = field(default_factory=list)  # liveness: collapsed layers, constant outputs
 
     # --- headline numbers -----------------------------------------------------------------------
     @property
@@ -223,7 +227,7 @@ class Report:
             "ridge_bitops_per_byte": self.ridge, "golden_ok": self.golden_ok, "totals": self.totals(),
             "units": self.units, "layers": [r.to_dict(self.ridge) for r in self.layers],
             "host": [dataclasses.asdict(h) for h in self.host], "host_ops": self.host_ops,
-            "result": self.result_summary, "wall": self.wall,
+            "result": self.result_summary, "wall": self.wall, "warnings": self.warnings,
             **({"area_mm2": self.area.total_mm2, "area": self.area.to_dict()} if self.area is not None else {}),
             **({"energy_table": self.energy.table_source, "activity": self.activity} if self.energy is not None
                else {}),
@@ -234,7 +238,8 @@ class Report:
 
 
 def _layer_row(rec: LayerRecord, acc: Accounting, result: SimResult, prev_end: int,
-               prices: ActionPrices | None = None) -> LayerRow:
+               prices: ActionPrices | None = None, live: dict | None = None) -> LayerRow:
+    live = live or {}
     hw = result.hw
     first, end = rec.instructions
     planes = rec.bits.w
@@ -251,6 +256,7 @@ def _layer_row(rec: LayerRecord, acc: Accounting, result: SimResult, prev_end: i
         dram_written=int(acc.dram_written[first:end].sum()), params=rec.weight_bits // planes if planes else 0,
         weight_bytes=rec.weight_bits / 8, units=acc.unit_states(first, end), instructions=(first, end),
         **_layer_energy(result, first, end, prices),
+        **_levels(live.get(rec.name)),
     )
 
 
@@ -259,6 +265,13 @@ def _layer_energy(result: SimResult, first: int, end: int, prices: ActionPrices 
         return {}
     parts = energy_breakdown_uj(result.activity.total(first, end), prices)
     return {"energy_uj": sum(parts.values()), "energy_breakdown_uj": parts}
+
+
+def _levels(usage: dict | None) -> dict:
+    """LayerRow's liveness fields from the manifest's `meta["liveness"]["layers"][name]` (absent: empty)."""
+    if not usage:
+        return {}
+    return {"levels": usage.get("label", ""), "distinct": usage.get("distinct"), "top_share": usage.get("top_share")}
 
 
 def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = None,
@@ -271,8 +284,9 @@ def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = Non
     table = energy_table if energy_table is not None else load_energy_table()
     prices = ActionPrices.build(result.hw, table) if result.activity is not None else None
     rows, prev_end = [], 0
+    liveness = art.meta.get("liveness") or {}
     for rec in art.layers:
-        rows.append(_layer_row(rec, acc, result, prev_end, prices))
+        rows.append(_layer_row(rec, acc, result, prev_end, prices, liveness.get("layers")))
         prev_end += rows[-1].excl_cycles
     units = {name: {"busy": u.busy, "queue": u.stalled_on_queue, "token": u.stalled_on_token,
                     "dram": u.stalled_on_dram, "idle": u.idle} for name, u in result.units.items()}
@@ -302,6 +316,7 @@ def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = Non
         result_summary=result_summary,
         wall=dict(wall or {}),
         accounting=acc,
+        warnings=list(liveness.get("warnings") or []),
     )
 
 
@@ -324,7 +339,7 @@ def _stall(row: LayerRow) -> str:
 
 
 TABLE_HEADER = ("layer", "kind", "out", "w/a_in", "MMAC", "cycles", "excl", "ideal", "util", "c-stall", "DRAM KB",
-                "OI", "bound", "µJ")
+                "OI", "bound", "µJ", "levels")
 
 
 def table_rows(report: Report) -> list[tuple[str, ...]]:
@@ -334,13 +349,13 @@ def table_rows(report: Report) -> list[tuple[str, ...]]:
         rows.append((r.name, r.kind, "x".join(map(str, r.out_shape)), r.bits, f"{r.macs / 1e6:.1f}", f"{r.cycles:,}",
                      f"{r.excl_cycles:,}", f"{r.ideal_cycles:,}", f"{r.util:.1%}", _stall(r),
                      f"{r.dram_bytes / 1024:.1f}", f"{oi:.0f}" if oi is not None else "-", r.bound(report.ridge),
-                     f"{r.energy_uj:,.1f}"))
+                     f"{r.energy_uj:,.1f}", r.levels or "-"))
     t = report.totals()
     rows.append(("total", "", "", report.precision, f"{report.macs / 1e6:.1f}", f"{report.cycles:,}",
                  f"{sum(r.excl_cycles for r in report.layers):,}", f"{report.ideal_cycles:,}", f"{report.util:.1%}", "",
                  f"{(t['dram_read'] + t['dram_written']) / 1024:.1f}",
                  f"{t['intensity']:.0f}" if t["intensity"] else "-", "",
-                 f"{t['energy_uj']:,.1f}" if "energy_uj" in t else "-"))
+                 f"{t['energy_uj']:,.1f}" if "energy_uj" in t else "-", ""))
     return rows
 
 
@@ -367,6 +382,7 @@ def summary_lines(report: Report) -> list[str]:
         lines.append(f"result: {report.result_summary}")
     lines += cost_lines(report)
     lines.append(f"bit-exact vs golden: {golden}")
+    lines += [f"warning: {w}" for w in report.warnings]
     return lines
 
 
@@ -417,7 +433,8 @@ def format_markdown(report: Report, plots: Sequence[str] = ()) -> str:
            "cycles; c-stall = largest compute-unit wait (queue / token / dram) as a share of the layer's cycles; "
            "OI = bit-ops per DRAM byte; bound = side of the roofline ridge; µJ = energy of the layer's "
            "instructions (activity x energy table, docs/cost.md; the total adds instructions outside layers and "
-           "leakage).", ""]
+           "leakage); levels = output levels used / available (int32 outputs: distinct values, v) and the share "
+           "of the most used one.", ""]
     md += ["## Units (whole run, cycles)", "", "| unit | busy | queue | token | dram | idle |", "|" + "---|" * 6]
     md += [f"| {u} | " + " | ".join(f"{s[k]:,}" for k in ("busy", "queue", "token", "dram", "idle")) + " |"
            for u, s in report.units.items()]
@@ -429,7 +446,7 @@ def format_markdown(report: Report, plots: Sequence[str] = ()) -> str:
 CSV_FIELDS = ("name", "kind", "out_shape", "bits", "macs", "bitops", "issued_bitops", "cycles", "excl_cycles",
               "ideal_cycles",
               "util", "array_util", "dram_read", "dram_written", "intensity", "bound", "params", "weight_bytes",
-              "first_instruction", "end_instruction", "energy_uj")
+              "first_instruction", "end_instruction", "energy_uj", "levels", "distinct", "top_share")
 
 
 def write_csv(report: Report, path: Path) -> None:
