@@ -34,7 +34,7 @@ def test_space_lists_ranges_and_ties(tmp_path):
 base = "small"
 precisions = ["W1A1", "W2A2"]
 [hw]
-array_rows = [2, 4]
+array_rows = [4, 8]
 dram_bytes_per_cycle = { start = 8, stop = 32, step = 8 }
 wgt_entries = { start = 256, stop = 1024, factor = 2 }
 array_cols = "array_rows"
