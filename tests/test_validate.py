@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
 from collections.abc import Callable
 
 import pytest
@@ -907,17 +906,14 @@ def sync_pipeline(tiles: int) -> list[Instruction]:
     return [*program, FINISH]
 
 
-def test_checker_speed_on_100k_instructions() -> None:
+def test_checker_on_100k_instructions() -> None:
+    """The checker's answers on a long program (its speed is measured by bench/validate_speed.py)."""
     program = sync_pipeline(34_000)  # 102 001 instructions
     for hw in (EDGE, dataclasses.replace(EDGE, queue_depth=1, token_depth=2)):
-        start = time.perf_counter()
         summary = check_tokens(program, hw)
-        assert time.perf_counter() - start < 1.0
         assert summary.queue("compute", "store").pops == 34_000
     bad = [*program[:-1], sync(STORE, "pop_prev"), FINISH]
-    start = time.perf_counter()
     err = error_of(DeadlockError, lambda: check_tokens(bad, EDGE))
-    assert time.perf_counter() - start < 1.0
     assert err.index == len(program) - 1
 
 
