@@ -121,7 +121,7 @@ module bb_load #(
             req <= 1'b0;
         end else begin
             case (st)
-                S_IDLE: if (go && w[3:0] == `BB_OP_LOAD) begin
+                S_IDLE: if (go && w[`BB_OPCODE_LSB +: `BB_OPCODE_W] == `BB_OP_LOAD) begin
                     st        <= S_REQ;
                     req       <= 1'b1;
                     sel       <= (f_buf == `BB_BUF_WGT) ? 2'd1 : (f_buf == `BB_BUF_CONST) ? 2'd2 : 2'd0;

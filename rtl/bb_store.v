@@ -79,7 +79,7 @@ module bb_store #(
             wr_mask <= m_end[B-1:0];
             sel_q   <= sel;
             case (st)
-                S_IDLE: if (go && w[3:0] == `BB_OP_STORE) begin
+                S_IDLE: if (go && w[`BB_OPCODE_LSB +: `BB_OPCODE_W] == `BB_OP_STORE) begin
                     st        <= S_REQ;
                     req       <= 1'b1;
                     sel       <= (f_buf == `BB_BUF_OUT);
