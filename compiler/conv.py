@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.hwconfig import CONST_BYTES_PER_LANE, HwConfig, const_field_bytes
 from bitbranch.isa.numeric import code_to_level, ternary_to_planes
 from bitbranch.isa.rounding import MAX_SHIFT
 from bitbranch.isa.spec import Buffer, Dest, WeightMode
@@ -393,7 +393,10 @@ def pack_constants(mul: np.ndarray, rmul: np.ndarray, bias: np.ndarray, ctiles: 
             lanes = slice(t * c, min((t + 1) * c, len(mul)))
             n = lanes.stop - lanes.start
             m[:n], r[:n], b[:n] = mul[lanes], rmul[lanes], bias[lanes]
-        out += m.tobytes() + r.tobytes() + b.tobytes()
+        rec = bytearray(CONST_BYTES_PER_LANE * c)
+        for name, values in (("mul", m), ("rmul", r), ("bias", b)):
+            rec[const_field_bytes(name, c)] = values.tobytes()
+        out += rec
     return bytes(out)
 
 

@@ -23,6 +23,19 @@ BUFFERS = ("inp", "wgt", "acc", "out", "const")
 # Widths of the per-channel constant record in the CONST buffer (bytes): mul int32, rmul int32, bias int64.
 CONST_FIELDS = (("mul", 4), ("rmul", 4), ("bias", 8))
 CONST_BYTES_PER_LANE = sum(size for _, size in CONST_FIELDS)
+
+
+def const_field_bytes(name: str, lanes: int) -> slice:
+    """Bytes of CONST field `name` in an entry of `lanes` lanes: the fields follow each other in
+    CONST_FIELDS order, each holding all lanes (little-endian). The one statement of the record layout
+    (the compiler packs it, the simulator reads it, the RTL slices it with the BB_CONST_* macros of
+    rtl/bitbranch_isa.vh)."""
+    off = 0
+    for field, size in CONST_FIELDS:
+        if field == name:
+            return slice(off * lanes, (off + size) * lanes)
+        off += size
+    raise KeyError(f"no CONST field {name!r}; fields: {[f for f, _ in CONST_FIELDS]}")
 ACC_BYTES_PER_LANE = 4
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from .hwconfig import CONST_BYTES_PER_LANE, CONST_FIELDS
 from .spec import (
     HEADER_BITS,
     INSN_BITS,
@@ -132,9 +133,22 @@ def _fields(op: Opcode) -> list[str]:
     return lines
 
 
+def _const_record() -> list[str]:
+    """The CONST entry layout (isa.hwconfig.CONST_FIELDS): field F of all C lanes at bytes
+    [C*BB_CONST_F_OFF, C*(BB_CONST_F_OFF + BB_CONST_F_BYTES)) of the entry."""
+    lines = ["", "// CONST entry: fields in this order, each C lanes x BYTES little-endian; OFF in bytes per lane",
+             _define("BB_CONST_BYTES_PER_LANE", CONST_BYTES_PER_LANE)]
+    off = 0
+    for name, size in CONST_FIELDS:
+        lines.append(_define(f"BB_CONST_{name.upper()}_OFF", off))
+        lines.append(_define(f"BB_CONST_{name.upper()}_BYTES", size))
+        off += size
+    return lines
+
+
 def render() -> str:
     """The full text of rtl/bitbranch_isa.vh."""
-    lines = _header() + _opcodes() + _flags() + _enums()
+    lines = _header() + _opcodes() + _flags() + _enums() + _const_record()
     for op in OPCODES:
         lines += _fields(op)
     lines += ["", f"`endif  // {GUARD}"]

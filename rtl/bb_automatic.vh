@@ -10,4 +10,13 @@
 `else
 `define BB_AUTOMATIC
 `endif
+// `BB_REGS: for a small array that is registers by design (per-unit state, accumulators): Yosys's front
+// end turns such arrays into registers (mem2reg) anyway, and `bitbranch synth` reports any mem2reg it was
+// not told about, since a buffer turned into registers must not go unnoticed. Only under SYNTHESIS
+// (pyverilog cannot parse attributes).
+`ifdef SYNTHESIS
+`define BB_REGS (* mem2reg *)
+`else
+`define BB_REGS
+`endif
 `endif

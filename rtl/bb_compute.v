@@ -7,6 +7,9 @@
 //           one issue = R output pixels x one (ctile, ky, kx, channel word, group of P branch pairs);
 //   REQUANT ALU_PIPELINE + ceil(n/R)                      one issue = R pixels;
 //   POOL    ALU_PIPELINE + ceil(oh*ow/R) * kh * kw         one issue = R pixels x one window position.
+// The banked buffers (docs/timing.md 4.1) add gap cycles: an accumulating one-step BGEMM over >= 3 column
+// tiles issues every other cycle (ACC write-back one cycle later, in the gap), and OUT results are written
+// in c_nw write groups per pass (c_nw - 1 gap cycles after a pass's last issue) -- simulator/timing.py.
 // Pipeline of an issue at cycle c: the buffer read ports, whose addresses were computed at the end of
 // c-1, capture the operands at the end of c; the datapath (bb_pe_array, bb_requant, bb_pool) registers
 // its result at the end of c+1; the result is written to ACC/OUT at the end of c+2. So the last write
@@ -31,42 +34,38 @@ module bb_compute #(
     parameter AW_WGT        = 8,
     parameter AW_ACC        = 8,
     parameter AW_OUT        = 9,
-    parameter AW_CONST      = 6,
-    parameter NX            = 7    // INP plane read group ports per row: 8 - P (1, unused, when P >= 8)
+    parameter AW_CONST      = 6
 ) (
     input  wire                      clk,
     input  wire                      rst,
     input  wire                      go,
     input  wire [`BB_INSN_BITS-1:0]  go_word,
     output wire                      last,
-    // INP reads: row r, port q < P at index r*P + q (BGEMM's branch pairs; POOL/REQUANT's planes q < P),
-    // and the plane read group: row r reads planes P .. P+inpx_n-1 from inpx_base[r] (POOL/REQUANT only)
-    output reg  [R*P-1:0]            inp_ren,
-    output reg  [R*P*AW_INP-1:0]     inp_raddr,
-    input  wire [R*P*W-1:0]          inp_rdata,
-    output reg  [R-1:0]              inpx_en,
-    output reg  [R*AW_INP-1:0]       inpx_base,
-    output reg  [3:0]                inpx_n,
-    input  wire [R*NX*W-1:0]         inpx_rdata,
-    // WGT reads
-    output reg  [P-1:0]              wgt_ren,
-    output reg  [P*AW_WGT-1:0]       wgt_raddr,
-    input  wire [P*C*W-1:0]          wgt_rdata,
+    // INP reads: row r reads the window of 8 entries from inp_raddr[r] (bb_winbuf); a BGEMM's branch pairs
+    // pick their planes out of it (offset of pair q from the first pair's plane), POOL/REQUANT take planes 0..7
+    output reg  [R-1:0]              inp_ren,
+    output reg  [R*AW_INP-1:0]       inp_raddr,
+    input  wire [R*8*W-1:0]          inp_win,
+    // WGT reads: the window of 8 entries from wgt_raddr (planes j < mbits of one weight word)
+    output reg                       wgt_ren,
+    output reg  [AW_WGT-1:0]         wgt_raddr,
+    input  wire [8*C*W-1:0]          wgt_win,
     // CONST read
     output reg                       const_ren,
     output reg  [AW_CONST-1:0]       const_raddr,
-    input  wire [C*128-1:0]          const_rdata,
-    // ACC reads and writes (row r)
+    input  wire [C*8*`BB_CONST_BYTES_PER_LANE-1:0] const_rdata,   // one CONST entry (bitbranch_isa.vh BB_CONST_*)
+    // ACC: rows r < R read entries acc_raddr + r and write entries acc_waddr + r (bb_accbuf)
     output reg  [R-1:0]              acc_ren,
-    output reg  [R*AW_ACC-1:0]       acc_raddr,
+    output reg  [AW_ACC-1:0]         acc_raddr,
     input  wire [R*C*32-1:0]         acc_rdata,
     output reg  [R-1:0]              acc_wen,
-    output reg  [R*AW_ACC-1:0]       acc_waddr,
+    output reg  [AW_ACC-1:0]         acc_waddr,
     output wire [1:0]                acc_wsrc,    // data: 0 pe_sum, 1 rq_acc, 2 pl_acc
-    // OUT writes (row r, plane i at index r*8 + i), masked to one C-lane slice
-    output reg  [R*8-1:0]            out_wen,
-    output reg  [R*8*AW_OUT-1:0]     out_waddr,
-    output wire [1:0]                out_wsrc,    // data: 0 rq_out, 1 pl_out
+    // OUT writes: row r writes planes q < out_wn at out_wbase[r] + q, masked to one C-lane slice (bb_outbuf)
+    output reg  [R-1:0]              out_wen,
+    output reg  [R*AW_OUT-1:0]       out_wbase,
+    output reg  [3:0]                out_wn,
+    output wire                      out_wsrc,    // data: 0 rq_out, 1 pl_out
     output reg  [W-1:0]              out_wmask,
     // the datapaths' result registers, written to ACC/OUT by the buffers' write ports
     output wire [R*C*32-1:0]         pe_sum,
@@ -114,28 +113,57 @@ module bb_compute #(
     reg [31:0] s1_abase, s1_obase;
     // stage 2 data source for ACC/OUT writes: 1 array, 2 requant, 3 pool
     reg [1:0]  wb_src;
+    // bank-conflict rules of docs/timing.md 4.1: `bub` counts the gap cycles after an issue (no issue, no
+    // reads); c_stall: one-step accumulating BGEMM over >= 3 column tiles (one gap cycle per issue, ACC
+    // write-back one cycle later through `pend`); c_nw write groups of c_g rows per pass for OUT results
+    // (c_nw - 1 gap cycles after a pass's last issue), walked by wg_*
+    reg [31:0] bub, c_nw, c_g, wg_lo, wg_left, pend_base;
+    reg        c_stall, c_outw, pend;
+    reg [R-1:0] pend_rv, wg_rv;
+
+    // ---- operand selection: the read windows' entries each branch pair uses ------------------------------
+    // inp_off/wgt_off (pair q's plane offset in its INP/WGT window) are set with the read addresses and
+    // delayed one cycle to line up with the data the read returns.
+    reg [P*3-1:0] inp_off, wgt_off, d_inp_off, d_wgt_off;
+    wire [R*P*W-1:0] inp_rdata;
+    wire [P*C*W-1:0] wgt_rdata;
+    genvar gr, gq;
+    generate
+        for (gq = 0; gq < P; gq = gq + 1) begin : pair
+            assign wgt_rdata[gq*C*W +: C*W] = wgt_win[d_wgt_off[gq*3 +: 3]*C*W +: C*W];
+            for (gr = 0; gr < R; gr = gr + 1) begin : row
+                assign inp_rdata[(gr*P+gq)*W +: W] = inp_win[(gr*8 + d_inp_off[gq*3 +: 3])*W +: W];
+            end
+        end
+    endgenerate
+    always @(posedge clk) begin
+        d_inp_off <= inp_off;
+        d_wgt_off <= wgt_off;
+    end
 
     // ---- datapaths ------------------------------------------------------------------------------------
     bb_pe_array #(.R(R), .C(C), .W(W), .P(P), .NPR(P)) pe (
         .clk(clk), .en(s1_gemm), .first(s1_first), .use_init(s1_init), .init(acc_rdata), .a(inp_rdata),
         .w(wgt_rdata), .shift(s1_shift), .bvalid(s1_bvalid), .sum(pe_sum)
     );
-    bb_requant #(.R(R), .C(C), .W(W), .NA(P), .NX(NX)) rq (
-        .clk(clk), .en(s1_rq), .acc(acc_rdata), .mul(const_rdata[0 +: 32*C]), .rmul(const_rdata[32*C +: 32*C]),
-        .bias(const_rdata[64*C +: 64*C]), .res(c_res), .rk(c_rk), .res_words(inp_rdata), .res_xwords(inpx_rdata),
+    // POOL and REQUANT read planes 0..7 of a pixel: exactly its INP window
+    bb_requant #(.R(R), .C(C), .W(W), .NA(8), .NX(1)) rq (
+        .clk(clk), .en(s1_rq), .acc(acc_rdata), .mul(const_rdata[8*C*`BB_CONST_MUL_OFF +: 8*C*`BB_CONST_MUL_BYTES]),
+        .rmul(const_rdata[8*C*`BB_CONST_RMUL_OFF +: 8*C*`BB_CONST_RMUL_BYTES]),
+        .bias(const_rdata[8*C*`BB_CONST_BIAS_OFF +: 8*C*`BB_CONST_BIAS_BYTES]), .res(c_res), .rk(c_rk), .res_words(inp_win), .res_xwords({R*W{1'b0}}),
         .slice(c_slice),
         .shift(c_shift), .lo(c_lo), .hi(c_hi), .out_words(rq_out), .acc_out(rq_acc)
     );
-    bb_pool #(.R(R), .C(C), .W(W), .NA(P), .NX(NX)) pl (
+    bb_pool #(.R(R), .C(C), .W(W), .NA(8), .NX(1)) pl (
         .clk(clk), .en(s1_pool), .first(s1_first), .fin(s1_fin), .mode(c_mode), .k(c_k), .slice(c_slice),
-        .words(inp_rdata), .xwords(inpx_rdata), .out_words(pl_out), .acc_out(pl_acc)
+        .words(inp_win), .xwords({R*W{1'b0}}), .out_words(pl_out), .acc_out(pl_acc)
     );
     assign acc_wsrc = wb_src - 2'd1;
-    assign out_wsrc = (wb_src == 2'd3) ? 2'd1 : 2'd0;
+    assign out_wsrc = wb_src == 2'd3;
 
     // ---- fields of the instruction arriving with `go` -----------------------------------------------------
     wire [IW-1:0] gw = go_word;
-    wire [3:0]  n_op   = gw[3:0];
+    wire [`BB_OPCODE_W-1:0] n_op = gw[`BB_OPCODE_LSB +: `BB_OPCODE_W];
     wire        n_gemm = n_op == `BB_OP_BGEMM;
     wire        n_rq   = n_op == `BB_OP_REQUANT;
     wire        n_pool = n_op == `BB_OP_POOL;
@@ -143,7 +171,7 @@ module bb_compute #(
     // ---- the sequencer -------------------------------------------------------------------------------------
     // blocking temporaries: the next issue's loop state and the chain of pixel rows
     reg [31:0] tp_pass, tp_p0, tp_t, tp_ky, tp_kx, tp_c, tp_g, tp_woff_row, tp_woff_col, tp_woff, tp_wb, tp_accb;
-    reg [31:0] tp_rbase0, tp_obase0, tp_nx, tp_nrb, tp_nb, cx, crb, cb, ab;
+    reg [31:0] tp_rbase0, tp_obase0, tp_nx, tp_nrb, tp_nb, cx, crb, cb, ab, k_os, k_g, k_nw;
     reg [3:0]  tp_i0, tp_j0, ti, tj;
     reg [R*32-1:0] tp_base;
     reg [R-1:0] tp_rv;
@@ -155,44 +183,62 @@ module bb_compute #(
         if (rst) begin
             op <= OP_NONE;
             ph <= PH_IDLE;
-            inp_ren <= {R*P{1'b0}};
-            inpx_en <= {R{1'b0}};
-            wgt_ren <= {P{1'b0}};
+            inp_ren <= {R{1'b0}};
+            wgt_ren <= 1'b0;
             acc_ren <= {R{1'b0}};
             const_ren <= 1'b0;
+            bub <= 32'd0;
+            pend <= 1'b0;
+            wg_left <= 32'd0;
             s1_gemm <= 1'b0;
             s1_rq <= 1'b0;
             s1_pool <= 1'b0;
             acc_wen <= {R{1'b0}};
-            out_wen <= {R*8{1'b0}};
+            out_wen <= {R{1'b0}};
         end else begin
-            // ---- stage 2: write-back of the issue two cycles ago (results registered by the datapath)
+            // ---- stage 2: write-back of the issue two cycles ago (results registered by the datapath).
+            // ACC: all rows at once, R consecutive entries; in the stall mode of docs/timing.md 4.1 one cycle
+            // later (`pend`), so that it falls between two issues' ACC reads.
             acc_wen <= {R{1'b0}};
-            out_wen <= {R*8{1'b0}};
+            out_wen <= {R{1'b0}};
+            pend <= 1'b0;
+            if (pend) begin
+                acc_wen <= pend_rv;
+                acc_waddr <= pend_base[AW_ACC-1:0];
+            end
             if ((s1_gemm && s1_fin) || (s1_rq && c_dest == `BB_DEST_ACC) || (s1_pool && s1_fin && c_mode)) begin
                 wb_src <= s1_gemm ? 2'd1 : s1_rq ? 2'd2 : 2'd3;
-                /*verilator unroll_full*/
-                for (r = 0; r < R; r = r + 1) begin
-                    acc_wen[r] <= s1_rv[r];
-                    ab = s1_abase + r;
-                    acc_waddr[r*AW_ACC +: AW_ACC] <= ab[AW_ACC-1:0];
+                if (c_stall) begin
+                    pend <= 1'b1;
+                    pend_rv <= s1_rv;
+                    pend_base <= s1_abase;
+                end else begin
+                    acc_wen <= s1_rv;
+                    acc_waddr <= s1_abase[AW_ACC-1:0];
                 end
             end
+            // OUT: the pass's rows in c_nw write groups of c_g rows, one group per cycle (bb_outbuf banks)
             if ((s1_rq && c_dest == `BB_DEST_OUT) || (s1_pool && s1_fin && !c_mode)) begin
                 wb_src <= s1_rq ? 2'd2 : 2'd3;
+                out_wn <= s1_rq ? c_kout : c_k;
                 for (r = 0; r < R; r = r + 1) begin
-                    for (q = 0; q < 8; q = q + 1) begin
-                        out_wen[r*8+q] <= s1_rv[r] && q < (s1_rq ? c_kout : c_k);
-                        ab = s1_obase + c_ooff[r*32 +: 32] + q;
-                        out_waddr[(r*8+q)*AW_OUT +: AW_OUT] <= ab[AW_OUT-1:0];
-                    end
+                    out_wen[r] <= s1_rv[r] && r < c_g;
+                    ab = s1_obase + c_ooff[r*32 +: 32];
+                    out_wbase[r*AW_OUT +: AW_OUT] <= ab[AW_OUT-1:0];
                 end
+                wg_rv <= s1_rv;
+                wg_lo <= c_g;
+                wg_left <= c_nw - 1;
+            end else if (wg_left != 0) begin
+                for (r = 0; r < R; r = r + 1) out_wen[r] <= wg_rv[r] && r >= wg_lo && r < wg_lo + c_g;
+                wg_lo <= wg_lo + c_g;
+                wg_left <= wg_left - 1;
             end
 
-            // ---- stage 1: the datapath works on the operands read by the current issue
-            s1_gemm   <= ph == PH_ISSUE && op == OP_GEMM;
-            s1_rq     <= ph == PH_ISSUE && op == OP_RQ;
-            s1_pool   <= ph == PH_ISSUE && op == OP_POOL;
+            // ---- stage 1: the datapath works on the operands read by the current issue (not in a gap)
+            s1_gemm   <= ph == PH_ISSUE && bub == 0 && op == OP_GEMM;
+            s1_rq     <= ph == PH_ISSUE && bub == 0 && op == OP_RQ;
+            s1_pool   <= ph == PH_ISSUE && bub == 0 && op == OP_POOL;
             s1_first  <= d_first;
             s1_fin    <= d_fin;
             s1_init   <= c_accum && d_first;
@@ -264,6 +310,18 @@ module bb_compute #(
                     end
                 end
                 k_passes = (k_npix + R - 1) / R;
+                // OUT write groups (simulator/timing.py out_write_groups): c_g rows per group = rows r <= R
+                // with r * ostride <= 8R (one bank per entry among the 8R banks), c_nw groups per pass
+                k_os = n_rq ? gw[`BB_REQUANT_OSTRIDE_MSB:`BB_REQUANT_OSTRIDE_LSB] : gw[`BB_POOL_OSTRIDE_MSB:`BB_POOL_OSTRIDE_LSB];
+                k_g = 1;
+                for (r = 2; r <= R; r = r + 1) if (r * k_os <= 8 * R) k_g = r;
+                k_nw = 0;
+                for (r = 0; r < R; r = r + 1) if (r * k_g < k_npix && r * k_g < R) k_nw = k_nw + 1;
+                c_g <= k_g;
+                c_nw <= k_nw;
+                c_outw <= (n_rq && gw[`BB_REQUANT_DEST_LSB] == `BB_DEST_OUT) || (n_pool && !gw[`BB_POOL_MODE_LSB]);
+                c_stall <= k_accum && k_kh * k_kw * k_cw * k_bg == 1 && k_ct >= 3;
+                bub <= 32'd0;
                 op <= k_op;
                 ph <= PH_ISSUE;
                 c_k <= k_k; c_m <= k_m; c_rk <= k_rk; c_wmode <= k_wmode; c_accum <= k_accum; c_res <= k_res;
@@ -292,7 +350,12 @@ module bb_compute #(
                 cx = 0;
                 crb = k_inp;
                 cb = k_inp;
+            end else if (ph == PH_ISSUE && bub == 0 && (c_stall || (c_outw && d_fin && c_nw > 1))) begin
+                bub <= c_stall ? 32'd1 : c_nw - 1;     // an issue followed by gap cycles: advance in the last one
+            end else if (ph == PH_ISSUE && bub > 1) begin
+                bub <= bub - 1;
             end else if (ph == PH_ISSUE) begin
+                bub <= 32'd0;
                 if (d_last) begin
                     ph   <= PH_DRAIN;
                     dcnt <= (op == OP_GEMM) ? GEMM_PIPELINE - 1 : ALU_PIPELINE - 1;
@@ -392,9 +455,8 @@ module bb_compute #(
                 pass <= tp_pass; p0 <= tp_p0; t <= tp_t; ky <= tp_ky; kx <= tp_kx; c <= tp_c; g <= tp_g;
                 i0 <= tp_i0; j0 <= tp_j0; woff_row <= tp_woff_row; woff_col <= tp_woff_col; woff <= tp_woff;
                 wb <= tp_wb; accb <= tp_accb; rbase0 <= tp_rbase0; obase0 <= tp_obase0; rv <= tp_rv;
-                inp_ren <= {R*P{1'b0}};
-                inpx_en <= {R{1'b0}};
-                wgt_ren <= {P{1'b0}};
+                inp_ren <= {R{1'b0}};
+                wgt_ren <= 1'b0;
                 acc_ren <= {R{1'b0}};
                 const_ren <= k_op == OP_RQ;
                 d_first <= k_op == OP_RQ || (tp_ky == 0 && tp_kx == 0 && tp_c == 0 && tp_g == 0);
@@ -403,22 +465,18 @@ module bb_compute #(
                 d_last  <= tp_pass == k_passes - 1 && (k_op == OP_RQ || (tp_ky == k_kh - 1 && tp_kx == k_kw - 1
                            && tp_c == k_cw - 1 && tp_g == k_bg - 1 && tp_t == k_ct - 1));
                 if (k_op == OP_GEMM) begin
-                    // branch pairs of the group: (i, j) = planes of INP and WGT, starting at (i0, j0)
+                    // branch pairs of the group: (i, j) = planes of INP and WGT, starting at (i0, j0). Row r
+                    // reads the INP window from plane i0 of its pixel, WGT the window of the weight word;
+                    // pair q takes INP entry i - i0 and WGT entry j of them.
                     ti = tp_i0;
                     tj = tp_j0;
                     /*verilator unroll_full*/
                     for (q = 0; q < P; q = q + 1) begin
                         d_bvalid[q] <= ti < k_k;
                         d_shift[q*4 +: 4] <= k_wmode ? ti : ti + tj;
-                        wgt_ren[q] <= ti < k_k;
-                        ab = tp_wb + tj;
-                        wgt_raddr[q*AW_WGT +: AW_WGT] <= ab[AW_WGT-1:0];
-                        /*verilator unroll_full*/
-                        for (r = 0; r < R; r = r + 1) begin
-                            inp_ren[r*P+q] <= tp_rv[r] && ti < k_k;
-                            ab = tp_base[r*32 +: 32] + tp_woff + ti;
-                            inp_raddr[(r*P+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
-                        end
+                        ab = ti - tp_i0;
+                        inp_off[q*3 +: 3] <= ab[2:0];
+                        wgt_off[q*3 +: 3] <= tj[2:0];
                         if (tj + 4'd1 == k_m) begin
                             tj = 4'd0;
                             ti = ti + 4'd1;
@@ -426,45 +484,36 @@ module bb_compute #(
                             tj = tj + 4'd1;
                         end
                     end
+                    wgt_ren <= 1'b1;
+                    wgt_raddr <= tp_wb[AW_WGT-1:0];
                     /*verilator unroll_full*/
                     for (r = 0; r < R; r = r + 1) begin
+                        inp_ren[r] <= tp_rv[r];
+                        ab = tp_base[r*32 +: 32] + tp_woff + tp_i0;
+                        inp_raddr[r*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
                         acc_ren[r] <= tp_rv[r] && k_accum && tp_ky == 0 && tp_kx == 0 && tp_c == 0 && tp_g == 0;
-                        ab = tp_accb + r;
-                        acc_raddr[r*AW_ACC +: AW_ACC] <= ab[AW_ACC-1:0];
                     end
+                    acc_raddr <= tp_accb[AW_ACC-1:0];
                 end else if (k_op == OP_POOL) begin
-                    // planes q < k of the window position: q < P on the ports, the rest on the plane group
-                    inpx_n <= k_k - P;
+                    // planes q < k of the window position: the INP window from plane 0 of the pixel
                     for (r = 0; r < R; r = r + 1) begin
-                        for (q = 0; q < P; q = q + 1) begin
-                            inp_ren[r*P+q] <= tp_rv[r] && q < k_k;
-                            ab = tp_base[r*32 +: 32] + tp_woff + q;
-                            inp_raddr[(r*P+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
-                        end
-                        inpx_en[r] <= tp_rv[r] && k_k > P;
-                        ab = tp_base[r*32 +: 32] + tp_woff + P;
-                        inpx_base[r*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
+                        inp_ren[r] <= tp_rv[r];
+                        ab = tp_base[r*32 +: 32] + tp_woff;
+                        inp_raddr[r*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
                     end
-                end else begin  // REQUANT: residual planes q < rk, split the same way
-                    inpx_n <= k_rk - P;
+                end else begin  // REQUANT: ACC entries of the pass's pixels, residual planes q < rk
                     for (r = 0; r < R; r = r + 1) begin
                         acc_ren[r] <= tp_rv[r];
-                        ab = k_acc + tp_p0 + r;
-                        acc_raddr[r*AW_ACC +: AW_ACC] <= ab[AW_ACC-1:0];
-                        for (q = 0; q < P; q = q + 1) begin
-                            inp_ren[r*P+q] <= tp_rv[r] && k_res && q < k_rk;
-                            ab = tp_rbase0 + k_roff[r*32 +: 32] + q;
-                            inp_raddr[(r*P+q)*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
-                        end
-                        inpx_en[r] <= tp_rv[r] && k_res && k_rk > P;
-                        ab = tp_rbase0 + k_roff[r*32 +: 32] + P;
-                        inpx_base[r*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
+                        inp_ren[r] <= tp_rv[r] && k_res;
+                        ab = tp_rbase0 + k_roff[r*32 +: 32];
+                        inp_raddr[r*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
                     end
+                    ab = k_acc + tp_p0;
+                    acc_raddr <= ab[AW_ACC-1:0];
                 end
             end else begin
-                inp_ren <= {R*P{1'b0}};
-                inpx_en <= {R{1'b0}};
-                wgt_ren <= {P{1'b0}};
+                inp_ren <= {R{1'b0}};
+                wgt_ren <= 1'b0;
                 acc_ren <= {R{1'b0}};
                 const_ren <= 1'b0;
             end

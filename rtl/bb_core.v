@@ -34,7 +34,7 @@ module bb_core #(
     parameter E_WGT    = ARRAY_COLS * WORD_BITS / 8,
     parameter E_ACC    = ARRAY_COLS * 4,
     parameter E_OUT    = WORD_BITS / 8,
-    parameter E_CONST  = ARRAY_COLS * 16,
+    parameter E_CONST  = ARRAY_COLS * `BB_CONST_BYTES_PER_LANE,
     parameter FA_INP   = $clog2(INP_ENTRIES) + $clog2(E_INP),
     parameter FA_WGT   = $clog2(WGT_ENTRIES) + $clog2(E_WGT),
     parameter FA_CONST = $clog2(CONST_ENTRIES) + $clog2(E_CONST),
@@ -47,6 +47,11 @@ module bb_core #(
     input  wire          clear,       // zero the on-chip buffers and reload the instruction memory (benches)
     input  wire [31:0]   insn_count,
     input  wire [32:0]   dram_size,
+    // instruction memory write port (a host loads the program; the simulation benches tie it off and load
+    // the memory from a file, see bb_fetch)
+    input  wire          imem_we,
+    input  wire [31:0]   imem_waddr,
+    input  wire [`BB_INSN_BITS-1:0] imem_wdata,
     // DRAM port (bb_dram)
     output wire          ld_req,
     output wire          st_req,
@@ -80,14 +85,24 @@ module bb_core #(
 );
     localparam R = ARRAY_ROWS, C = ARRAY_COLS, W = WORD_BITS, P = BRANCH_PARALLEL, B = DRAM_BYTES_PER_CYCLE;
     localparam IW = `BB_INSN_BITS, XW = 32, YW = 64;
-    // INP read ports: P per pixel row (BGEMM's branch pairs; POOL/REQUANT's first P planes) and a plane read
-    // group of NX per row for POOL/REQUANT's planes P..7 (unused when P >= 8: one port, enables tied to 0)
-    localparam NX = (P < 8) ? 8 - P : 1;
+    // Banks per buffer (docs/rtl.md "Memory system"): enough for a DMA beat (B bytes) to touch each bank at
+    // most once, and for the compute unit's accesses of one cycle: INP/WGT windows of 8 entries; ACC runs of
+    // R entries read and written in one cycle (4R: docs/timing.md 4.1); OUT 8 planes x R rows (8R).
+    localparam NB_INP   = (B / E_INP > 8) ? B / E_INP : 8;
+    localparam NB_WGT   = (B / E_WGT > 8) ? B / E_WGT : 8;
+    localparam NB_CONST = (B / E_CONST > 1) ? B / E_CONST : 1;
+    localparam NB_ACC   = (B / E_ACC > 4 * R) ? B / E_ACC : 4 * R;
+    localparam NB_OUT   = (B / E_OUT > 8 * R) ? B / E_OUT : 8 * R;
     localparam AW_INP   = (INP_ENTRIES > 1) ? $clog2(INP_ENTRIES) : 1;
     localparam AW_WGT   = (WGT_ENTRIES > 1) ? $clog2(WGT_ENTRIES) : 1;
     localparam AW_ACC   = (ACC_ENTRIES > 1) ? $clog2(ACC_ENTRIES) : 1;
     localparam AW_OUT   = (OUT_ENTRIES > 1) ? $clog2(OUT_ENTRIES) : 1;
     localparam AW_CONST = (CONST_ENTRIES > 1) ? $clog2(CONST_ENTRIES) : 1;
+    localparam RA_INP   = (INP_ENTRIES / NB_INP > 1) ? $clog2(INP_ENTRIES / NB_INP) : 1;
+    localparam RA_WGT   = (WGT_ENTRIES / NB_WGT > 1) ? $clog2(WGT_ENTRIES / NB_WGT) : 1;
+    localparam RA_CONST = (CONST_ENTRIES / NB_CONST > 1) ? $clog2(CONST_ENTRIES / NB_CONST) : 1;
+    localparam RA_ACC   = (ACC_ENTRIES / NB_ACC > 1) ? $clog2(ACC_ENTRIES / NB_ACC) : 1;
+    localparam RA_OUT   = (OUT_ENTRIES / NB_OUT > 1) ? $clog2(OUT_ENTRIES / NB_OUT) : 1;
     localparam FA_ACC   = AW_ACC + $clog2(E_ACC);
     localparam FA_OUT   = AW_OUT + $clog2(E_OUT);
     localparam FA_ST    = (FA_ACC > FA_OUT) ? FA_ACC : FA_OUT;
@@ -95,6 +110,7 @@ module bb_core #(
     localparam QCW = $clog2(QUEUE_DEPTH + 1);
 
     // The RTL realises the timing contract under these assumptions (the harness checks them too).
+`ifndef SYNTHESIS
     initial begin
         if (GEMM_PIPELINE < 2 || ALU_PIPELINE < 2 || DRAM_LATENCY < 1 || W % 64 != 0 || W % C != 0
             || (1 << $clog2(B)) != B || (1 << $clog2(E_WGT)) != E_WGT || (1 << $clog2(E_ACC)) != E_ACC
@@ -103,6 +119,7 @@ module bb_core #(
             $finish;
         end
     end
+`endif
 
     reg           halt;   // = `done`; internal logic reads this, never the port (a bench may watch the port)
 
@@ -122,7 +139,8 @@ module bb_core #(
         .ACC_ENTRIES(ACC_ENTRIES), .OUT_ENTRIES(OUT_ENTRIES), .CONST_ENTRIES(CONST_ENTRIES),
         .IMEM_AW(IMEM_AW), .XW(XW), .YW(YW)
     ) fetch (
-        .clk(clk), .rst(rst), .reload(clear), .insn_count(insn_count), .dram_size(dram_size), .room(room),
+        .clk(clk), .rst(rst), .reload(clear), .imem_we(imem_we), .imem_waddr(imem_waddr),
+        .imem_wdata(imem_wdata), .insn_count(insn_count), .dram_size(dram_size), .room(room),
         .dispatch(dispatch), .word(f_word), .index(f_index), .all_dispatched(all_dispatched),
         .stalled(f_stalled), .err_status(f_status), .err_index(f_err_index)
     );
@@ -176,70 +194,55 @@ module bb_core #(
     wire [FA_ST-1:0]   s_dr_addr;
     wire [8*B-1:0]     acc_dr_data, out_dr_data;
 
-    wire [R*P-1:0]          inp_ren;
-    wire [R*P*AW_INP-1:0]   inp_raddr;
-    wire [R*P*W-1:0]        inp_rdata;
-    wire [R-1:0]            inpx_en;
-    wire [R*AW_INP-1:0]     inpx_base;
-    wire [3:0]              inpx_n;
-    wire [R*NX*W-1:0]       inpx_rdata;
-    wire [P-1:0]            wgt_ren;
-    wire [P*AW_WGT-1:0]     wgt_raddr;
-    wire [P*C*W-1:0]        wgt_rdata;
+    wire [R-1:0]            inp_ren;
+    wire [R*AW_INP-1:0]     inp_raddr;
+    wire [R*8*W-1:0]        inp_win;
+    wire                    wgt_ren;
+    wire [AW_WGT-1:0]       wgt_raddr;
+    wire [8*C*W-1:0]        wgt_win;
     wire                    const_ren;
     wire [AW_CONST-1:0]     const_raddr;
-    wire [C*128-1:0]        const_rdata;
+    wire [C*8*`BB_CONST_BYTES_PER_LANE-1:0] const_rdata;
     wire [R-1:0]            acc_ren, acc_wen;
-    wire [R*AW_ACC-1:0]     acc_raddr, acc_waddr;
+    wire [AW_ACC-1:0]       acc_raddr, acc_waddr;
     wire [R*C*32-1:0]       acc_rdata, pe_sum, rq_acc, pl_acc;
-    wire [1:0]              acc_wsrc, out_wsrc;
-    wire [R*8-1:0]          out_wen;
-    wire [R*8*AW_OUT-1:0]   out_waddr;
+    wire [1:0]              acc_wsrc;
+    wire                    out_wsrc;
+    wire [R-1:0]            out_wen;
+    wire [R*AW_OUT-1:0]     out_wbase;
+    wire [3:0]              out_wn;
     wire [R*8*W-1:0]        rq_out, pl_out;
-    wire [R*8*W-1:0]        no_data = 0;   // OUT has two write sources
     wire [W-1:0]            out_wmask;
 
-    bb_buf #(.DEPTH(INP_ENTRIES), .EBYTES(E_INP), .B(B), .NRD(R*P), .NWR(1), .NXR(R), .NXP(NX), .AW(AW_INP),
-             .FAW(FA_INP)) inp (
+    // Every buffer is made of two-port SRAM banks (bb_sram_2p; docs/rtl.md "Memory system"): port A for the
+    // DMA engines, port B for the compute unit, entries interleaved over the banks (entry e in bank e % NB).
+    // INP: one copy per array row (each row reads its own pixels' windows), all copies written by LOAD.
+    bb_winbuf #(.COPIES(R), .NB(NB_INP), .NWIN(8), .DEPTH(INP_ENTRIES), .EBYTES(E_INP), .B(B), .FAW(FA_INP),
+                .AW(AW_INP), .RAW(RA_INP)) inp (
         .clk(clk), .clear(clear), .dw_en(l_dw_en[0]), .dw_addr(l_dw_addr[FA_INP-1:0]), .dw_mask(l_dw_mask),
-        .dw_data(l_dw_data), .dr_en(1'b0), .dr_addr({FA_INP{1'b0}}), .dr_data(),
-        .rd_en(inp_ren), .rd_addr(inp_raddr), .rd_data(inp_rdata),
-        .xr_en(inpx_en), .xr_base(inpx_base), .xr_n(inpx_n), .xr_data(inpx_rdata),
-        .wr_en(1'b0), .wr_addr({AW_INP{1'b0}}), .wr_src(2'd0), .wr_data0({W{1'b0}}), .wr_data1({W{1'b0}}),
-        .wr_data2({W{1'b0}}), .wr_mask({W{1'b0}})
+        .dw_data(l_dw_data), .ren(inp_ren), .raddr(inp_raddr), .win(inp_win)
     );
-    bb_buf #(.DEPTH(WGT_ENTRIES), .EBYTES(E_WGT), .B(B), .NRD(P), .NWR(1), .AW(AW_WGT), .FAW(FA_WGT)) wgt (
+    bb_winbuf #(.COPIES(1), .NB(NB_WGT), .NWIN(8), .DEPTH(WGT_ENTRIES), .EBYTES(E_WGT), .B(B), .FAW(FA_WGT),
+                .AW(AW_WGT), .RAW(RA_WGT)) wgt (
         .clk(clk), .clear(clear), .dw_en(l_dw_en[1]), .dw_addr(l_dw_addr[FA_WGT-1:0]), .dw_mask(l_dw_mask),
-        .dw_data(l_dw_data), .dr_en(1'b0), .dr_addr({FA_WGT{1'b0}}), .dr_data(),
-        .rd_en(wgt_ren), .rd_addr(wgt_raddr), .rd_data(wgt_rdata),
-        .xr_en(1'b0), .xr_base({AW_WGT{1'b0}}), .xr_n(4'd0), .xr_data(),
-        .wr_en(1'b0), .wr_addr({AW_WGT{1'b0}}), .wr_src(2'd0), .wr_data0({C*W{1'b0}}), .wr_data1({C*W{1'b0}}),
-        .wr_data2({C*W{1'b0}}), .wr_mask({C*W{1'b0}})
+        .dw_data(l_dw_data), .ren(wgt_ren), .raddr(wgt_raddr), .win(wgt_win)
     );
-    bb_buf #(.DEPTH(CONST_ENTRIES), .EBYTES(E_CONST), .B(B), .NRD(1), .NWR(1), .AW(AW_CONST), .FAW(FA_CONST))
-    cst (
+    bb_winbuf #(.COPIES(1), .NB(NB_CONST), .NWIN(1), .DEPTH(CONST_ENTRIES), .EBYTES(E_CONST), .B(B),
+                .FAW(FA_CONST), .AW(AW_CONST), .RAW(RA_CONST)) cst (
         .clk(clk), .clear(clear), .dw_en(l_dw_en[2]), .dw_addr(l_dw_addr[FA_CONST-1:0]), .dw_mask(l_dw_mask),
-        .dw_data(l_dw_data), .dr_en(1'b0), .dr_addr({FA_CONST{1'b0}}), .dr_data(),
-        .rd_en(const_ren), .rd_addr(const_raddr), .rd_data(const_rdata),
-        .xr_en(1'b0), .xr_base({AW_CONST{1'b0}}), .xr_n(4'd0), .xr_data(),
-        .wr_en(1'b0), .wr_addr({AW_CONST{1'b0}}), .wr_src(2'd0), .wr_data0({C*128{1'b0}}),
-        .wr_data1({C*128{1'b0}}), .wr_data2({C*128{1'b0}}), .wr_mask({C*128{1'b0}})
+        .dw_data(l_dw_data), .ren(const_ren), .raddr(const_raddr), .win(const_rdata)
     );
-    bb_buf #(.DEPTH(ACC_ENTRIES), .EBYTES(E_ACC), .B(B), .NRD(R), .NWR(R), .AW(AW_ACC), .FAW(FA_ACC)) acc (
-        .clk(clk), .clear(clear), .dw_en(1'b0), .dw_addr({FA_ACC{1'b0}}), .dw_mask({B{1'b0}}), .dw_data({8*B{1'b0}}),
-        .dr_en(s_dr_en[0]), .dr_addr(s_dr_addr[FA_ACC-1:0]), .dr_data(acc_dr_data),
-        .rd_en(acc_ren), .rd_addr(acc_raddr), .rd_data(acc_rdata),
-        .xr_en(1'b0), .xr_base({AW_ACC{1'b0}}), .xr_n(4'd0), .xr_data(),
-        .wr_en(acc_wen), .wr_addr(acc_waddr), .wr_src(acc_wsrc), .wr_data0(pe_sum), .wr_data1(rq_acc),
-        .wr_data2(pl_acc), .wr_mask({C*32{1'b1}})
+    bb_accbuf #(.R(R), .NB(NB_ACC), .DEPTH(ACC_ENTRIES), .EBYTES(E_ACC), .B(B), .FAW(FA_ACC), .AW(AW_ACC),
+                .RAW(RA_ACC)) acc (
+        .clk(clk), .clear(clear), .dr_en(s_dr_en[0]), .dr_addr(s_dr_addr[FA_ACC-1:0]), .dr_data(acc_dr_data),
+        .ren(acc_ren), .raddr(acc_raddr), .rdata(acc_rdata), .wen(acc_wen), .waddr(acc_waddr), .wsrc(acc_wsrc),
+        .wdata0(pe_sum), .wdata1(rq_acc), .wdata2(pl_acc)
     );
-    bb_buf #(.DEPTH(OUT_ENTRIES), .EBYTES(E_OUT), .B(B), .NRD(1), .NWR(R*8), .AW(AW_OUT), .FAW(FA_OUT)) outb (
-        .clk(clk), .clear(clear), .dw_en(1'b0), .dw_addr({FA_OUT{1'b0}}), .dw_mask({B{1'b0}}), .dw_data({8*B{1'b0}}),
-        .dr_en(s_dr_en[1]), .dr_addr(s_dr_addr[FA_OUT-1:0]), .dr_data(out_dr_data),
-        .rd_en(1'b0), .rd_addr({AW_OUT{1'b0}}), .rd_data(),
-        .xr_en(1'b0), .xr_base({AW_OUT{1'b0}}), .xr_n(4'd0), .xr_data(),
-        .wr_en(out_wen), .wr_addr(out_waddr), .wr_src(out_wsrc), .wr_data0(rq_out), .wr_data1(pl_out),
-        .wr_data2(no_data), .wr_mask(out_wmask)
+    bb_outbuf #(.R(R), .C(C), .NB(NB_OUT), .DEPTH(OUT_ENTRIES), .EBYTES(E_OUT), .B(B), .FAW(FA_OUT),
+                .AW(AW_OUT), .RAW(RA_OUT)) outb (
+        .clk(clk), .clear(clear), .dr_en(s_dr_en[1]), .dr_addr(s_dr_addr[FA_OUT-1:0]), .dr_data(out_dr_data),
+        .wen(out_wen), .wbase(out_wbase), .wn(out_wn), .wsrc(out_wsrc), .wmask(out_wmask),
+        .wdata0(rq_out), .wdata1(pl_out)
     );
 
     // ---- engines -------------------------------------------------------------------------------------
@@ -264,17 +267,16 @@ module bb_core #(
 
     bb_compute #(
         .R(R), .C(C), .W(W), .P(P), .GEMM_PIPELINE(GEMM_PIPELINE), .ALU_PIPELINE(ALU_PIPELINE),
-        .AW_INP(AW_INP), .AW_WGT(AW_WGT), .AW_ACC(AW_ACC), .AW_OUT(AW_OUT), .AW_CONST(AW_CONST), .NX(NX)
+        .AW_INP(AW_INP), .AW_WGT(AW_WGT), .AW_ACC(AW_ACC), .AW_OUT(AW_OUT), .AW_CONST(AW_CONST)
     ) compute (
         .clk(clk), .rst(rst), .go(go[1]), .go_word(go_word[IW +: IW]), .last(cp_last),
-        .inp_ren(inp_ren), .inp_raddr(inp_raddr), .inp_rdata(inp_rdata),
-        .inpx_en(inpx_en), .inpx_base(inpx_base), .inpx_n(inpx_n), .inpx_rdata(inpx_rdata),
-        .wgt_ren(wgt_ren), .wgt_raddr(wgt_raddr), .wgt_rdata(wgt_rdata),
+        .inp_ren(inp_ren), .inp_raddr(inp_raddr), .inp_win(inp_win),
+        .wgt_ren(wgt_ren), .wgt_raddr(wgt_raddr), .wgt_win(wgt_win),
         .const_ren(const_ren), .const_raddr(const_raddr), .const_rdata(const_rdata),
         .acc_ren(acc_ren), .acc_raddr(acc_raddr), .acc_rdata(acc_rdata),
-        .acc_wen(acc_wen), .acc_waddr(acc_waddr), .acc_wsrc(acc_wsrc), .out_wen(out_wen), .out_waddr(out_waddr),
-        .out_wsrc(out_wsrc), .out_wmask(out_wmask), .pe_sum(pe_sum), .rq_acc(rq_acc), .pl_acc(pl_acc),
-        .rq_out(rq_out), .pl_out(pl_out)
+        .acc_wen(acc_wen), .acc_waddr(acc_waddr), .acc_wsrc(acc_wsrc), .out_wen(out_wen), .out_wbase(out_wbase),
+        .out_wn(out_wn), .out_wsrc(out_wsrc), .out_wmask(out_wmask), .pe_sum(pe_sum), .rq_acc(rq_acc),
+        .pl_acc(pl_acc), .rq_out(rq_out), .pl_out(pl_out)
     );
 
     // ---- cycle counter, completion, status -----------------------------------------------------------

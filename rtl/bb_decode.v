@@ -34,7 +34,7 @@ module bb_decode #(
     localparam E_WGT   = ARRAY_COLS * WORD_BITS / 8;
     localparam E_ACC   = ARRAY_COLS * 4;
     localparam E_OUT   = WORD_BITS / 8;
-    localparam E_CONST = ARRAY_COLS * 16;
+    localparam E_CONST = ARRAY_COLS * `BB_CONST_BYTES_PER_LANE;
     localparam SLICES  = WORD_BITS / ARRAY_COLS;
 
     // The decoder as a function: bb_fetch calls it only when it loads a new word (the simulator then

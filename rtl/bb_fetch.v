@@ -1,8 +1,9 @@
 // bb_fetch: instruction memory, decode stage and in-order dispatch (docs/timing.md section 2).
 //
-// The instruction memory (2^IMEM_AW words of INSN_BITS) is loaded by $readmemh from the file named by
-// the `+program=FILE` plusarg (one instruction per line, 64 hex digits; the bench writes it from
-// program.bin), at time 0 and again on `reload` (a bench runs several programs in one simulation).
+// The instruction memory (2^IMEM_AW words of INSN_BITS) is written by a host through `imem_*`; in
+// simulation (not SYNTHESIS) it is loaded by $readmemh from the file named by the `+program=FILE` plusarg
+// (one instruction per line, 64 hex digits; the bench writes it from program.bin), at time 0 and again on
+// `reload` (a bench runs several programs in one simulation).
 // The decode register holds instruction `pc`, decoded and checked by bb_decode; it is refilled from
 // memory in the cycle it is dispatched, so fetch dispatches at most one instruction per cycle.
 // Instruction pc goes to its unit's queue when that queue has room in this cycle (`room`, which
@@ -26,6 +27,9 @@ module bb_fetch #(
     input  wire                     clk,
     input  wire                     rst,
     input  wire                     reload,
+    input  wire                     imem_we,
+    input  wire [31:0]              imem_waddr,
+    input  wire [`BB_INSN_BITS-1:0] imem_wdata,
     input  wire [XW-1:0]            insn_count,
     input  wire [32:0]              dram_size,
     input  wire [2:0]               room,
@@ -40,6 +44,10 @@ module bb_fetch #(
     localparam IW = `BB_INSN_BITS;
 
     reg [IW-1:0] imem [0:(1 << IMEM_AW) - 1];
+    // A host writes the program through imem_* (the chip's instruction SRAM port); the simulation benches
+    // load it from a file instead, which only a simulator can do.
+    always @(posedge clk) if (imem_we) imem[imem_waddr[IMEM_AW-1:0]] <= imem_wdata;
+`ifndef SYNTHESIS
     reg [8*1024-1:0] program_file;
     reg              have_program;
     initial begin
@@ -47,6 +55,7 @@ module bb_fetch #(
         if (have_program) $readmemh(program_file, imem);
     end
     always @(posedge clk) if (reload && have_program) $readmemh(program_file, imem);
+`endif
 
     reg  [XW-1:0] pc;                 // index of the instruction in the decode register
     wire          dvalid = pc < insn_count;

@@ -67,7 +67,7 @@ module bb_load #(
     reg [31:0] srow;         // flat byte address of the current SRAM row
     reg [31:0] drow;         // DRAM address of the current data row
 
-    wire        start = go && w[3:0] == `BB_OP_LOAD;
+    wire        start = go && w[`BB_OPCODE_LSB +: `BB_OPCODE_W] == `BB_OP_LOAD;
     wire        idle, active, beat_on, row_end;
     wire [31:0] beat, row;
     bb_dma_seq #(.DRAM_LATENCY(DRAM_LATENCY), .DMA_ROW_OVERHEAD(DMA_ROW_OVERHEAD)) seq (

@@ -6,6 +6,7 @@
 // also registered as packed plane words (`out_words`, lane bit at slice*C + l, other bits 0) and as
 // int32 ACC lanes (`acc_out`), ready to be written the next cycle.
 `timescale 1ns/1ps
+`include "bb_automatic.vh"
 module bb_pool #(
     parameter R   = 2,
     parameter C   = 4,
@@ -25,7 +26,7 @@ module bb_pool #(
     output reg  [R*8*W-1:0]  out_words,
     output reg  [R*C*32-1:0] acc_out
 );
-    reg [31:0] run [0:R*C-1];
+    `BB_REGS reg [31:0] run [0:R*C-1];
 
     integer r, l, i;
     reg [31:0] lvl, nv, bitpos;

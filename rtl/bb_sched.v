@@ -9,6 +9,7 @@
 // dispatch/start/grant/end cycles for the per-instruction trace (`tr_*`, one record per retirement).
 `timescale 1ns/1ps
 `include "bitbranch_isa.vh"
+`include "bb_automatic.vh"
 module bb_sched #(
     parameter TOKEN_DEPTH = 4,
     parameter IW  = 256,   // instruction bits
@@ -48,17 +49,17 @@ module bb_sched #(
     localparam ST_IDLE = 2'd0, ST_POP = 2'd1, ST_EXEC = 2'd2, ST_PUSH = 2'd3;
     localparam TW = $clog2(TOKEN_DEPTH + 1);
 
-    reg [1:0]    st    [0:2];
-    reg [3:0]    flags [0:2];
-    reg          ppd_r [0:2];
-    reg          spd_r [0:2];
-    reg [IW-1:0] word  [0:2];
-    reg [XW-1:0] idx   [0:2];
-    reg [YW-1:0] t_disp  [0:2];
-    reg [YW-1:0] t_start [0:2];
-    reg [YW-1:0] t_grant [0:2];
-    reg [YW-1:0] t_end   [0:2];
-    reg [TW-1:0] tokens  [0:3];
+    `BB_REGS reg [1:0]    st    [0:2];
+    `BB_REGS reg [3:0]    flags [0:2];
+    `BB_REGS reg          ppd_r [0:2];
+    `BB_REGS reg          spd_r [0:2];
+    `BB_REGS reg [IW-1:0] word  [0:2];
+    `BB_REGS reg [XW-1:0] idx   [0:2];
+    `BB_REGS reg [YW-1:0] t_disp  [0:2];
+    `BB_REGS reg [YW-1:0] t_start [0:2];
+    `BB_REGS reg [YW-1:0] t_grant [0:2];
+    `BB_REGS reg [YW-1:0] t_end   [0:2];
+    `BB_REGS reg [TW-1:0] tokens  [0:3];
 
     wire [5:0]  st_v    = {st[2], st[1], st[0]};
     wire [11:0] flags_v = {flags[2], flags[1], flags[0]};
@@ -109,7 +110,7 @@ module bb_sched #(
         for (u = 0; u < 3; u = u + 1) begin : g_unit
             wire [IW-1:0] w = take[u] ? head_word[u*IW +: IW] : word[u];
             assign go_word[u*IW +: IW] = w;
-            assign single[u] = (w[3:0] == `BB_OP_SYNC) || (w[3:0] == `BB_OP_FINISH);
+            assign single[u] = (w[`BB_OPCODE_LSB +: `BB_OPCODE_W] == `BB_OP_SYNC) || (w[`BB_OPCODE_LSB +: `BB_OPCODE_W] == `BB_OP_FINISH);
             assign go[u]     = start[u] & ~single[u];
             assign idle[u]   = (st[u] == ST_IDLE);
             assign busy[u]   = (st[u] == ST_EXEC);

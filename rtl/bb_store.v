@@ -51,7 +51,7 @@ module bb_store #(
     reg        sel_q;        // buffer of the data arriving this cycle
     reg [31:0] row_bytes, sstep_b, dstride, srow, drow;
 
-    wire        start = go && w[3:0] == `BB_OP_STORE;
+    wire        start = go && w[`BB_OPCODE_LSB +: `BB_OPCODE_W] == `BB_OP_STORE;
     wire        idle, active, beat_on, row_end;
     wire [31:0] beat, row;
     bb_dma_seq #(.DRAM_LATENCY(DRAM_LATENCY), .DMA_ROW_OVERHEAD(DMA_ROW_OVERHEAD)) seq (

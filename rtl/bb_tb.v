@@ -8,6 +8,7 @@
 // `reload` (while `run` is low) re-reads the program and DRAM files, zeroes the buffers and restarts the
 // trace file, so one simulation can run many programs.
 `timescale 1ns/1ps
+`include "bitbranch_isa.vh"
 module bb_tb #(
     parameter ARRAY_ROWS           = 16,
     parameter ARRAY_COLS           = 16,
@@ -102,7 +103,8 @@ module bb_tb #(
         .DMA_ROW_OVERHEAD(DMA_ROW_OVERHEAD), .GEMM_PIPELINE(GEMM_PIPELINE), .ALU_PIPELINE(ALU_PIPELINE),
         .QUEUE_DEPTH(QUEUE_DEPTH), .TOKEN_DEPTH(TOKEN_DEPTH), .IMEM_AW(IMEM_AW), .TAGW(TAGW)
     ) core (
-        .clk(clk), .rst(rst), .clear(reload_q), .insn_count(insn_count_q), .dram_size(dram_size_q),
+        .clk(clk), .rst(rst), .clear(reload_q), .imem_we(1'b0), .imem_waddr(32'd0),
+        .imem_wdata({`BB_INSN_BITS{1'b0}}), .insn_count(insn_count_q), .dram_size(dram_size_q),
         .ld_req(ld_req), .st_req(st_req), .ld_gnt(ld_gnt), .st_gnt(st_gnt), .dram_rel(rel),
         .rd_en(rd_en), .rd_addr(rd_addr), .rd_mask(rd_mask), .rd_tag(rd_tag),
         .rsp_valid(rsp_valid), .rsp_data(rsp_data), .rsp_tag(rsp_tag),

@@ -56,6 +56,15 @@
 `define BB_MODE_MAX                        1'd0
 `define BB_MODE_SUM                        1'd1
 
+// CONST entry: fields in this order, each C lanes x BYTES little-endian; OFF in bytes per lane
+`define BB_CONST_BYTES_PER_LANE            16
+`define BB_CONST_MUL_OFF                   0
+`define BB_CONST_MUL_BYTES                 4
+`define BB_CONST_RMUL_OFF                  4
+`define BB_CONST_RMUL_BYTES                4
+`define BB_CONST_BIAS_OFF                  8
+`define BB_CONST_BIAS_BYTES                8
+
 // load (opcode 1): 2-D strided DMA from DRAM into an on-chip buffer, with zero fill on each side.
 `define BB_LOAD_BUF_LSB                    8  // destination buffer
 `define BB_LOAD_BUF_MSB                    10

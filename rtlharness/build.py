@@ -78,14 +78,18 @@ SIMULATORS = ("verilator", "icarus")
 
 # Modules of the whole-program simulation top (bb_tb), one per file.
 CORE_MODULES = (
-    "bb_fifo", "bb_stepnet", "bb_sched", "bb_decode", "bb_fetch", "bb_buf", "bb_dram", "bb_dma_seq", "bb_load",
-    "bb_store", "bb_pe_array", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_tb",
+    "bb_fifo", "bb_stepnet", "bb_sched", "bb_decode", "bb_fetch", "bb_sram_2p", "bb_banks", "bb_winbuf",
+    "bb_accbuf", "bb_outbuf", "bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_pe_array", "bb_requant", "bb_pool",
+    "bb_compute", "bb_core", "bb_tb",
 )
 # Simulation-only modules: the bench top and the behavioural DRAM sit outside the synthesized core.
 SIM_ONLY_MODULES = ("bb_dram", "bb_tb")
 # The synthesizable core (`bitbranch synth`, rtlharness/synth.py): the same list less the simulation-only ones.
 SYNTH_MODULES = tuple(m for m in CORE_MODULES if m not in SIM_ONLY_MODULES)
 INCLUDES = ("bitbranch_isa.vh", "bb_status.vh", "bb_automatic.vh")
+# Every simulation build defines BB_SIM_CLEAR: bb_sram_2p's `clear` (zero a bank in one cycle, so batched
+# benches start each program from zeroed buffers) exists only then; synthesis never defines it.
+SIM_DEFINES = {"BB_SIM_CLEAR": 1}
 
 # Verilator: the bench clock is generated in Verilog (--timing, needs C++20 coroutines), so cocotb does
 # nothing per cycle. Instead of the runner's --public-flat-rw, which would keep Verilator from optimising
@@ -211,6 +215,7 @@ def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str,
         args += COVERAGE_ARGS
     directory = build_root / (f"{sim}_{name}" + ("_waves" if waves else "") + ("_cov" if coverage else ""))
     stamp_data = {"toplevel": toplevel, "digest": _digest(deps), "parameters": parameters, "args": args,
+                  "defines": SIM_DEFINES,
                   "waves": waves, "opt": OPT_FAST if sim == "verilator" else None}
     stamp = directory / "bitbranch_build.json"
     binary = directory / (toplevel if sim == "verilator" else "sim.vvp")
@@ -223,7 +228,7 @@ def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str,
         log_file = (log_dir or directory) / "build.log"
         try:
             _runner(sim).build(
-                sources=sources, includes=[rtl], hdl_toplevel=toplevel, parameters=parameters,
+                sources=sources, includes=[rtl], hdl_toplevel=toplevel, parameters=parameters, defines=SIM_DEFINES,
                 build_args=args, build_dir=directory, waves=waves, timescale=("1ns", "1ps"), log_file=log_file,
                 always=True,
             )

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from bitbranch.isa.encoding import Instruction
-from bitbranch.isa.hwconfig import BUFFERS, HwConfig
+from bitbranch.isa.hwconfig import BUFFERS, HwConfig, const_field_bytes
 from bitbranch.isa.numeric import (
     activation_operand,
     byte_levels,
@@ -245,9 +245,9 @@ class Datapath:
         if rec is None:
             c = self.hw.array_cols
             raw = self.const[entry]
-            mul = raw[: 4 * c].view("<i4").astype(np.int64)
-            rmul = raw[4 * c : 8 * c].view("<i4").astype(np.int64)
-            bias = raw[8 * c :].view("<i8").astype(np.int64)
+            mul = raw[const_field_bytes("mul", c)].view("<i4").astype(np.int64)
+            rmul = raw[const_field_bytes("rmul", c)].view("<i4").astype(np.int64)
+            bias = raw[const_field_bytes("bias", c)].view("<i8").astype(np.int64)
             with np.errstate(over="ignore"):
                 bias += offset
             rec = self._consts[key] = (mul, rmul, bias)

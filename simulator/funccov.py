@@ -16,6 +16,7 @@ Groups:
   push at t);
 * `dram`: the arbitration outcomes of section 5 (lone request or waited for the port, per unit; two requests
   that meet: raised in the same cycle, load first; the earlier store first; the earlier load first);
+* `bank`: the bank conflicts of section 4.1 (the ACC stall, OUT write groups of requant and of max pool);
 * `status`: each error status of each instruction class, and the empty program.
 
 Every group is kept per preset (the preset's name), as the issue asks for opcode x field x preset.
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 
 from bitbranch.isa.encoding import Instruction
 from bitbranch.isa.hwconfig import HwConfig
-from bitbranch.isa.spec import NEIGHBOURS, OPCODES, TOKEN_FIELDS, Unit
+from bitbranch.isa.spec import NEIGHBOURS, OPCODES, TOKEN_FIELDS, Dest, PoolMode, Unit
 
 TOKEN_NAMES = tuple(f.name for f in TOKEN_FIELDS)
 NARROW_BITS = 8
@@ -39,6 +40,10 @@ QUEUES = ("load->compute", "compute->load", "compute->store", "store->compute")
 DRAM_OUTCOMES = ("load lone request", "store lone request", "load waited for the port",
                  "store waited for the port", "same-cycle requests: load first", "earlier store served first",
                  "earlier load served first")
+# The bank conflicts of docs/timing.md section 4.1 (simulator.timing decides when each happens).
+BANK_POINTS = ("ACC stall: accumulating one-step BGEMM over >= 3 column tiles",
+               "OUT write groups: requant writes a pass in several cycles",
+               "OUT write groups: max pool writes a pass in several cycles")
 # Which error statuses each instruction class can raise (docs/isa.md): the cross product would name
 # impossible points (a sync cannot overrun a buffer).
 STATUS_POINTS = {
@@ -98,7 +103,8 @@ def all_points() -> dict[str, list[str]]:
         queue += [f"token {q}: pop waited (empty)", f"token {q}: push waited (full)",
                   f"token {q}: popped in the cycle it was pushed", f"token {q}: pop made room for a push in-cycle"]
     status = [f"{cls}:{st}" for cls, sts in STATUS_POINTS.items() for st in sts]
-    return {"field": fields, "tokens": tokens, "queue": queue, "dram": list(DRAM_OUTCOMES), "status": status}
+    return {"field": fields, "tokens": tokens, "queue": queue, "dram": list(DRAM_OUTCOMES), "bank": list(BANK_POINTS),
+            "status": status}
 
 
 # Narrow fields whose largest legal value is set by the config, not by the field width.
@@ -180,6 +186,20 @@ def _queue_hits(program: Sequence[Instruction], ts) -> Iterator[str]:
             yield f"token {q}: pop made room for a push in-cycle"
 
 
+def _bank_hits(program: Sequence[Instruction], hw: HwConfig) -> Iterator[str]:
+    from .timing import acc_stall, out_write_groups
+
+    for insn in program:
+        f = insn.as_dict()
+        if insn.op == "bgemm" and acc_stall(f, hw):
+            yield BANK_POINTS[0]
+        elif insn.op == "requant" and f["dest"] == Dest.OUT and out_write_groups(f["ostride"], f["n"], hw) > 1:
+            yield BANK_POINTS[1]
+        elif (insn.op == "pool" and f["mode"] == PoolMode.MAX
+              and out_write_groups(f["ostride"], f["oh"] * f["ow"], hw) > 1):
+            yield BANK_POINTS[2]
+
+
 def _dram_hits(program: Sequence[Instruction], ts) -> Iterator[str]:
     dma = [(k, insn.exec_unit) for k, insn in enumerate(program) if ts.grant[k] >= 0]
     for k, unit in dma:
@@ -220,6 +240,7 @@ class FunctionalCoverage:
         self._count(preset, "tokens", tokens)
         self._count(preset, "queue", list(_queue_hits(program, ts)))
         self._count(preset, "dram", list(_dram_hits(program, ts)))
+        self._count(preset, "bank", list(_bank_hits(program, hw)))
 
     def add_status(self, klass: str, status: str, preset: str) -> None:
         """An error run: `klass` is the opcode of the failing instruction, or "program" for whole-program errors."""

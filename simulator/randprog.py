@@ -53,6 +53,11 @@ class RandomProgramConfig:
     p_unaligned: float = 0.2  # DRAM addresses / strides not a multiple of the entry size
     prologue: bool = True  # start by loading the INP, WGT and CONST windows so computes see data
     max_bgemm_work: int = 4000  # ctiles*oh*ow*kh*kw*cw*kbits*mbits*C upper bound (reference cost)
+    # bank-conflict cases of docs/timing.md section 4.1: one-step BGEMMs over 3-4 column tiles (the ACC
+    # stall when accumulating) and output strides beyond 8 (OUT write groups); 0 draws nothing (the
+    # programs of earlier versions of this generator)
+    p_onestep: float = 0.12
+    p_wide_stride: float = 0.12
 
 
 @dataclass
@@ -180,6 +185,11 @@ class _Generator:
             m = 2
         oh, ow, kh, kw = (self._int(1, d) for _ in range(4))
         stride, dil, cw, ctiles = self._int(1, 2), self._int(1, 2), self._int(1, 2), self._int(1, 2)
+        # one issue per column tile: kh = kw = cw = 1, one branch group
+        if self.cfg.p_onestep and self._chance(self.cfg.p_onestep):
+            wmode, k, m = WeightMode.POW2, 1, self._int(1, min(2, self.hw.branch_parallel))
+            kh = kw = cw = 1
+            ctiles = self._int(3, 4)
         work = ctiles * oh * ow * kh * kw * cw * k * m * self.hw.array_cols
         if work > self.cfg.max_bgemm_work:
             return None
@@ -206,6 +216,8 @@ class _Generator:
         lo = self._int(0, top // 2) if self._chance(0.3) else 0
         hi = self._int(lo, top) if self._chance(0.3) else top
         ostride = kout + (self._int(0, 2) if self._chance(0.4) else 0)
+        if self.cfg.p_wide_stride and self._chance(self.cfg.p_wide_stride):
+            ostride = kout + self._int(0, 12)
         rk = self._planes() if res else 0
         rstride = rk + self._int(0, 2) if res else 0
         shift = self._int(0, 62) if self._chance(0.1) else self._int(0, 8)
@@ -231,6 +243,8 @@ class _Generator:
         ipix = k + (self._int(0, 2) if self._chance(0.3) else 0)
         irow = ipix * (cols + 1) + (self._int(0, 2) if self._chance(0.3) else 0)
         ostride = k + (self._int(0, 2) if self._chance(0.3) else 0)
+        if self.cfg.p_wide_stride and self._chance(self.cfg.p_wide_stride):
+            ostride = k + self._int(0, 12)
         inp = self._base("inp", rows * irow + cols * ipix + k, read=True)
         if mode == PoolMode.MAX:
             out, acc = self._base("out", (oh * ow - 1) * ostride + k, read=False), 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bitbranch.isa.encoding import Instruction
 from bitbranch.isa.hwconfig import BUFFERS, HwConfig
-from bitbranch.isa.spec import OPCODE_BY_NAME
+from bitbranch.isa.spec import OPCODE_BY_NAME, Dest, PoolMode
 
 Fields = Mapping[str, int]
 
@@ -34,19 +34,44 @@ def store_hold(f: Fields, hw: HwConfig) -> int:
     return hw.dram_latency + f["rows"] * (ceil_div(f["len"] * e, hw.dram_bytes_per_cycle) + hw.dma_row_overhead)
 
 
+def acc_stall(f: Fields, hw: HwConfig) -> bool:
+    """The ACC bank conflict of docs/timing.md section 4.1: an accumulating BGEMM whose column tiles each take
+    one issue (kh = kw = cw = 1 and one branch group) over 3 or more tiles would read ACC rows in the cycle
+    it writes back rows of the same banks, so it issues every other cycle."""
+    steps = f["kh"] * f["kw"] * f["cw"] * ceil_div(f["kbits"] * f["mbits"], hw.branch_parallel)
+    return bool(f["accumulate"]) and steps == 1 and f["ctiles"] >= 3
+
+
 def bgemm_latency(f: Fields, hw: HwConfig) -> int:
     """R output pixels per pass; each pass walks ctiles x window x channel words x branch groups of P."""
     passes = ceil_div(f["oh"] * f["ow"], hw.array_rows)
     branch_groups = ceil_div(f["kbits"] * f["mbits"], hw.branch_parallel)
-    return hw.gemm_pipeline + passes * f["ctiles"] * f["kh"] * f["kw"] * f["cw"] * branch_groups
+    issue = 2 if acc_stall(f, hw) else 1
+    return hw.gemm_pipeline + passes * f["ctiles"] * f["kh"] * f["kw"] * f["cw"] * branch_groups * issue
+
+
+def out_write_groups(ostride: int, pixels: int, hw: HwConfig) -> int:
+    """Cycles to write one pass's results into OUT (docs/timing.md section 4.1). OUT has 8R banks (entry e in
+    bank e % 8R); row r writes its pixel's planes at out + r * ostride + q, q < 8, so rows whose entries span
+    at most 8R consecutive entries write together: g = min(R, 8R // ostride) rows per group (all R when
+    ostride <= 8)."""
+    r = hw.array_rows
+    rows = min(r, pixels)
+    per_group = r if ostride == 0 else max(1, min(r, 8 * r // ostride))
+    return ceil_div(rows, per_group)
 
 
 def requant_latency(f: Fields, hw: HwConfig) -> int:
-    return hw.alu_pipeline + ceil_div(f["n"], hw.array_rows)
+    passes = ceil_div(f["n"], hw.array_rows)
+    if f["dest"] == Dest.OUT:
+        return hw.alu_pipeline + passes * out_write_groups(f["ostride"], f["n"], hw)
+    return hw.alu_pipeline + passes
 
 
 def pool_latency(f: Fields, hw: HwConfig) -> int:
-    return hw.alu_pipeline + ceil_div(f["oh"] * f["ow"], hw.array_rows) * f["kh"] * f["kw"]
+    pixels = f["oh"] * f["ow"]
+    extra = out_write_groups(f["ostride"], pixels, hw) - 1 if f["mode"] == PoolMode.MAX else 0
+    return hw.alu_pipeline + ceil_div(pixels, hw.array_rows) * (f["kh"] * f["kw"] + extra)
 
 
 def bgemm_bitops(f: Fields, hw: HwConfig) -> int:

@@ -42,6 +42,8 @@ def test_each_timing_rule_reaches_its_coverpoint():
         "a store waits for a long load": "dram/earlier load served first",
         "pop from a full token queue frees a push": "queue/token load->compute: pop made room for a push in-cycle",
         "compute pushes back on a full queue to load": "queue/token compute->load: push waited (full)",
+        "ACC stall": f"bank/{funccov.BANK_POINTS[0]}",
+        "OUT write groups": f"bank/{funccov.BANK_POINTS[2]}",
     }
     for rule, point in expect.items():
         assert _cover([rules[rule]]).hits["small"][point], (rule, point)
@@ -55,7 +57,7 @@ def test_directed_and_random_programs_reach_every_timing_coverpoint(preset):
         program, dram = random_program(hw, np.random.default_rng(seed), 40)
         cov.add_run(program, run((program, dram, hw)).timestamps, hw)
     table = cov.table()[preset]
-    for group in ("field", "tokens", "queue", "dram"):
+    for group in ("field", "tokens", "queue", "dram", "bank"):
         assert table[group]["hit"] == table[group]["total"], (group, table[group]["missed"])
 
 

@@ -120,7 +120,8 @@ def test_core_port_widths(modules, preset):
     mod = modules["bb_core"]
     env = core_env(mod, PRESETS[preset])
     b = env["DRAM_BYTES_PER_CYCLE"]
-    want = {"clk": 1, "rst": 1, "clear": 1, "insn_count": 32, "dram_size": 33, "ld_req": 1, "st_req": 1,
+    want = {"clk": 1, "rst": 1, "clear": 1, "imem_we": 1, "imem_waddr": 32, "imem_wdata": 256,
+            "insn_count": 32, "dram_size": 33, "ld_req": 1, "st_req": 1,
             "ld_gnt": 1, "st_gnt": 1, "dram_rel": 1, "rd_en": 1, "rd_addr": 32, "rd_mask": b,
             "rd_tag": env["TAGW"], "rsp_valid": 1, "rsp_data": 8 * b, "rsp_tag": env["TAGW"], "wr_en": 1,
             "wr_addr": 32, "wr_mask": b, "wr_data": 8 * b, "done": 1, "status": 4, "err_index": 32, "cycles": 64,

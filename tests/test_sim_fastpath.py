@@ -188,7 +188,7 @@ GOLDEN = {
     ("lanes32", 7, 60, "bitwise"): "5c8a81bf12b078213f2f8a32",
     ("tiny", 1, 60, "fast"): "45e40970a09baf83470d21f8",
     ("tiny", 2, 300, "fast"): "30d3312658b831c8ba26be62",
-    ("tiny", 3, 120, "bitwise"): "0df382847f9443fd330df9f7",
+    ("tiny", 3, 120, "bitwise"): "fa0736529342a448e840d869",  # re-recorded: OUT write groups (timing.md 4.1)
 }
 
 
@@ -201,7 +201,10 @@ def golden_program(name: str, seed: int, length: int) -> tuple[list[Instruction]
         spec.loader.exec_module(bench)
         conv = bench.build(hw, 12, 12, 2)
         return conv.program, conv.dram, hw
-    program, dram = random_program(hw, np.random.default_rng(seed), length)
+    # the generator's bank-conflict cases (p_onestep, p_wide_stride) came later: off, so the programs stay
+    # the ones the fingerprints were recorded on
+    cfg = RandomProgramConfig(p_onestep=0.0, p_wide_stride=0.0)
+    program, dram = random_program(hw, np.random.default_rng(seed), length, cfg)
     return program, dram, hw
 
 

@@ -79,6 +79,30 @@ def test_pool():
     assert times(r) == [(0, 1, 21), (1, 21, 22)]
 
 
+# --- bank conflicts (docs/timing.md 4.1) -------------------------------------------------------------
+def test_acc_stall_one_step_accumulating_bgemm_over_three_tiles():
+    # kh = kw = cw = 1, kbits*mbits = 1 (one issue per tile), accumulate, ctiles 3: every issue is followed by
+    # a gap cycle. passes = ceil(3*1 / 2) = 2: 3 + 2 * 3 * 1 * 2 = 15: start 1, end 16.
+    one = "bgemm kbits=1 mbits=1 oh=3 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 irow=1 ipix=1 accumulate={a} ctiles={t}"
+    assert times(simulate(one.format(a=1, t=3) + "\nfinish"))[0] == (0, 1, 16)
+    # no stall without accumulate, with 2 tiles, or with two issues per tile (kw = 2)
+    assert times(simulate(one.format(a=0, t=3) + "\nfinish"))[0] == (0, 1, 1 + 3 + 2 * 3)
+    assert times(simulate(one.format(a=1, t=2) + "\nfinish"))[0] == (0, 1, 1 + 3 + 2 * 2)
+    two = one.replace("kw=1", "kw=2").replace("irow=1", "irow=2")
+    assert times(simulate(two.format(a=1, t=3) + "\nfinish"))[0] == (0, 1, 1 + 3 + 2 * 3 * 2)
+
+
+def test_out_write_groups():
+    # small: 8R = 16 OUT banks. ostride 9 > 8: g = min(2, 16 // 9) = 1 row per group, 2 groups per pass:
+    # requant 2 + ceil(5 / 2) * 2 = 8: start 1, end 9. ostride 8: one group, 2 + 3 = 5.
+    assert times(simulate("requant dest=out n=5 ostride=9 kout=2 hi=3\nfinish"))[0] == (0, 1, 9)
+    assert times(simulate("requant dest=out n=5 ostride=8 kout=2 hi=3\nfinish"))[0] == (0, 1, 6)
+    assert times(simulate("requant dest=out n=1 ostride=0 kout=2 hi=3\nfinish"))[0] == (0, 1, 4)
+    # max pool: one gap cycle after each pass's last window position: 2 + ceil(6 / 2) * (2*3 + 1) = 23
+    r = simulate("pool mode=max k=1 oh=3 ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=9\nfinish", dram_bytes=256)
+    assert times(r)[0] == (0, 1, 24)
+
+
 def test_sync_and_finish():
     # sync on load: start 1, end 2; finish dispatched at 1, start 2, end 3.
     assert times(simulate("sync unit=load\nfinish")) == [(0, 1, 2), (1, 2, 3)]

@@ -1,4 +1,4 @@
-"""Unit bench of the DMA path (bb_load, bb_store, bb_buf, bb_dram) against the simulator's datapath.
+"""Unit bench of the DMA path (bb_load, bb_store, the banked buffers, bb_dram) against the simulator's datapath.
 
 Random LOADs into INP, WGT and CONST with zero padding on every side, dense and strided SRAM rows, DRAM strides
 that skip, repeat or overlap bytes and unaligned DRAM addresses; random STOREs from ACC and OUT (filled
@@ -197,7 +197,8 @@ def run_dma_bench(hw_name: str = "small", sim: str = "verilator", cases: int = 6
 
     hw = get_config(hw_name)
     params = {**module_parameters("bench/bb_dma_tb", hw), "DRAM_AW": max(12, (dram_bytes - 1).bit_length())}
-    modules = ["bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_buf", "bench/bb_dma_tb"]
+    modules = ["bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_sram_2p", "bb_banks", "bb_winbuf", "bb_accbuf",
+               "bench/bb_dma_tb"]
     b = build(sim, "bb_dma_tb", modules, params, f"dma_{hw_name}")
     with tempfile.TemporaryDirectory(prefix="bitbranch-dma-") as tmp:
         work = Path(tmp)

@@ -1,0 +1,84 @@
+// bb_accbuf: the ACC buffer: NB bb_sram_2p banks (NB = 4R), entry e in bank e % NB at row e / NB.
+//
+// Port A: STORE reads (bb_banks). Port B: the compute unit, which per cycle reads rows r < R at entries
+// raddr + r (`ren[r]`; BGEMM's accumulate initialisation, REQUANT's input) and writes rows r < R at
+// entries waddr + r (`wen[r]`; results of an issue two or three cycles earlier). R consecutive entries are
+// in R different banks; a read run and a write run in the same cycle must not share a bank, since the
+// compute unit has one port per bank. The issue schedule guarantees it (docs/timing.md section 4.1): with
+// NB = 4R the runs of a pass and of the pass two issues back are R or 2R entries apart, and the one case
+// that is not (a one-step accumulating BGEMM over 3 or more column tiles) issues every other cycle with a
+// later write-back. A simulation check reports a violation.
+// The banks' port B writes whole entries, declared as 32-bit lanes: Yosys pairs a masked write port with
+// the read port on the same address into one read/write port, which it does not for an unmasked one.
+// Write data is picked from three sources by `wsrc` (0 array, 1 requantize, 2 pool), so the producers need
+// no multiplexer of their own.
+`timescale 1ns/1ps
+module bb_accbuf #(
+    parameter R      = 2,
+    parameter NB     = 8,
+    parameter DEPTH  = 1024,
+    parameter EBYTES = 16,
+    parameter B      = 8,
+    parameter FAW    = 14,
+    parameter AW     = 10,
+    parameter RAW    = 7,
+    parameter WIDTH  = 8 * EBYTES        // derived, not to be overridden
+) (
+    input  wire                  clk,
+    input  wire                  clear,
+    input  wire                  dr_en,
+    input  wire [FAW-1:0]        dr_addr,
+    output wire [8*B-1:0]        dr_data,
+    input  wire [R-1:0]          ren,
+    input  wire [AW-1:0]         raddr,
+    output wire [R*WIDTH-1:0]    rdata,
+    input  wire [R-1:0]          wen,
+    input  wire [AW-1:0]         waddr,
+    input  wire [1:0]            wsrc,
+    input  wire [R*WIDTH-1:0]    wdata0,
+    input  wire [R*WIDTH-1:0]    wdata1,
+    input  wire [R*WIDTH-1:0]    wdata2
+);
+    wire [NB-1:0]       en, we;
+    wire [NB*RAW-1:0]   row;
+    wire [NB*WIDTH-1:0] wd, rd;
+    reg  [AW-1:0]       r_a0;    // start of the read run whose data is on `rd`
+    always @(posedge clk) if (|ren) r_a0 <= raddr;
+
+    genvar k, r;
+    generate
+        for (k = 0; k < NB; k = k + 1) begin : bank
+            wire [31:0] jr = (k + NB - raddr % NB) % NB;   // bank k holds read row jr, write row jw (if < R)
+            wire [31:0] jw = (k + NB - waddr % NB) % NB;
+            // (|ren)/(|wen) first: an address register that was never written (X in a 4-state simulator)
+            // must not make an idle port look busy
+            wire        rd_on = (|ren) && jr < R && ren[jr % R];
+            wire        wr_on = (|wen) && jw < R && wen[jw % R];
+            wire [31:0] er = raddr + jr;
+            wire [31:0] ew = waddr + jw;
+            assign en[k] = rd_on || wr_on;
+            assign we[k] = wr_on;
+            assign row[k*RAW +: RAW] = wr_on ? ew / NB : er / NB;
+            assign wd[k*WIDTH +: WIDTH] = (wsrc == 2'd1) ? wdata1[(jw % R)*WIDTH +: WIDTH]
+                                        : (wsrc == 2'd2) ? wdata2[(jw % R)*WIDTH +: WIDTH]
+                                        : wdata0[(jw % R)*WIDTH +: WIDTH];
+`ifndef SYNTHESIS
+            always @(posedge clk) begin
+                if (rd_on && wr_on) begin
+                    $display("bb_accbuf: ERROR bank %0d read and written in one cycle", k);
+                    $finish;
+                end
+            end
+`endif
+        end
+        for (r = 0; r < R; r = r + 1) begin : rrow
+            assign rdata[r*WIDTH +: WIDTH] = rd[((r_a0 + r) % NB)*WIDTH +: WIDTH];
+        end
+    endgenerate
+
+    bb_banks #(.NB(NB), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .GB(32), .FAW(FAW), .RAW(RAW)) banks (
+        .clk(clk), .clear(clear), .dw_en(1'b0), .dw_addr({FAW{1'b0}}), .dw_mask({B{1'b0}}), .dw_data({8*B{1'b0}}),
+        .dr_en(dr_en), .dr_addr(dr_addr), .dr_data(dr_data),
+        .b_en(en), .b_we(we), .b_addr(row), .b_mask({NB*WIDTH/32{1'b1}}), .b_wdata(wd), .b_rdata(rd)
+    );
+endmodule

@@ -1,0 +1,87 @@
+// bb_banks: one on-chip buffer of DEPTH entries x EBYTES bytes made of NB bb_sram_2p banks, entry e in bank
+// e % NB at row e / NB (low-order interleaving: consecutive entries are in different banks).
+//
+// Port A of every bank belongs to the DMA engines: a beat of B bytes at a flat byte address (entry *
+// EBYTES + byte), written by LOAD (`dw_*`, per-byte mask) or read by STORE (`dr_*`, data registered at the
+// end of the `dr_en` cycle and held until the next read). A beat starts on a multiple of min(B, EBYTES)
+// bytes (bb_load/bb_store walk rows from entry-aligned addresses in steps of B), so it covers B/EBYTES whole
+// entries in as many different banks (B >= EBYTES; needs NB >= B/EBYTES) or B bytes of one entry.
+// A buffer is written by LOAD or read by STORE, never both, so the two never meet on port A.
+// Port B of every bank is passed through (`b_*`, bank k at index k): the buffer's compute-side module
+// routes the compute unit's accesses onto the banks, conflict-free by construction (docs/rtl.md,
+// "Memory system").
+`timescale 1ns/1ps
+module bb_banks #(
+    parameter NB     = 8,
+    parameter DEPTH  = 1024,
+    parameter EBYTES = 8,
+    parameter B      = 8,
+    parameter GB     = 64,               // port B write granule (bits)
+    parameter FAW    = 13,               // flat byte address bits ($clog2(DEPTH) + $clog2(EBYTES))
+    parameter RAW    = 7,                // bank row address bits ($clog2(DEPTH / NB), at least 1)
+    parameter WIDTH  = 8 * EBYTES        // derived, not to be overridden
+) (
+    input  wire                      clk,
+    input  wire                      clear,
+    input  wire                      dw_en,
+    input  wire [FAW-1:0]            dw_addr,
+    input  wire [B-1:0]              dw_mask,
+    input  wire [8*B-1:0]            dw_data,
+    input  wire                      dr_en,
+    input  wire [FAW-1:0]            dr_addr,
+    output wire [8*B-1:0]            dr_data,
+    input  wire [NB-1:0]             b_en,
+    input  wire [NB-1:0]             b_we,
+    input  wire [NB*RAW-1:0]         b_addr,
+    input  wire [NB*(WIDTH/GB)-1:0]  b_mask,
+    input  wire [NB*WIDTH-1:0]       b_wdata,
+    output wire [NB*WIDTH-1:0]       b_rdata
+);
+    localparam NE = (B >= EBYTES) ? B / EBYTES : 1;   // entries a beat touches
+
+    wire [FAW-1:0] fa  = dw_en ? dw_addr : dr_addr;
+    wire [31:0]    e0  = fa / EBYTES;                  // first entry of the beat
+    wire [31:0]    off = fa % EBYTES;                  // byte offset in it (B < EBYTES only)
+    wire [NB*WIDTH-1:0] a_rdata;
+
+    // the entry and byte offset of the last read, to pick its bytes out of the banks' read data
+    reg [31:0] r_e0, r_off;
+    always @(posedge clk) begin
+        if (dr_en) begin
+            r_e0  <= e0;
+            r_off <= off;
+        end
+    end
+
+    genvar k;
+    generate
+        for (k = 0; k < NB; k = k + 1) begin : bank
+            wire [31:0]        j   = (k + NB - e0 % NB) % NB;   // the beat's entry j falls in bank k
+            wire [31:0]        row = (e0 + j) / NB;
+            wire [EBYTES-1:0]  a_mask;
+            wire [WIDTH-1:0]   a_wdata;
+            if (B >= EBYTES) begin : whole
+                assign a_mask  = dw_mask[(j % NE)*EBYTES +: EBYTES];
+                assign a_wdata = dw_data[(j % NE)*WIDTH +: WIDTH];
+            end else begin : part
+                assign a_mask  = {{(EBYTES-B){1'b0}}, dw_mask} << off;
+                assign a_wdata = {(EBYTES/B){dw_data}};
+            end
+            bb_sram_2p #(.DEPTH(DEPTH / NB), .WIDTH(WIDTH), .AW(RAW), .GA(8), .GB(GB)) ram (
+                .clk(clk), .clear(clear),
+                .a_en((dw_en || dr_en) && j < NE), .a_we(dw_en), .a_addr(row[RAW-1:0]), .a_mask(a_mask),
+                .a_wdata(a_wdata), .a_rdata(a_rdata[k*WIDTH +: WIDTH]),
+                .b_en(b_en[k]), .b_we(b_we[k]), .b_addr(b_addr[k*RAW +: RAW]),
+                .b_mask(b_mask[k*(WIDTH/GB) +: WIDTH/GB]), .b_wdata(b_wdata[k*WIDTH +: WIDTH]),
+                .b_rdata(b_rdata[k*WIDTH +: WIDTH])
+            );
+        end
+        if (B >= EBYTES) begin : rd_whole
+            for (k = 0; k < NE; k = k + 1) begin : ent
+                assign dr_data[k*WIDTH +: WIDTH] = a_rdata[((r_e0 + k) % NB)*WIDTH +: WIDTH];
+            end
+        end else begin : rd_part
+            assign dr_data = a_rdata[(r_e0 % NB)*WIDTH + 8*r_off +: 8*B];
+        end
+    endgenerate
+endmodule
