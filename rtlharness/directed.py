@@ -73,10 +73,11 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
                                    "accumulate=1 ctiles=3 pop_prev"]
                                 + ["bgemm kbits=1 mbits=1 oh=4 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 irow=1 ipix=1 "
                                    "accumulate=1 ctiles=4 acc=5"] + ["finish"]),
-        "OUT write groups": "\n".join(["requant dest=out n=5 ostride=9 kout=2 hi=3",
-                                        "requant dest=out n=3 ostride=20 kout=8 hi=255",
-                                        "pool mode=max k=1 oh=3 ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=9",
-                                        "finish"]),
+        "OUT write groups": "\n".join([
+            "requant dest=out n=5 ostride=9 kout=2 hi=3", "requant dest=out n=3 ostride=20 kout=8 hi=255",
+            f"requant dest=out n={hw.array_rows} ostride=20 kout=8 hi=255",
+            "pool mode=max k=1 oh=3 ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=9",
+            f"pool mode=max k=1 oh={hw.array_rows} ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=20", "finish"]),
         "field extremes": "\n".join([
             "load buf=inp rows=1 len=1 pad_top=255 pad_bottom=255", "store buf=acc rows=1 len=1",
             "bgemm kbits=8 mbits=8 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1",
