@@ -476,6 +476,10 @@ def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: 
     return out.returncode == 0
 
 
+class BaselineFailed(RuntimeError):
+    """The suite does not pass on the RTL as it is."""
+
+
 def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progress=None,
              timeout: float = 240.0) -> list[Outcome]:
     from bitbranch.rtl import rtl_dir
@@ -484,6 +488,12 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="bitbranch-mutate-") as tmp:
         work = Path(tmp)
+        # The unmutated design must pass the suite, or every mutant would count as killed.
+        files = core_files()
+        base = run_mutant_isolated(Mutation(files[0], 0, 0, "", "", "none"), suite_name, sim, work, timeout)
+        if base.status != "survived":
+            raise BaselineFailed(f"the {suite_name} suite fails on the unmutated RTL ({base.check}: {base.detail}); "
+                                 "a mutation score would mean nothing")
         for m in draw(all_mutations(rtl), seed):
             if sum(o.status != "unbuildable" for o in outcomes) >= n:
                 break
@@ -559,7 +569,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
     try:
         outcomes = campaign(args.mutants, args.seed, args.suite, args.sim, args.hw, progress, args.timeout)
-    except SimulatorError as exc:
+    except (SimulatorError, BaselineFailed) as exc:
         return fail(str(exc))
     s = summary(outcomes, time.perf_counter() - t0)
     if args.json:
