@@ -316,8 +316,9 @@ def _networks(preset: str) -> tuple:
     g = GraphMaker(21, (10, 10, 3))
     a = g.conv("a", "input", 16, 3, 2, 2, pad=1)
     b = g.conv("b", a, 8, 3, 2, 2, stride=2, pad=1)
-    arts = tuple(lower_graph(*graph, get_config(preset))
-                 for graph in (g.graph([b]), residual_block(), pool_add_upsample_concat()))
+    hw = get_config(preset)
+    arts = tuple(lower_graph(graph, hw, inputs)
+                 for graph, inputs in (g.graph([b]), residual_block(), pool_add_upsample_concat()))
     for art in arts:  # a check on constant outputs would prove nothing
         assert all(len(np.unique(v)) > 1 for v in art.golden.values()), "a check network's outputs are constant"
     return arts
