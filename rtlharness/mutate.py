@@ -477,34 +477,71 @@ def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: 
     return out.returncode == 0
 
 
+BASELINE_LIMIT_S = 1800.0  # the unmutated design's suite run may take this long
+WATCHDOG_FACTOR = 3.0  # a mutant is hung when it runs this many times the unmutated suite's time
+
+
 class BaselineFailed(RuntimeError):
     """The suite does not pass on the RTL as it is."""
 
 
 def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progress=None,
-             timeout: float = 240.0) -> list[Outcome]:
+             timeout: float = 240.0, jobs: int = 1) -> tuple[list[Outcome], dict]:
+    """The first n buildable mutants of the seeded draw, each run through the suite. `jobs` mutants run at once
+    (each in its own process and folder); the result is the same set, in draw order, whatever `jobs` is.
+    Returns the outcomes and {baseline_seconds, watchdog_seconds}."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     from bitbranch.rtl import rtl_dir
 
     rtl = rtl_dir()
-    outcomes: list[Outcome] = []
+    done: dict[int, Outcome] = {}
+    lock = threading.Lock()
     with tempfile.TemporaryDirectory(prefix="bitbranch-mutate-") as tmp:
-        work = Path(tmp)
         # The unmutated design must pass the suite, or every mutant would count as killed.
-        files = core_files()
-        base = run_mutant_isolated(Mutation(files[0], 0, 0, "", "", "none"), suite_name, sim, work, timeout)
+        base = run_mutant_isolated(Mutation(core_files()[0], 0, 0, "", "", "none"), suite_name, sim,
+                                   Path(tmp) / "baseline", max(timeout, BASELINE_LIMIT_S))
         if base.status != "survived":
             raise BaselineFailed(f"the {suite_name} suite fails on the unmutated RTL ({base.check}: {base.detail}); "
                                  "a mutation score would mean nothing")
-        for m in draw(all_mutations(rtl), seed):
-            if sum(o.status != "unbuildable" for o in outcomes) >= n:
-                break
-            o = run_mutant_isolated(m, suite_name, sim, work, timeout)
-            if o.status == "survived" and prove_equivalent(m, rtl, work, hw_name):
-                o.status, o.detail = "equivalent", "yosys equiv_induct proves the mutant equal to the design"
-            outcomes.append(o)
-            if progress is not None:
-                progress(outcomes)
-    return outcomes
+        # A mutant only counts as hung when it runs well past what the whole suite takes on the real design
+        # (a survivor runs every check): otherwise a slow machine would turn survivors into watchdog kills.
+        timeout = max(timeout, WATCHDOG_FACTOR * base.seconds)
+        if progress is not None:
+            progress([], base.seconds, timeout)
+        todo = enumerate(draw(all_mutations(rtl), seed))
+
+        def counted() -> int:
+            return sum(o.status != "unbuildable" for o in done.values())
+
+        def worker(slot: int) -> None:
+            work = Path(tmp) / f"job{slot}"
+            while True:
+                with lock:
+                    if counted() >= n:
+                        return
+                    item = next(todo, None)
+                if item is None:
+                    return
+                k, m = item
+                o = run_mutant_isolated(m, suite_name, sim, work, timeout)
+                if o.status == "survived" and prove_equivalent(m, rtl, work, hw_name):
+                    o.status, o.detail = "equivalent", "yosys equiv_induct proves the mutant equal to the design"
+                with lock:
+                    done[k] = o
+                    if progress is not None:
+                        progress(list(done.values()))
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(worker, range(jobs)))
+    out, n_counted = [], 0
+    for o in (done[k] for k in sorted(done)):  # in draw order; jobs > 1 may have run a few more
+        if n_counted >= n:
+            break
+        out.append(o)
+        n_counted += o.status != "unbuildable"
+    return out, {"baseline_seconds": round(base.seconds, 1), "watchdog_seconds": round(timeout, 1)}
 
 
 def summary(outcomes: list[Outcome], seconds: float) -> dict:
@@ -538,8 +575,10 @@ def add_arguments_mutate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hw", default="small", metavar="PRESET",
                         help="preset for the equivalence proof of survivors (default small)")
     parser.add_argument("--timeout", type=float, default=240.0, metavar="S",
-                        help="wall-clock limit per mutant; a mutant that hangs the simulator past it is killed by the "
-                             "watchdog (default 240)")
+                        help="least wall-clock limit per mutant (default 240); the limit is at least 3x the time the "
+                             "unmutated RTL takes for the whole suite, and a mutant past it is killed by the watchdog")
+    parser.add_argument("--jobs", type=int, default=1, metavar="J",
+                        help="mutants run at once, each in its own process (default 1; same result for any J)")
     parser.add_argument("--list", action="store_true", help="only count the mutation points per operator and file")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
 
@@ -551,6 +590,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
     if args.mutants < 1:
         return fail(f"--mutants={args.mutants} must be >= 1")
+    if args.jobs < 1:
+        return fail(f"--jobs={args.jobs} must be >= 1")
     if not args.timeout > 0:
         return fail(f"--timeout={args.timeout} must be > 0 seconds")
     if args.list:
@@ -562,17 +603,22 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         return 0
     t0 = time.perf_counter()
 
-    def progress(outcomes: list[Outcome]) -> None:
+    def progress(outcomes: list[Outcome], baseline: float | None = None, watchdog: float | None = None) -> None:
+        if not outcomes:
+            print(f"unmutated RTL passes the {args.suite} suite in {baseline:.1f} s; watchdog {watchdog:.0f} s",
+                  file=sys.stderr)
+            return
         o = outcomes[-1]
         done = sum(x.status != "unbuildable" for x in outcomes)
         print(f"[{done}/{args.mutants}] {o.status:11s} {o.seconds:5.1f} s  {o.mutation.describe()}"
               + (f"  <- {o.check}" if o.check else ""), file=sys.stderr)
 
     try:
-        outcomes = campaign(args.mutants, args.seed, args.suite, args.sim, args.hw, progress, args.timeout)
+        outcomes, calibration = campaign(args.mutants, args.seed, args.suite, args.sim, args.hw, progress,
+                                         args.timeout, args.jobs)
     except (SimulatorError, BaselineFailed) as exc:
         return fail(str(exc))
-    s = summary(outcomes, time.perf_counter() - t0)
+    s = summary(outcomes, time.perf_counter() - t0) | calibration
     if args.json:
         print(json.dumps(s))
         return 0
