@@ -1,0 +1,92 @@
+"""Ops users bring (issue 16), compiled and bit-exact on the simulator with outputs that carry information:
+ceil_mode pooling that changes nothing, timm's fused BatchNormAct2d; refusals that name what is missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bitbranch.compiler.compile import compile_model
+from bitbranch.compiler.frontend import FrontendError, capture, unfuse_norm_act
+from bitbranch.isa.hwconfig import get_config
+from bitbranch.simulator import run
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def image(size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def check_live(model: nn.Module, size: int, hw: str = "small", precision: str = "W2A2"):
+    """Compile, simulate: outputs equal golden AND are not degenerate, no liveness warning."""
+    torch.manual_seed(0)
+    art = compile_model(model.eval(), precision, get_config(hw), image(size))
+    result = run(art)
+    assert result.golden_ok
+    for name in art.outputs:
+        assert len(np.unique(result.outputs[name])) > 1, f"{name}: bit-exact but constant"
+    assert not art.meta["liveness"]["warnings"], art.meta["liveness"]["warnings"]
+    return art, result
+
+
+class FusedBnAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d in miniature: BatchNorm2d subclass that also applies drop and act in forward."""
+
+    def __init__(self, c: int, act: nn.Module):
+        super().__init__(c)
+        self.drop, self.act = nn.Identity(), act
+
+    def forward(self, x):
+        return self.act(self.drop(super().forward(x)))
+
+
+def test_fused_batchnorm_act_is_split_and_runs_bit_exact():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), FusedBnAct(16, nn.ReLU6()),
+                      nn.Conv2d(16, 16, 3, padding=1, bias=False), FusedBnAct(16, nn.ReLU()),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    for bn in (m[1], m[3]):
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+    split = unfuse_norm_act(m)
+    assert split is not m and isinstance(m[1], FusedBnAct)  # the caller's model is untouched
+    assert type(split.get_submodule("1.bn")) is nn.BatchNorm2d and isinstance(split.get_submodule("1.act"), nn.ReLU6)
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(split.eval()(x), m.eval()(x))
+    kinds = [f.kind for f in capture(m, (1, 3, 8, 8)).nodes]
+    assert kinds.count("bn") == 2 and kinds.count("act") == 2 and "host" not in kinds
+    check_live(m, 8)
+
+
+def test_ceil_mode_pools_that_change_nothing_run_bit_exact():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                      nn.MaxPool2d(2, ceil_mode=True),
+                      nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                      nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False),
+                      nn.Flatten(), nn.Linear(16 * 2 * 2, 10))
+    check_live(m, 8)
+
+
+def test_ceil_mode_with_a_partial_window_is_refused_by_name():
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(3, 2, ceil_mode=True))  # 8 -> 4 (floor would give 3)
+    with pytest.raises(FrontendError, match=r"module path '1'.*ceil_mode"):
+        capture(m, (1, 3, 10, 10))
+
+
+@pytest.mark.parametrize("ref", ["timm:mobilenetv2_100", "timm:resnet34d"])
+def test_timm_models_with_fused_bn_and_avg_down_run_live(ref):
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("timm") is None and not os.environ.get("BITBRANCH_REQUIRE_ZOO"):
+        pytest.skip("zoo extra (timm) not installed")
+    from bitbranch.workloads import get
+
+    torch.manual_seed(0)
+    spec = get(ref)
+    art, result = check_live(spec.build(), 64, hw="edge", precision=spec.precision)
+    assert len(np.unique(result.outputs[art.outputs[0]])) > 100
