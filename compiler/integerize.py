@@ -317,15 +317,16 @@ def _bn(fn: FNode, p: Pending) -> Pending:
 
 def _avgpool(fn: FNode, x: ir.Tensor) -> Pending:
     k, stride, pad = fn.attrs["kernel"], fn.attrs["stride"], fn.attrs["pad"]
+    kw = fn.attrs.get("kernel_w") or k
     if pad and x.zero != 0:
         raise IntegerizeError(f"{fn.where()}: padded average pooling of '{x.name}' (level 0 is not real zero)")
     c = x.shape[2]
 
     def make(rq: ir.Requant, out: str, inputs: list[str]) -> ir.Op:
-        return ir.Pool(fn.path, inputs, out, "avg", k, stride, pad, rq)
+        return ir.Pool(fn.path, inputs, out, "avg", k, stride, pad, rq, kernel_w=kw if kw != k else 0)
 
-    A = np.full(c, x.scale / (k * k))
-    total = k * k * ((1 << x.bits) - 1)
+    A = np.full(c, x.scale / (k * kw))
+    total = k * kw * ((1 << x.bits) - 1)
     return Pending("pool", fn.node, fn.path, make, [x.name], A, np.full(c, -x.scale * x.zero), np.full(c, total),
                    total, _hwc(fn.shape), info={"a_in": x.bits})
 

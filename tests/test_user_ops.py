@@ -90,3 +90,37 @@ def test_timm_models_with_fused_bn_and_avg_down_run_live(ref):
     spec = get(ref)
     art, result = check_live(spec.build(), 64, hw="edge", precision=spec.precision)
     assert len(np.unique(result.outputs[art.outputs[0]])) > 100
+
+
+def test_global_pooling_of_a_non_square_map_runs_bit_exact():
+    """A 240x320-style input: the last map is not square (here 6x10); global average pooling is one 6x10 window."""
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                      nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU())
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(self.body(x)), 1))
+
+    model = Net().eval()
+    img = np.random.default_rng(3).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    art = compile_model(model, "W2A2", get_config("small"), img)
+    pool = next(r for r in art.layers if r.name == "pool")
+    assert pool.detail["kernel"] == [6, 10]
+    result = run(art)
+    assert result.golden_ok and len(np.unique(result.outputs[art.outputs[0]])) > 1
+    assert not art.meta["liveness"]["warnings"]
+
+
+def test_too_large_pooling_window_is_refused_with_the_layer_name():
+    from bitbranch.compiler.tiling import LoweringError
+
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                      nn.Linear(8, 4))
+    with pytest.raises(LoweringError, match=r"layer '2': pooling window 16x16 .* 15x15"):
+        compile_model(m.eval(), "W2A2", get_config("small"), image(16))
