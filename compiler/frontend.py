@@ -225,7 +225,7 @@ def _global_pool(fn: FNode) -> FNode:
     oh, ow = (out[2], out[3]) if len(out) == 4 else (1, 1)
     if (oh, ow) == (1, 1):  # global: one window of the whole map, square or not (a 240x320 input's 8x10 map)
         fn.kind = "avgpool"
-        fn.attrs = {"kernel": h, "stride": h if h == w else 1, "pad": 0, "kernel_w": w if w != h else 0}
+        fn.attrs = {"kernel": h, "stride": h if h == w else 1, "pad": 0, **({"kernel_w": w} if w != h else {})}
         return fn
     if h % oh or w % ow or h // oh != w // ow:
         raise FrontendError(f"{fn.where()}: adaptive pooling {h}x{w} -> {oh}x{ow} is not a square window with stride"
