@@ -152,6 +152,7 @@ _CAT_FNS = {torch.cat, torch.concat, torch.concatenate}
 _FLATTEN_METHODS = {"flatten", "view", "reshape"}
 _IDENTITY_FNS = {F.dropout, F.dropout2d}
 _META_METHODS = {"size", "dim"}
+_SIZE_ARITH = {operator.getitem, operator.floordiv, operator.mul, operator.truediv}  # on sizes (no tensor result)
 
 
 def _act(fn: FNode, lo: float | None, hi: float | None) -> FNode:
@@ -366,7 +367,7 @@ def _classify_function(fn: FNode) -> FNode:
     if t in _IDENTITY_FNS or method == "contiguous":
         fn.kind = "identity"
         return fn
-    if method in _META_METHODS or t is getattr or (t is operator.getitem and fn.shape is None):
+    if method in _META_METHODS or t is getattr or (t in _SIZE_ARITH and fn.shape is None):
         fn.kind = "meta"
         return fn
     fn.kind = "host"
@@ -415,6 +416,9 @@ _ALTERNATIVES = {
                     "accelerator has no elementwise multiply: remove the gate (or its sigmoid) to run the model"),
     **dict.fromkeys(("LayerNorm", "layer_norm", "GroupNorm", "group_norm", "LocalResponseNorm"),
                     "normalisation by statistics of the data needs division at run time; use BatchNorm (folded)"),
+    **dict.fromkeys(("view", "reshape", "transpose", "permute", "chunk", "split", "getitem", "narrow",
+                     "channel_shuffle", "ChannelShuffle"),
+                    "channel split / shuffle (ShuffleNet) and reshapes other than a flatten are not supported yet"),
     **dict.fromkeys(("MultiheadAttention", "softmax", "Softmax", "matmul", "bmm", "scaled_dot_product_attention"),
                     "attention multiplies two activations; the accelerator multiplies activations only by weights"),
 }

@@ -176,3 +176,16 @@ def test_nested_concat_read_by_a_layer_is_bit_exact():
 
     art = compile_model(Nested().eval(), "W2A2", get_config("small"), image(8))
     assert run(art).golden_ok
+
+
+def test_mlp_on_a_flattened_28x28_image_runs_bit_exact():
+    """The Linear's kernel covers the whole 28x28 input (over the 4-bit kh/kw fields): the input im2col rewrite
+    turns it into a 1x1 layer over 784 channels, the input reordered."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10)).eval()
+    img = np.random.default_rng(5).integers(0, 256, (28, 28, 1), dtype=np.uint8)
+    art = compile_model(m, "W2A2", get_config("edge"), img)
+    assert art.meta["input_transforms"]  # the rewrite happened
+    result = run(art)
+    assert result.golden_ok and len(np.unique(result.outputs[art.outputs[0]])) > 1
+    assert not art.meta["liveness"]["warnings"]
