@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,6 +152,7 @@ _CAT_FNS = {torch.cat, torch.concat, torch.concatenate}
 _FLATTEN_METHODS = {"flatten", "view", "reshape"}
 _IDENTITY_FNS = {F.dropout, F.dropout2d}
 _META_METHODS = {"size", "dim"}
+_SIZE_ARITH = {operator.getitem, operator.floordiv, operator.mul, operator.truediv}  # on sizes (no tensor result)
 
 
 def _act(fn: FNode, lo: float | None, hi: float | None) -> FNode:
@@ -185,8 +187,10 @@ def conv_padding(m: nn.Conv2d) -> tuple[int, int]:
 
 
 def _pool(fn: FNode, mode: str, kernel: Any, stride: Any, pad: Any, ceil_mode: bool, extra_ok: bool) -> FNode:
-    if ceil_mode:
-        raise FrontendError(f"{fn.where()}: ceil_mode pooling is not supported")
+    if ceil_mode and not _ceil_changes_nothing(fn):
+        raise FrontendError(f"{fn.where()}: ceil_mode pooling that adds a partial window at the bottom/right edge is "
+                            f"not supported ({_shape(fn.inputs[0])} -> {fn.shape}); pad the input so the windows fit, "
+                            "or use ceil_mode=False")
     if not extra_ok:
         raise FrontendError(f"{fn.where()}: pooling option not supported (dilation, return_indices, "
                             "count_include_pad=False with padding, divisor_override)")
@@ -197,6 +201,22 @@ def _pool(fn: FNode, mode: str, kernel: Any, stride: Any, pad: Any, ceil_mode: b
     return fn
 
 
+def _ceil_changes_nothing(fn: FNode) -> bool:
+    """ceil_mode only matters when a last, partial window would start inside the input: when the traced output
+    has the floor-mode size (timm's `avg_down` 2x2/2 pools on even maps), it is an ordinary pool."""
+    src, out = _shape(fn.inputs[0]), fn.shape
+    node = fn.node
+    if src is None or out is None or len(src) != 4 or len(out) != 4:
+        return False
+    m = fn.module
+    kernel = m.kernel_size if m is not None else _arg(node, 1, "kernel_size")
+    stride = m.stride if m is not None else _arg(node, 2, "stride")
+    pad = m.padding if m is not None else _arg(node, 3, "padding", 0)
+    k, s, p = (tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in (kernel, stride or kernel, pad))
+    floor = tuple((src[2 + i] + 2 * p[i] - k[i]) // s[i] + 1 for i in range(2))
+    return floor == tuple(out[2:])
+
+
 def _global_pool(fn: FNode) -> FNode:
     """Adaptive average pooling whose output divides the input: a k x k window with stride k."""
     src, out = _shape(fn.inputs[0]), fn.shape
@@ -204,6 +224,10 @@ def _global_pool(fn: FNode) -> FNode:
         raise FrontendError(f"{fn.where()}: adaptive pooling needs a 4-D input")
     h, w = src[2:]
     oh, ow = (out[2], out[3]) if len(out) == 4 else (1, 1)
+    if (oh, ow) == (1, 1):  # global: one window of the whole map, square or not (a 240x320 input's 8x10 map)
+        fn.kind = "avgpool"
+        fn.attrs = {"kernel": h, "stride": h if h == w else 1, "pad": 0, **({"kernel_w": w} if w != h else {})}
+        return fn
     if h % oh or w % ow or h // oh != w // ow:
         raise FrontendError(f"{fn.where()}: adaptive pooling {h}x{w} -> {oh}x{ow} is not a square window with stride"
                             " = window")
@@ -343,7 +367,7 @@ def _classify_function(fn: FNode) -> FNode:
     if t in _IDENTITY_FNS or method == "contiguous":
         fn.kind = "identity"
         return fn
-    if method in _META_METHODS or t is getattr or (t is operator.getitem and fn.shape is None):
+    if method in _META_METHODS or t is getattr or (t in _SIZE_ARITH and fn.shape is None):
         fn.kind = "meta"
         return fn
     fn.kind = "host"
@@ -392,6 +416,9 @@ _ALTERNATIVES = {
                     "accelerator has no elementwise multiply: remove the gate (or its sigmoid) to run the model"),
     **dict.fromkeys(("LayerNorm", "layer_norm", "GroupNorm", "group_norm", "LocalResponseNorm"),
                     "normalisation by statistics of the data needs division at run time; use BatchNorm (folded)"),
+    **dict.fromkeys(("view", "reshape", "transpose", "permute", "chunk", "split", "getitem", "narrow",
+                     "channel_shuffle", "ChannelShuffle"),
+                    "channel split / shuffle (ShuffleNet) and reshapes other than a flatten are not supported yet"),
     **dict.fromkeys(("MultiheadAttention", "softmax", "Softmax", "matmul", "bmm", "scaled_dot_product_attention"),
                     "attention multiplies two activations; the accelerator multiplies activations only by weights"),
 }
@@ -506,9 +533,38 @@ def example_input(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tenso
     return torch.rand(input_shape, generator=torch.Generator().manual_seed(0)).to(dtype)
 
 
+def _is_fused_norm_act(m: nn.Module) -> bool:
+    """timm's BatchNormAct2d (and look-alikes): a BatchNorm2d subclass whose forward also applies `drop` and `act`.
+    fx traces into it (it is not a torch.nn class), so the batch norm became a functional call reading its
+    own weights (reported as 'bn1.weight'); split, it is a BatchNorm2d followed by its activation."""
+    return (isinstance(m, nn.BatchNorm2d) and type(m) is not nn.BatchNorm2d
+            and isinstance(getattr(m, "act", None), nn.Module) and isinstance(getattr(m, "drop", None), nn.Module))
+
+
+def unfuse_norm_act(model: nn.Module) -> nn.Module:
+    """`model` with every fused BatchNorm+activation replaced by Sequential(bn=BatchNorm2d, drop, act) (a copy when
+    anything changes; the caller's model is not modified). Module paths gain `.bn` / `.act`."""
+    fused = [name for name, m in model.named_modules() if name and _is_fused_norm_act(m)]
+    if not fused:
+        return model
+    import copy
+
+    model = copy.deepcopy(model)
+    for name in fused:
+        m = model.get_submodule(name)
+        bn = nn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+        bn.load_state_dict({k: v for k, v in m.state_dict().items() if k in bn.state_dict()})
+        bn.train(m.training)
+        parent, _, leaf = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, leaf,
+                nn.Sequential(OrderedDict(bn=bn, drop=m.drop, act=m.act)))
+    return model
+
+
 def capture(model: nn.Module, input_shape: tuple[int, ...], on_classify: Callable[[FNode], None] | None = None
             ) -> Capture:
     """Trace `model` (not modified; eval mode while shapes are propagated) and classify every node."""
+    model = unfuse_norm_act(model)
     example = example_input(model, input_shape)
     was_training = model.training
     model.eval()

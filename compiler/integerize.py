@@ -303,9 +303,11 @@ def _conv_pending(b: _Builder, fn: FNode, x: ir.Tensor) -> Pending:
                    info=info)
 
 
-def _bn(fn: FNode, p: Pending) -> Pending:
+def _bn(fn: FNode, p: Pending, standalone: bool = False) -> Pending:
+    """Fold BatchNorm into the pending requantization: a fresh conv's, or (`standalone`) the 1x1 level requant a
+    BatchNorm of a level tensor gets of its own."""
     m: nn.modules.batchnorm._BatchNorm = fn.module
-    if not p.fresh_conv():
+    if not (p.fresh_conv() or standalone):
         raise IntegerizeError(f"{fn.where()}: BatchNorm must directly follow a convolution / linear layer")
     g = _np(m.weight) if m.weight is not None else np.ones_like(p.A)
     beta = _np(m.bias) if m.bias is not None else np.zeros_like(p.A)
@@ -317,15 +319,16 @@ def _bn(fn: FNode, p: Pending) -> Pending:
 
 def _avgpool(fn: FNode, x: ir.Tensor) -> Pending:
     k, stride, pad = fn.attrs["kernel"], fn.attrs["stride"], fn.attrs["pad"]
+    kw = fn.attrs.get("kernel_w") or k
     if pad and x.zero != 0:
         raise IntegerizeError(f"{fn.where()}: padded average pooling of '{x.name}' (level 0 is not real zero)")
     c = x.shape[2]
 
     def make(rq: ir.Requant, out: str, inputs: list[str]) -> ir.Op:
-        return ir.Pool(fn.path, inputs, out, "avg", k, stride, pad, rq)
+        return ir.Pool(fn.path, inputs, out, "avg", k, stride, pad, rq, kernel_w=kw if kw != k else 0)
 
-    A = np.full(c, x.scale / (k * k))
-    total = k * k * ((1 << x.bits) - 1)
+    A = np.full(c, x.scale / (k * kw))
+    total = k * kw * ((1 << x.bits) - 1)
     return Pending("pool", fn.node, fn.path, make, [x.name], A, np.full(c, -x.scale * x.zero), np.full(c, total),
                    total, _hwc(fn.shape), info={"a_in": x.bits})
 
@@ -424,7 +427,13 @@ def _visit(b: _Builder, fn: FNode) -> object:
             raise IntegerizeError(f"{fn.where()}: float layer in the model; run quantize_model first")
         return _conv_pending(b, fn, b.level_of(fn, fn.inputs[0]).tensor)
     if kind == "bn":
-        return _bn(fn, b.pending_of(fn, fn.inputs[0]))
+        if isinstance(b.values.get(fn.inputs[0]), Pending):
+            return _bn(fn, b.pending_of(fn, fn.inputs[0]))
+        # BatchNorm of a level tensor (after a concat, DenseNet): a per-channel affine requantization of its own,
+        # POOL sum over a 1x1 window + REQUANT with the folded scale and shift
+        x = b.level_of(fn, fn.inputs[0]).tensor
+        return _bn(fn, _avgpool(FNode(fn.node, "avgpool", fn.path, attrs={"kernel": 1, "stride": 1, "pad": 0},
+                                      shape=fn.shape), x), standalone=True)
     if kind == "add":
         return _add(b, fn)
     if kind == "act":

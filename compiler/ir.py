@@ -106,6 +106,11 @@ class Pool(Op):
     stride: int = 2
     pad: int = 0
     requant: Requant | None = None
+    kernel_w: int = 0  # window width when it differs from `kernel` (global pooling of a non-square map); 0: square
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return self.kernel, self.kernel_w or self.kernel
 
 
 @dataclass
@@ -155,8 +160,8 @@ def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
         return op.requant.apply(s, args[1] if len(args) > 1 else None)
     if isinstance(op, Pool):
         if op.mode == "max":
-            return pool_max(args[0], op.kernel, op.stride, op.pad)
-        return op.requant.apply(pool_sum(args[0], op.kernel, op.stride, op.pad))
+            return pool_max(args[0], op.window, op.stride, op.pad)
+        return op.requant.apply(pool_sum(args[0], op.window, op.stride, op.pad))
     if isinstance(op, Add):
         return op.requant.apply(np.asarray(args[0], dtype=np.int64), args[1])
     if isinstance(op, Concat):

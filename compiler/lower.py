@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from bitbranch.isa.artifact import Artifact, LayerRecord
+from bitbranch.isa.errors import FieldRangeError
 from bitbranch.isa.hwconfig import HwConfig
 
 from . import ir
@@ -149,7 +150,12 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
         for concat, offset in views.get(t.name, []):
             c = graph.tensors[concat]
             dests.append(OutDest(addrs[concat], math.ceil(c.shape[2] / hw.word_bits) * c.bits, offset))
-        records.append(lower(b, op, graph, addrs, dests, ctx))
+        try:
+            records.append(lower(b, op, graph, addrs, dests, ctx))
+        except FieldRangeError as e:  # an encoding limit (a 4-bit window field, ...): name the layer, not the insn
+            raise LoweringError(f"layer '{op.name}' ({type(op).__name__.lower()}, output {t.shape}) needs an "
+                                f"instruction field beyond its width ({e.detail}); "
+                                "the layer is too large for one instruction of this ISA") from None
     hoist_loads(b, records)
     outputs = [n for n in graph.outputs if n in addrs] + [i for h in host for i in h.inputs if i in addrs]
     outputs = list(dict.fromkeys(outputs))

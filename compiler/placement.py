@@ -54,11 +54,11 @@ class Chain:
     @property
     def linear(self) -> bool:
         """No activation and possibly negative: defaults to linear_bits."""
-        return self.act is None and self.head.kind in ("conv", "linear", "add")
+        return self.act is None and self.head.kind in ("conv", "linear", "add", "bn")
 
     @property
     def always_levels(self) -> bool:
-        return self.act is not None or self.head.kind in ("avgpool", "add")
+        return self.act is not None or self.head.kind in ("avgpool", "add", "bn")
 
 
 @dataclass(frozen=True)
@@ -151,9 +151,8 @@ def _chains(cap: Capture) -> tuple[list[Chain], dict[fx.Node, Chain]]:
             continue
         if fn.kind in ("conv", "linear", "avgpool", "add"):
             chains.append(_grow(cap, fn, chain_of))
-        elif fn.kind == "bn":
-            raise FrontendError(f"{fn.where()}: BatchNorm must directly follow a convolution or linear layer "
-                                "that has no other user (it is folded into that layer's requantization)")
+        elif fn.kind == "bn":  # not folded into a conv (after a concat, or a conv with other users): its own
+            chains.append(_grow(cap, fn, chain_of))  # per-channel affine requantization of the levels it reads
     return chains, chain_of
 
 
@@ -186,6 +185,8 @@ def _level_inputs(fn: FNode, chain_of: dict[fx.Node, Chain]) -> list[fx.Node]:
         return fn.inputs
     if fn.kind == "act" and fn.node not in chain_of:
         return fn.inputs
+    if fn.kind == "bn" and fn.node in chain_of and chain_of[fn.node].head is fn:
+        return fn.inputs  # a standalone BatchNorm reads levels (a chain's folded BatchNorm reads the accumulator)
     return []
 
 
@@ -253,6 +254,9 @@ class _Specs:
 
     def domain(self, d: Domain) -> QuantSpec:
         specs = [(p, self.producer(p)) for p in d.producers]
+        kinds = {s.kind for _, s in specs}
+        if kinds == {"unsigned", "symmetric"}:  # e.g. DenseNet: cat(relu(x), conv(...)): one symmetric grid holds both
+            specs = [(p, QuantSpec("symmetric", s.bits, s.lo, s.hi)) for p, s in specs]
         first_fn, merged = specs[0]
         for fn, s in specs[1:]:
             if not s.same_grid(merged):

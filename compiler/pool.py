@@ -89,15 +89,22 @@ class PoolPlan:
         return range(g * self.group_words, min(self.words, (g + 1) * self.group_words))
 
 
+MAX_WINDOW = 15  # POOL's kh / kw fields are 4 bits
+
+
 def plan_pool(op: ir.Pool, graph: ir.Graph, hw: HwConfig) -> PoolPlan:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
+    if max(op.window) > MAX_WINDOW or op.stride > MAX_WINDOW:
+        raise LoweringError(f"layer '{op.name}': pooling window {op.window[0]}x{op.window[1]} (stride {op.stride}) is "
+                            f"larger than the POOL unit's {MAX_WINDOW}x{MAX_WINDOW} (4-bit kh/kw fields); use an input "
+                            f"size whose last feature map is at most {MAX_WINDOW}x{MAX_WINDOW}, or pool in two steps")
     h, w, c = x.shape
     words, avg = _words(c, hw), op.mode == "avg"
     error = None
     grouped = avg and op.pad == 0  # word groups: average pools without padding (one CONST entry per slice)
     top = max(1, min(words, hw.const_entries // hw.slices_per_word)) if grouped else words
     for gw in range(top, 0 if grouped else words - 1, -1):
-        win = Window(h, w, op.kernel, op.kernel, op.stride, op.pad, 1, gw * x.bits, gw * out.bits)
+        win = Window(h, w, *op.window, op.stride, op.pad, 1, gw * x.bits, gw * out.bits)
         slices = gw * hw.slices_per_word if avg else 0
         try:
             shape = tile_shape(op.name, win.out_h, win.out_w,
@@ -167,7 +174,7 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
         lambda t: level_stores(dests, plan.group_range(t.group), out.bits, t, win.out_w, win.pix_out, hw), preloads,
         groups=plan.groups, out_w=win.out_w, cols_per_tile=shape[1], first_rows=first)
     span = emit_tiled_layer(b, tiled, ctx)
-    return _record(op, f"{op.mode}pool", graph, span, (rows, shape[1]), kernel=[op.kernel, op.kernel], stride=op.stride,
+    return _record(op, f"{op.mode}pool", graph, span, (rows, shape[1]), kernel=list(op.window), stride=op.stride,
                    pad=op.pad, groups=plan.groups)
 
 

@@ -47,7 +47,11 @@ def im2col_input(graph: ir.Graph, inputs: dict[str, np.ndarray], word_bits: int)
             continue
         op = readers[0]
         cout, cin, kh, kw = op.weights.shape
-        if kh * kw * cin > MAX_IM2COL_CHANNELS or (kh, kw) == (1, 1):
+        oh, ow, _ = graph.tensors[op.output].shape
+        # a Linear on the flattened input (one output pixel: the patch tensor IS the input, reordered) is always
+        # rewritten: its kernel covers the whole image and may not fit the 4-bit kh/kw fields (a 28x28 MNIST MLP)
+        whole_input = oh * ow == 1
+        if (kh * kw * cin > MAX_IM2COL_CHANNELS and not whole_input) or (kh, kw) == (1, 1):
             continue
         cols = patches(np.asarray(inputs[name]), kh, kw, op.stride, op.pad, op.dil)
         col = ir.Tensor(f"{name}.im2col", cols.shape, x.bits, x.scale, x.zero)

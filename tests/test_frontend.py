@@ -144,7 +144,7 @@ def test_depthwise_is_a_conv_with_groups():
 
 
 @pytest.mark.parametrize(("forward", "needle"), [
-    (lambda self, x: F.max_pool2d(self.c(x), 2, ceil_mode=True), "ceil_mode"),
+    (lambda self, x: F.max_pool2d(self.c(x), 3, 2, ceil_mode=True), "ceil_mode"),  # 8 -> 4, not 3: partial window
     (lambda self, x: F.avg_pool2d(self.c(x), (2, 3)), "non-square"),
     (lambda self, x: torch.cat([self.c(x), self.c(x)], dim=2), "dim 2"),
     (lambda self, x: F.interpolate(self.c(x), scale_factor=2, mode="bilinear"), "bilinear"),
@@ -160,6 +160,15 @@ def test_unsupported_configurations_are_named(forward, needle):
     M.forward = forward
     with pytest.raises(FrontendError, match=needle):
         capture(M(), (1, 3, 10, 10))
+
+
+def test_ceil_mode_that_changes_nothing_is_an_ordinary_pool():
+    """timm's avg_down (AvgPool2d(2, 2, ceil_mode=True)) on an even map: ceil and floor give the same size."""
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, ceil_mode=True), nn.AvgPool2d(2, 2, ceil_mode=True,
+                                                                                      count_include_pad=False))
+    cap = capture(m, (1, 3, 10, 10))
+    pools = [f for f in cap.nodes if f.kind in ("maxpool", "avgpool")]
+    assert [(f.kind, f.attrs["kernel"], f.attrs["stride"]) for f in pools] == [("maxpool", 2, 2), ("avgpool", 2, 2)]
 
 
 class InplaceAdd(nn.Module):

@@ -1,0 +1,167 @@
+"""Every torchvision classifier through `bitbranch run`'s path: which compile and run live, which are refused and why.
+
+    python bench/zoo.py [--size 224] [--hw edge] [--timeout 300] [--only NAME,...] [--out docs/zoo.json]
+
+Each model runs in its own process (a crash, a hang or an out-of-memory kill stays one row) with a time
+limit: random weights (seed 0), the registry's default precision (W2A2, 8-bit weights in the first conv
+and the last Linear), the default image (sklearn china.jpg) fitted to `--size`. Status per model:
+- `live`: compiled, bit-exact on the simulator, no liveness warning, more than one distinct logit;
+- `collapsed`: bit-exact but a liveness warning fired (the warning is in the row);
+- `mismatch`: simulated outputs differ from golden (a bug: should never happen);
+- `refused`: the compiler said why, in one line (the op, its module path);
+- `timeout` / `crashed`: did not finish in `--timeout` s / the worker died.
+Rows are written to the JSON after every model (ordered by parameter count, smallest first), so a
+partial run keeps what it measured; `docs/zoo.md` is the same table in Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def measure(name: str, size: int, hw_name: str) -> dict:
+    """One model, in the worker process: compile, simulate, liveness."""
+    import numpy as np
+    import torch
+
+    from bitbranch.compiler.compile import compile_model
+    from bitbranch.isa.hwconfig import get_config
+    from bitbranch.simulator import run
+    from bitbranch.workloads import get
+    from bitbranch.workloads.images import default_image
+
+    torch.manual_seed(0)
+    row: dict = {"model": f"torchvision:{name}"}
+    t0 = time.perf_counter()
+    try:
+        spec = get(row["model"])
+        model = spec.build()
+        row["params_m"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 2)
+        hw = get_config(hw_name)
+        with torch.no_grad():
+            art = compile_model(model, spec.precision, hw, default_image((3, size, size)))
+    except (ValueError, MemoryError) as exc:
+        row.update(status="refused", reason=str(exc).strip().splitlines()[0][:400])
+        return row
+    row["compile_s"] = round(time.perf_counter() - t0, 1)
+    result = run(art)
+    out = art.outputs[0]
+    values = np.asarray(result.outputs[out])
+    live = art.meta.get("liveness", {})
+    warnings = live.get("warnings", [])
+    collapsed = [k for k, u in live.get("layers", {}).items() if u.get("collapsed")]
+    status = "mismatch" if not result.golden_ok else ("collapsed" if warnings or len(np.unique(values)) < 2 else "live")
+    from bitbranch.workloads.report.summary import build_report
+
+    useful = build_report(art, result).util  # useful bit-ops / peak (the report's `util`), not issued
+    row.update(status=status, cycles=result.cycles, fps=round(hw.clock_mhz * 1e6 / result.cycles, 1),
+               util=round(useful, 4), array_util=round(result.utilization, 4),
+               distinct_outputs=int(len(np.unique(values))),
+               outputs=int(values.size), collapsed_layers=len(collapsed), layers=len(live.get("layers", {})),
+               host_ops=[h["name"] for h in art.host_ops], warnings=warnings)
+    return row
+
+
+def _worker(name: str, size: int, hw: str, queue: mp.Queue) -> None:
+    try:
+        queue.put(measure(name, size, hw))
+    except BaseException as exc:  # noqa: BLE001 - one row per model, whatever happens
+        queue.put({"model": f"torchvision:{name}", "status": "crashed", "reason": f"{type(exc).__name__}: {exc}"[:400]})
+
+
+def run_one(name: str, size: int, hw: str, timeout: float) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    p = ctx.Process(target=_worker, args=(name, size, hw, queue))
+    t0 = time.perf_counter()
+    p.start()
+    p.join(timeout)
+    if p.is_alive():
+        p.kill()
+        p.join()
+        return {"model": f"torchvision:{name}", "status": "timeout", "reason": f"not finished in {timeout:.0f} s"}
+    row = queue.get() if not queue.empty() else {"model": f"torchvision:{name}", "status": "crashed",
+                                                  "reason": f"worker exit code {p.exitcode}"}
+    row["wall_s"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def model_order() -> list[str]:
+    """torchvision's classification models, smallest parameter count first (cheap ones first in a partial run)."""
+    import torch
+
+    from bitbranch.workloads.models.zoo import import_source, model_names
+
+    tv = import_source("torchvision")
+    sizes = {}
+    with torch.device("meta"):
+        for n in model_names("torchvision"):
+            try:
+                sizes[n] = sum(p.numel() for p in tv.models.get_model(n, weights=None).parameters())
+            except Exception:  # noqa: BLE001 - ordering only
+                sizes[n] = 1 << 62
+    return sorted(sizes, key=lambda n: (sizes[n], n))
+
+
+def markdown(doc: dict) -> str:
+    rows = doc["rows"]
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("live", "collapsed", "mismatch", "refused", "timeout",
+                                                                 "crashed", "not run")}
+    lines = [f"# torchvision classifiers on bitbranch ({doc['hw']}, {doc['size']}x{doc['size']}, default precision)",
+             "", f"Generated by `python bench/zoo.py` ({doc['date']}); {len(rows)} models: "
+             + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + ".", "",
+             "| model | params M | status | cycles | frames/s | util | distinct logits | collapsed layers | reason |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model'].split(':', 1)[1]} | {r.get('params_m', '')} | {r['status']} | "
+                     f"{r.get('cycles', ''):,} | {r.get('fps', '')} | "
+                     f"{(str(round(100 * r['util'], 1)) + '%') if 'util' in r else ''} | "
+                     f"{r.get('distinct_outputs', '')} | "
+                     f"{(str(r['collapsed_layers']) + '/' + str(r['layers'])) if 'layers' in r else ''} | "
+                     f"{(r.get('reason') or '; '.join(r.get('warnings', []))).replace('|', '/')} |"
+                     if "cycles" in r else
+                     f"| {r['model'].split(':', 1)[1]} | {r.get('params_m', '')} | {r['status']} |  |  |  |  |  | "
+                     f"{(r.get('reason') or '').replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--hw", default="edge")
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--only", help="comma-separated model names")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "zoo.json"))
+    ap.add_argument("--mark-missing", action="store_true", help="only add a `not run` row for every model the JSON "
+                    "lacks (a run stopped early), and rewrite the Markdown")
+    args = ap.parse_args(argv)
+    names = args.only.split(",") if args.only else model_order()
+    out = Path(args.out)
+    if args.mark_missing:
+        doc = json.loads(out.read_text())
+        done = {r["model"] for r in doc["rows"]}
+        doc["rows"] += [{"model": f"torchvision:{n}", "status": "not run", "reason": "run stopped before this model"}
+                        for n in names if f"torchvision:{n}" not in done]
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+        out.with_suffix(".md").write_text(markdown(doc))
+        return 0
+    doc = {"hw": args.hw, "size": args.size, "date": time.strftime("%Y-%m-%d"), "rows": []}
+    for k, name in enumerate(names):
+        row = run_one(name, args.size, args.hw, args.timeout)
+        doc["rows"].append(row)
+        print(f"[{k + 1}/{len(names)}] {row['model']}: {row['status']} {row.get('reason', '')[:160]}"
+              f"{' cycles ' + str(row['cycles']) if 'cycles' in row else ''}", file=sys.stderr, flush=True)
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+        out.with_suffix(".md").write_text(markdown(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
