@@ -194,6 +194,26 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
     "requant field below minimum": ("requant", lambda hw: _below_min("requant dest=out n=1 kout=1 hi=1", "n")),
     "pool field below minimum": ("pool", lambda hw: _below_min("pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1",
                                                                "k")),
+    # every buffer each class addresses, one past its end
+    "load WGT overrun": ("load", lambda hw: _words(f"load buf=wgt sram={_sram_end(hw, 'wgt')} rows=1 len=2\nfinish")),
+    "load CONST overrun": ("load", lambda hw: _words(f"load buf=const sram={_sram_end(hw, 'const')} rows=1 len=2\n"
+                                                     "finish")),
+    "store ACC overrun": ("store", lambda hw: _words(f"store buf=acc sram={_sram_end(hw, 'acc')} rows=1 len=2\n"
+                                                     "finish")),
+    "bgemm WGT overrun": ("bgemm", lambda hw: _words("bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 "
+                                                     f"ctiles=2 wgt={_sram_end(hw, 'wgt')}\nfinish")),
+    "requant residual INP overrun": ("requant", lambda hw: _words(
+        f"requant dest=acc res=1 n=2 rk=1 rstride=1 rinp={_sram_end(hw, 'inp')} shift=3\nfinish")),
+    "requant OUT overrun": ("requant", lambda hw: _words(
+        f"requant dest=out n=2 ostride=1 out={_sram_end(hw, 'out')} kout=1 hi=1\nfinish")),
+    "requant CONST overrun": ("requant", lambda hw: _words(
+        f"requant dest=out n=1 kout=1 hi=1 const={_sram_end(hw, 'const') + 1}\nfinish")),
+    "requant residual without planes": ("requant", lambda hw: _words(
+        "requant dest=acc res=1 n=2 rk=0 rstride=1 shift=3\nfinish")),
+    "pool INP overrun": ("pool", lambda hw: _words(f"pool mode=max k=1 oh=1 ow=2 kh=1 kw=1 stride=1 irow=2 ipix=1 "
+                                                   f"inp={_sram_end(hw, 'inp')} ostride=1\nfinish")),
+    "pool ACC overrun": ("pool", lambda hw: _words(f"pool mode=sum k=1 oh=1 ow=2 kh=1 kw=1 stride=1 irow=2 ipix=1 "
+                                                   f"acc={_sram_end(hw, 'acc')}\nfinish")),
     "runtime deadlock": ("sync", lambda hw: _words("sync unit=load\nsync unit=compute pop_prev\nsync unit=store\n"
                                                    "finish")),
 }
