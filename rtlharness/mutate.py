@@ -55,7 +55,8 @@ class Mutation:
     operator: str
 
     def describe(self) -> str:
-        return f"{self.file}:{self.line}: {self.operator}: '{self.original}' -> '{self.replacement}'"
+        # the character offset tells apart two identical points on one line (e.g. two `$signed`)
+        return f"{self.file}:{self.line}: {self.operator}: '{self.original}' -> '{self.replacement}' @{self.start}"
 
     def apply(self, text: str) -> str:
         assert text[self.start:self.start + len(self.original)] == self.original, self.describe()
