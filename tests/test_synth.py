@@ -147,8 +147,8 @@ def test_two_port_fixture_reports_every_memory_and_is_buildable(capsys, tmp_path
     assert report["preset"] == "tiny" and report["target"] == "generic" and report["luts"] is None
     assert report["seconds"] > 0 and report["cells"]["$mem_v2"] == 5
     assert report["memories"] == [
-        _mem("good.acc.mem"), _mem("good.cst.mem", depth=16, width=256), _mem("inp.mem"), _mem("outb.mem"),
-        _mem("wgt.mem", width=128),
+        _mem("good.acc.mem", width=128), _mem("good.cst.mem", depth=16, width=512), _mem("inp.mem"),
+        _mem("outb.mem"), _mem("wgt.mem", width=256),
     ]
     assert report["flip_flops"] < 4096
     assert synth.check_buildable(report) == []
@@ -158,9 +158,9 @@ def test_three_port_and_flip_flop_fixture_is_flagged(capsys, tmp_path):
     rc, report, _ = _fx_core(capsys, tmp_path, 1, "--check")
     assert rc == 1  # --check: problems found
     acc = next(m for m in report["memories"] if m["name"] == "bad.acc.mem")
-    assert (acc["depth"], acc["width"], acc["read_ports"], acc["write_ports"]) == (64, 64, 2, 1)
+    assert (acc["depth"], acc["width"], acc["read_ports"], acc["write_ports"]) == (64, 128, 2, 1)
     assert not any(synth.buffer_of(m["name"]) == "CONST" for m in report["memories"])
-    assert report["flip_flops"] >= 16 * 256  # CONST became flip-flops
+    assert report["flip_flops"] >= 16 * 512  # CONST became flip-flops
     problems = synth.check_buildable(report)
     assert report["problems"] == problems
     text = "\n".join(problems)
@@ -173,7 +173,7 @@ def test_three_port_and_flip_flop_fixture_is_flagged(capsys, tmp_path):
 def test_rtl_target_counts_flip_flop_bits_without_gate_mapping(capsys, tmp_path):
     rc, report, _ = _fx_core(capsys, tmp_path, 1, "--target", "rtl")
     assert rc == 0 and report["target"] == "rtl" and report["luts"] is None
-    assert report["flip_flops"] >= 16 * 256 and "$mux" in report["cells"]  # word-level logic, one-bit flip-flops
+    assert report["flip_flops"] >= 16 * 512 and "$mux" in report["cells"]  # word-level logic, one-bit flip-flops
     text = "\n".join(synth.check_buildable(report))
     assert "a buffer was turned into flip-flops" in text and "3 SRAM ports > 2" in text
 
