@@ -214,8 +214,10 @@ def mutation_points(file: str, text: str) -> list[Mutation]:
             end = next((k for k in range(i + 1, len(toks)) if toks[k].text == ";"), None)
             if eq is not None and end is not None and end > eq + 1:
                 a, b = toks[eq + 1].start, toks[end].start
-                add(a, text[a:b], "0", "stuck")
-                add(a, text[a:b], "-1", "stuck")
+                rhs = [tk for tk in toks[eq + 1:end] if tk.kind != "ws"]
+                if not (len(rhs) == 1 and rhs[0].kind == "num"):  # a constant is already stuck: no new design
+                    add(a, text[a:b], "0", "stuck")
+                    add(a, text[a:b], "-1", "stuck")
         elif t.kind == "id" and t.text == "$signed" and i + 1 < len(toks) and toks[i + 1].text == "(":
             add(t.start, "$signed", "", "signed")
     return out
