@@ -20,6 +20,7 @@ import numpy as np
 from .engine import METRICS, TIMINGS, ExploreResult
 from .pareto import COST_AXES, INFO_AXES, SPEED
 from .space import hw_fields
+from .sweep import markdown_cell
 
 FRONT_MARK = "★"
 
@@ -32,24 +33,10 @@ def columns(res: ExploreResult) -> list[str]:
             "key"]
 
 
-def _cell(key: str, v: object) -> str:
-    if v is None or v == "":
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "NO"
-    if isinstance(v, float):
-        if key in ("util", "array_util"):
-            return f"{v:.1%}"
-        return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v).replace("|", "/")
-
-
 def _md_table(rows: list[dict], cols: list[str]) -> list[str]:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        cells = [(FRONT_MARK if r.get("pareto") else "") if c == "pareto" else _cell(c, r.get(c)) for c in cols]
+        cells = [(FRONT_MARK if r.get("pareto") else "") if c == "pareto" else markdown_cell(c, r.get(c)) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -134,23 +134,27 @@ def short_name(model: str) -> str:
     return f"{Path(path).name}:{func}" if sep and path.endswith(".py") else model
 
 
-def _cell(key: str, v: object) -> str:
+PERCENT_COLUMNS = ("util", "array_util", "host_share")
+
+
+def markdown_cell(key: str, v: object) -> str:
+    """One value of a results table (sweep and explore): percents, thousands separators, '-' for missing."""
     if v is None or v == "":
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "NO"
     if isinstance(v, float):
-        if key in ("util", "array_util", "host_share"):
+        if key in PERCENT_COLUMNS:
             return f"{v:.1%}"
         return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3g}"
     if isinstance(v, int):
         return f"{v:,}"
-    return str(v)
+    return str(v).replace("|", "/")
 
 
 def format_markdown(res: SweepResult) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(c, r.get(c)).replace("|", "/") for c in COLUMNS) + " |" for r in res.rows]
+    lines += ["| " + " | ".join(markdown_cell(c, r.get(c)) for c in COLUMNS) + " |" for r in res.rows]
     return "\n".join(lines) + "\n"
 
 
