@@ -25,6 +25,9 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
     """One program per rule of docs/timing.md (sections 2-5), sized by the config's queue depths."""
     q, t = hw.queue_depth + 1, hw.token_depth + 2  # one more than fits
     e_acc = hw.entry_bytes("acc")
+
+    def end(buf: str) -> int:
+        return hw.entries(buf) - 1
     long_bgemm = LONG_BGEMM.replace("oh=4 ow=4", f"oh={2 * hw.array_rows} ow=4").replace("irow=6", "irow=6")
     return {
         "one dispatch per cycle": "sync unit=load\nsync unit=store\nsync unit=load\nsync unit=store\nfinish",
@@ -78,6 +81,20 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             f"requant dest=out n={hw.array_rows} ostride=20 kout=8 hi=255",
             "pool mode=max k=1 oh=3 ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=9",
             f"pool mode=max k=1 oh={hw.array_rows} ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=20", "finish"]),
+        # every class touching exactly the last entry of each buffer it addresses (an extent check off by one
+        # flags these valid accesses)
+        "buffer ends": "\n".join([
+            f"load buf=inp sram={end('inp')} rows=1 len=1",
+            f"load buf=inp sram={end('inp') - 2} rows=2 len=1 sstride=2",
+            f"load buf=wgt sram={end('wgt')} rows=1 len=1", f"load buf=const sram={end('const')} rows=1 len=1",
+            f"store buf=out sram={end('out')} rows=1 len=1", f"store buf=acc sram={end('acc') - 3} rows=2 len=1 "
+            f"sstride=3 dstride={hw.entry_bytes('acc')}", f"store buf=out sram={end('out') - 3} rows=2 len=2 "
+            f"dstride={2 * hw.entry_bytes('out')}",
+            f"bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1 inp={end('inp')} "
+            f"wgt={end('wgt')} acc={end('acc')}",
+            f"requant dest=out n=1 kout=1 hi=1 acc={end('acc')} const={end('const')} out={end('out')}",
+            f"pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1 inp={end('inp')} out={end('out')}",
+            f"pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1 inp={end('inp')} acc={end('acc')}", "finish"]),
         "field extremes": "\n".join([
             "load buf=inp rows=1 len=1 pad_top=255 pad_bottom=255", "store buf=acc rows=1 len=1",
             "bgemm kbits=8 mbits=8 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1",
@@ -194,6 +211,13 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
     "requant field below minimum": ("requant", lambda hw: _below_min("requant dest=out n=1 kout=1 hi=1", "n")),
     "pool field below minimum": ("pool", lambda hw: _below_min("pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1",
                                                                "k")),
+    # multi-row transfers whose last row runs past the end (the extent check must use the row step)
+    "load strided overrun": ("load", lambda hw: _words(f"load buf=inp sram={_sram_end(hw, 'inp') - 2} rows=2 len=1 "
+                                                       "sstride=3\nfinish")),
+    "store rows overrun": ("store", lambda hw: _words(f"store buf=out sram={_sram_end(hw, 'out') - 2} rows=2 len=2 "
+                                                      f"dstride={2 * hw.entry_bytes('out')}\nfinish")),
+    "store strided overrun": ("store", lambda hw: _words(f"store buf=out sram={_sram_end(hw, 'out') - 3} rows=2 len=1 "
+                                                         f"sstride=4 dstride={hw.entry_bytes('out')}\nfinish")),
     # every buffer each class addresses, one past its end
     "load WGT overrun": ("load", lambda hw: _words(f"load buf=wgt sram={_sram_end(hw, 'wgt')} rows=1 len=2\nfinish")),
     "load CONST overrun": ("load", lambda hw: _words(f"load buf=const sram={_sram_end(hw, 'const')} rows=1 len=2\n"
