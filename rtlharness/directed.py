@@ -81,6 +81,13 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             f"requant dest=out n={hw.array_rows} ostride=20 kout=8 hi=255",
             "pool mode=max k=1 oh=3 ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=9",
             f"pool mode=max k=1 oh={hw.array_rows} ow=2 kh=2 kw=3 stride=1 irow=4 ipix=1 ostride=20", "finish"]),
+        # a LOAD whose row ends inside a DRAM beat (its first or a later one) must leave the rest of the beat's
+        # entries alone (beats wider than entries: 64-byte beats, 8-byte entries); a pool copies them to OUT
+        "partial beat": "\n".join([
+            "load buf=inp rows=1 len=24", "load buf=inp dram=256 rows=1 len=3",
+            "load buf=inp dram=512 rows=1 len=9 push_next",
+            "pool mode=max k=1 oh=1 ow=24 kh=1 kw=1 stride=1 irow=24 ipix=1 ostride=1 pop_prev push_next",
+            "store buf=out dram=1024 rows=1 len=24 pop_prev", "finish"]),
         # every class touching exactly the last entry of each buffer it addresses (an extent check off by one
         # flags these valid accesses)
         "buffer ends": "\n".join([
@@ -242,6 +249,7 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
                                                    "finish")),
 }
 DRAM_BYTES = 4096
+PATTERN = bytes((i * 37 + 11) & 0xFF for i in range(DRAM_BYTES))  # rule programs move data that shows
 
 
 @dataclass(frozen=True)
@@ -308,5 +316,5 @@ def rule_problems(hw: HwConfig, sim: str = "verilator") -> dict[str, str]:
 
     texts = timing_rules(hw) | {f"token flags {k}": t for k, t in enumerate(token_programs())}
     programs = {name: assemble(text) for name, text in texts.items()}
-    checks = cross_check_batch([(p, bytes(DRAM_BYTES), hw) for p in programs.values()], sim=sim)
+    checks = cross_check_batch([(p, PATTERN, hw) for p in programs.values()], sim=sim)
     return {name: c.explain() for name, c in zip(programs, checks, strict=True) if not c.ok}

@@ -341,11 +341,10 @@ def _network(preset: str) -> Check:
 
 def _directed(preset: str) -> Check:
     def run(sim: str) -> str | None:
-        from bitbranch.isa.hwconfig import get_config
-
         from .directed import error_problems, rule_problems
+        from .randconfig import resolve
 
-        hw = get_config(preset)
+        hw = resolve(preset)
         problems = rule_problems(hw, sim) | error_problems(hw, sim)
         return "; ".join(f"{k}: {v}" for k, v in problems.items()) or None
 
@@ -356,8 +355,10 @@ def suite(name: str) -> list[Check]:
     """The checks in the order they run: the directed programs first (every rule and error status, cheap),
     then random programs and networks."""
     if name == "quick":
+        # random:0 is small's shape with 64-byte DRAM beats: partial beats, which small (beat = entry) never has
         return [_directed("small"), _random_programs("small", range(0, 16), 30), _network("small"),
-                _random_programs("small", range(16, 64), 40)]
+                _random_programs("small", range(16, 64), 40), _directed("random:0"),
+                _random_programs("random:0", range(0, 16), 30)]
     return [*suite("quick"), _random_programs("small", range(1000, 1300), 60), _directed("edge"), _network("edge"),
             _random_programs("random:1", range(0, 20), 40), _random_programs("random:2", range(0, 20), 40),
             _random_programs("edge", range(2000, 2030), 40)]
