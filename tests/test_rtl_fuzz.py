@@ -1,7 +1,8 @@
 """Differential fuzzing of the RTL against the simulator (simulator.randprog random programs).
 
-Every program is cross-checked on the final DRAM image, the total cycle count and every instruction's
-unit, dispatch, start, grant, end and free cycles. Default run: 300 programs on `small` (Verilator), 40 on
+Every program is cross-checked on the final DRAM image, the total cycle count, every instruction's
+unit, dispatch, start, grant, end and free cycles, and every activity count (per instruction and in total:
+simulator.activity against the RTL's counters). Default run: 300 programs on `small` (Verilator), 40 on
 `edge` (16x16 PEs, two branch pairs, 64-byte DRAM beats) and 30 on Icarus, plus the recorded regressions
 (tests/rtl_regressions.json, written by `bitbranch fuzz`). `make test-slow` runs a large campaign.
 """
