@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -138,6 +139,7 @@ def build_name(hw: HwConfig, aw: int, sim: str) -> str:
         "description": ""}
     digest = hashlib.sha256(json.dumps(hw.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     name = hw.name if plain else f"{hw.name}-{digest}"
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", name)  # `random:7`: make (Verilator's build) cannot take a ':' path
     return name if aw == dram_aw(0, sim) else f"{name}_dram{aw}"
 
 

@@ -81,3 +81,11 @@ def test_fuzz_campaign(hw, count, instructions, record_property):
     for b0 in range(0, count, 250):
         check(hw, range(1_000_000 + b0, 1_000_000 + min(count, b0 + 250)), instructions, "verilator")
     record_property("programs_cross_checked", count)
+
+
+def test_random_config_build_directory_has_no_colon():
+    """`--hw random:S` on Verilator: the build directory name must be a path make accepts (no ':')."""
+    from bitbranch.rtlharness.bench_core import build_name
+
+    name = build_name(resolve("random:21"), 24, "verilator")
+    assert name.startswith("random_21-") and ":" not in name
