@@ -10,9 +10,10 @@
    cycle (binary: P*W / (M*K); int8: N); energy of the array logic = M*K*(bit-op + accumulate/W) (binary)
    vs 8-bit mult + 32-bit add (int8), both from isa/energy.toml (Horowitz ISSCC 2014).
 3. Whole network (ResNet-18, the preset): bitbranch run at W2A2 and W8A8; the int8 chip's energy is derived
-   from the W8A8 run (same 8-bit data in DRAM and SRAM): each INP word is read once instead of once per
-   weight plane (INP reads / M), each WGT entry once instead of once per activation plane (WGT reads / K),
-   and the array does one int8 MAC per issued MAC. Its area is the same chip with the int8 PE array.
+   from the W8A8 run (same 8-bit data in DRAM and SRAM): the binary array reads an 8-entry INP window per
+   pixel row and an 8-entry WGT window per issue, once per group of P branch pairs (ceil(64/P) groups per
+   step at W8A8); the int8 array reads each once per step (INP and WGT reads / ceil(64/P)), and does one
+   int8 MAC per issued MAC. Its area is the same chip with the int8 PE array.
 
 Writes the table between the markers of docs/cost.md (and prints it).
 """
@@ -108,8 +109,9 @@ def int8_network(w8, table, hw, i8_pe_nand2: float) -> dict:
 
     counts = dict(w8.report.activity)
     issued_macs = counts["bitops"] // 64  # every layer is 8x8 planes at W8A8
-    counts["inp_read"] //= 8
-    counts["wgt_read"] //= 8
+    groups = -(-64 // hw.branch_parallel)  # issues per step at W8A8, each reading one INP and one WGT window
+    counts["inp_read"] //= groups
+    counts["wgt_read"] //= groups
     counts["bitops"] = counts["accumulates"] = 0
     parts = energy_breakdown_uj(counts, ActionPrices.build(hw, table))
     parts["array"] = issued_macs * table.int8_mac_pj * 1e-6

@@ -84,4 +84,80 @@ module bb_banks #(
             assign dr_data = a_rdata[(r_e0 % NB)*WIDTH + 8*r_off +: 8*B];
         end
     endgenerate
+
+`ifndef SYNTHESIS
+    // Activity counters (simulation only; bb_tb sums them per buffer and per unit for the harness, which
+    // checks them against simulator/activity.py): bits through the banks' ports since the last `clear`.
+    // A read moves the whole bank width; a write only the bits its mask enables. Port A: a DMA write
+    // enables the beat's NE banks with the beat's lane mask split over them (every lane in exactly one
+    // bank), so it writes 8 bits per set lane of `dw_mask`; a DMA read reads NE whole entries.
+    // (Icarus 11's $countones miscounts now and then, so it gets a plain loop; Verilator's is exact and fast.)
+    reg [63:0] act_a_rd, act_a_wr, act_b_rd, act_b_wr;
+    reg [63:0] act_bw;
+    integer    act_k;
+`ifdef VERILATOR
+    `define BB_ONES_B(v) $countones(v)
+    `define BB_ONES_NB(v) $countones(v)
+    `define BB_ONES_G(v) $countones(v)
+`else
+    `define BB_ONES_B(v) ones_b(v)
+    `define BB_ONES_NB(v) ones_nb(v)
+    `define BB_ONES_G(v) ones_g(v)
+    function [31:0] ones_b;
+        input [B-1:0] v;
+        integer i;
+        begin
+            ones_b = 0;
+            for (i = 0; i < B; i = i + 1) ones_b = ones_b + v[i];
+        end
+    endfunction
+    function [31:0] ones_nb;
+        input [NB-1:0] v;
+        integer i;
+        begin
+            ones_nb = 0;
+            for (i = 0; i < NB; i = i + 1) ones_nb = ones_nb + v[i];
+        end
+    endfunction
+    function [31:0] ones_g;
+        input [WIDTH/GB-1:0] v;
+        integer i;
+        begin
+            ones_g = 0;
+            for (i = 0; i < WIDTH/GB; i = i + 1) ones_g = ones_g + v[i];
+        end
+    endfunction
+`endif
+    initial begin
+        act_a_rd = 64'd0;
+        act_a_wr = 64'd0;
+        act_b_rd = 64'd0;
+        act_b_wr = 64'd0;
+    end
+    always @(posedge clk) begin
+        if (clear) begin
+            act_a_rd <= 64'd0;
+            act_a_wr <= 64'd0;
+            act_b_rd <= 64'd0;
+            act_b_wr <= 64'd0;
+        end else begin
+            if (dw_en) act_a_wr <= act_a_wr + 64'd8 * `BB_ONES_B(dw_mask);
+            else if (dr_en) act_a_rd <= act_a_rd + NE * WIDTH;
+            if (|b_en) begin
+                act_b_rd <= act_b_rd + WIDTH * `BB_ONES_NB(b_en & ~b_we);
+                if (|(b_en & b_we)) begin
+                    act_bw = 64'd0;
+                    for (act_k = 0; act_k < NB; act_k = act_k + 1) begin
+                        if (b_en[act_k] && b_we[act_k])
+                            act_bw = act_bw + GB * `BB_ONES_G(b_mask[act_k*(WIDTH/GB) +: WIDTH/GB]);
+                    end
+                    act_b_wr <= act_b_wr + act_bw;
+                end
+            end
+        end
+    end
+`undef BB_ONES_B
+`undef BB_ONES_NB
+`undef BB_ONES_G
+`endif
 endmodule

@@ -519,5 +519,33 @@ module bb_compute #(
             end
         end
     end
+
+`ifndef SYNTHESIS
+    // Activity counters (simulation only; bb_tb reads them, the harness checks them against
+    // simulator/activity.py): the datapaths' work, counted where they are enabled. The PE array has no
+    // per-row or per-branch gating: every BGEMM issue runs all R x C PEs on all P branches (C*W xnor +
+    // popcount bits and one accumulate per PE and branch), valid or not; REQUANT and POOL run R x C lanes
+    // per issue (REQUANT's residual term only with res=1).
+    reg [63:0] act_bitops, act_accum, act_rq, act_res, act_pool;
+    always @(posedge clk) begin
+        if (rst) begin
+            act_bitops <= 64'd0;
+            act_accum  <= 64'd0;
+            act_rq     <= 64'd0;
+            act_res    <= 64'd0;
+            act_pool   <= 64'd0;
+        end else begin
+            if (s1_gemm) begin
+                act_bitops <= act_bitops + R * C * P * W;
+                act_accum  <= act_accum + R * C * P;
+            end
+            if (s1_rq) begin
+                act_rq <= act_rq + R * C;
+                if (c_res) act_res <= act_res + R * C;
+            end
+            if (s1_pool) act_pool <= act_pool + R * C;
+        end
+    end
+`endif
 endmodule
 /* verilator lint_on WIDTHEXPAND */

@@ -7,6 +7,15 @@
 // dumps DRAM, closes the trace and raises `finished`, so a cocotb test only waits for that edge.
 // `reload` (while `run` is low) re-reads the program and DRAM files, zeroes the buffers and restarts the
 // trace file, so one simulation can run many programs.
+// Activity (docs/cost.md): `activity` holds the run's action counts in the order of simulator/activity.py
+// ACTIONS (18 x 64 bits, action 0 in the low bits): bits read/written at the SRAM bank ports of INP, WGT,
+// ACC, OUT, CONST (counters in bb_banks, summed over banks and INP copies), DRAM bits read/written (set
+// lanes of the DRAM port masks), the datapaths' bit-ops, accumulates and lane-ops (bb_compute), and
+// instruction fetches (dispatches: each reads the next word of the instruction memory into the decode
+// register). Each trace line ends with the 17 counts (all but fetches) its unit spent since the unit's
+// previous retirement: port A of the banks and DRAM reads belong to the load unit (writes) or the store
+// unit (reads and DRAM writes), port B and the datapaths to the compute unit. A trace line is written
+// one cycle after the retirement, when the retiring cycle's accesses are in the counters.
 `timescale 1ns/1ps
 `include "bitbranch_isa.vh"
 module bb_tb #(
@@ -38,6 +47,7 @@ module bb_tb #(
     output wire [3:0]  status     /*verilator public*/,
     output wire [31:0] err_index  /*verilator public*/,
     output wire [63:0] cycles     /*verilator public*/,
+    output wire [18*64-1:0] activity /*verilator public*/,
     output reg         finished   /*verilator public*/
 );
     localparam B = DRAM_BYTES_PER_CYCLE;
@@ -124,6 +134,89 @@ module bb_tb #(
         .dump(dump), .dump_size(dram_size_q)
     );
 
+    // ---- activity --------------------------------------------------------------------------------------
+    localparam NA = 17;   // actions of a trace line: simulator/activity.py ACTIONS less `fetches`
+    // bank port bits per buffer (0 inp, 1 wgt, 2 acc, 3 out, 4 const): port A read/write, port B read/write
+    wire [63:0] a_rd [0:4];
+    wire [63:0] a_wr [0:4];
+    wire [63:0] b_rd [0:4];
+    wire [63:0] b_wr [0:4];
+    wire [4*64-1:0] inp_sum [0:ARRAY_ROWS];   // running sums over the INP copies (one per array row)
+    assign inp_sum[0] = {4*64{1'b0}};
+    genvar gc;
+    generate
+        for (gc = 0; gc < ARRAY_ROWS; gc = gc + 1) begin : inp_copy
+            assign inp_sum[gc+1] = {inp_sum[gc][3*64 +: 64] + core.inp.copy[gc].banks.act_a_rd,
+                                    inp_sum[gc][2*64 +: 64] + core.inp.copy[gc].banks.act_a_wr,
+                                    inp_sum[gc][1*64 +: 64] + core.inp.copy[gc].banks.act_b_rd,
+                                    inp_sum[gc][0*64 +: 64] + core.inp.copy[gc].banks.act_b_wr};
+        end
+    endgenerate
+    assign a_rd[0] = inp_sum[ARRAY_ROWS][3*64 +: 64];
+    assign a_wr[0] = inp_sum[ARRAY_ROWS][2*64 +: 64];
+    assign b_rd[0] = inp_sum[ARRAY_ROWS][1*64 +: 64];
+    assign b_wr[0] = inp_sum[ARRAY_ROWS][0*64 +: 64];
+    assign a_rd[1] = core.wgt.copy[0].banks.act_a_rd;
+    assign a_wr[1] = core.wgt.copy[0].banks.act_a_wr;
+    assign b_rd[1] = core.wgt.copy[0].banks.act_b_rd;
+    assign b_wr[1] = core.wgt.copy[0].banks.act_b_wr;
+    assign a_rd[2] = core.acc.banks.act_a_rd;
+    assign a_wr[2] = core.acc.banks.act_a_wr;
+    assign b_rd[2] = core.acc.banks.act_b_rd;
+    assign b_wr[2] = core.acc.banks.act_b_wr;
+    assign a_rd[3] = core.outb.banks.act_a_rd;
+    assign a_wr[3] = core.outb.banks.act_a_wr;
+    assign b_rd[3] = core.outb.banks.act_b_rd;
+    assign b_wr[3] = core.outb.banks.act_b_wr;
+    assign a_rd[4] = core.cst.copy[0].banks.act_a_rd;
+    assign a_wr[4] = core.cst.copy[0].banks.act_a_wr;
+    assign b_rd[4] = core.cst.copy[0].banks.act_b_rd;
+    assign b_wr[4] = core.cst.copy[0].banks.act_b_wr;
+
+    // DRAM bits (set lanes of the port masks) and fetches, counted here; zeroed in reset
+    reg [63:0] act_dram_rd, act_dram_wr, act_fetch;
+    function [31:0] ones;   // Icarus 11's $countones miscounts now and then (rtl/bb_banks.v)
+        input [B-1:0] v;
+        integer i;
+        begin
+`ifdef VERILATOR
+            ones = $countones(v);
+`else
+            ones = 0;
+            for (i = 0; i < B; i = i + 1) ones = ones + v[i];
+`endif
+        end
+    endfunction
+    always @(posedge clk) begin
+        if (rst) begin
+            act_dram_rd <= 64'd0;
+            act_dram_wr <= 64'd0;
+            act_fetch   <= 64'd0;
+        end else begin
+            if (rd_en) act_dram_rd <= act_dram_rd + 64'd8 * ones(rd_mask);
+            if (wr_en) act_dram_wr <= act_dram_wr + 64'd8 * ones(wr_mask);
+            if (|core.dispatch && !done) act_fetch <= act_fetch + 64'd1;
+        end
+    end
+
+    // per-unit vectors of the NA actions (ACTIONS order: inp/wgt/acc/out/const read+write, dram read/write,
+    // bitops, accumulates, requant, residual and pool lanes), action 0 in the low bits
+    wire [NA*64-1:0] u_load = {320'd0, 64'd0, act_dram_rd, a_wr[4], 64'd0, a_wr[3], 64'd0, a_wr[2], 64'd0,
+                               a_wr[1], 64'd0, a_wr[0], 64'd0};
+    wire [NA*64-1:0] u_store = {320'd0, act_dram_wr, 64'd0, 64'd0, a_rd[4], 64'd0, a_rd[3], 64'd0, a_rd[2],
+                                64'd0, a_rd[1], 64'd0, a_rd[0]};
+    wire [NA*64-1:0] u_comp = {core.compute.act_pool, core.compute.act_res, core.compute.act_rq,
+                               core.compute.act_accum, core.compute.act_bitops, 128'd0,
+                               b_wr[4], b_rd[4], b_wr[3], b_rd[3], b_wr[2], b_rd[2], b_wr[1], b_rd[1],
+                               b_wr[0], b_rd[0]};
+    genvar ga;
+    generate
+        for (ga = 0; ga < NA; ga = ga + 1) begin : act_total
+            assign activity[ga*64 +: 64] = u_load[ga*64 +: 64] + u_store[ga*64 +: 64] + u_comp[ga*64 +: 64];
+        end
+    endgenerate
+    assign activity[NA*64 +: 64] = act_fetch;
+
     integer tf;
     reg [8*1024-1:0] trace_file;
     reg have_trace;
@@ -135,23 +228,47 @@ module bb_tb #(
         if (have_trace) tf = $fopen(trace_file, "w");
     end
 
-    integer k;
+    // retirements of the last cycle, written this cycle (their accesses are in the counters now)
+    reg  [2:0]      p_valid;
+    reg  [3*32-1:0] p_index;
+    reg  [3*64-1:0] p_disp, p_start, p_grant, p_end;
+    reg  [63:0]     p_now;
+    reg  [NA*64-1:0] snap [0:2];   // each unit's vector at its previous retirement
+    reg  [NA*64-1:0] uv, dv;
+    integer k, a;
     reg [63:0] g;
     always @(posedge clk) begin
+        p_valid <= rst ? 3'b000 : tr_valid;
+        p_index <= tr_index;
+        p_disp  <= tr_disp;
+        p_start <= tr_start;
+        p_grant <= tr_grant;
+        p_end   <= tr_end;
+        p_now   <= now;
+        if (rst) begin
+            snap[0] = {NA*64{1'b0}};
+            snap[1] = {NA*64{1'b0}};
+            snap[2] = {NA*64{1'b0}};
+        end
         if (!rst && tf != 0) begin
             for (k = 0; k < 3; k = k + 1) begin
-                if (tr_valid[k]) begin
-                    g = tr_grant[k*64 +: 64];
+                if (p_valid[k]) begin
+                    uv = (k == 0) ? u_load : (k == 1) ? u_comp : u_store;
+                    for (a = 0; a < NA; a = a + 1) dv[a*64 +: 64] = uv[a*64 +: 64] - snap[k][a*64 +: 64];
+                    snap[k] = uv;
+                    g = p_grant[k*64 +: 64];
                     if (g == {64{1'b1}})
-                        $fwrite(tf, "%0d %0d %0d %0d -1 %0d %0d\n", tr_index[k*32 +: 32], k, tr_disp[k*64 +: 64],
-                                tr_start[k*64 +: 64], tr_end[k*64 +: 64], now);
+                        $fwrite(tf, "%0d %0d %0d %0d -1 %0d %0d", p_index[k*32 +: 32], k, p_disp[k*64 +: 64],
+                                p_start[k*64 +: 64], p_end[k*64 +: 64], p_now);
                     else
-                        $fwrite(tf, "%0d %0d %0d %0d %0d %0d %0d\n", tr_index[k*32 +: 32], k, tr_disp[k*64 +: 64],
-                                tr_start[k*64 +: 64], g, tr_end[k*64 +: 64], now);
+                        $fwrite(tf, "%0d %0d %0d %0d %0d %0d %0d", p_index[k*32 +: 32], k, p_disp[k*64 +: 64],
+                                p_start[k*64 +: 64], g, p_end[k*64 +: 64], p_now);
+                    for (a = 0; a < NA; a = a + 1) $fwrite(tf, " %0d", dv[a*64 +: 64]);
+                    $fwrite(tf, "\n");
                 end
             end
             // a run stopped at its cycle limit never closes the file: what retired must be on disk
-            if (|tr_valid) $fflush(tf);
+            if (|p_valid) $fflush(tf);
         end
         // completion: dump DRAM (bb_dram, this edge), then close the trace and report
         dump <= !rst && done && !dump && !finished;

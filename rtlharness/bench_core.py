@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -23,6 +24,8 @@ import numpy as np
 
 from bitbranch.isa.encoding import INSN_BYTES, Instruction, encode
 from bitbranch.isa.hwconfig import HwConfig, load_presets
+
+from bitbranch.simulator.activity import ACTIONS
 
 from .build import CORE_MODULES, Build, SimulatorError, build, run
 from .params import build_parameters, check_supported, dram_aw
@@ -70,7 +73,8 @@ if cocotb is not None:
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             finished = int(dut.finished.value) == 1
             results.append({"finished": finished, "cycles": int(dut.cycles.value), "status": int(dut.status.value),
-                            "err_index": int(dut.err_index.value), "wall_seconds": wall, "cpu_seconds": cpu})
+                            "err_index": int(dut.err_index.value), "activity": str(int(dut.activity.value)),
+                            "wall_seconds": wall, "cpu_seconds": cpu})
             dut.run.value = 0
             await Timer(2 * CLOCK_NS, "ns")
             for name in ("dram_out.hex", "trace.txt"):  # a stopped run's trace: what retired (hang reports)
@@ -82,7 +86,8 @@ if cocotb is not None:
 # ---- runner side --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TraceLine:
-    """One retired instruction as the RTL saw it (cycles as in docs/timing.md; grant -1 for non-DMA)."""
+    """One retired instruction as the RTL saw it (cycles as in docs/timing.md; grant -1 for non-DMA), and the
+    activity its unit spent on it (counts of simulator.activity.ACTIONS less `fetches`, rtl/bb_tb.v)."""
 
     index: int
     unit: int
@@ -91,6 +96,12 @@ class TraceLine:
     grant: int
     end: int
     free: int
+    activity: tuple[int, ...] = ()
+
+
+def unpack_activity(value: int) -> dict[str, int]:
+    """bb_tb's `activity` port (one 64-bit count per action, action 0 lowest) by action name."""
+    return {name: (value >> (64 * i)) & ((1 << 64) - 1) for i, name in enumerate(ACTIONS)}
 
 
 @dataclass
@@ -103,6 +114,7 @@ class RtlResult:
     err_index: int
     dram: bytes
     trace: list[TraceLine]
+    activity: dict[str, int]  # the run's action counts at the bank ports, DRAM port and datapaths (rtl/bb_tb.v)
     wall_seconds: float  # simulated run only (reset release to finish)
     cpu_seconds: float  # CPU time of the simulator process during that run (robust against a busy machine)
     total_seconds: float  # including file writing, simulator start-up and parsing
@@ -127,6 +139,7 @@ def build_name(hw: HwConfig, aw: int, sim: str) -> str:
         "description": ""}
     digest = hashlib.sha256(json.dumps(hw.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     name = hw.name if plain else f"{hw.name}-{digest}"
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", name)  # `random:7`: make (Verilator's build) cannot take a ':' path
     return name if aw == dram_aw(0, sim) else f"{name}_dram{aw}"
 
 
@@ -170,7 +183,11 @@ def read_mem_hex(path: Path, size: int) -> bytes:
 def read_trace(path: Path) -> list[TraceLine]:
     if not path.is_file():
         return []
-    lines = [TraceLine(*map(int, ln.split())) for ln in path.read_text().splitlines() if ln.strip()]
+    lines = []
+    for ln in path.read_text().splitlines():
+        v = [int(x) for x in ln.split()]
+        if v:
+            lines.append(TraceLine(*v[:7], activity=tuple(v[7:])))
     return sorted(lines, key=lambda t: t.index)
 
 
@@ -232,6 +249,7 @@ def run_rtl_batch(jobs: Sequence[tuple[Sequence[Instruction] | Sequence[int], by
             out.append(RtlResult(
                 sim=sim, hw=hw, finished=res["finished"], cycles=res["cycles"], status=res["status"],
                 err_index=res["err_index"], dram=final, trace=read_trace(jd / "trace.txt"),
+                activity=unpack_activity(int(res["activity"])),
                 wall_seconds=res["wall_seconds"], cpu_seconds=res["cpu_seconds"], total_seconds=total / len(jobs),
                 build=b, waves=wave_file,
                 workdir=None if tmp is not None else jd,

@@ -1,4 +1,5 @@
-"""Cross-checking one program on the RTL and the simulator: outputs, DRAM image, cycles, per-instruction traces."""
+"""Cross-checking one program on the RTL and the simulator: outputs, DRAM image, cycles, per-instruction traces and
+activity counts (per instruction and in total)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bitbranch.isa.encoding import Instruction
 from bitbranch.isa.hwconfig import HwConfig
 from bitbranch.isa.spec import Buffer, Unit
 from bitbranch.simulator import funccov
+from bitbranch.simulator.activity import ACTIONS
 
 from .bench_core import RtlResult, TraceLine, run_rtl_batch
 
@@ -72,6 +74,56 @@ def first_divergence(divs: Sequence[Divergence]) -> Divergence | None:
         return (min(cycles) if cycles else 1 << 62, d.index)
 
     return min(divs, key=when)
+
+
+ACTIVITY_PER_INSN = ACTIONS[:-1]  # the RTL trace's per-instruction counts: every action but `fetches`
+assert ACTIONS[-1] == "fetches"
+
+
+@dataclass(frozen=True)
+class ActivityDifference:
+    """Activity counts that differ: of one instruction (`index`; the RTL's counts are its unit's activity between
+    that unit's previous retirement and this one) or of the whole run (`index` None), {action: (sim, rtl)}."""
+
+    index: int | None
+    op: str | None
+    fields: dict[str, tuple[int, int | None]]
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k}: sim {s:,} rtl {'-' if r is None else format(r, ',')}"
+                          for k, (s, r) in self.fields.items())
+        where = "whole run" if self.index is None else f"instruction {self.index} ({self.op})"
+        return f"{where}: {parts}"
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "op": self.op, "fields": {k: list(v) for k, v in self.fields.items()}}
+
+
+def activity_differences(program: Sequence[Instruction], sim_activity, rtl_total: dict[str, int] | None,
+                         rtl_trace: Sequence[TraceLine]) -> list[ActivityDifference]:
+    """Every instruction whose activity differs between the simulator (simulator.activity, `sim_activity`) and
+    the RTL's trace, in program order, then the whole-run totals (all ACTIONS, fetches included) if they differ.
+    Instructions the RTL did not retire are left to the trace comparison."""
+    out = []
+    rtl = {t.index: t for t in rtl_trace}
+    for k, insn in enumerate(program):
+        got = rtl.get(k)
+        if got is None:
+            continue
+        want = sim_activity.counts[k]
+        diff = {}
+        for i, name in enumerate(ACTIVITY_PER_INSN):
+            r = got.activity[i] if i < len(got.activity) else None
+            if int(want[i]) != r:
+                diff[name] = (int(want[i]), r)
+        if diff:
+            out.append(ActivityDifference(k, insn.op, diff))
+    total = sim_activity.total()
+    diff = {name: (total[name], None if rtl_total is None else rtl_total.get(name)) for name in ACTIONS
+            if rtl_total is None or total[name] != rtl_total.get(name)}
+    if diff:
+        out.append(ActivityDifference(None, None, diff))
+    return out
 
 
 @dataclass(frozen=True)
@@ -182,6 +234,9 @@ class CrossCheck:
     data_difference: DataDifference | None = None
     hang: list[str] | None = None
     max_cycles: int | None = None
+    activity_sim: dict[str, int] = field(default_factory=dict)
+    activity_rtl: dict[str, int] = field(default_factory=dict)
+    activity_differences: list[ActivityDifference] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -189,9 +244,14 @@ class CrossCheck:
         return self.cycles_rtl == self.cycles_sim
 
     @property
+    def activity_match(self) -> bool:
+        """Every activity count equal, per instruction and in total (simulator.activity vs rtl/bb_tb.v)."""
+        return not self.activity_differences
+
+    @property
     def ok(self) -> bool:
         return (self.outputs_match and self.dram_match and self.cycles_match and not self.divergences
-                and self.rtl_status == "OK" and self.rtl_finished)
+                and self.activity_match and self.rtl_status == "OK" and self.rtl_finished)
 
     @property
     def first(self) -> Divergence | None:
@@ -216,6 +276,14 @@ class CrossCheck:
             parts.append("outputs differ " + ", ".join(k for k, v in self.outputs.items() if not v))
         if self.rtl_finished and not self.cycles_match and self.first is None:
             parts.append(f"cycles rtl {self.cycles_rtl:,} sim {self.cycles_sim:,}")
+        if self.rtl_finished and self.activity_differences:
+            per_insn = [d for d in self.activity_differences if d.index is not None]
+            total = [d for d in self.activity_differences if d.index is None]
+            if per_insn:
+                parts.append(f"first activity difference ({len(per_insn)} instructions differ): "
+                             f"{per_insn[0].describe()}")
+            if total:
+                parts.append(f"activity totals differ: {total[0].describe()}")
         return "; ".join(parts)
 
     def to_json_dict(self) -> dict:
@@ -234,6 +302,11 @@ class CrossCheck:
             "trace_mismatches": len(self.divergences),
             "first_divergence": first.to_dict() if first else None,
             "first_data_difference": self.data_difference.to_dict() if self.data_difference else None,
+            "activity_match": self.activity_match,
+            "activity_sim": self.activity_sim,
+            "activity_rtl": self.activity_rtl,
+            "activity_mismatches": sum(d.index is not None for d in self.activity_differences),
+            "first_activity_difference": next((d.to_dict() for d in self.activity_differences), None),
             "hang": self.hang,
             "explanation": self.explain(),
             "rtl_status": self.rtl_status,
@@ -271,6 +344,8 @@ def _compare(art: Artifact | None, program: list[Instruction], hw: HwConfig, sim
     data = (first_data_difference(program, hw, sim_result.dram, rtl.dram, sim_result.timestamps.end)
             if rtl.dram != sim_result.dram else None)
     hang = hang_report(program, rtl.trace) if not rtl.finished else None
+    act_diffs = activity_differences(program, sim_result.activity, rtl.activity if rtl.finished else None,
+                                     rtl.trace)
     cov = funccov.active()
     if cov is not None and rtl.finished and not divs:  # the situations the matched timestamps show
         cov.add_run(program, sim_result.timestamps, hw)
@@ -280,7 +355,8 @@ def _compare(art: Artifact | None, program: list[Instruction], hw: HwConfig, sim
         rtl_status=rtl.status_name, rtl_finished=rtl.finished, divergences=divs, wall_seconds=wall,
         wall_rtl=rtl.wall_seconds, cpu_rtl=rtl.cpu_seconds, wall_rtl_total=rtl.total_seconds, wall_sim=wall_sim,
         build_seconds=rtl.build.seconds, golden_rtl=golden, waves=str(rtl.waves) if rtl.waves else None,
-        data_difference=data, hang=hang,
+        data_difference=data, hang=hang, activity_sim=sim_result.activity.total(),
+        activity_rtl=dict(rtl.activity) if rtl.finished else {}, activity_differences=act_diffs,
     )
 
 

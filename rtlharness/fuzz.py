@@ -3,7 +3,8 @@
 Program i uses seed S + i: simulator.randprog.random_program(hw, default_rng(S + i), n) gives a valid,
 deadlock-free, race-free program over every instruction class with random tokens and a random DRAM image.
 Each is run on the simulator and the RTL and cross-checked like `bitbranch verify`: final DRAM image (all
-outputs), total cycles and every instruction's trace. A failing seed is appended to the regression file
+outputs), total cycles, every instruction's trace and every activity count (per instruction and in total).
+A failing seed is appended to the regression file
 (default tests/rtl_regressions.json in a source checkout), which the test suite replays.
 Exit status: 0 no mismatch, 1 at least one mismatch, 2 an error.
 """
@@ -118,6 +119,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                               "outputs_match": check.outputs_match, "cycles_rtl": check.cycles_rtl,
                               "cycles_sim": check.cycles_sim, "rtl_status": check.rtl_status,
                               "first_divergence": first.to_dict() if first else None,
+                              "activity_match": check.activity_match,
+                              "first_activity_difference": next(
+                                  (d.to_dict() for d in check.activity_differences), None),
                               "explanation": check.explain()}
                     failures.append(record)
                     if regressions is not None:
@@ -143,7 +147,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     else:
         mix = ", ".join(f"{op} {n}" for op, n in sorted(ops.items()))
         print(f"fuzz: {checked} random programs (seeds {args.seed}..{args.seed + checked - 1}, hardware '{args.hw}', "
-              f"{args.sim}) cross-checked on outputs, cycles and traces: {len(failures)} mismatches")
+              f"{args.sim}) cross-checked on outputs, cycles, traces and activity: {len(failures)} mismatches")
         print(f"  {insns:,} instructions ({mix}); {cycles:,} RTL cycles; {wall:.1f} s "
               f"(RTL runs {rtl_wall:.1f} s, simulator {sim_wall:.1f} s)")
         if failures and regressions is not None:

@@ -1,8 +1,10 @@
 """`bitbranch verify DIR`: run an artifact on the RTL and on the simulator and compare them.
 
 Every output tensor must be bit-identical (and the whole final DRAM image), the total cycle count exactly
-equal, and every instruction's unit, dispatch, start, grant, end and free cycles equal; on a mismatch the
-first diverging instruction is named from both sides' traces. Exit status: 0 everything matches, 1 a
+equal, every instruction's unit, dispatch, start, grant, end and free cycles equal, and every activity count
+(SRAM bits per buffer, DRAM bits, bit-ops, accumulates, lane-ops, fetches; simulator.activity against the
+RTL's counters) equal per instruction and in total; on a mismatch the first diverging instruction is named
+from both sides' traces. Exit status: 0 everything matches, 1 a
 mismatch, 2 an error (printed as `error: <message>`).
 """
 
@@ -41,6 +43,18 @@ def _waves_path(args: argparse.Namespace) -> Path:
     return Path(f"{Path(args.artifact).resolve().name}.{args.sim}.{suffix}")
 
 
+def activity_line(check) -> str:
+    """The activity counts (simulator.activity vs the RTL's counters): per instruction and in total."""
+    per_insn = sum(d.index is not None for d in check.activity_differences)
+    total = any(d.index is None for d in check.activity_differences)
+    n = len(check.activity_sim)
+    if not check.activity_differences:
+        return (f"activity: {n} counts equal in total and for all {check.instructions} instructions "
+                f"(e.g. {check.activity_rtl.get('bitops', 0):,} bit-ops, {check.activity_rtl.get('dram_read', 0):,} "
+                f"DRAM bits read)")
+    return (f"activity: MISMATCH ({per_insn} instructions differ" + (", totals differ" if total else "") + ")")
+
+
 def format_report(check, artifact: str) -> str:
     hw = check.hw
     lines = [
@@ -52,6 +66,7 @@ def format_report(check, artifact: str) -> str:
         f"cycles: rtl {check.cycles_rtl:,}, simulator {check.cycles_sim:,}: "
         + ("match" if check.cycles_match else f"MISMATCH ({check.cycles_rtl - check.cycles_sim:+,})"),
         f"per-instruction trace: {check.instructions - len(check.divergences)} of {check.instructions} identical",
+        activity_line(check),
     ]
     if check.golden_rtl is not None:
         ok = all(check.golden_rtl.values())

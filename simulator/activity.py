@@ -1,23 +1,31 @@
 """Exact activity counts of every instruction: what the energy model multiplies by energy per action.
 
 Counts are a closed-form function of an instruction's fields and the hardware config, like its latency
-(simulator.timing, whose bit-op count is reused here), and follow the access pattern of the datapath
-the timing contract describes (rtl/bb_compute.v issues exactly these reads and writes):
+(simulator.timing), and are what the buildable machine does: the RTL counts the same actions at its SRAM
+bank ports, its DRAM port and its datapaths (rtl/bb_tb.v `activity`), and the harness checks the two are
+equal on every cross-checked program (rtlharness.compare), per instruction and in total. Reads move a
+bank's whole width; writes count the bits their write mask enables.
 
-* LOAD: DRAM read rows*len*E*8 bits; the buffer is written for every entry of the padded block,
-  zero fill included ((pad_top+rows+pad_bottom) * (pad_left+len+pad_right) * E*8 bits).
-* STORE: the buffer is read and DRAM written rows*len*E*8 bits.
-* BGEMM, per pass of R pixel rows, column tile, window position, channel word and branch pair (i, j):
-  every valid pixel row reads one W-bit INP plane word, and one C*W-bit WGT entry is read (whatever
-  the number of valid rows); at the first step of a (pass, tile) with accumulate=1 each valid row
-  reads its ACC entry (C x 32 bits), at the last one it writes it. Each pair and valid row adds C
-  popcounts into C accumulators (`accumulates`), and computes C*W xnor+popcount bits (`bitops`).
-* REQUANT: per pass one CONST record (C*128 bits); per pixel one ACC read (C*32 bits), rk residual
-  W-bit INP words when res=1, and either kout OUT words written under a C-bit write mask (C bits
-  each) or one ACC entry written; C requantize lane-ops (+ C residual lane-ops when res=1).
-* POOL: per output pixel and window element k W-bit INP words read and C lane-ops; per output pixel
-  k OUT words written under the C-bit mask (max) or one ACC entry (sum).
-* Every instruction is one fetch (an INSN_BITS read of the instruction memory) and one decode.
+* LOAD: DRAM read rows*len*E*8 bits (the beat lanes that carry data); the buffer is written for every entry
+  of the padded block, zero fill included ((pad_top+rows+pad_bottom) * (pad_left+len+pad_right) * E*8
+  bits), in every copy of the buffer: INP is built as R identical copies (one per array row, rtl/bb_winbuf.v),
+  so a LOAD into INP writes R times that.
+* STORE: DRAM written rows*len*E*8 bits; the buffer is read a whole DMA beat at a time:
+  rows * ceil(len*E/B) beats of max(B, E)*8 bits (B >= E: the beat's B/E entries; B < E: the whole entry
+  each beat takes B bytes of).
+* BGEMM issues, per pass of R pixel rows, column tile, window position and channel word, one cycle per
+  group of P branch pairs (ceil(kbits*mbits/P) groups). Each issue reads an 8-entry window from INP for every
+  valid pixel row (8 W-bit words, the planes the group's pairs pick from) and an 8-entry window of C*W-bit
+  words from WGT; the whole PE array works (R*C PEs x P branches: C*W xnor+popcount bits and one accumulate
+  per PE and branch, valid rows and branches or not). At the first step of a (pass, tile) with accumulate=1
+  each valid row reads its ACC entry (C x 32 bits), at the last one it writes it.
+* REQUANT: per pass (R pixels) one CONST record (C*128 bits) and R*C requantize lane-ops (+ R*C residual
+  lane-ops when res=1); per valid pixel one ACC read (C*32 bits), an 8-entry INP window when res=1, and
+  either kout OUT words written under the C-bit write mask (C bits each) or one ACC entry written.
+* POOL: per pass and window position R*C lane-ops and, per valid pixel, an 8-entry INP window; per output
+  pixel k OUT words written under the C-bit mask (max) or one ACC entry (sum).
+* Every instruction is one fetch (an INSN_BITS read of the instruction memory into the decode register)
+  and one decode.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import numpy as np
 from bitbranch.isa.hwconfig import ACC_BYTES_PER_LANE, BUFFERS, CONST_BYTES_PER_LANE, HwConfig
 from bitbranch.isa.spec import Dest, PoolMode
 
-from .timing import bgemm_bitops, ceil_div
+from .timing import ceil_div
 
 Fields = Mapping[str, int]
 
@@ -49,59 +57,66 @@ def _vec(**counts: int) -> tuple[int, ...]:
     return tuple(v)
 
 
+WINDOW = 8
+"""Entries of an INP/WGT window read (rtl/bb_core.v, bb_winbuf NWIN): the most planes of a pixel or weight word."""
+
+
 def _load(f: Fields, hw: HwConfig) -> tuple[int, ...]:
     name = BUFFERS[f["buf"]]
     e_bits = hw.entry_bytes(name) * 8
+    copies = hw.array_rows if name == "inp" else 1
     written = (f["pad_top"] + f["rows"] + f["pad_bottom"]) * (f["pad_left"] + f["len"] + f["pad_right"])
-    return _vec(dram_read=f["rows"] * f["len"] * e_bits, **{f"{name}_write": written * e_bits})
+    return _vec(dram_read=f["rows"] * f["len"] * e_bits, **{f"{name}_write": copies * written * e_bits})
 
 
 def _store(f: Fields, hw: HwConfig) -> tuple[int, ...]:
     name = BUFFERS[f["buf"]]
-    bits = f["rows"] * f["len"] * hw.entry_bytes(name) * 8
-    return _vec(dram_write=bits, **{f"{name}_read": bits})
+    e, b = hw.entry_bytes(name), hw.dram_bytes_per_cycle
+    beats = f["rows"] * ceil_div(f["len"] * e, b)
+    return _vec(dram_write=f["rows"] * f["len"] * e * 8, **{f"{name}_read": beats * max(b, e) * 8})
 
 
 def _bgemm(f: Fields, hw: HwConfig) -> tuple[int, ...]:
-    r, c, w = hw.array_rows, hw.array_cols, hw.word_bits
+    r, c, w, p = hw.array_rows, hw.array_cols, hw.word_bits, hw.branch_parallel
     pixels = f["oh"] * f["ow"]
-    steps = f["ctiles"] * f["kh"] * f["kw"] * f["cw"]  # per pass
-    pairs = f["kbits"] * f["mbits"]
+    groups = f["ctiles"] * f["kh"] * f["kw"] * f["cw"] * ceil_div(f["kbits"] * f["mbits"], p)  # per pass
+    issues = ceil_div(pixels, r) * groups
     acc_entry = c * ACC_BYTES_PER_LANE * 8
     return _vec(
-        inp_read=pixels * steps * pairs * w,
-        wgt_read=ceil_div(pixels, r) * steps * pairs * c * w,
+        inp_read=pixels * groups * WINDOW * w,
+        wgt_read=issues * WINDOW * c * w,
         acc_read=pixels * f["ctiles"] * acc_entry if f["accumulate"] else 0,
         acc_write=pixels * f["ctiles"] * acc_entry,
-        bitops=bgemm_bitops(f, hw),
-        accumulates=pixels * steps * pairs * c,
+        bitops=issues * r * c * p * w,
+        accumulates=issues * r * c * p,
     )
 
 
 def _requant(f: Fields, hw: HwConfig) -> tuple[int, ...]:
     r, c, w, n = hw.array_rows, hw.array_cols, hw.word_bits, f["n"]
+    passes = ceil_div(n, r)
     acc_entry = c * ACC_BYTES_PER_LANE * 8
     to_out = f["dest"] == Dest.OUT
     return _vec(
-        const_read=ceil_div(n, r) * c * CONST_BYTES_PER_LANE * 8,
+        const_read=passes * c * CONST_BYTES_PER_LANE * 8,
         acc_read=n * acc_entry,
-        inp_read=n * f["rk"] * w if f["res"] else 0,
+        inp_read=n * WINDOW * w if f["res"] else 0,
         out_write=n * f["kout"] * c if to_out else 0,
         acc_write=0 if to_out else n * acc_entry,
-        requant_lanes=n * c,
-        residual_lanes=n * c if f["res"] else 0,
+        requant_lanes=passes * r * c,
+        residual_lanes=passes * r * c if f["res"] else 0,
     )
 
 
 def _pool(f: Fields, hw: HwConfig) -> tuple[int, ...]:
-    c, w = hw.array_cols, hw.word_bits
+    r, c, w = hw.array_rows, hw.array_cols, hw.word_bits
     pixels, window = f["oh"] * f["ow"], f["kh"] * f["kw"]
     is_max = f["mode"] == PoolMode.MAX
     return _vec(
-        inp_read=pixels * window * f["k"] * w,
+        inp_read=pixels * window * WINDOW * w,
         out_write=pixels * f["k"] * c if is_max else 0,
         acc_write=0 if is_max else pixels * c * ACC_BYTES_PER_LANE * 8,
-        pool_lanes=pixels * window * c,
+        pool_lanes=ceil_div(pixels, r) * window * r * c,
     )
 
 

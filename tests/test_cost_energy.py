@@ -96,8 +96,8 @@ def test_energy_of_a_tiny_program_by_hand():
     geo = bank_geometry(SMALL)
     s = summarize(r.activity.total(), SMALL, t, r.cycles, SMALL.clock_mhz, useful_bitops=0)
     dram = (6 * 64 + 2 * 128) * t.dram_bit_pj
-    inp = 6 * 64 * t.sram_write_bit_pj(geo["inp"])
-    acc = 2 * 128 * t.sram_read_bit_pj(geo["acc"])
+    inp = 2 * 6 * 64 * t.sram_write_bit_pj(geo["inp"])  # both INP copies (R = 2) are written
+    acc = 4 * 128 * t.sram_read_bit_pj(geo["acc"])  # 4 beats of 8 bytes, each reading a whole 16-byte entry
     fetch = 3 * 256 * t.sram_read_bit_pj(geo["imem"])
     assert s.breakdown_uj["dram"] == pytest.approx(dram * 1e-6)
     assert s.breakdown_uj["inp"] == pytest.approx(inp * 1e-6)

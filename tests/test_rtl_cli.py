@@ -50,6 +50,8 @@ def test_verify_json_reports_a_match(artifact, capsys):
     assert out["outputs_match"] and out["cycles_match"] and out["dram_match"] and out["ok"]
     assert out["cycles_rtl"] == out["cycles_sim"] > 0 and out["wall_seconds"] > 0
     assert out["first_divergence"] is None and out["trace_mismatches"] == 0 and out["golden_rtl"] == {"b": True}
+    assert out["activity_match"] and out["activity_mismatches"] == 0 and out["first_activity_difference"] is None
+    assert out["activity_rtl"] == out["activity_sim"] and out["activity_rtl"]["bitops"] > 0
 
 
 @needs_verilator
@@ -57,6 +59,7 @@ def test_verify_report(artifact, capsys):
     assert verify(str(artifact)) == 0
     text = capsys.readouterr().out
     assert "outputs: all match" in text and "cycles: rtl" in text and "verify: PASS" in text
+    assert "activity: 18 counts equal in total and for all" in text
 
 
 @needs_verilator
@@ -72,18 +75,55 @@ def test_mismatch_names_the_first_diverging_instruction(artifact, capsys, monkey
         k = next(t.index for t in r.trace if t.index > 5 and t.grant < 0)
         picked.append(k)
         r.trace = [t if t.index != k else bench_core.TraceLine(t.index, t.unit, t.dispatch, t.start, t.grant,
-                                                                t.end + 1, t.free + 1) for t in r.trace]
+                                                                t.end + 1, t.free + 1, t.activity)
+                   for t in r.trace]
         r.cycles += 1
         return results
 
     monkeypatch.setattr(compare, "run_rtl_batch", faulty)
     assert verify(str(artifact), "--json") == 1
     out = json.loads(capsys.readouterr().out)
-    assert not out["cycles_match"] and out["outputs_match"]
+    assert not out["cycles_match"] and out["outputs_match"] and out["activity_match"]
     first = out["first_divergence"]
     assert first["index"] == picked[0] and first["fields"]["end"][1] == first["fields"]["end"][0] + 1
     assert verify(str(artifact)) == 1
     assert f"first timing difference: instruction {first['index']}" in capsys.readouterr().out
+
+
+@needs_verilator
+def test_verify_names_the_instruction_whose_activity_differs(artifact, capsys, monkeypatch):
+    """One WGT read bit more in the RTL's report of one BGEMM (and in its total): exit 1, the instruction, the
+    count and both values named; timing and data still match."""
+    from bitbranch.simulator.activity import ACTIONS
+
+    real = bench_core.run_rtl_batch
+    picked = []
+    w = ACTIONS.index("wgt_read")
+
+    def faulty(*args, **kwargs):
+        results = real(*args, **kwargs)
+        r = results[0]
+        t = next(t for t in r.trace if t.activity[w] > 0)
+        picked.append((t.index, t.activity[w]))
+        act = list(t.activity)
+        act[w] += 1
+        r.trace = [u if u.index != t.index else bench_core.TraceLine(*list(vars(u).values())[:7], tuple(act))
+                   for u in r.trace]
+        r.activity = {**r.activity, "wgt_read": r.activity["wgt_read"] + 1}
+        return results
+
+    monkeypatch.setattr(compare, "run_rtl_batch", faulty)
+    assert verify(str(artifact), "--json") == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["cycles_match"] and out["outputs_match"] and out["trace_mismatches"] == 0
+    assert not out["activity_match"] and out["activity_mismatches"] == 1
+    k, n = picked[0]
+    assert out["first_activity_difference"] == {"index": k, "op": "bgemm", "fields": {"wgt_read": [n, n + 1]}}
+    assert verify(str(artifact)) == 1
+    text = capsys.readouterr().out
+    assert f"first activity difference (1 instructions differ): instruction {k} (bgemm): wgt_read: sim {n:,} " \
+           f"rtl {n + 1:,}" in text
+    assert "activity: MISMATCH (1 instructions differ, totals differ)" in text
 
 
 @needs_verilator

@@ -1,7 +1,8 @@
 """Differential fuzzing of the RTL against the simulator (simulator.randprog random programs).
 
-Every program is cross-checked on the final DRAM image, the total cycle count and every instruction's
-unit, dispatch, start, grant, end and free cycles. Default run: 300 programs on `small` (Verilator), 40 on
+Every program is cross-checked on the final DRAM image, the total cycle count, every instruction's
+unit, dispatch, start, grant, end and free cycles, and every activity count (per instruction and in total:
+simulator.activity against the RTL's counters). Default run: 300 programs on `small` (Verilator), 40 on
 `edge` (16x16 PEs, two branch pairs, 64-byte DRAM beats) and 30 on Icarus, plus the recorded regressions
 (tests/rtl_regressions.json, written by `bitbranch fuzz`). `make test-slow` runs a large campaign.
 """
@@ -80,3 +81,11 @@ def test_fuzz_campaign(hw, count, instructions, record_property):
     for b0 in range(0, count, 250):
         check(hw, range(1_000_000 + b0, 1_000_000 + min(count, b0 + 250)), instructions, "verilator")
     record_property("programs_cross_checked", count)
+
+
+def test_random_config_build_directory_has_no_colon():
+    """`--hw random:S` on Verilator: the build directory name must be a path make accepts (no ':')."""
+    from bitbranch.rtlharness.bench_core import build_name
+
+    name = build_name(resolve("random:21"), 24, "verilator")
+    assert name.startswith("random_21-") and ":" not in name
