@@ -57,6 +57,11 @@ def _vec(**counts: int) -> tuple[int, ...]:
     return tuple(v)
 
 
+COUNTING_RULES = 2
+"""Revision of the counting rules below: bumped when they change, so stored results that depend on them
+(`bitbranch explore`'s point store) are recomputed. 2: counted as the RTL does (INP copies, window reads,
+whole STORE beats, whole-array issues); 1: the first, per branch pair."""
+
 WINDOW = 8
 """Entries of an INP/WGT window read (rtl/bb_core.v, bb_winbuf NWIN): the most planes of a pixel or weight word."""
 
