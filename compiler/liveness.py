@@ -10,7 +10,9 @@ Measures per op output (from the golden model's values, which equal the simulato
 - `distinct`: number of different values (levels for K-bit tensors, integers for int32 results);
 - `top_share`: share of the values on the most used one;
 - `levels`: 2^K for K-bit tensors, None for int32 results.
-A layer is *collapsed* when top_share > COLLAPSED_SHARE; an output is *constant* when distinct == 1.
+A layer is *collapsed* when top_share > COLLAPSED_SHARE; an output is *constant* when distinct == 1, and
+*nearly constant* when it has at least FEW_VALUES_MIN_SIZE values but fewer than FEW_VALUES_SHARE of them are
+different (squeezenet1_1 at W2A2: 1000 logits on 4 values, too few to rank 1000 classes).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 from . import ir
 
 COLLAPSED_SHARE = 0.99  # one level holding more than this share of a layer's outputs means the layer says ~nothing
+FEW_VALUES_MIN_SIZE = 100  # outputs this large should spread over many values
+FEW_VALUES_SHARE = 0.01  # ... at least this share of them different (10 of 1000 logits)
 MAX_NAMED = 8  # layers named in one warning line
 
 
@@ -90,6 +94,9 @@ def warnings_for(per_layer: dict[str, Usage], outputs: dict[str, np.ndarray]) ->
         if v.size > 1 and np.all(v == v.flat[0]):
             lines.append(f"final output '{name}' is constant (all {v.size} values = {v.flat[0]}): the result "
                          "carries no information about the input")
+        elif v.size >= FEW_VALUES_MIN_SIZE and (n := np.unique(v).size) < FEW_VALUES_SHARE * v.size:
+            lines.append(f"final output '{name}' takes only {n} different values over its {v.size}: it can hardly "
+                         "rank its entries (calibrate with --calib on representative images, or use more bits)")
     return lines
 
 

@@ -445,9 +445,27 @@ def _worker(job: str) -> int:
     return 0
 
 
-def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: float = 300.0) -> bool:
-    """True when Yosys proves the mutated core equivalent to the original (equiv_make + equiv_induct).
+def _derived_modules(yosys: list[str], root: Path, chparam: str, names: set[str], timeout: float) -> list[str]:
+    """The modules of the core as elaborated for the preset (parameters resolved, e.g. `$paramod$...\\bb_sram_2p`)
+    whose source module is one of `names`."""
+    sources = " ".join(f"gold/{f}" for f in core_files())
+    script = f"read_verilog -defer -Igold {sources}; hierarchy -top bb_core {chparam}; tee -q -o mods.txt ls"
+    subprocess.run([*yosys, "-q", "-p", script], cwd=root, capture_output=True, text=True, timeout=timeout)
+    mods = []
+    for line in (root / "mods.txt").read_text().splitlines() if (root / "mods.txt").exists() else []:
+        name = line.strip()
+        base = name.rsplit("\\", 1)[-1]
+        if name and base in names and (name == base or name.startswith("$paramod")):
+            mods.append(name)
+    return mods
 
+
+def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: float = 300.0) -> bool:
+    """True when Yosys proves every elaborated instance of the mutated module (with the parameters the preset
+    gives it, its own submodules flattened in) equivalent to the original (equiv_make + equiv_induct).
+
+    A module equal to its original makes the whole core equal, and proving one module is small enough to finish
+    (the flattened core is not: equiv_induct did not finish on it in 10 minutes even with Debian's Yosys).
     Both copies sit under one folder and are named relative to it: the WebAssembly Yosys sees only its
     working directory."""
     from bitbranch.isa.hwconfig import get_config
@@ -463,22 +481,38 @@ def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: 
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(rtl, root / "gold", ignore=shutil.ignore_patterns("sim_build", "__pycache__", "bench"))
     shutil.copytree(_mutant_dir(rtl, work, m), root / "gate")
-    chparam = " ".join(f"-set {k} {v}" for k, v in hw_parameters(get_config(hw_name)).items())
-
-    def load(name: str) -> str:
-        sources = " ".join(f"{name}/{f}" for f in core_files())
-        return (f"read_verilog -I{name} {sources}; chparam {chparam} bb_core; hierarchy -top bb_core; proc; "
-                f"flatten; opt_clean; rename bb_core {name}; design -stash {name}; design -reset; ")
-
-    script = (load("gold") + load("gate") + "design -copy-from gold -as gold gold; "
-              "design -copy-from gate -as gate gate; equiv_make gold gate equiv; hierarchy -top equiv; "
-              "async2sync; equiv_simple -seq 4; equiv_induct -seq 4; equiv_status -assert")
+    chparam = " ".join(f"-chparam {k} {v}" for k, v in hw_parameters(get_config(hw_name)).items())
+    defined = set(re.findall(r"^\s*module\s+(\w+)", (rtl / m.file).read_text(), re.M))
+    deadline = time.perf_counter() + timeout
     try:
-        out = subprocess.run([*yosys, "-q", "-p", script], cwd=root, capture_output=True, text=True,
-                             timeout=timeout)
+        modules = _derived_modules(yosys, root, chparam, defined, timeout)
     except subprocess.TimeoutExpired:
         return False
-    return out.returncode == 0
+    if not modules:
+        return False
+
+    def load(name: str, module: str) -> str:
+        sources = " ".join(f"{name}/{f}" for f in core_files())
+        # -defer: elaborate only with the preset's parameters (elaborating the defaults first takes minutes)
+        return (f"read_verilog -defer -I{name} {sources}; hierarchy -top bb_core {chparam}; "
+                f"hierarchy -top {module}; proc; flatten; opt_clean; rename {module} {name}; design -stash {name}; "
+                "design -reset; ")
+
+    for module in modules:
+        script = (load("gold", module) + load("gate", module) + "design -copy-from gold -as gold gold; "
+                  "design -copy-from gate -as gate gate; equiv_make gold gate equiv; hierarchy -top equiv; "
+                  "async2sync; equiv_simple -seq 4; equiv_induct -seq 4; equiv_status -assert")
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return False
+        try:
+            out = subprocess.run([*yosys, "-q", "-p", script], cwd=root, capture_output=True, text=True,
+                                 timeout=left)
+        except subprocess.TimeoutExpired:
+            return False
+        if out.returncode != 0:
+            return False
+    return True
 
 
 BASELINE_LIMIT_S = 1800.0  # the unmutated design's suite run may take this long
@@ -490,10 +524,13 @@ class BaselineFailed(RuntimeError):
 
 
 def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progress=None,
-             timeout: float = 240.0, jobs: int = 1) -> tuple[list[Outcome], dict]:
+             timeout: float = 240.0, jobs: int = 1, prove_seconds: float = 60.0,
+             log: Path | None = None) -> tuple[list[Outcome], dict]:
     """The first n buildable mutants of the seeded draw, each run through the suite. `jobs` mutants run at once
     (each in its own process and folder); the result is the same set, in draw order, whatever `jobs` is.
-    Returns the outcomes and {baseline_seconds, watchdog_seconds}."""
+    With `log`, every outcome is appended to that JSON-lines file as it arrives, and outcomes already there for
+    the same RTL sources, suite and simulator are reused, so a stopped campaign resumes where it was.
+    Returns the outcomes and {baseline_seconds, watchdog_seconds, reused}."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -502,6 +539,8 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
     rtl = rtl_dir()
     done: dict[int, Outcome] = {}
     lock = threading.Lock()
+    key = _campaign_key(rtl, suite_name, sim, hw_name)
+    logged = _read_log(log, key)
     with tempfile.TemporaryDirectory(prefix="bitbranch-mutate-") as tmp:
         # The unmutated design must pass the suite, or every mutant would count as killed.
         base = run_mutant_isolated(Mutation(core_files()[0], 0, 0, "", "", "none"), suite_name, sim,
@@ -529,9 +568,13 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
                 if item is None:
                     return
                 k, m = item
-                o = run_mutant_isolated(m, suite_name, sim, work, timeout)
-                if o.status == "survived" and prove_equivalent(m, rtl, work, hw_name):
-                    o.status, o.detail = "equivalent", "yosys equiv_induct proves the mutant equal to the design"
+                o = logged.get(m.describe())
+                if o is None:
+                    o = run_mutant_isolated(m, suite_name, sim, work, timeout)
+                    if o.status == "survived" and prove_seconds > 0 and prove_equivalent(m, rtl, work, hw_name,
+                                                                                         prove_seconds):
+                        o.status, o.detail = "equivalent", "yosys equiv_induct proves the mutant equal to the design"
+                    _append_log(log, key, o)
                 with lock:
                     done[k] = o
                     if progress is not None:
@@ -545,7 +588,39 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
             break
         out.append(o)
         n_counted += o.status != "unbuildable"
-    return out, {"baseline_seconds": round(base.seconds, 1), "watchdog_seconds": round(timeout, 1)}
+    reused = sum(o.mutation.describe() in logged for o in out)
+    return out, {"baseline_seconds": round(base.seconds, 1), "watchdog_seconds": round(timeout, 1), "reused": reused}
+
+
+def _campaign_key(rtl: Path, suite_name: str, sim: str, hw_name: str) -> str:
+    """What an outcome depends on: the core's sources, the suite, the simulator and the preset of the proof."""
+    import hashlib
+
+    h = hashlib.sha256(f"{suite_name}|{sim}|{hw_name}".encode())
+    for f in sorted(p.name for p in list(rtl.glob("*.v")) + list(rtl.glob("*.vh"))):
+        h.update(f.encode() + b"\0" + (rtl / f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _read_log(log: Path | None, key: str) -> dict[str, Outcome]:
+    if log is None or not log.exists():
+        return {}
+    out = {}
+    for n, line in enumerate(log.read_text().splitlines(), 1):
+        try:
+            d = json.loads(line)
+            if d["key"] == key:
+                m = Mutation(**{f: d[f] for f in ("file", "line", "start", "original", "replacement", "operator")})
+                out[m.describe()] = Outcome(m, d["status"], d["check"], d["detail"], d["seconds"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{log}:{n}: not a mutation log line ({exc})") from None
+    return out
+
+
+def _append_log(log: Path | None, key: str, o: Outcome) -> None:
+    if log is not None:
+        with open(log, "a") as fh:
+            fh.write(json.dumps({"key": key, **o.to_dict()}) + "\n")
 
 
 def summary(outcomes: list[Outcome], seconds: float) -> dict:
@@ -583,6 +658,11 @@ def add_arguments_mutate(parser: argparse.ArgumentParser) -> None:
                              "unmutated RTL takes for the whole suite, and a mutant past it is killed by the watchdog")
     parser.add_argument("--jobs", type=int, default=1, metavar="J",
                         help="mutants run at once, each in its own process (default 1; same result for any J)")
+    parser.add_argument("--prove-timeout", type=float, default=60.0, metavar="S",
+                        help="seconds Yosys may try to prove a survivor equivalent (default 60; 0: do not try)")
+    parser.add_argument("--log", type=Path, metavar="FILE",
+                        help="append each outcome to this JSON-lines file and reuse the ones already there for the "
+                             "same RTL, suite and simulator (resume a stopped campaign)")
     parser.add_argument("--list", action="store_true", help="only count the mutation points per operator and file")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
 
@@ -596,6 +676,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         return fail(f"--mutants={args.mutants} must be >= 1")
     if args.jobs < 1:
         return fail(f"--jobs={args.jobs} must be >= 1")
+    if not args.prove_timeout >= 0:
+        return fail(f"--prove-timeout={args.prove_timeout} must be >= 0 seconds")
     if not args.timeout > 0:
         return fail(f"--timeout={args.timeout} must be > 0 seconds")
     if args.list:
@@ -619,8 +701,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
     try:
         outcomes, calibration = campaign(args.mutants, args.seed, args.suite, args.sim, args.hw, progress,
-                                         args.timeout, args.jobs)
-    except (SimulatorError, BaselineFailed) as exc:
+                                         args.timeout, args.jobs, args.prove_timeout, args.log)
+    except (SimulatorError, BaselineFailed, ValueError) as exc:
         return fail(str(exc))
     s = summary(outcomes, time.perf_counter() - t0) | calibration
     if args.json:

@@ -38,6 +38,9 @@ def test_warnings_name_the_layers_and_constant_outputs():
     assert "1 of 2 layers" in lines[0] and lines[0].split(": ", 1)[1].startswith("a;")
     assert "final output 'fc' is constant" in lines[1] and "= 7" in lines[1]
     assert warnings_for({"b": per["b"]}, {"ok": np.arange(10)}) == []
+    # 1000 logits on 4 values (squeezenet1_1 at W2A2) cannot rank 1000 classes; 10 values can, a little
+    few = warnings_for({}, {"logits": np.arange(1000) % 4, "fine": np.arange(1000) % 10, "tiny": np.arange(99) % 2})
+    assert len(few) == 1 and "'logits' takes only 4 different values over its 1000" in few[0]
     assert is_degenerate(np.full(5, 3)) and not is_degenerate(np.arange(5))
 
 

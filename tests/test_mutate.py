@@ -61,10 +61,11 @@ def test_every_operator_has_points_in_the_core_and_draw_is_seeded():
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
-def test_campaign_builds_and_kills_real_mutants(capsys):
+def test_campaign_builds_and_kills_real_mutants(capsys, tmp_path):
     parser = argparse.ArgumentParser()
     mutate.add_arguments_mutate(parser)
-    assert mutate.cmd_mutate(parser.parse_args(["--mutants", "2", "--seed", "1", "--json"])) == 0
+    log = tmp_path / "mutants.jsonl"
+    assert mutate.cmd_mutate(parser.parse_args(["--mutants", "2", "--seed", "1", "--json", "--log", str(log)])) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["mutants"] == 2 and out["killed"] + out["survived"] + out["equivalent"] == 2
     assert out["killed"] >= 1 and out["score"] is not None and out["median_kill_seconds"] > 0
@@ -72,6 +73,16 @@ def test_campaign_builds_and_kills_real_mutants(capsys):
     # cmd_mutate returned 0: every check passed on the unmutated core first (a check that failed there would
     # "kill" every mutant; the campaign refuses to start then, exit status 2)
     assert out["baseline_seconds"] > 0 and out["watchdog_seconds"] >= 3 * out["baseline_seconds"] - 0.5  # both rounded
+    # the log holds every outcome under this RTL's key (a resumed campaign reuses them), and only under it
+    key = mutate._campaign_key(rtl_dir(), "quick", "icarus", "small")
+    logged = mutate._read_log(log, key)
+    assert len(logged) == 2 + out["unbuildable_replaced"] and out["reused"] == 0
+    assert sorted(o.status for o in logged.values() if o.status != "unbuildable") == sorted(
+        ["killed"] * out["killed"] + ["survived"] * out["survived"] + ["equivalent"] * out["equivalent"])
+    assert mutate._read_log(log, mutate._campaign_key(rtl_dir(), "full", "icarus", "small")) == {}
+    log.write_text(log.read_text() + "not json\n")
+    with pytest.raises(ValueError, match=r"mutants.jsonl:\d+: not a mutation log line"):
+        mutate._read_log(log, key)
 
 
 def test_watchdog_kills_a_mutant_that_runs_past_its_limit(tmp_path):
