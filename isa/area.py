@@ -10,8 +10,9 @@ Figures (45 nm) and where they come from:
   MUX2 12 T -> 3 (transmission-gate mux with inverters).
 * Flip-flop 6 NAND2-eq: an ASSUMPTION (no source cited here); override `AreaConstants.dff`.
 * SRAM bit cell 0.346 µm²: Intel 45 nm 6T cell (Mistry et al., IEDM 2007).
-* Array efficiency 0.7 and column periphery 20 NAND2-eq per bit of width + 1000 per bank: ASSUMPTIONS
-  standing in for a memory compiler's figures; override `AreaConstants`.
+* Array efficiency 0.7 and periphery 20 NAND2-eq per bit of width + 1000 per macro: ASSUMPTIONS
+  standing in for a memory compiler's figures; override `AreaConstants`. The macros are the RTL's memory
+  map (isa.banks: every copy and bank, banks wider than 64 bits ganged from 64-bit macros).
 
 Logic per module (gate counts from the datapath the RTL implements, rtl/bb_*.v):
 * PE array: R*C PEs, each P branches of W xnor + a W-input popcount tree (~W full adders) + a 4-level
@@ -100,17 +101,23 @@ def logic_nand2(hw: HwConfig, k: AreaConstants = DEFAULT) -> dict[str, float]:
     return {"pe_array": r * c * pe, "requant_pool": r * c * lane, "fetch_decode": fetch + tokens, "dma": dma}
 
 
-def sram_bank_mm2(geo: BankGeometry, k: AreaConstants = DEFAULT) -> float:
-    """One bank: bit cells / array efficiency + column and bank periphery (module docstring)."""
-    cells = geo.bank_bits * k.sram_bitcell_um2 / k.sram_array_efficiency
-    periphery = (geo.width_bits * k.sram_column_nand2 + k.sram_bank_nand2) * k.nand2_um2
+def sram_macro_mm2(geo: BankGeometry, k: AreaConstants = DEFAULT) -> float:
+    """One physical macro (entries x column_bits): bit cells / array efficiency + column and macro periphery
+    (module docstring)."""
+    cells = geo.entries * geo.column_bits * k.sram_bitcell_um2 / k.sram_array_efficiency
+    periphery = (geo.column_bits * k.sram_column_nand2 + k.sram_bank_nand2) * k.nand2_um2
     return (cells + periphery) * 1e-6
+
+
+def sram_bank_mm2(geo: BankGeometry, k: AreaConstants = DEFAULT) -> float:
+    """One bank: its ganged macros."""
+    return geo.columns * sram_macro_mm2(geo, k)
 
 
 def chip_area(hw: HwConfig, k: AreaConstants = DEFAULT, logic: dict[str, float] | None = None) -> AreaReport:
     """Area of `hw`; `logic` replaces the analytic NAND2 counts of the modules it names (e.g. synthesized)."""
     gates = {**logic_nand2(hw, k), **(logic or {})}
-    sram = {name: g.banks * sram_bank_mm2(g, k) for name, g in bank_geometry(hw).items()}
+    sram = {name: g.macros * sram_macro_mm2(g, k) for name, g in bank_geometry(hw).items()}
     modules = {name: n * k.nand2_um2 * 1e-6 for name, n in gates.items()}
     modules.update({f"sram_{name}": mm2 for name, mm2 in sram.items()})
     return AreaReport(modules, gates, sram)

@@ -1,19 +1,22 @@
 """SRAM bank geometry of every on-chip buffer: the ONE place the cost model learns how buffers are built.
 
-Energy per bit (isa.energy) and area (isa.area) depend on the size and width of the banks, not on the
-buffer's total size. Until the hardware config carries its own memory map (the RTL is moving to
-2-port SRAM banks), the geometry is derived here with a documented rule; replace `bank_geometry` with
-the memory map's banks and every cost figure follows.
+Energy per bit (isa.energy) and area (isa.area) depend on the size and width of the physical memories, not on
+the buffer's total size. `bank_geometry` gives, for a hardware config, the memory map the RTL builds
+(rtl/bb_core.v, docs/rtl.md "Memory system"); tests/test_synth.py checks it against the memories Yosys infers
+for the synthesized core, so when the RTL's memory map changes, this function changes with it.
 
-Rule (placeholder, docs/cost.md): one bank per concurrent access stream of the datapath, each bank a
-1R+1W macro whose write port serves the DMA / write-back, as wide as one access:
-  INP   R*P banks (BGEMM: each of R pixel rows reads one W-bit plane word per branch pair), W bits wide
-  WGT   P banks (one C*W-bit weight entry per branch pair and cycle), C*W bits wide
-  ACC   R banks (one C x int32 entry per pixel row), C*32 bits wide
-  OUT   R banks (REQUANT/POOL write up to 8 plane words of one pixel row), W bits wide
-  CONST 1 bank (one C x 128-bit record per pass), C*128 bits wide
-  IMEM  1 bank of IMEM_WORDS instructions (rtl/bb_fetch.v, IMEM_AW = 16), INSN_BITS wide
-A bank never has fewer entries than one: the buffer's entries are split evenly (rounded up).
+With B the DRAM beat (bytes), E a buffer's entry bytes and R the array rows, every buffer is `copies` copies of
+`banks` two-port banks (bb_banks: entry e in bank e mod banks, at row e / banks), each `entries` deep and one
+entry (8E bits) wide:
+  INP   R copies (one per array row, bb_winbuf) x max(8, B/E) banks
+  WGT   1 copy x max(8, B/E) banks
+  CONST 1 copy x max(1, B/E) banks
+  ACC   1 copy x max(4R, B/E) banks (bb_accbuf)
+  OUT   1 copy x max(8R, B/E) banks (bb_outbuf)
+  IMEM  one memory of IMEM_WORDS instructions (rtl/bb_fetch.v, IMEM_AW = 16), INSN_BITS wide
+A bank wider than 64 bits is ganged from 64-bit macros (columns), as an SRAM compiler builds it and as
+bb_sram_2p's 64-bit columns do: `column_bits` is the width of one physical macro, `macro_bytes` its size (the
+size the energy per bit is read at), `macros` how many there are.
 """
 
 from __future__ import annotations
@@ -25,15 +28,44 @@ from .spec import INSN_BITS
 
 IMEM_WORDS = 1 << 16  # instruction memory of the RTL fetch unit (rtlharness.params.IMEM_AW = 16)
 SRAMS = (*BUFFERS, "imem")
+MACRO_BITS = 64  # widest physical SRAM macro: wider banks are ganged 64-bit columns
+
+
+def column_bits(width_bits: int) -> int:
+    """Width of one physical macro of a bank `width_bits` wide: 64-bit columns when the width is a multiple
+    of 64 above it (bb_sram_2p's CW rule for the granules the core uses), else the bank is one macro."""
+    if width_bits > MACRO_BITS and width_bits % MACRO_BITS == 0:
+        return MACRO_BITS
+    return width_bits
 
 
 @dataclass(frozen=True)
 class BankGeometry:
-    """`banks` SRAM banks of `entries` words of `width_bits` each."""
+    """`copies` x `banks` SRAM banks of `entries` words of `width_bits` each, every bank ganged from
+    width_bits / column_bits macros."""
 
-    banks: int
-    entries: int
-    width_bits: int
+    banks: int  # banks per copy
+    entries: int  # depth of a bank (rows)
+    width_bits: int  # width of a bank (one buffer entry)
+    copies: int = 1  # identical copies of the whole buffer (INP: one per array row)
+
+    @property
+    def column_bits(self) -> int:
+        return column_bits(self.width_bits)
+
+    @property
+    def columns(self) -> int:
+        """Macros per bank."""
+        return self.width_bits // self.column_bits
+
+    @property
+    def total_banks(self) -> int:
+        return self.copies * self.banks
+
+    @property
+    def macros(self) -> int:
+        """Physical macros of the whole buffer."""
+        return self.total_banks * self.columns
 
     @property
     def bank_bits(self) -> int:
@@ -45,25 +77,33 @@ class BankGeometry:
 
     @property
     def total_bits(self) -> int:
-        return self.banks * self.bank_bits
+        """Bits of SRAM built (all copies)."""
+        return self.total_banks * self.bank_bits
 
     @property
     def macro_bytes(self) -> float:
-        """Bytes of one 64-bit-wide macro when the bank is ganged from 64-bit macros (energy per bit)."""
-        return self.bank_bytes * 64 / self.width_bits
+        """Bytes of one physical macro (entries x column_bits): the size energy per bit is read at."""
+        return self.entries * self.column_bits / 8
 
 
-def _streams(hw: HwConfig) -> dict[str, int]:
-    r, p = hw.array_rows, hw.branch_parallel
-    return {"inp": r * p, "wgt": p, "acc": r, "out": r, "const": 1}
+def bank_count(hw: HwConfig, buf: str) -> int:
+    """Banks per copy of buffer `buf` (rtl/bb_core.v NB_*): enough for the compute side's accesses of one
+    cycle and for the B/E entries of one DMA beat."""
+    per_beat = hw.dram_bytes_per_cycle // hw.entry_bytes(buf)
+    compute = {"inp": 8, "wgt": 8, "const": 1, "acc": 4 * hw.array_rows, "out": 8 * hw.array_rows}[buf]
+    return max(compute, per_beat)
+
+
+def copies(hw: HwConfig, buf: str) -> int:
+    """Copies of buffer `buf`: INP has one per array row (bb_winbuf COPIES = R), the others one."""
+    return hw.array_rows if buf == "inp" else 1
 
 
 def bank_geometry(hw: HwConfig) -> dict[str, BankGeometry]:
     """Banks of every buffer (and the instruction memory) of `hw`, by name (see module docstring)."""
     geo = {}
-    for buf, banks in _streams(hw).items():
-        width = hw.entry_bytes(buf) * 8
-        banks = max(1, min(banks, hw.entries(buf)))
-        geo[buf] = BankGeometry(banks, -(-hw.entries(buf) // banks), width)
+    for buf in BUFFERS:
+        nb = bank_count(hw, buf)
+        geo[buf] = BankGeometry(nb, -(-hw.entries(buf) // nb), hw.entry_bytes(buf) * 8, copies(hw, buf))
     geo["imem"] = BankGeometry(1, IMEM_WORDS, INSN_BITS)
     return geo

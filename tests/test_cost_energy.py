@@ -119,7 +119,27 @@ def test_prices_depend_on_bank_size():
     t = load_energy_table()
     small, edge = ActionPrices.build(SMALL, t), ActionPrices.build(EDGE, t)
     assert set(small.per_action) >= {"inp_read", "wgt_read", "dram_read", "bitops"}
-    assert small.per_action["inp_read"] < edge.per_action["inp_read"]  # 4 kB vs 8 kB banks
+    assert small.per_action["inp_read"] < edge.per_action["inp_read"]  # 1 KiB vs 32 KiB banks
+
+
+@pytest.mark.parametrize(("preset", "expected"), [
+    # docs/rtl.md "Memory system": (copies, banks per copy, depth, width) of the RTL's memory map
+    ("edge", {"inp": (16, 8, 4096, 64), "wgt": (1, 8, 512, 1024), "acc": (1, 64, 64, 512),
+              "out": (1, 128, 128, 64), "const": (1, 1, 256, 2048), "imem": (1, 1, 65536, 256)}),
+    ("small", {"inp": (2, 8, 128, 64), "wgt": (1, 8, 128, 256), "acc": (1, 8, 128, 128),
+               "out": (1, 16, 32, 64), "const": (1, 1, 64, 512), "imem": (1, 1, 65536, 256)}),
+])
+def test_bank_geometry_is_the_rtl_memory_map(preset, expected):
+    geo = bank_geometry(get_config(preset))
+    assert {n: (g.copies, g.banks, g.entries, g.width_bits) for n, g in geo.items()} == expected
+    # every bank at least holds its share; INP is R copies of the whole buffer (tests/test_synth.py checks the
+    # synthesized core's memories against the same geometry)
+    hw = get_config(preset)
+    for name, g in geo.items():
+        if name != "imem":
+            assert g.total_bits == g.copies * hw.entries(name) * hw.entry_bytes(name) * 8
+    assert geo["wgt"].column_bits == 64 and geo["wgt"].columns == geo["wgt"].width_bits // 64
+    assert geo["inp"].macros == geo["inp"].copies * geo["inp"].banks  # 64-bit banks: one macro each
 
 
 # --- area -----------------------------------------------------------------------------------------------
@@ -135,6 +155,9 @@ def test_area_grows_with_the_array_and_has_every_module():
     # SRAM bits: 6T cell 0.346 µm² / efficiency 0.7 is a floor for every buffer
     for name, g in bank_geometry(EDGE).items():
         assert a.modules_mm2[f"sram_{name}"] > g.total_bits * 0.346e-6 / 0.7
+    # INP is R = 16 copies of 256 KiB (docs/rtl.md): 4 MiB of bit cells, the largest SRAM of the chip
+    assert a.modules_mm2["sram_inp"] > 16 * 256 * 1024 * 8 * 0.346e-6 / 0.7
+    assert max(a.sram_mm2, key=a.sram_mm2.get) == "inp"
 
 
 def test_nand2_equivalents_of_yosys_cells():

