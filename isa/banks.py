@@ -29,6 +29,10 @@ from .spec import INSN_BITS
 IMEM_WORDS = 1 << 16  # instruction memory of the RTL fetch unit (rtlharness.params.IMEM_AW = 16)
 SRAMS = (*BUFFERS, "imem")
 MACRO_BITS = 64  # widest physical SRAM macro: wider banks are ganged 64-bit columns
+BANK_RULES = 2
+"""Revision of the geometry rule below: bumped when it changes, so stored results that depend on it
+(`bitbranch explore`'s point store: energy and area) are recomputed. 2: the RTL's memory map; 1: one bank
+per access stream (INP R*P, WGT P, ACC R, OUT R, CONST 1; one INP copy)."""
 
 
 def column_bits(width_bits: int) -> int:

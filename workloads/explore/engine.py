@@ -221,16 +221,18 @@ def _costs(hw: HwConfig | None, row: dict) -> dict:
 
 
 def cost_model_identity(energy_table: EnergyTable) -> dict:
-    """What the stored energy of a point depends on besides the point itself (a changed table, area constant or
-    activity counting rule recomputes)."""
+    """What the stored energy of a point depends on besides the point itself (a changed table, area constant,
+    SRAM bank geometry rule or activity counting rule recomputes)."""
     import dataclasses as dc
 
     from bitbranch.isa.area import DEFAULT
+    from bitbranch.isa.banks import BANK_RULES
     from bitbranch.simulator.activity import COUNTING_RULES
 
     table = energy_table.to_dict()
     table.pop("source", None)
-    return {"energy": table, "area": dc.asdict(DEFAULT), "activity_rules": COUNTING_RULES}
+    return {"energy": table, "area": dc.asdict(DEFAULT), "activity_rules": COUNTING_RULES,
+            "bank_rules": BANK_RULES}
 
 
 def explore(models: Sequence[str], space: Space, out: str | Path, executor: Executor | None = None,
