@@ -550,6 +550,18 @@ def parse_stat(stat: dict, top: str) -> dict[str, int]:
             if k not in _NOT_CELLS and _unescape(k) not in submodules}
 
 
+_TREE_LINE_RE = re.compile(r"^\s*[^\s\"{}\[\]:,]+\s+\d+\s*$")
+
+
+def _load_stat(text: str) -> dict:
+    """The JSON of `stat -top TOP -json`. Yosys 0.23 (Debian) also prints the instance tree (`module  count`
+    lines) into it; those lines are dropped when the text does not parse as it is."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return json.loads("\n".join(ln for ln in text.splitlines() if not _TREE_LINE_RE.match(ln)))
+
+
 def _count(cells: Mapping[str, int], pattern: re.Pattern | None) -> int | None:
     if pattern is None:
         return None
@@ -613,7 +625,7 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
             dump = (wd / "memories.il").read_text(errors="replace")
             memories = parse_memories(dump, top)
             instances = parse_instances(dump, top)
-            stat = json.loads((wd / "stat.json").read_text())
+            stat = _load_stat((wd / "stat.json").read_text())
         except (OSError, ValueError) as exc:
             raise SynthError(f"Yosys left no usable results ({exc}); log: {log}") from None
         log_text = log.read_text(errors="replace")

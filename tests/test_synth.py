@@ -159,6 +159,9 @@ def test_parse_stat_counts_the_whole_hierarchy():
     assert synth.parse_stat(stat, "top") == {"$_DFF_P_": 6, "$add": 1, "$mem_v2": 2}
     del stat["design"]  # a single module: its own cells
     assert synth.parse_stat(stat, "top") == {"$add": 1}
+    # Yosys 0.23 prints the instance tree into the JSON of `stat -top`
+    text = '{\n "modules": {\n  "\\\\top": {"num_cells": 1}\n },\n   top      1\n     $paramod$1234\\bank    2\n "design": {}\n}'
+    assert synth._load_stat(text) == {"modules": {"\\top": {"num_cells": 1}}, "design": {}}
 
 
 def _report(memories, flip_flops=10, buffers=None, mem2reg=()):
