@@ -36,7 +36,8 @@ PRECISIONS = (("W1A1", 1, 1), ("W2A2", 2, 2), ("W4A4", 4, 4), ("W8A8", 8, 8), ("
 def synth_pe(hw, target: str = "generic") -> dict:
     from bitbranch.rtlharness.synth import synthesize
 
-    bb = synthesize(target=target, top="bb_pe_array", sources=[ROOT / "rtl" / "bb_pe_array.v"],
+    pe_sources = [ROOT / "rtl" / "bb_pe.v", ROOT / "rtl" / "bb_pe_array.v"]
+    bb = synthesize(target=target, top="bb_pe_array", sources=pe_sources,
                     parameters=dict(R=1, C=1, W=hw.word_bits, P=hw.branch_parallel, NPR=hw.branch_parallel),
                     workdir=Path(f"/tmp/bitbranch_cost_bb_{hw.name}_{target}"))
     out = {"binary": bb}

@@ -15,7 +15,7 @@ entry (8E bits) wide:
   OUT   1 copy x max(8R, B/E) banks (bb_outbuf)
   IMEM  one memory of IMEM_WORDS instructions (rtl/bb_fetch.v, IMEM_AW = 16), INSN_BITS wide
 A bank wider than 64 bits is ganged from 64-bit macros (columns), as an SRAM compiler builds it and as
-bb_sram_2p's 64-bit columns do: `column_bits` is the width of one physical macro, `macro_bytes` its size (the
+bb_sram_2p's 64-bit columns do (when its write granules fit 64-bit columns; else the bank is one macro): `column_bits` is the width of one physical macro, `macro_bytes` its size (the
 size the energy per bit is read at), `macros` how many there are.
 """
 
@@ -35,10 +35,13 @@ BANK_RULES = 2
 per access stream (INP R*P, WGT P, ACC R, OUT R, CONST 1; one INP copy)."""
 
 
-def column_bits(width_bits: int) -> int:
-    """Width of one physical macro of a bank `width_bits` wide: 64-bit columns when the width is a multiple
-    of 64 above it (bb_sram_2p's CW rule for the granules the core uses), else the bank is one macro."""
-    if width_bits > MACRO_BITS and width_bits % MACRO_BITS == 0:
+def column_bits(width_bits: int, port_b_granule: int | None = None) -> int:
+    """Width of one physical macro of a bank `width_bits` wide (rtl/bb_sram_2p.v CW): 64-bit columns when the
+    width is a multiple of 64 above it and the write granules fit them (port A: bytes; port B:
+    `port_b_granule` bits, default the whole width), else the bank is one macro."""
+    gb = width_bits if port_b_granule is None else port_b_granule
+    if (width_bits > MACRO_BITS and width_bits % MACRO_BITS == 0 and MACRO_BITS % 8 == 0
+            and (MACRO_BITS % gb == 0 or gb % MACRO_BITS == 0)):
         return MACRO_BITS
     return width_bits
 
@@ -52,10 +55,11 @@ class BankGeometry:
     entries: int  # depth of a bank (rows)
     width_bits: int  # width of a bank (one buffer entry)
     copies: int = 1  # identical copies of the whole buffer (INP: one per array row)
+    port_b_granule: int | None = None  # compute-side write granule (bits; None: whole entries)
 
     @property
     def column_bits(self) -> int:
-        return column_bits(self.width_bits)
+        return column_bits(self.width_bits, self.port_b_granule)
 
     @property
     def columns(self) -> int:
@@ -103,11 +107,18 @@ def copies(hw: HwConfig, buf: str) -> int:
     return hw.array_rows if buf == "inp" else 1
 
 
+def port_b_granule(hw: HwConfig, buf: str) -> int | None:
+    """Write granule of the compute-side port (bb_sram_2p GB): ACC lanes (32 bits), OUT C-lane slices (C
+    bits), none for the buffers the compute unit only reads (INP, WGT, CONST: whole entries)."""
+    return {"acc": 32, "out": hw.array_cols}.get(buf)
+
+
 def bank_geometry(hw: HwConfig) -> dict[str, BankGeometry]:
     """Banks of every buffer (and the instruction memory) of `hw`, by name (see module docstring)."""
     geo = {}
     for buf in BUFFERS:
         nb = bank_count(hw, buf)
-        geo[buf] = BankGeometry(nb, -(-hw.entries(buf) // nb), hw.entry_bytes(buf) * 8, copies(hw, buf))
+        geo[buf] = BankGeometry(nb, -(-hw.entries(buf) // nb), hw.entry_bytes(buf) * 8, copies(hw, buf),
+                                port_b_granule(hw, buf))
     geo["imem"] = BankGeometry(1, IMEM_WORDS, INSN_BITS)
     return geo

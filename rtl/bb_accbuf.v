@@ -76,7 +76,8 @@ module bb_accbuf #(
         end
     endgenerate
 
-    bb_banks #(.NB(NB), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .GB(32), .FAW(FAW), .RAW(RAW)) banks (
+    bb_banks #(.NB(NB), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .GB(32), .FAW(FAW), .RAW(RAW),
+                .DW(0), .DR(1), .B_RD(1), .B_WR(1)) banks (
         .clk(clk), .clear(clear), .dw_en(1'b0), .dw_addr({FAW{1'b0}}), .dw_mask({B{1'b0}}), .dw_data({8*B{1'b0}}),
         .dr_en(dr_en), .dr_addr(dr_addr), .dr_data(dr_data),
         .b_en(en), .b_we(we), .b_addr(row), .b_mask({NB*WIDTH/32{1'b1}}), .b_wdata(wd), .b_rdata(rd)

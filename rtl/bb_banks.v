@@ -6,7 +6,8 @@
 // end of the `dr_en` cycle and held until the next read). A beat starts on a multiple of min(B, EBYTES)
 // bytes (bb_load/bb_store walk rows from entry-aligned addresses in steps of B), so it covers B/EBYTES whole
 // entries in as many different banks (B >= EBYTES; needs NB >= B/EBYTES) or B bytes of one entry.
-// A buffer is written by LOAD or read by STORE, never both, so the two never meet on port A.
+// A buffer is written by LOAD or read by STORE, never both, so the two never meet on port A; DW/DR/B_RD/B_WR
+// tell the banks which of their ports' reads and writes the buffer uses (bb_sram_2p).
 // Port B of every bank is passed through (`b_*`, bank k at index k): the buffer's compute-side module
 // routes the compute unit's accesses onto the banks, conflict-free by construction (docs/rtl.md,
 // "Memory system").
@@ -19,6 +20,10 @@ module bb_banks #(
     parameter GB     = 64,               // port B write granule (bits)
     parameter FAW    = 13,               // flat byte address bits ($clog2(DEPTH) + $clog2(EBYTES))
     parameter RAW    = 7,                // bank row address bits ($clog2(DEPTH / NB), at least 1)
+    parameter DW     = 1,                // 0: the buffer is never written by LOAD (dw_en tied to 0)
+    parameter DR     = 1,                // 0: the buffer is never read by STORE (dr_en tied to 0)
+    parameter B_RD   = 1,                // 0: port B never reads (b_we tied to 1 wherever b_en is set)
+    parameter B_WR   = 1,                // 0: port B never writes (b_we tied to 0)
     parameter WIDTH  = 8 * EBYTES        // derived, not to be overridden
 ) (
     input  wire                      clk,
@@ -67,7 +72,8 @@ module bb_banks #(
                 assign a_mask  = {{(EBYTES-B){1'b0}}, dw_mask} << off;
                 assign a_wdata = {(EBYTES/B){dw_data}};
             end
-            bb_sram_2p #(.DEPTH(DEPTH / NB), .WIDTH(WIDTH), .AW(RAW), .GA(8), .GB(GB)) ram (
+            bb_sram_2p #(.DEPTH(DEPTH / NB), .WIDTH(WIDTH), .AW(RAW), .GA(8), .GB(GB), .A_RD(DR), .A_WR(DW),
+                         .B_RD(B_RD), .B_WR(B_WR)) ram (
                 .clk(clk), .clear(clear),
                 .a_en((dw_en || dr_en) && j < NE), .a_we(dw_en), .a_addr(row[RAW-1:0]), .a_mask(a_mask),
                 .a_wdata(a_wdata), .a_rdata(a_rdata[k*WIDTH +: WIDTH]),

@@ -34,43 +34,70 @@ module bb_outbuf #(
     input  wire [R*8*WIDTH-1:0]  wdata1
 );
     localparam NG = WIDTH / C;   // write granules per entry
-    reg  [NB-1:0]       en;
-    reg  [NB*RAW-1:0]   row;
-    reg  [NB*WIDTH-1:0] wd;
+    wire [NB-1:0]       en, hit2;
+    wire [NB*RAW-1:0]   row;
+    wire [NB*WIDTH-1:0] wd;
     wire [NG-1:0]       gm;
-    genvar g;
+    wire                clash = |hit2;
+    wire [R*32-1:0]     wmod, wdiv;   // per row: wbase mod NB, wbase / NB
+    wire [R*8*WIDTH-1:0] wsel = wsrc ? wdata1 : wdata0;
+    genvar g, k;
     generate
         for (g = 0; g < NG; g = g + 1) begin : gran
             assign gm[g] = wmask[g*C];
         end
-    endgenerate
-
-    // scatter the rows' planes onto the banks (only in cycles that write)
-    integer r, q;
-    reg [31:0] e, k;
-    reg        clash;
-    always @* begin
-        en = {NB{1'b0}};
-        row = {NB*RAW{1'b0}};
-        wd = {NB*WIDTH{1'b0}};
-        clash = 1'b0;
-        e = 32'd0;
-        k = 32'd0;
-        if (|wen) begin
-            for (r = 0; r < R; r = r + 1) begin
-                for (q = 0; q < 8; q = q + 1) begin
-                    if (wen[r] && q < wn) begin
-                        e = wbase[r*AW +: AW] + q;
-                        k = e % NB;
-                        clash = clash | en[k];
-                        en[k] = 1'b1;
-                        row[k*RAW +: RAW] = e / NB;
-                        wd[k*WIDTH +: WIDTH] = wsrc ? wdata1[(r*8+q)*WIDTH +: WIDTH] : wdata0[(r*8+q)*WIDTH +: WIDTH];
+        // scatter the rows' planes onto the banks (only in cycles that write): bank k takes plane q of row r
+        // when entry wbase[r] + q is in it, i.e. q = (k - wbase[r]) mod NB, if q < n (one q per row, as n <= 8
+        // <= NB), at bank row (wbase[r] + q) / NB = wbase[r] / NB + (k < wbase[r] mod NB); of two rows on one
+        // bank (a clash, never in a correct schedule) the later row wins. Every index is a constant per bank
+        // (a run-time bank index into the NB*WIDTH-bit buses made Yosys carry R*8 copies of them: millions
+        // of wire bits on `edge`), and the divisions are done once per row.
+        for (g = 0; g < R; g = g + 1) begin : wrow
+            assign wmod[g*32 +: 32] = wbase[g*AW +: AW] % NB;
+            assign wdiv[g*32 +: 32] = wbase[g*AW +: AW] / NB;
+        end
+        for (k = 0; k < NB; k = k + 1) begin : bank
+            integer r;
+            reg [31:0]        q, m;
+            reg               b_en, b_two;
+            reg [RAW-1:0]     b_row;
+            reg [WIDTH-1:0]   b_wd;
+            always @* begin
+                b_en = 1'b0;
+                b_two = 1'b0;
+                b_row = {RAW{1'b0}};
+                b_wd = {WIDTH{1'b0}};
+                q = 32'd0;
+                m = 32'd0;
+                r = 0;
+                if (|wen) begin
+                    for (r = 0; r < R; r = r + 1) begin
+                        m = wmod[r*32 +: 32];
+                        q = (k >= m) ? k - m : k + NB - m;
+                        if (wen[r] && q < 8 && q < wn) begin
+                            b_two = b_two | b_en;
+                            b_en = 1'b1;
+                            b_row = wdiv[r*32 +: 32] + (k < m);
+                            case (q[2:0])   // plane q of row r (a case: no 8-plane-wide temporaries)
+                                3'd0:    b_wd = wsel[(r*8+0)*WIDTH +: WIDTH];
+                                3'd1:    b_wd = wsel[(r*8+1)*WIDTH +: WIDTH];
+                                3'd2:    b_wd = wsel[(r*8+2)*WIDTH +: WIDTH];
+                                3'd3:    b_wd = wsel[(r*8+3)*WIDTH +: WIDTH];
+                                3'd4:    b_wd = wsel[(r*8+4)*WIDTH +: WIDTH];
+                                3'd5:    b_wd = wsel[(r*8+5)*WIDTH +: WIDTH];
+                                3'd6:    b_wd = wsel[(r*8+6)*WIDTH +: WIDTH];
+                                default: b_wd = wsel[(r*8+7)*WIDTH +: WIDTH];
+                            endcase
+                        end
                     end
                 end
             end
+            assign en[k] = b_en;
+            assign hit2[k] = b_two;
+            assign row[k*RAW +: RAW] = b_row;
+            assign wd[k*WIDTH +: WIDTH] = b_wd;
         end
-    end
+    endgenerate
 `ifndef SYNTHESIS
     always @(posedge clk) begin
         if (clash) begin
@@ -80,7 +107,8 @@ module bb_outbuf #(
     end
 `endif
 
-    bb_banks #(.NB(NB), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .GB(C), .FAW(FAW), .RAW(RAW)) banks (
+    bb_banks #(.NB(NB), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .GB(C), .FAW(FAW), .RAW(RAW),
+                .DW(0), .DR(1), .B_RD(0), .B_WR(1)) banks (
         .clk(clk), .clear(clear), .dw_en(1'b0), .dw_addr({FAW{1'b0}}), .dw_mask({B{1'b0}}), .dw_data({8*B{1'b0}}),
         .dr_en(dr_en), .dr_addr(dr_addr), .dr_data(dr_data),
         .b_en(en), .b_we(en), .b_addr(row), .b_mask({NB{gm}}), .b_wdata(wd), .b_rdata()

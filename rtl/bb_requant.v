@@ -1,10 +1,10 @@
 // bb_requant: the requantize datapath for R pixels x C lanes per cycle (docs/isa.md `requant`).
 //
-// Per lane, in int64 two's complement with wrap-around: v = acc * mul + bias (+ u_r * rmul with the
-// residual level u_r read from `rk` INP plane words), r = round_shift(v, shift) = (v + 2^(shift-1)) >>> shift
-// (v when shift = 0; isa/rounding.py), then either u = clamp(r, lo, hi) packed as `kout` plane words with
-// the lane's bit at position slice*C + l (other bits 0; the caller writes only that slice), or the
-// int32-saturated r for ACC. Registered on `en`: results are valid the next cycle.
+// Per lane (bb_requant_lane), in int64 two's complement with wrap-around: v = acc * mul + bias (+ u_r * rmul
+// with the residual level u_r read from `rk` INP plane words), r = round_shift(v, shift) = (v + 2^(shift-1))
+// >>> shift (v when shift = 0; isa/rounding.py), then either u = clamp(r, lo, hi) packed as `kout` plane
+// words with the lane's bit at position slice*C + l (other bits 0; the caller writes only that slice), or
+// the int32-saturated r for ACC. Registered on `en`: results are valid the next cycle.
 `timescale 1ns/1ps
 module bb_requant #(
     parameter R   = 2,
@@ -27,42 +27,51 @@ module bb_requant #(
     input  wire [5:0]        shift,
     input  wire [7:0]        lo,
     input  wire [7:0]        hi,
-    output reg  [R*8*W-1:0]  out_words,   // row r, plane i at [(r*8+i)*W +: W]
-    output reg  [R*C*32-1:0] acc_out
+    output wire [R*8*W-1:0]  out_words,   // row r, plane i at [(r*8+i)*W +: W]
+    output wire [R*C*32-1:0] acc_out
 );
-    integer r, l, i;
-    reg signed [63:0] v, ur, rs, cl;
-    reg [63:0] half;
-    reg [7:0]  u;
-    reg [31:0] bitpos;
-    reg        pb;
-    always @(posedge clk) begin
-        if (en) begin
-            out_words <= 0;
-            half = (shift == 6'd0) ? 64'd0 : (64'd1 << (shift - 6'd1));
-            for (r = 0; r < R; r = r + 1) begin
-                for (l = 0; l < C; l = l + 1) begin
-                    bitpos = slice * C + l;
-                    v = $signed(acc[(r*C+l)*32 +: 32]) * $signed(mul[l*32 +: 32]) + $signed(bias[l*64 +: 64]);
-                    if (res) begin
-                        ur = 64'sd0;
-                        for (i = 0; i < 8; i = i + 1) begin
-                            pb = (i < NA) ? res_words[(r*NA+i)*W + bitpos]
-                                          : res_xwords[(r*NX+(i >= NA ? i-NA : 0))*W + bitpos];
-                            if (i < rk) ur = ur | ({63'd0, pb} << i);
-                        end
-                        v = v + ur * $signed({{32{rmul[l*32+31]}}, rmul[l*32 +: 32]});
+    // Bit positions: lane l of slice s is bit s*C + l of a plane word. The C bits of this cycle's slice are cut
+    // out of each plane word once per row and plane (a W-bit shifter), and the results are placed back the
+    // same way (a run-time bit index per lane into the R*8*W-bit buses would make Yosys's front end expand
+    // one case per position and lane: minutes on `edge`).
+    reg  [3:0] r_slice;   // the slice of the registered results
+    always @(posedge clk) if (en) r_slice <= slice;
+
+    genvar gr, gl, gi;
+    generate
+        for (gr = 0; gr < R; gr = gr + 1) begin : row
+            wire [8*C-1:0] pbits;   // bit i*C + l: bit slice*C + l of the residual's plane word i
+            wire [8*C-1:0] ubits;   // bit i*C + l: bit i of lane l's level
+            wire [8*C-1:0] u;       // lane l's level at [l*8 +: 8]
+            for (gi = 0; gi < 8; gi = gi + 1) begin : pl
+                wire [W-1:0] wd;
+                if (gi < NA) begin : a
+                    assign wd = res_words[(gr*NA+gi)*W +: W];
+                end else begin : x
+                    assign wd = res_xwords[(gr*NX+gi-NA)*W +: W];
+                end
+                assign pbits[gi*C +: C] = wd >> (slice * C);
+                assign out_words[(gr*8+gi)*W +: W] = {{(W-C){1'b0}}, ubits[gi*C +: C]} << (r_slice * C);
+            end
+            // transpose between plane-major (i*C + l) and lane-major (l*8 + i) bit order
+            integer ti, tl;
+            reg [8*C-1:0] pb, ub;
+            always @* begin
+                for (ti = 0; ti < 8; ti = ti + 1) begin
+                    for (tl = 0; tl < C; tl = tl + 1) begin
+                        pb[tl*8 + ti] = pbits[ti*C + tl];
+                        ub[ti*C + tl] = u[tl*8 + ti];
                     end
-                    rs = (v + $signed(half)) >>> shift;
-                    // u = min(max(rs, lo), hi), as written in the ISA
-                    cl = (rs < $signed({56'd0, lo})) ? $signed({56'd0, lo}) : rs;
-                    u  = (cl > $signed({56'd0, hi})) ? hi : cl[7:0];
-                    for (i = 0; i < 8; i = i + 1) out_words[(r*8+i)*W + bitpos] <= u[i];
-                    if (rs < -64'sd2147483648)     acc_out[(r*C+l)*32 +: 32] <= 32'h80000000;
-                    else if (rs > 64'sd2147483647) acc_out[(r*C+l)*32 +: 32] <= 32'h7fffffff;
-                    else                           acc_out[(r*C+l)*32 +: 32] <= rs[31:0];
                 end
             end
+            assign ubits = ub;
+            for (gl = 0; gl < C; gl = gl + 1) begin : lane
+                bb_requant_lane u_lane (
+                    .clk(clk), .en(en), .acc(acc[(gr*C+gl)*32 +: 32]), .mul(mul[gl*32 +: 32]),
+                    .rmul(rmul[gl*32 +: 32]), .bias(bias[gl*64 +: 64]), .res(res), .rk(rk), .pb(pb[gl*8 +: 8]),
+                    .shift(shift), .lo(lo), .hi(hi), .u(u[gl*8 +: 8]), .sat(acc_out[(gr*C+gl)*32 +: 32])
+                );
+            end
         end
-    end
+    endgenerate
 endmodule

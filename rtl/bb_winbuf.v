@@ -50,7 +50,8 @@ module bb_winbuf #(
             for (k = 0; k < NWIN; k = k + 1) begin : ent
                 assign win[(c*NWIN + k)*WIDTH +: WIDTH] = rdata[((r_a0 + k) % NB)*WIDTH +: WIDTH];
             end
-            bb_banks #(.NB(NB), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .GB(WIDTH), .FAW(FAW), .RAW(RAW)) banks (
+            bb_banks #(.NB(NB), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .GB(WIDTH), .FAW(FAW), .RAW(RAW),
+                .DW(1), .DR(0), .B_RD(1), .B_WR(0)) banks (
                 .clk(clk), .clear(clear), .dw_en(dw_en), .dw_addr(dw_addr), .dw_mask(dw_mask), .dw_data(dw_data),
                 .dr_en(1'b0), .dr_addr({FAW{1'b0}}), .dr_data(),
                 .b_en(en), .b_we({NB{1'b0}}), .b_addr(row), .b_mask({NB{1'b1}}), .b_wdata({NB*WIDTH{1'b0}}),

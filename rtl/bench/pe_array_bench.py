@@ -123,7 +123,7 @@ def run_pe_array_bench(R: int, C: int, W: int, P: int, sim: str = "verilator", c
 
     from bitbranch.rtlharness.build import build, run
 
-    b = build(sim, "bb_pe_array", ["bb_pe_array"], {"R": R, "C": C, "W": W, "P": P, "NPR": P},
+    b = build(sim, "bb_pe_array", ["bb_pe", "bb_pe_array"], {"R": R, "C": C, "W": W, "P": P, "NPR": P},
               f"pe_array_{R}x{C}x{W}x{P}")
     with tempfile.TemporaryDirectory(prefix="bitbranch-pe-") as tmp:
         work = Path(workdir or tmp)
