@@ -45,10 +45,12 @@ module bb_compute #(
     // pick their planes out of it (offset of pair q from the first pair's plane), POOL/REQUANT take planes 0..7
     output reg  [R-1:0]              inp_ren,
     output reg  [R*AW_INP-1:0]       inp_raddr,
+    output reg  [3:0]                inp_rlen,    // window entries read: P for BGEMM, 8 for POOL/REQUANT
     input  wire [R*8*W-1:0]          inp_win,
     // WGT reads: the window of 8 entries from wgt_raddr (planes j < mbits of one weight word)
     output reg                       wgt_ren,
     output reg  [AW_WGT-1:0]         wgt_raddr,
+    output reg  [3:0]                wgt_rlen,    // mbits
     input  wire [8*C*W-1:0]          wgt_win,
     // CONST read
     output reg                       const_ren,
@@ -77,6 +79,7 @@ module bb_compute #(
     localparam OP_NONE = 2'd0, OP_GEMM = 2'd1, OP_RQ = 2'd2, OP_POOL = 2'd3;
     localparam PH_IDLE = 2'd0, PH_ISSUE = 2'd1, PH_DRAIN = 2'd2;
     localparam IW = `BB_INSN_BITS;
+    localparam [3:0] P_RLEN = (P < 8) ? P : 8;   // INP planes a BGEMM group reads (offsets 0 .. P-1 from i0)
 
     reg [1:0]    op, ph;
     reg [31:0]   dcnt;
@@ -486,6 +489,8 @@ module bb_compute #(
                     end
                     wgt_ren <= 1'b1;
                     wgt_raddr <= tp_wb[AW_WGT-1:0];
+                    wgt_rlen <= k_m;
+                    inp_rlen <= P_RLEN;
                     /*verilator unroll_full*/
                     for (r = 0; r < R; r = r + 1) begin
                         inp_ren[r] <= tp_rv[r];
@@ -496,12 +501,14 @@ module bb_compute #(
                     acc_raddr <= tp_accb[AW_ACC-1:0];
                 end else if (k_op == OP_POOL) begin
                     // planes q < k of the window position: the INP window from plane 0 of the pixel
+                    inp_rlen <= 4'd8;
                     for (r = 0; r < R; r = r + 1) begin
                         inp_ren[r] <= tp_rv[r];
                         ab = tp_base[r*32 +: 32] + tp_woff;
                         inp_raddr[r*AW_INP +: AW_INP] <= ab[AW_INP-1:0];
                     end
                 end else begin  // REQUANT: ACC entries of the pass's pixels, residual planes q < rk
+                    inp_rlen <= 4'd8;
                     for (r = 0; r < R; r = r + 1) begin
                         acc_ren[r] <= tp_rv[r];
                         inp_ren[r] <= tp_rv[r] && k_res;

@@ -196,6 +196,7 @@ module bb_core #(
 
     wire [R-1:0]            inp_ren;
     wire [R*AW_INP-1:0]     inp_raddr;
+    wire [3:0]              inp_rlen, wgt_rlen;
     wire [R*8*W-1:0]        inp_win;
     wire                    wgt_ren;
     wire [AW_WGT-1:0]       wgt_raddr;
@@ -220,17 +221,17 @@ module bb_core #(
     bb_winbuf #(.COPIES(R), .NB(NB_INP), .NWIN(8), .DEPTH(INP_ENTRIES), .EBYTES(E_INP), .B(B), .FAW(FA_INP),
                 .AW(AW_INP), .RAW(RA_INP)) inp (
         .clk(clk), .clear(clear), .dw_en(l_dw_en[0]), .dw_addr(l_dw_addr[FA_INP-1:0]), .dw_mask(l_dw_mask),
-        .dw_data(l_dw_data), .ren(inp_ren), .raddr(inp_raddr), .win(inp_win)
+        .dw_data(l_dw_data), .ren(inp_ren), .raddr(inp_raddr), .rlen(inp_rlen), .win(inp_win)
     );
     bb_winbuf #(.COPIES(1), .NB(NB_WGT), .NWIN(8), .DEPTH(WGT_ENTRIES), .EBYTES(E_WGT), .B(B), .FAW(FA_WGT),
                 .AW(AW_WGT), .RAW(RA_WGT)) wgt (
         .clk(clk), .clear(clear), .dw_en(l_dw_en[1]), .dw_addr(l_dw_addr[FA_WGT-1:0]), .dw_mask(l_dw_mask),
-        .dw_data(l_dw_data), .ren(wgt_ren), .raddr(wgt_raddr), .win(wgt_win)
+        .dw_data(l_dw_data), .ren(wgt_ren), .raddr(wgt_raddr), .rlen(wgt_rlen), .win(wgt_win)
     );
     bb_winbuf #(.COPIES(1), .NB(NB_CONST), .NWIN(1), .DEPTH(CONST_ENTRIES), .EBYTES(E_CONST), .B(B),
                 .FAW(FA_CONST), .AW(AW_CONST), .RAW(RA_CONST)) cst (
         .clk(clk), .clear(clear), .dw_en(l_dw_en[2]), .dw_addr(l_dw_addr[FA_CONST-1:0]), .dw_mask(l_dw_mask),
-        .dw_data(l_dw_data), .ren(const_ren), .raddr(const_raddr), .win(const_rdata)
+        .dw_data(l_dw_data), .ren(const_ren), .raddr(const_raddr), .rlen(4'd1), .win(const_rdata)
     );
     bb_accbuf #(.R(R), .NB(NB_ACC), .DEPTH(ACC_ENTRIES), .EBYTES(E_ACC), .B(B), .FAW(FA_ACC), .AW(AW_ACC),
                 .RAW(RA_ACC)) acc (
@@ -270,8 +271,8 @@ module bb_core #(
         .AW_INP(AW_INP), .AW_WGT(AW_WGT), .AW_ACC(AW_ACC), .AW_OUT(AW_OUT), .AW_CONST(AW_CONST)
     ) compute (
         .clk(clk), .rst(rst), .go(go[1]), .go_word(go_word[IW +: IW]), .last(cp_last),
-        .inp_ren(inp_ren), .inp_raddr(inp_raddr), .inp_win(inp_win),
-        .wgt_ren(wgt_ren), .wgt_raddr(wgt_raddr), .wgt_win(wgt_win),
+        .inp_ren(inp_ren), .inp_raddr(inp_raddr), .inp_rlen(inp_rlen), .inp_win(inp_win),
+        .wgt_ren(wgt_ren), .wgt_raddr(wgt_raddr), .wgt_rlen(wgt_rlen), .wgt_win(wgt_win),
         .const_ren(const_ren), .const_raddr(const_raddr), .const_rdata(const_rdata),
         .acc_ren(acc_ren), .acc_raddr(acc_raddr), .acc_rdata(acc_rdata),
         .acc_wen(acc_wen), .acc_waddr(acc_waddr), .acc_wsrc(acc_wsrc), .out_wen(out_wen), .out_wbase(out_wbase),

@@ -2,9 +2,10 @@
 // from COPIES copies of bb_banks (NB banks each, entry e in bank e % NB).
 //
 // LOAD writes every copy at once (one DMA beat, port A of each copy's banks); copy c serves one reader on
-// port B: when `ren[c]` is set, the NWIN entries raddr[c] .. raddr[c]+NWIN-1 are read (NWIN <= NB, so they
-// lie in NWIN different banks: no conflict) and appear on `win` (copy c, entry j at index c*NWIN + j) at
-// the end of the cycle, held until the copy reads again. The compute unit's reads of one pixel row are
+// port B: when `ren[c]` is set, the `rlen` (<= NWIN) entries raddr[c] .. raddr[c]+rlen-1 are read (NWIN <= NB,
+// so they lie in different banks: no conflict) and appear on `win` (copy c, entry j at index c*NWIN + j) at
+// the end of the cycle, held until the copy reads again; entries j >= rlen of the window are not read (their
+// banks keep older data). A BGEMM reads only the planes its branch pairs use (INP: P, WGT: mbits). The compute unit's reads of one pixel row are
 // always such a window: a BGEMM group of branch pairs reads planes i0 .. i0+P-1 of one pixel (at most 8
 // planes), WGT planes j of one weight word (j < mbits <= 8), POOL/REQUANT up to 8 planes of a pixel.
 // INP has one copy per array row (R readers at unrelated addresses), which costs R times the storage:
@@ -30,22 +31,37 @@ module bb_winbuf #(
     input  wire [8*B-1:0]                dw_data,
     input  wire [COPIES-1:0]             ren,
     input  wire [COPIES*AW-1:0]          raddr,
+    input  wire [3:0]                    rlen,     // window entries read (1 .. NWIN), all copies
     output wire [COPIES*NWIN*WIDTH-1:0]  win
 );
     genvar c, k;
     generate
         for (c = 0; c < COPIES; c = c + 1) begin : copy
             wire [AW-1:0]       a0 = raddr[c*AW +: AW];
-            wire [NB-1:0]       en;
-            wire [NB*RAW-1:0]   row;
+            reg  [NB-1:0]       en;
+            reg  [NB*RAW-1:0]   row;
             wire [NB*WIDTH-1:0] rdata;
             reg  [AW-1:0]       r_a0;    // window start of the data on `rdata`
+            reg  [31:0]         e, bk;
+            integer             j;
             always @(posedge clk) if (ren[c]) r_a0 <= a0;
-            for (k = 0; k < NB; k = k + 1) begin : bank
-                wire [31:0] j = (k + NB - a0 % NB) % NB;    // bank k holds window entry j
-                wire [31:0] e = a0 + j;
-                assign en[k] = ren[c] && j < NWIN;   // (ren first: see bb_accbuf)
-                assign row[k*RAW +: RAW] = e / NB;
+            // window entry j is in bank (a0 + j) % NB at row (a0 + j) / NB; evaluated only in cycles that read
+            always @* begin
+                en = {NB{1'b0}};
+                row = {NB*RAW{1'b0}};
+                e = 32'd0;
+                bk = 32'd0;
+                if (ren[c]) begin
+                    /*verilator unroll_full*/
+                    for (j = 0; j < NWIN; j = j + 1) begin
+                        if (j < rlen) begin
+                            e = a0 + j;
+                            bk = e % NB;
+                            en[bk] = 1'b1;
+                            row[bk*RAW +: RAW] = e / NB;
+                        end
+                    end
+                end
             end
             for (k = 0; k < NWIN; k = k + 1) begin : ent
                 assign win[(c*NWIN + k)*WIDTH +: WIDTH] = rdata[((r_a0 + k) % NB)*WIDTH +: WIDTH];

@@ -14,9 +14,9 @@ bank's whole width; writes count the bits their write mask enables.
   rows * ceil(len*E/B) beats of max(B, E)*8 bits (B >= E: the beat's B/E entries; B < E: the whole entry
   each beat takes B bytes of).
 * BGEMM issues, per pass of R pixel rows, column tile, window position and channel word, one cycle per
-  group of P branch pairs (ceil(kbits*mbits/P) groups). Each issue reads an 8-entry window from INP for every
-  valid pixel row (8 W-bit words, the planes the group's pairs pick from) and an 8-entry window of C*W-bit
-  words from WGT; the whole PE array works (R*C PEs x P branches: C*W xnor+popcount bits and one accumulate
+  group of P branch pairs (ceil(kbits*mbits/P) groups). Each issue reads a window of min(P, 8) consecutive
+  entries from INP for every valid pixel row (W-bit words from the group's first plane: the planes its pairs
+  pick from) and a window of mbits C*W-bit words (the weight word's planes) from WGT; the whole PE array works (R*C PEs x P branches: C*W xnor+popcount bits and one accumulate
   per PE and branch, valid rows and branches or not). At the first step of a (pass, tile) with accumulate=1
   each valid row reads its ACC entry (C x 32 bits), at the last one it writes it.
 * REQUANT: per pass (R pixels) one CONST record (C*128 bits) and R*C requantize lane-ops (+ R*C residual
@@ -57,10 +57,11 @@ def _vec(**counts: int) -> tuple[int, ...]:
     return tuple(v)
 
 
-COUNTING_RULES = 2
+COUNTING_RULES = 3
 """Revision of the counting rules below: bumped when they change, so stored results that depend on them
-(`bitbranch explore`'s point store) are recomputed. 2: counted as the RTL does (INP copies, window reads,
-whole STORE beats, whole-array issues); 1: the first, per branch pair."""
+(`bitbranch explore`'s point store) are recomputed. 3: a BGEMM issue reads only the window entries its pairs
+use (INP min(P, 8) planes per valid row, WGT mbits planes); 2: counted as the RTL does (INP copies, window
+reads, whole STORE beats, whole-array issues); 1: the first, per branch pair."""
 
 WINDOW = 8
 """Entries of an INP/WGT window read (rtl/bb_core.v, bb_winbuf NWIN): the most planes of a pixel or weight word."""
@@ -88,8 +89,8 @@ def _bgemm(f: Fields, hw: HwConfig) -> tuple[int, ...]:
     issues = ceil_div(pixels, r) * groups
     acc_entry = c * ACC_BYTES_PER_LANE * 8
     return _vec(
-        inp_read=pixels * groups * WINDOW * w,
-        wgt_read=issues * WINDOW * c * w,
+        inp_read=pixels * groups * min(p, WINDOW) * w,
+        wgt_read=issues * f["mbits"] * c * w,
         acc_read=pixels * f["ctiles"] * acc_entry if f["accumulate"] else 0,
         acc_write=pixels * f["ctiles"] * acc_entry,
         bitops=issues * r * c * p * w,

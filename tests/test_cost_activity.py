@@ -1,7 +1,7 @@
 """Activity counts (simulator.activity) against hand-computed counts on tiny programs, on the "small"
 preset: R=2 rows, C=4 cols, W=64, P=1, DRAM beats of B=8 bytes. Entry bytes: inp/out 8, acc 16, wgt 32,
 const 64. The counts are what the RTL does (tests/test_rtl_activity.py checks the RTL's counters equal them):
-INP is R copies, INP/WGT are read as 8-entry windows, STORE reads whole beats, the PE array and the ALU
+INP is R copies, INP/WGT are read as windows (BGEMM: P INP planes, mbits WGT planes; else 8 entries), STORE reads whole beats, the PE array and the ALU
 work on all R rows of a pass.
 """
 
@@ -51,8 +51,8 @@ def test_bgemm_counts():
     c = counts("bgemm kbits=2 mbits=3 oh=3 ow=3 kh=3 kw=2 stride=1 dil=1 cw=2 ctiles=2 irow=8 ipix=4 accumulate=1\n"
                "finish")
     assert nonzero(c) == {
-        "inp_read": 9 * 144 * 8 * 64,  # every valid row, every issue: an 8-entry window of W-bit words
-        "wgt_read": 720 * 8 * 4 * 64,  # every issue: an 8-entry window of C*W-bit entries (rows don't matter)
+        "inp_read": 9 * 144 * 1 * 64,  # every valid row, every issue: a window of P = 1 W-bit words
+        "wgt_read": 720 * 3 * 4 * 64,  # every issue: mbits = 3 C*W-bit entries (rows don't matter)
         "acc_read": 9 * 2 * 4 * 32,  # accumulate=1: each (pixel, tile) entry once
         "acc_write": 9 * 2 * 4 * 32,
         "bitops": 720 * 2 * 4 * 1 * 64,  # the whole array (R x C PEs x P branches) every issue
@@ -64,7 +64,7 @@ def test_bgemm_counts():
 def test_bgemm_overwrite_reads_no_acc():
     c = counts("bgemm kbits=1 mbits=1 oh=1 ow=3 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1 irow=3 ipix=1\nfinish")
     assert c["acc_read"] == 0 and c["acc_write"] == 3 * 128
-    assert c["wgt_read"] == 2 * 8 * 4 * 64  # two passes (rows 2 + 1), one window each
+    assert c["wgt_read"] == 2 * 1 * 4 * 64  # two passes (rows 2 + 1), one window of mbits = 1 entries each
 
 
 def test_requant_counts():

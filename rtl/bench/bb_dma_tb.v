@@ -101,17 +101,17 @@ module bb_dma_tb #(
     bb_winbuf #(.COPIES(1), .NB(NB_INP), .NWIN(8), .DEPTH(INP_ENTRIES), .EBYTES(E_INP), .B(B), .FAW(FA_INP),
                 .AW(AW_INP), .RAW($clog2(INP_ENTRIES / NB_INP))) inp (
         .clk(clk), .clear(1'b0), .dw_en(dw_en[0]), .dw_addr(dw_addr[FA_INP-1:0]), .dw_mask(dw_mask),
-        .dw_data(dw_data), .ren(1'b1), .raddr(peek_addr[AW_INP-1:0]), .win(inp_win));
+        .dw_data(dw_data), .ren(1'b1), .raddr(peek_addr[AW_INP-1:0]), .rlen(4'd8), .win(inp_win));
     assign inp_q = inp_win[8*E_INP-1:0];
     bb_winbuf #(.COPIES(1), .NB(NB_WGT), .NWIN(8), .DEPTH(WGT_ENTRIES), .EBYTES(E_WGT), .B(B), .FAW(FA_WGT),
                 .AW(AW_WGT), .RAW($clog2(WGT_ENTRIES / NB_WGT))) wgt (
         .clk(clk), .clear(1'b0), .dw_en(dw_en[1]), .dw_addr(dw_addr[FA_WGT-1:0]), .dw_mask(dw_mask),
-        .dw_data(dw_data), .ren(1'b1), .raddr(peek_addr[AW_WGT-1:0]), .win(wgt_win));
+        .dw_data(dw_data), .ren(1'b1), .raddr(peek_addr[AW_WGT-1:0]), .rlen(4'd8), .win(wgt_win));
     assign wgt_q = wgt_win[8*E_WGT-1:0];
     bb_winbuf #(.COPIES(1), .NB(NB_CONST), .NWIN(1), .DEPTH(CONST_ENTRIES), .EBYTES(E_CONST), .B(B),
                 .FAW(FA_CONST), .AW(AW_CONST), .RAW($clog2(CONST_ENTRIES / NB_CONST))) cst (
         .clk(clk), .clear(1'b0), .dw_en(dw_en[2]), .dw_addr(dw_addr[FA_CONST-1:0]), .dw_mask(dw_mask),
-        .dw_data(dw_data), .ren(1'b1), .raddr(peek_addr[AW_CONST-1:0]), .win(const_q));
+        .dw_data(dw_data), .ren(1'b1), .raddr(peek_addr[AW_CONST-1:0]), .rlen(4'd1), .win(const_q));
     wire acc_poke = poke_en && !poke_out;
     wire [R*8*E_ACC-1:0] acc_rows;
     bb_accbuf #(.R(R), .NB(NB_ACC), .DEPTH(ACC_ENTRIES), .EBYTES(E_ACC), .B(B), .FAW(FA_ACC), .AW(AW_ACC),
