@@ -15,7 +15,8 @@ entry (8E bits) wide:
   OUT   1 copy x max(8R, B/E) banks (bb_outbuf)
   IMEM  one memory of IMEM_WORDS instructions (rtl/bb_fetch.v, IMEM_AW = 16), INSN_BITS wide
 A bank wider than 64 bits is ganged from 64-bit macros (columns), as an SRAM compiler builds it and as
-bb_sram_2p's 64-bit columns do (when its write granules fit 64-bit columns; else the bank is one macro): `column_bits` is the width of one physical macro, `macro_bytes` its size (the
+bb_sram_2p's 64-bit columns do (when its write granules fit 64-bit columns; else the bank is one macro): `column_bits`
+is the width of one physical macro, `macro_bytes` its size (the
 size the energy per bit is read at), `macros` how many there are.
 """
 

@@ -24,7 +24,6 @@ import numpy as np
 
 from bitbranch.isa.encoding import INSN_BYTES, Instruction, encode
 from bitbranch.isa.hwconfig import HwConfig, load_presets
-
 from bitbranch.simulator.activity import ACTIONS
 
 from .build import CORE_MODULES, Build, SimulatorError, build, run

@@ -16,7 +16,8 @@ bank's whole width; writes count the bits their write mask enables.
 * BGEMM issues, per pass of R pixel rows, column tile, window position and channel word, one cycle per
   group of P branch pairs (ceil(kbits*mbits/P) groups). Each issue reads a window of min(P, 8) consecutive
   entries from INP for every valid pixel row (W-bit words from the group's first plane: the planes its pairs
-  pick from) and a window of mbits C*W-bit words (the weight word's planes) from WGT; the whole PE array works (R*C PEs x P branches: C*W xnor+popcount bits and one accumulate
+  pick from) and a window of mbits C*W-bit words (the weight word's planes) from WGT; the whole PE array works (R*C
+  PEs x P branches: C*W xnor+popcount bits and one accumulate
   per PE and branch, valid rows and branches or not). At the first step of a (pass, tile) with accumulate=1
   each valid row reads its ACC entry (C x 32 bits), at the last one it writes it.
 * REQUANT: per pass (R pixels) one CONST record (C*128 bits) and R*C requantize lane-ops (+ R*C residual

@@ -1,7 +1,8 @@
 """Activity counts (simulator.activity) against hand-computed counts on tiny programs, on the "small"
 preset: R=2 rows, C=4 cols, W=64, P=1, DRAM beats of B=8 bytes. Entry bytes: inp/out 8, acc 16, wgt 32,
 const 64. The counts are what the RTL does (tests/test_rtl_activity.py checks the RTL's counters equal them):
-INP is R copies, INP/WGT are read as windows (BGEMM: P INP planes, mbits WGT planes; else 8 entries), STORE reads whole beats, the PE array and the ALU
+INP is R copies, INP/WGT are read as windows (BGEMM: P INP planes, mbits WGT planes; else 8 entries), STORE reads
+whole beats, the PE array and the ALU
 work on all R rows of a pass.
 """
 

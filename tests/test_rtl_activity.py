@@ -35,7 +35,8 @@ DIRECTED = {
     "load_inp": ("load buf=inp rows=2 len=3 dstride=24 pad_top=1 pad_bottom=1 pad_left=1 pad_right=2\nfinish",
                  {"dram_read": 2 * 3 * 64, "inp_write": 2 * 24 * 64}),
     "load_wgt": ("load buf=wgt rows=1 len=2\nfinish", {"dram_read": 2 * 256, "wgt_write": 2 * 256}),
-    "store_acc": ("store buf=acc rows=3 len=2 dstride=32\nfinish", {"acc_read": 3 * 4 * 128, "dram_write": 3 * 2 * 128}),
+    "store_acc": ("store buf=acc rows=3 len=2 dstride=32\nfinish",
+                  {"acc_read": 3 * 4 * 128, "dram_write": 3 * 2 * 128}),
     "store_out": ("store buf=out rows=2 len=3 dstride=32\nfinish", {"out_read": 2 * 3 * 64, "dram_write": 2 * 3 * 64}),
     "bgemm": ("bgemm kbits=2 mbits=3 oh=3 ow=3 kh=3 kw=2 stride=1 dil=1 cw=2 ctiles=2 irow=8 ipix=4 accumulate=1\n"
               "finish",

@@ -164,7 +164,8 @@ def test_parse_stat_counts_the_whole_hierarchy():
     del stat["design"]  # a single module: its own cells
     assert synth.parse_stat(stat, "top") == {"$add": 1}
     # Yosys 0.23 prints the instance tree into the JSON of `stat -top`
-    text = '{\n "modules": {\n  "\\\\top": {"num_cells": 1}\n },\n   top      1\n     $paramod$1234\\bank    2\n "design": {}\n}'
+    text = ('{\n "modules": {\n  "\\\\top": {"num_cells": 1}\n },\n   top      1\n'
+            '     $paramod$1234\\bank    2\n "design": {}\n}')
     assert synth._load_stat(text) == {"modules": {"\\top": {"num_cells": 1}}, "design": {}}
 
 
