@@ -20,8 +20,11 @@ def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bitbranch.workloads.cli import cmd_run
+    from bitbranch.workloads.cli import add_arguments_run, cmd_run
 
     print("bitbranch demo: ResNet-18 (ImageNet shapes, 224x224) at W2A2 on a real photo from scikit-learn")
-    return cmd_run(argparse.Namespace(model="resnet18", bits="W2A2", precision=None, hw=args.hw, clock_mhz=None,
-                                      input=None, json=False, out=args.out, no_plots=False))
+    # `run`'s own parser: every option it has gets its default (a hand-made Namespace missed new ones)
+    run_parser = argparse.ArgumentParser(prog="bitbranch run")
+    add_arguments_run(run_parser)
+    argv = ["resnet18", "--bits", "W2A2", "--hw", args.hw] + (["--out", str(args.out)] if args.out else [])
+    return cmd_run(run_parser.parse_args(argv))
