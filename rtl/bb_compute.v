@@ -150,16 +150,16 @@ module bb_compute #(
         .w(wgt_rdata), .shift(s1_shift), .bvalid(s1_bvalid), .sum(pe_sum)
     );
     // POOL and REQUANT read planes 0..7 of a pixel: exactly its INP window
-    bb_requant #(.R(R), .C(C), .W(W), .NA(8), .NX(1)) rq (
+    bb_requant #(.R(R), .C(C), .W(W)) rq (
         .clk(clk), .en(s1_rq), .acc(acc_rdata), .mul(const_rdata[8*C*`BB_CONST_MUL_OFF +: 8*C*`BB_CONST_MUL_BYTES]),
         .rmul(const_rdata[8*C*`BB_CONST_RMUL_OFF +: 8*C*`BB_CONST_RMUL_BYTES]),
-        .bias(const_rdata[8*C*`BB_CONST_BIAS_OFF +: 8*C*`BB_CONST_BIAS_BYTES]), .res(c_res), .rk(c_rk), .res_words(inp_win), .res_xwords({R*W{1'b0}}),
+        .bias(const_rdata[8*C*`BB_CONST_BIAS_OFF +: 8*C*`BB_CONST_BIAS_BYTES]), .res(c_res), .rk(c_rk), .res_words(inp_win),
         .slice(c_slice),
         .shift(c_shift), .lo(c_lo), .hi(c_hi), .out_words(rq_out), .acc_out(rq_acc)
     );
-    bb_pool #(.R(R), .C(C), .W(W), .NA(8), .NX(1)) pl (
+    bb_pool #(.R(R), .C(C), .W(W)) pl (
         .clk(clk), .en(s1_pool), .first(s1_first), .fin(s1_fin), .mode(c_mode), .k(c_k), .slice(c_slice),
-        .words(inp_win), .xwords({R*W{1'b0}}), .out_words(pl_out), .acc_out(pl_acc)
+        .words(inp_win), .out_words(pl_out), .acc_out(pl_acc)
     );
     assign acc_wsrc = wb_src - 2'd1;
     assign out_wsrc = wb_src == 2'd3;

@@ -80,13 +80,13 @@ SIMULATORS = ("verilator", "icarus")
 CORE_MODULES = (
     "bb_fifo", "bb_stepnet", "bb_sched", "bb_decode", "bb_fetch", "bb_sram_2p", "bb_banks", "bb_winbuf",
     "bb_accbuf", "bb_outbuf", "bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_pe", "bb_pe_array",
-    "bb_requant_lane", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_tb",
+    "bb_requant_row", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_tb",
 )
 # Simulation-only modules: the bench top and the behavioural DRAM sit outside the synthesized core.
 SIM_ONLY_MODULES = ("bb_dram", "bb_tb")
 # The synthesizable core (`bitbranch synth`, rtlharness/synth.py): the same list less the simulation-only ones.
 SYNTH_MODULES = tuple(m for m in CORE_MODULES if m not in SIM_ONLY_MODULES)
-INCLUDES = ("bitbranch_isa.vh", "bb_status.vh", "bb_automatic.vh")
+INCLUDES = ("bitbranch_isa.vh", "bb_status.vh", "bb_automatic.vh", "bb_planes.vh")
 # Every simulation build defines BB_SIM_CLEAR: bb_sram_2p's `clear` (zero a bank in one cycle, so batched
 # benches start each program from zeroed buffers) exists only then; synthesis never defines it.
 SIM_DEFINES = {"BB_SIM_CLEAR": 1}

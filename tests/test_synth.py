@@ -319,11 +319,11 @@ def _core(capsys, tmp_path: Path, preset: str, timeout: int) -> dict:
 
 
 def _hierarchy_ok(report: dict, hw) -> None:
-    """The report of the hierarchical flow: the R x C PEs and requantize lanes are instances of one module
-    each, and every bank column is one physical memory entry (named by its own instance path)."""
+    """The report of the hierarchical flow: the R x C PEs and the R requantize rows are instances of one
+    module each, and every bank column is one physical memory entry (named by its own instance path)."""
     lanes = hw.array_rows * hw.array_cols
     inst = report["instances"]
-    assert inst["bb_core"] == 1 and inst["bb_pe"] == lanes and inst["bb_requant_lane"] == lanes
+    assert inst["bb_core"] == 1 and inst["bb_pe"] == lanes and inst["bb_requant_row"] == hw.array_rows
     names = [m["name"] for m in report["memories"]]
     assert len(names) == len(set(names))
     banks = [n for n in names if ".ram.col[" in n]

@@ -132,7 +132,7 @@ def run_requant_bench(R: int, C: int, W: int, sim: str = "verilator", cases: int
 
     from bitbranch.rtlharness.build import build, run
 
-    b = build(sim, "bb_requant", ["bb_requant_lane", "bb_requant"], {"R": R, "C": C, "W": W},
+    b = build(sim, "bb_requant", ["bb_requant_row", "bb_requant"], {"R": R, "C": C, "W": W},
               f"requant_{R}x{C}x{W}")
     with tempfile.TemporaryDirectory(prefix="bitbranch-requant-") as tmp:
         env = {ENV: json.dumps({"R": R, "C": C, "W": W, "seed": seed, "cases": cases})}
