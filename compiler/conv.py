@@ -252,8 +252,36 @@ def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tu
     return 0, False
 
 
+MAX_KERNEL = 15  # BGEMM's kh / kw are 4-bit fields
+
+
+def flat_view(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[ir.Conv, ir.Graph]:
+    """A Linear layer on a flattened map wider than the 4-bit kh/kw fields (an MLP after a 28x28 map): the
+    same layer as a 1x1 convolution on a view of its input as one pixel of H·W·CW channel words.
+
+    The input's DRAM layout `[y][x][word][plane]` is already that pixel's `[word][plane]`, so nothing moves;
+    the weights are reordered to (y, x, channel) with every channel word padded to W channels. The padding
+    channels hold level 0 and get the weight whose planes are all 0 (code −(2^M−1), ternary −1), exactly what
+    channel padding contributes in the unflattened layout, so S and the hardware constants are unchanged.
+    Returns (op, graph) unchanged when the layer is not such a Linear or fits the fields."""
+    x = graph.tensors[op.inputs[0]]
+    h, w, c = x.shape
+    cout, cin_g, kh, kw = op.weights.shape
+    if max(kh, kw) <= MAX_KERNEL or op.groups != 1 or op.pad or (kh, kw) != (h, w):
+        return op, graph
+    words = math.ceil(c / hw.word_bits)
+    fill = -1 if op.ternary else -((1 << op.mbits) - 1)
+    codes = np.full((cout, h, w, words * hw.word_bits), fill, dtype=np.int64)
+    codes[..., :c] = np.asarray(op.weights).transpose(0, 2, 3, 1)
+    view = ir.Tensor(f"{x.name}.flat", (1, 1, h * w * words * hw.word_bits), x.bits, x.scale, x.zero)
+    flat = dataclasses.replace(op, inputs=[view.name, *op.inputs[1:]], weights=codes.reshape(cout, -1, 1, 1),
+                               stride=1, dil=1)
+    return flat, dataclasses.replace(graph, tensors={**graph.tensors, view.name: view})
+
+
 def preload_groups(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]:
     """(groups, halves) of the layer's weight preloads (see ConvPlan)."""
+    op, graph = flat_view(op, graph, hw)
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
     plan = plan_conv(op, x, out, res, hw)
@@ -509,6 +537,10 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
                ctx: LayerContext) -> dict:
     """Append the layer's instructions; returns a layer-map record for the manifest."""
     hw = b.hw
+    orig = op
+    op, graph = flat_view(op, graph, hw)
+    if op is not orig:  # the view reads the input tensor's DRAM image as it is
+        addrs = {**addrs, op.inputs[0]: addrs[orig.inputs[0]]}
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
     plan = plan_conv(op, x, out, res, hw)
@@ -574,7 +606,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
                        inp_parts=2 if res is not None else 1, out_w=plan.win.out_w, cols_per_tile=plan.tile_cols,
                        chunks=len(plan.chunks), first_rows=plan.first_rows)
     start, end, tiles = emit_tiled_layer(b, tiled, ctx)
-    cout, cin_g, kh, kw = op.weights.shape
+    cout, cin_g, kh, kw = orig.weights.shape
     ho, wo, _ = out.shape
     return {
         "name": op.name,
@@ -595,5 +627,6 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         "conv_groups": op.groups,
         "bgemm_passes": plan.layout.passes,
         "macs": ho * wo * cout * kh * kw * cin_g,  # useful MACs: a grouped conv's padded array work is waste
-        "weight_bits": int(op.weights.size) * op.mbits,
+        "weight_bits": int(orig.weights.size) * op.mbits,
+        **({"flat_view": True} if op is not orig else {}),
     }

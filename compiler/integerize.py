@@ -45,6 +45,7 @@ from bitbranch.isa.numeric import WORD_BITS
 from bitbranch.isa.rounding import round_half_up
 
 from . import ir
+from .bigpool import split_large_pools
 from .conv import group_layout, hardware_constants  # the hardware-specific half of the overflow check
 from .frontend import Capture, FNode, capture
 from .qat import INPUT_BITS, ActQuant, QuantConv2d, QuantLinear, QuantParams
@@ -548,4 +549,5 @@ def to_ir(qat_model: nn.Module, input_shape: tuple[int, ...] | None = None, hw: 
             "layers": b.layers, "logits_scale": b.logits, "host_ops": host, "fx_nodes": b.fx_nodes}
     for h in host:
         print(f"host op: {h['name']} ({h['reason']}) runs in torch after the accelerator", file=sys.stderr)
-    return ir.Graph(b.tensors, b.ops, b.inputs, outputs, meta)
+    # windows over the POOL unit's 15x15 become two pooling ops before the golden model runs (compiler/bigpool.py)
+    return split_large_pools(ir.Graph(b.tensors, b.ops, b.inputs, outputs, meta))

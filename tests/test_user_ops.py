@@ -117,13 +117,73 @@ def test_global_pooling_of_a_non_square_map_runs_bit_exact():
     assert not art.meta["liveness"]["warnings"]
 
 
-def test_too_large_pooling_window_is_refused_with_the_layer_name():
-    from bitbranch.compiler.tiling import LoweringError
+def _pool_net(pool: nn.Module, channels: int = 8, stride: int = 1) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, channels, 3, stride=stride, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
+                         pool, nn.Flatten(), nn.LazyLinear(10))
 
-    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                      nn.Linear(8, 4))
-    with pytest.raises(LoweringError, match=r"layer '2': pooling window 16x16 .* 15x15"):
-        compile_model(m.eval(), "W2A2", get_config("small"), image(16))
+
+@pytest.mark.parametrize(("precision", "size", "pool"), [
+    ("W2A2", 16, nn.AdaptiveAvgPool2d(1)),  # 16x16: exact 8x8 block sums, then a 2x2 window
+    ("W4A4", 16, nn.AdaptiveAvgPool2d(1)),  # 4-bit levels: exact 4x4 block sums, then 4x4
+    ("W8A8", 16, nn.AdaptiveAvgPool2d(1)),  # 8-bit levels: block sums rounded (round_shift), golden follows
+    ("W2A2", 32, nn.AvgPool2d(16)),  # not global: 32x32 -> 2x2 output, blocks of 8, then 2x2 / stride 2
+    ("W2A2", 16, nn.MaxPool2d(16)),  # max: max of block maxima
+])
+def test_pooling_windows_over_15_are_split_and_bit_exact(precision, size, pool):
+    """Windows over the POOL unit's 4-bit kh/kw/stride become two pooling layers (compiler/bigpool.py)."""
+    from bitbranch.compiler import ir
+    from bitbranch.compiler.compile import image_tensor
+    from bitbranch.compiler.golden import pool_sum
+    from bitbranch.compiler.integerize import to_ir
+    from bitbranch.compiler.quantize import calibrate, quantize_model
+
+    torch.manual_seed(0)
+    m = _pool_net(pool).eval()
+    img = image(size, 1)
+    m(image_tensor(img))  # materialize the LazyLinear
+    art, result = check_live(m, size, precision=precision)
+    names = [r.name for r in art.layers]
+    assert "3.blocks" in names and "3" in names, names
+    for r in art.layers:
+        assert max(r.detail.get("kernel", [1])) <= 15, (r.name, r.detail)
+    # exact block sums (A2, A4): the final averages equal ONE window over the whole map, not just the split ops
+    if isinstance(pool, nn.AdaptiveAvgPool2d) and precision != "W8A8":
+        q = quantize_model(m, precision, input_shape=(1, 3, size, size))
+        calibrate(q, [image_tensor(img)])
+        graph = to_ir(q.eval(), (1, 3, size, size), get_config("small"))
+        values = ir.run_graph(graph, {graph.inputs[0]: img})
+        final = next(op for op in graph.ops if op.name == "3")
+        src = graph.producer(next(op for op in graph.ops if op.name == "3.blocks").inputs[0])
+        whole = final.requant.apply(pool_sum(values[src.output], (size, size), 1))
+        assert np.array_equal(values[final.output], whole)
+        assert len(np.unique(whole)) > 1
+
+
+def test_global_pooling_of_a_wide_non_square_map_is_split_and_bit_exact():
+    """A 7x20 map (a 14x40 input at stride 2): over 15 columns, blocks with padding cover it exactly once."""
+    torch.manual_seed(0)
+    m = _pool_net(nn.AdaptiveAvgPool2d(1), stride=2).eval()
+    img = np.random.default_rng(3).integers(0, 256, (14, 40, 3), dtype=np.uint8)
+    m(torch.rand(1, 3, 14, 40))
+    art = compile_model(m, "W2A2", get_config("small"), img)
+    result = run(art)
+    assert result.golden_ok and len(np.unique(result.outputs[art.outputs[0]])) > 1
+    assert not art.meta["liveness"]["warnings"]
+    assert {"3.blocks", "3"} <= {r.name for r in art.layers}
+
+
+def test_linear_on_a_flattened_28x28_map_runs_bit_exact():
+    """Flatten of a 28x28 feature map (not the input: no im2col) then Linear: the 28x28 kernel is over the 4-bit
+    kh/kw fields, so the layer runs as a 1x1 convolution on a view of the map as one pixel of 28*28 words."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 28 * 28, 10)).eval()
+    img = np.random.default_rng(5).integers(0, 256, (28, 28, 1), dtype=np.uint8)
+    art = compile_model(m, "W2A2", get_config("edge"), img)
+    fc = next(r for r in art.layers if r.name == "3")
+    assert fc.detail["flat_view"] and fc.detail["kernel"] == [28, 28]
+    result = run(art)
+    assert result.golden_ok and len(np.unique(result.outputs[art.outputs[0]])) > 1
+    assert not art.meta["liveness"]["warnings"]
 
 
 class DenseBlock(nn.Module):
