@@ -38,11 +38,14 @@ COMPILE_THREADS = 1
 
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, C) uint8 -> (1, C, H, W) float in [0, 1], the model input convention."""
+    """(H, W, C) uint8 -> (1, C, H, W) float in [0, 1], the model input convention; a vector (N,) uint8 (the input of
+    an MLP whose first layer is a Linear) -> (1, N). Either way the accelerator reads 8-bit levels."""
     image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3:
-        raise ValueError(f"input image must be (H, W, C) uint8, got {image.dtype} {image.shape}")
-    return torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    if image.dtype != np.uint8 or image.ndim not in (1, 3):
+        raise ValueError(f"input must be an (H, W, C) image or an (N,) vector of uint8, got {image.dtype} "
+                         f"{image.shape}")
+    x = torch.from_numpy(image.astype(np.float32) / 255.0)
+    return x[None] if image.ndim == 1 else x.permute(2, 0, 1)[None]
 
 
 class _Phases:
@@ -71,7 +74,8 @@ class _Phases:
 def compile_model(model: torch.nn.Module, precision: str | Path | dict | object, hw: HwConfig, image: np.ndarray,
                   calib_images: Sequence[np.ndarray] | None = None, qat: bool = False, meta: dict | None = None,
                   progress: Progress | None = None) -> Artifact:
-    """Quantize (unless `qat`), calibrate, integerize and lower `model` for input `image` (H, W, C uint8).
+    """Quantize (unless `qat`), calibrate, integerize and lower `model` for input `image` (H, W, C uint8; or an
+    (N,) uint8 vector for a model whose input is (1, N), an MLP).
 
     `precision` is anything compiler.quantize.quantize_model accepts ("W2A2", a mapping file, a PrecisionSpec).
     `progress(done, total, text)` follows the phases quantize, calibrate, integerize, golden and lower layer
@@ -93,7 +97,8 @@ def _compile(model: torch.nn.Module, precision: str | Path | dict | object, hw: 
             calibrate(qmodel, ir.steps(images, cb, lambda _: f"{len(images)} image(s)"))
     with phases.phase("integerize") as cb:
         graph = to_ir(qmodel.eval(), tuple(x.shape), hw, progress=cb)
-    levels = np.asarray(image, dtype=np.uint8)  # the input quantizer: u = round(255·x) = the 8-bit image
+    # the input quantizer: u = round(255·x) = the 8-bit image (a vector input is one pixel of N channels)
+    levels = np.asarray(image, dtype=np.uint8).reshape(graph.tensors[graph.inputs[0]].shape)
     info = {**graph.meta, **(meta or {})}
     info.pop("fx_nodes", None)
     inputs = {graph.inputs[0]: levels}

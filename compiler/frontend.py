@@ -526,8 +526,9 @@ def _failing_node(gm: fx.GraphModule, message: str) -> fx.Node | None:
 
 
 def example_input(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
-    if len(input_shape) != 4 or input_shape[0] != 1:
-        raise FrontendError(f"input shape {tuple(input_shape)}: expected (1, C, H, W) (batch size 1)")
+    """A fixed random input of `input_shape`: (1, C, H, W) images, or (1, N) vectors (an MLP's input)."""
+    if len(input_shape) not in (2, 4) or input_shape[0] != 1:
+        raise FrontendError(f"input shape {tuple(input_shape)}: expected (1, C, H, W) or (1, N) (batch size 1)")
     p = next(model.parameters(), None)
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     return torch.rand(input_shape, generator=torch.Generator().manual_seed(0)).to(dtype)

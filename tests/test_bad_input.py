@@ -200,6 +200,7 @@ CASES = [
      ["3x100000x100000", "GiB", "--input-shape"]),
     ("run-shape-huge", ["run", M, "--input-shape", "1,3,100000,100000"], ["GiB"]),
     ("shape-batch", ["run", M, "--input-shape", "2,3,16,16"], ["batch 2"]),
+    ("shape-vector-into-conv", ["run", M, "--input-shape", "1,48"], ["(1, 48)", "module path '0'"]),
     ("shape-zero", ["run", M, "--input-shape", "1,3,0,16"], ["--input-shape"]),
     ("shape-words", ["run", M, "--input-shape", "a,b,c,d"], ["--input-shape", "integers"]),
     ("shape-5d", ["run", M, "--input-shape", "1,1,3,16,16"], ["--input-shape"]),

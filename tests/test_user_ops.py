@@ -249,3 +249,48 @@ def test_mlp_on_a_flattened_28x28_image_runs_bit_exact():
     result = run(art)
     assert result.golden_ok and len(np.unique(result.outputs[art.outputs[0]])) > 1
     assert not art.meta["liveness"]["warnings"]
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_mlp_on_a_vector_input_runs_bit_exact(flatten):
+    """2-D (non-image) inputs: a (1, 784) vector into nn.Linear (or Flatten + Linear); the input is one pixel of
+    784 channels (13 words of 8 planes), the Linear a 1x1 layer."""
+    torch.manual_seed(0)
+    body = [nn.Linear(784, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)]
+    m = nn.Sequential(*([nn.Flatten()] if flatten else []), *body).eval()
+    m[-5].running_mean.uniform_(-0.2, 0.2)
+    vec = np.random.default_rng(7).integers(0, 256, 784, dtype=np.uint8)
+    art = compile_model(m, "W2A2", get_config("small"), vec)
+    result = run(art)
+    assert result.golden_ok
+    assert len(np.unique(result.outputs[art.outputs[0]])) == 10
+    assert not art.meta["liveness"]["warnings"], art.meta["liveness"]["warnings"]
+
+
+def test_vector_input_through_the_command_line(tmp_path, capsys, monkeypatch):
+    """`--input-shape 1,784` (or INPUT_SHAPE = (784,)), `--input` a 28x28 .npy or a PNG made a vector, `--calib` a
+    stack of digits: compiled, simulated bit-exact; a vector into a convolution is one `error:` line."""
+    import json
+
+    from bitbranch.cli import main
+
+    (tmp_path / "m.py").write_text(
+        "from torch import nn\nINPUT_SHAPE = (784,)\n"
+        "def mlp():\n    return nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))\n"
+        "def conv():\n    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())\n")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "digit.npy", rng.integers(0, 256, (28, 28), dtype=np.uint8))
+    np.save(tmp_path / "digits.npy", rng.integers(0, 256, (5, 28, 28), dtype=np.uint8))
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    monkeypatch.chdir(tmp_path)
+    for extra in ([], ["--input-shape", "1,784", "--input", "digit.npy", "--calib", "digits.npy"],
+                  ["--input", "p.png"]):
+        code = main(["run", "m.py:mlp", "--hw", "small", "--json", "--no-plots", "--out", "o", *extra])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert json.loads(out)["golden_ok"] is True
+    code = main(["run", "m.py:conv", "--input-shape", "1,48", "--hw", "small", "--no-plots", "--out", "o2"])
+    err = capsys.readouterr().err
+    assert code == 2 and [ln for ln in err.splitlines() if ln.startswith("error:")] and "Traceback" not in err

@@ -65,7 +65,7 @@ def input_steps(art: Artifact, image: np.ndarray) -> list[HostTiming]:
     from bitbranch.compiler.rewrite import patches
 
     steps = []
-    levels = image
+    levels = image if np.ndim(image) == 3 else np.reshape(image, (1, 1, -1))  # a vector input: one pixel of N channels
     for name, t in art.meta.get("input_transforms", {}).items():
         if t.get("transform") == "im2col":
             kh, kw = t["kernel"]
