@@ -79,6 +79,9 @@ def _split(op: ir.Pool, graph: ir.Graph) -> list[ir.Op]:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     h, w, c = x.shape
     kh, kw = op.window
+    if any(op.extra):
+        raise LoweringError(f"layer '{op.name}': ceil_mode pooling with a {kh}x{kw} window (over the POOL unit's "
+                            f"{MAX_FIELD}x{MAX_FIELD}) is not supported")
     s, p = op.stride, op.pad
     amax = (1 << x.bits) - 1
     avg = op.mode == "avg"

@@ -65,7 +65,8 @@ def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]
     words = _words(graph.tensors[op.inputs[0]].shape[2], hw)
     if isinstance(op, ir.Pool):
         plan = plan_pool(op, graph, hw)
-        return plan.groups, min(words, plan.group_words) * hw.slices_per_word <= hw.const_entries // 2
+        classes = len(edge_classes(op))
+        return plan.groups, classes * min(words, plan.group_words) * hw.slices_per_word <= hw.const_entries // 2
     return 1, words * hw.slices_per_word <= hw.const_entries // 2
 
 
@@ -92,6 +93,14 @@ class PoolPlan:
 MAX_WINDOW = 15  # POOL's kh / kw fields are 4 bits
 
 
+def edge_classes(op: ir.Pool) -> list[str]:
+    """Requant classes of an average pool, in CONST order: 'full', then ceil_mode's partial 'col' / 'row' /
+    'corner' windows (each divides by its own number of elements, ir.Pool.edge)."""
+    if op.mode != "avg":
+        return []
+    return ["full", *(op.edge or {})]
+
+
 def plan_pool(op: ir.Pool, graph: ir.Graph, hw: HwConfig) -> PoolPlan:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     if max(op.window) > MAX_WINDOW or op.stride > MAX_WINDOW:
@@ -101,11 +110,17 @@ def plan_pool(op: ir.Pool, graph: ir.Graph, hw: HwConfig) -> PoolPlan:
     h, w, c = x.shape
     words, avg = _words(c, hw), op.mode == "avg"
     error = None
-    grouped = avg and op.pad == 0  # word groups: average pools without padding (one CONST entry per slice)
+    grouped = avg and op.pad == 0 and op.extra == (0, 0)  # word groups: average pools without padding (one CONST
+    # entry per slice)
     top = max(1, min(words, hw.const_entries // hw.slices_per_word)) if grouped else words
+    classes = len(edge_classes(op))
+    if classes > 1 and classes * words * hw.slices_per_word > hw.const_entries:
+        raise LoweringError(f"layer '{op.name}': a ceil_mode average pool over {c} channels needs {classes} x "
+                            f"{words * hw.slices_per_word} CONST entries (one per partial-window divisor), {hw.name} "
+                            f"has {hw.const_entries}")
     for gw in range(top, 0 if grouped else words - 1, -1):
-        win = Window(h, w, *op.window, op.stride, op.pad, 1, gw * x.bits, gw * out.bits)
-        slices = gw * hw.slices_per_word if avg else 0
+        win = Window(h, w, *op.window, op.stride, op.pad, 1, gw * x.bits, gw * out.bits, *op.extra)
+        slices = gw * hw.slices_per_word * (2 if classes > 1 else 1) if avg else 0  # partial columns: a 2nd region
         try:
             shape = tile_shape(op.name, win.out_h, win.out_w,
                                lambda th, tw, win=win, slices=slices: tile_needs(hw, win, th, acc_per_pixel=slices,
@@ -137,6 +152,9 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     e = hw.entry_bytes("inp")
     rows, first = row_policy(win.out_h, shape, win.out_w, hw.array_rows)
 
+    classes = edge_classes(op)
+    block = min(plan.words, plan.group_words) * hw.slices_per_word  # CONST entries of one requant class
+
     def compute(t: Tile) -> list[ComputeInsn]:
         n = t.pixels
         geometry = dict(k=x.bits, oh=t.rows, ow=t.cols, kh=win.kh, kw=win.kw, stride=win.stride,
@@ -155,12 +173,45 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
                 dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(t.group, hw) + k,
                 out=t.out + word * out.bits, ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift,
                 lo=op.requant.lo, hi=op.requant.hi), writes_out=True))
+            if len(classes) > 1:
+                insns += edge_requants(t, k, word, s, len(slices))
+        return insns
+
+    def edge_requants(t: Tile, k: int, word: int, s: int, nslices: int) -> list[ComputeInsn]:
+        """ceil_mode's partial windows: their sums again with their own divisor's constants. The last column's
+        sums are gathered by a POOL of one output column into a second ACC region (REQUANT reads consecutive
+        ACC entries); the last row's are consecutive already; the corner is the tile's last pixel."""
+        n, insns = t.pixels, []
+        last_col, last_row = t.x0 + t.cols == win.out_w, t.y0 + t.rows == win.out_h
+        rq = op.requant
+        base = dict(dest=Dest.OUT, slice=s, kout=out.bits, shift=rq.shift, lo=rq.lo, hi=rq.hi)
+        out0 = t.out + word * out.bits
+        const = {cls: ctx.const_base(t.group, hw) + i * block + k for i, cls in enumerate(classes)}
+        if "col" in classes and last_col:
+            col_acc = t.acc + nslices * n + k * t.rows
+            insns.append(ComputeInsn("pool", dict(
+                mode=PoolMode.SUM, slice=s, inp=t.inp + word * x.bits + (t.cols - 1) * win.stride * win.pix,
+                acc=col_acc, k=x.bits, oh=t.rows, ow=1, kh=win.kh, kw=win.kw, stride=win.stride,
+                irow=win.tile_irow(t.x0, t.cols), ipix=win.pix), reads_inp=True))
+            insns.append(ComputeInsn("requant", dict(acc=col_acc, n=t.rows, const=const["col"],
+                                                     out=out0 + (t.cols - 1) * win.pix_out,
+                                                     ostride=t.cols * win.pix_out, **base), writes_out=True))
+        if "row" in classes and last_row:
+            cols = t.cols - 1 if "corner" in classes and last_col else t.cols
+            insns.append(ComputeInsn("requant", dict(acc=t.acc + k * n + (t.rows - 1) * t.cols, n=cols,
+                                                     const=const["row"], out=out0 + (t.rows - 1) * t.cols * win.pix_out,
+                                                     ostride=win.pix_out, **base), writes_out=True))
+        if "corner" in classes and last_row and last_col:
+            insns.append(ComputeInsn("requant", dict(acc=t.acc + k * n + n - 1, n=1, const=const["corner"],
+                                                     out=out0 + (n - 1) * win.pix_out, ostride=win.pix_out, **base),
+                                     writes_out=True))
         return insns
 
     def preloads(g: int) -> list[dict]:
         if not avg:
             return []
-        consts = _requant_constants(op.requant, op.name, c, hw, plan.group_range(g))
+        consts = b"".join(_requant_constants(op.requant if cls == "full" else op.edge[cls], op.name, c, hw,
+                                             plan.group_range(g)) for cls in classes)
         return [dict(buf=Buffer.CONST, sram=ctx.const_base(g, hw), dram=b.alloc(len(consts), consts), rows=1,
                      len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
 
@@ -175,7 +226,7 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
         groups=plan.groups, out_w=win.out_w, cols_per_tile=shape[1], first_rows=first)
     span = emit_tiled_layer(b, tiled, ctx)
     return _record(op, f"{op.mode}pool", graph, span, (rows, shape[1]), kernel=list(op.window), stride=op.stride,
-                   pad=op.pad, groups=plan.groups)
+                   pad=op.pad, groups=plan.groups, **({"ceil_extra": list(op.extra)} if any(op.extra) else {}))
 
 
 def word_group_loads(addr: int, plan: PoolPlan, t: Tile, bits: int, entry_bytes: int) -> list[dict]:

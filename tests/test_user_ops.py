@@ -1,5 +1,6 @@
 """Ops users bring (issue 16), compiled and bit-exact on the simulator with outputs that carry information:
-ceil_mode pooling that changes nothing, timm's fused BatchNormAct2d; refusals that name what is missing."""
+ceil_mode pooling (with or without a partial last window), timm's fused BatchNormAct2d, pooling windows over the
+POOL unit's 15x15, Linear layers on large flattened maps, vector (2-D) inputs; refusals that name what is missing."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from bitbranch.compiler import ir
 from bitbranch.compiler.compile import compile_model
-from bitbranch.compiler.frontend import FrontendError, capture, unfuse_norm_act
+from bitbranch.compiler.frontend import capture, unfuse_norm_act
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.simulator import run
 
@@ -71,10 +73,70 @@ def test_ceil_mode_pools_that_change_nothing_run_bit_exact():
     check_live(m, 8)
 
 
-def test_ceil_mode_with_a_partial_window_is_refused_by_name():
-    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(3, 2, ceil_mode=True))  # 8 -> 4 (floor would give 3)
-    with pytest.raises(FrontendError, match=r"module path '1'.*ceil_mode"):
-        capture(m, (1, 3, 10, 10))
+@pytest.mark.parametrize(("kind", "k", "s", "p", "include_pad"), [
+    ("max", 3, 2, 0, True), ("max", 3, 2, 1, True), ("max", 2, 2, 0, True),
+    ("avg", 3, 2, 0, True), ("avg", 2, 2, 0, False), ("avg", 3, 2, 1, True), ("avg", 3, 3, 0, True),
+])
+def test_ceil_mode_partial_windows_match_torch_and_run_bit_exact(kind, k, s, p, include_pad):
+    """ceil_mode pooling that adds a partial last window (SqueezeNet, GoogLeNet): the pool alone on the 8-bit input
+    of an 11x14 image (partial last row, column and corner), compiled and simulated bit-exact. Max: the golden
+    values are torch's on the same levels (max over the window's valid part). Average: every output's multiplier
+    is the full window's times full/count, with torch's count (the window clipped to input + padding; valid
+    elements only for count_include_pad=False), read off torch itself."""
+    from bitbranch.compiler.compile import image_tensor
+    from bitbranch.compiler.integerize import to_ir
+    from bitbranch.compiler.quantize import calibrate, quantize_model
+
+    pool = (nn.MaxPool2d(k, s, p, ceil_mode=True) if kind == "max"
+            else nn.AvgPool2d(k, s, p, ceil_mode=True, count_include_pad=include_pad))
+    img = np.random.default_rng(11).integers(0, 256, (11, 14, 3), dtype=np.uint8)
+    x = torch.from_numpy(img.astype(np.float64)).permute(2, 0, 1)[None]
+    expect = pool(x)[0].permute(1, 2, 0).numpy()  # torch on the levels themselves
+    floor = type(pool)(k, s, p) if kind == "max" else nn.AvgPool2d(k, s, p)
+    assert floor(x).shape != pool(x).shape  # a partial window really is added
+    m = nn.Sequential(pool).eval()
+    art = compile_model(m, "W4A4", get_config("small"), img)
+    result = run(art)
+    assert result.golden_ok
+    got = result.outputs[art.outputs[0]]
+    assert got.shape == expect.shape and len(np.unique(got)) > 1
+    if kind == "max":
+        assert np.array_equal(got, expect)
+        return
+    q = quantize_model(m, "W4A4", input_shape=(1, 3, 11, 14))
+    calibrate(q, [image_tensor(img)])
+    graph = to_ir(q.eval(), (1, 3, 11, 14))
+    op = next(o for o in graph.ops if isinstance(o, ir.Pool))
+    sums = nn.AvgPool2d(k, s, p, ceil_mode=True, count_include_pad=include_pad, divisor_override=1)(x)
+    count = (sums / pool(x))[0, 0].numpy()  # torch's divisor per output position (no zero sums in this image)
+    mul = np.full(count.shape, float(op.requant.mul[0]))
+    for region, rq in (op.edge or {}).items():
+        at = {"col": np.s_[:, -1:], "row": np.s_[-1:, :], "corner": np.s_[-1:, -1:]}[region]
+        mul[at] = float(rq.mul[0])
+    assert op.edge and np.allclose(mul * count, mul[0, 0] * k * k, rtol=1e-6)
+
+
+def test_squeezenet_style_ceil_mode_network_runs_live():
+    """Fire-module style: ceil_mode max pools on odd maps between convolutions, concat of two 64-channel
+    expands, global average pool."""
+    torch.manual_seed(0)
+
+    class Fire(nn.Module):
+        def __init__(self, cin: int):
+            super().__init__()
+            self.squeeze = nn.Sequential(nn.Conv2d(cin, 16, 1), nn.ReLU())
+            self.e1, self.e3 = nn.Conv2d(16, 64, 1), nn.Conv2d(16, 64, 3, padding=1)
+
+        def forward(self, x):
+            x = self.squeeze(x)
+            return torch.cat([torch.relu(self.e1(x)), torch.relu(self.e3(x))], 1)
+
+    m = nn.Sequential(nn.Conv2d(3, 32, 3, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True), Fire(32),
+                      nn.MaxPool2d(3, 2, ceil_mode=True), Fire(128), nn.Conv2d(128, 10, 1), nn.ReLU(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    art, _ = check_live(m, 25)  # maps 12 -> 6 -> 3 (floor mode: 12 -> 5 -> 2)
+    pools = [r for r in art.layers if r.kind == "maxpool"]
+    assert [r.detail.get("ceil_extra") for r in pools] == [[1, 1], [1, 1]]
 
 
 @pytest.mark.parametrize("ref", ["timm:mobilenetv2_100", "timm:resnet34d"])
