@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-from bitbranch.isa.artifact import Artifact, LayerRecord
+from bitbranch.isa.artifact import Artifact, LayerRecord, tensor_bytes
 from bitbranch.isa.errors import FieldRangeError
 from bitbranch.isa.hwconfig import HwConfig
 
@@ -107,19 +108,37 @@ def hoist_loads(b: ProgramBuilder, records: list[dict]) -> None:
         r["instructions"] = [start, end]
 
 
+def frame_name(name: str, frame: int) -> str:
+    """The artifact name of batch frame `frame`'s copy of tensor `name` (frame 0 keeps the name)."""
+    return name if frame == 0 else f"{name}@{frame}"
+
+
 def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], meta: dict | None = None,
                 im2col: bool = True, golden: dict[str, np.ndarray] | None = None,
-                progress: ir.Progress | None = None) -> Artifact:
+                progress: ir.Progress | None = None, more_frames: Sequence[dict[str, np.ndarray]] = (),
+                more_golden: Sequence[dict[str, np.ndarray]] | None = None) -> Artifact:
     """Lower every accelerator op, compute the golden outputs, and assemble the artifact.
 
     `golden`: `ir.run_graph(graph, inputs)` when the caller has run it already (compile_model does, to
-    report it as its own phase). `progress` is called per op lowered."""
+    report it as its own phase). `progress` is called per op lowered.
+
+    Batch: `more_frames` are the inputs of frames 1.. (their golden values `more_golden`, else computed). The
+    activation tensors of frame 0 fill DRAM [0, A); frame f's copies sit at + f·A (artifact names `NAME@f`,
+    inputs and outputs). Each layer runs every frame before the next layer, each weight group's preload once
+    for all frames (LayerContext.frames)."""
     meta = dict(meta or {})
     # golden from the graph as given, before any rewrite
     values = dict(golden) if golden is not None else ir.run_graph(graph, inputs)
+    frames = [dict(f) for f in more_frames]
+    frame_values = [dict(v) for v in more_golden] if more_golden is not None else [ir.run_graph(graph, f)
+                                                                                   for f in frames]
     if im2col:
+        source = graph
         graph, inputs, transforms = im2col_input(graph, inputs, hw.word_bits)
         values.update(inputs)
+        for k, f in enumerate(frames):
+            frames[k] = im2col_input(source, f, hw.word_bits)[1]
+            frame_values[k].update(frames[k])
         if transforms:
             meta["input_transforms"] = transforms
     ops, host = split_host_tail(graph)
@@ -137,9 +156,22 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
                 addrs[t.name] = b.tensor(t.name, "int32", t.shape, cstride=cstride).addr
             else:
                 addrs[t.name] = b.tensor(t.name, "planes", t.shape, t.bits).addr
+    batch = 1 + len(frames)
+    arena = -(-len(b.dram) // 64) * 64  # frame 0's activation tensors
+    if batch > 1:
+        b.alloc((batch - 1) * arena)  # frames 1.. at + f·arena, before any weight or constant
+        for f, f_inputs in enumerate(frames, start=1):
+            for name in graph.inputs:
+                first = b.tensors[name]
+                spec = dataclasses.replace(first, name=frame_name(name, f), addr=first.addr + f * arena)
+                data = tensor_bytes(spec, f_inputs[name], hw)
+                b.dram[spec.addr:spec.addr + len(data)] = data
+                b.tensors[spec.name] = spec
+        meta["batch"] = {"frames": batch, "frame_bytes": arena}
     records = []
     compute_ops = [op for op in ops if not isinstance(op, ir.Concat)]
-    contexts = layer_contexts(compute_ops, graph, hw)
+    contexts = [dataclasses.replace(c, frames=batch, frame_bytes=arena if batch > 1 else 0)
+                for c in layer_contexts(compute_ops, graph, hw)]
     for op, ctx in ir.steps(list(zip(compute_ops, contexts, strict=True)), progress, lambda oc: oc[0].name):
         lower = LOWERINGS.get(type(op))
         if lower is None:
@@ -151,7 +183,9 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
             c = graph.tensors[concat]
             dests.append(OutDest(addrs[concat], math.ceil(c.shape[2] / hw.word_bits) * c.bits, offset))
         try:
-            records.append(lower(b, op, graph, addrs, dests, ctx))
+            record = lower(b, op, graph, addrs, dests, ctx)
+            record["macs"] *= batch  # the layer's instructions run every frame
+            records.append(record)
         except FieldRangeError as e:  # an encoding limit (a 4-bit window field, ...): name the layer, not the insn
             raise LoweringError(f"layer '{op.name}' ({type(op).__name__.lower()}, output {t.shape}) needs an "
                                 f"instruction field beyond its width ({e.detail}); "
@@ -159,7 +193,15 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
     hoist_loads(b, records)
     outputs = [n for n in graph.outputs if n in addrs] + [i for h in host for i in h.inputs if i in addrs]
     outputs = list(dict.fromkeys(outputs))
-    art = b.artifact(inputs=list(graph.inputs), outputs=outputs, golden={n: values[n] for n in outputs},
+    golden_out = {n: values[n] for n in outputs}
+    for f, f_values in enumerate(frame_values, start=1):
+        for n in outputs:
+            spec = b.tensors[n]
+            b.tensors[frame_name(n, f)] = dataclasses.replace(spec, name=frame_name(n, f), addr=spec.addr + f * arena)
+            golden_out[frame_name(n, f)] = f_values[n]
+    frame_inputs = [frame_name(n, f) for f in range(1, batch) for n in graph.inputs]
+    outputs += [frame_name(n, f) for f in range(1, batch) for n in list(outputs)]
+    art = b.artifact(inputs=[*graph.inputs, *frame_inputs], outputs=outputs, golden=golden_out,
                      layers=[LayerRecord.from_dict(r, f"layer '{r['name']}'", len(b.program)) for r in records],
                      meta=meta)
     art.host_ops = [{"name": h.name, "inputs": h.inputs, "output": h.output, "reason": h.reason} for h in host]

@@ -167,3 +167,50 @@ def _picture(path: Path, c: int) -> np.ndarray:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def batch_frames(path: str | Path | None, shape: tuple[int, ...], batch: int) -> np.ndarray:
+    """The input of a run: one frame (`load_image` / `default_image`), or for `batch` > 1 a stack of frames —
+    from a .npy stack of exactly `batch` images (B, H, W, C) / (B, C, H, W) or vectors (B, N), else the one
+    input repeated; without `--input`, scikit-learn's two photos alternating, every second pair mirrored."""
+    if batch == 1:
+        return load_image(path, shape) if path else default_image(shape)
+    if path is None:
+        from sklearn.datasets import load_sample_images
+
+        photos = load_sample_images().images
+        frames = []
+        for k in range(batch):
+            img = photos[k % 2][:, ::-1] if (k // 2) % 2 else photos[k % 2]
+            if len(shape) == 1:
+                frames.append(image_as_vector(np.ascontiguousarray(img), shape[0]))
+            else:
+                c, h, w = shape
+                if c == 1:
+                    img = np.round(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
+                elif c != 3:
+                    raise ValueError(f"the default images have 3 channels; the model wants {c}: pass --input")
+                frames.append(fit(np.ascontiguousarray(img), h, w))
+        return np.stack(frames)
+    p = Path(path)
+    if p.suffix.lower() == ".npy" and p.is_file():
+        arr = _npy_array(p)
+        if arr.ndim == len(shape) + 1:  # (B, H, W, C) / (B, C, H, W) images, (B, N) vectors
+            if arr.shape[0] != batch:
+                raise ValueError(f"{p}: a stack of {arr.shape[0]} frames, the batch is {batch}")
+            if len(shape) == 1:
+                return np.stack([load_vector_array(a, p, shape[0]) for a in arr])
+            c, h, w = shape
+            frames = []
+            for a in arr:
+                a = np.moveaxis(a, 0, -1) if a.shape[-1] != c and a.shape[0] == c else a
+                if a.shape[-1] != c:
+                    raise ValueError(f"{p}: frames of shape {a.shape} have no axis of {c} channels")
+                if a.dtype != np.uint8:
+                    if not _is_pixels(a):
+                        raise ValueError(f"{p}: values must be integers in 0..255 (8-bit pixels), got {a.dtype}")
+                    a = a.astype(np.uint8)
+                frames.append(fit(np.ascontiguousarray(a), h, w))
+            return np.stack(frames)
+    one = load_image(p, shape)
+    return np.stack([one] * batch)

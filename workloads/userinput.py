@@ -22,9 +22,12 @@ MAX_CALIB_IMAGES = 64  # calibration observes every quantizer on each image; mor
 CALIB_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".npy"}
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    """`--input-shape 1,C,H,W` (or C,H,W) -> (C, H, W); `1,N` (a vector: an MLP whose first layer is a Linear) ->
-    (N,). Batch > 1 is refused here, by name, rather than run as 1."""
+MAX_BATCH = 64  # frames in one program (each frame's activations get their own DRAM copy)
+
+
+def parse_batch_shape(text: str) -> tuple[int, tuple[int, ...]]:
+    """`--input-shape B,C,H,W` (or C,H,W) -> (B, (C, H, W)); `B,N` (a vector: an MLP whose first layer is a Linear)
+    -> (B, (N,)). B frames run in one program (the batch)."""
     try:
         dims = tuple(int(d) for d in text.replace("x", ",").split(","))
     except ValueError:
@@ -32,12 +35,26 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if len(dims) == 3:
         dims = (1, *dims)
     if len(dims) not in (2, 4) or min(dims) < 1:
-        raise ValueError(f"--input-shape '{text}' must be 1,C,H,W (an image) or 1,N (a vector) with every dimension "
+        raise ValueError(f"--input-shape '{text}' must be B,C,H,W (images) or B,N (vectors) with every dimension "
                          ">= 1")
-    if dims[0] != 1:
-        raise ValueError(f"--input-shape '{text}': batch {dims[0]} is not supported yet (the accelerator program "
-                         "runs one frame; run the frames one after another)")
-    return dims[1:]
+    if dims[0] > MAX_BATCH:
+        raise ValueError(f"--input-shape '{text}': batch {dims[0]} is more than {MAX_BATCH} frames")
+    return dims[0], dims[1:]
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """The per-frame shape of `--input-shape` (parse_batch_shape)."""
+    return parse_batch_shape(text)[1]
+
+
+def input_batch(args_batch: int | None, shape_text: str | None) -> int:
+    """Frames per run from `--batch` and `--input-shape B,...` (which must agree when both are given)."""
+    from_shape = parse_batch_shape(shape_text)[0] if shape_text else None
+    if args_batch is not None and not 1 <= args_batch <= MAX_BATCH:
+        raise ValueError(f"--batch {args_batch} must be 1..{MAX_BATCH}")
+    if args_batch is not None and from_shape not in (None, 1, args_batch):
+        raise ValueError(f"--batch {args_batch} disagrees with --input-shape '{shape_text}' (batch {from_shape})")
+    return args_batch or from_shape or 1
 
 
 def available_memory() -> int:
