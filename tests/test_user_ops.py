@@ -234,15 +234,18 @@ def test_global_pooling_of_a_wide_non_square_map_is_split_and_bit_exact():
     assert {"3.blocks", "3"} <= {r.name for r in art.layers}
 
 
-def test_linear_on_a_flattened_28x28_map_runs_bit_exact():
+@pytest.mark.parametrize("hw", ["edge", "small"])
+def test_linear_on_a_flattened_28x28_map_runs_bit_exact(hw):
     """Flatten of a 28x28 feature map (not the input: no im2col) then Linear: the 28x28 kernel is over the 4-bit
-    kh/kw fields, so the layer runs as a 1x1 convolution on a view of the map as one pixel of 28*28 words."""
+    kh/kw fields, so the layer runs as a 1x1 convolution on a view of the map as one pixel of 28*28 words. On
+    `small` that pixel (1568 INP entries) does not fit half of INP: the reduction chunks load only their words."""
     torch.manual_seed(0)
     m = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 28 * 28, 10)).eval()
     img = np.random.default_rng(5).integers(0, 256, (28, 28, 1), dtype=np.uint8)
-    art = compile_model(m, "W2A2", get_config("edge"), img)
+    art = compile_model(m, "W2A2", get_config(hw), img)
     fc = next(r for r in art.layers if r.name == "3")
     assert fc.detail["flat_view"] and fc.detail["kernel"] == [28, 28]
+    assert (fc.detail["chunks"] > 1) == (hw == "small")
     result = run(art)
     assert result.golden_ok and len(np.unique(result.outputs[art.outputs[0]])) > 1
     assert not art.meta["liveness"]["warnings"]
