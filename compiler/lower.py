@@ -23,13 +23,14 @@ from . import ir
 from .builder import ProgramBuilder
 from .conv import OutDest, lower_conv
 from .conv import preload_groups as conv_groups
-from .pool import lower_add, lower_pool, lower_upsample
+from .pool import copied_concat, lower_add, lower_concat, lower_pool, lower_upsample
 from .pool import preload_groups as const_groups
 from .rewrite import im2col_input
 from .schedule import hoisted_order, remap_ranges
 from .tiling import LayerContext, LoweringError
 
-LOWERINGS = {ir.Conv: lower_conv, ir.Pool: lower_pool, ir.Add: lower_add, ir.Upsample: lower_upsample}
+LOWERINGS = {ir.Conv: lower_conv, ir.Pool: lower_pool, ir.Add: lower_add, ir.Upsample: lower_upsample,
+             ir.Concat: lower_concat}
 
 
 def split_host_tail(graph: ir.Graph) -> tuple[list[ir.Op], list[ir.HostOp]]:
@@ -51,7 +52,7 @@ def _concat_views(graph: ir.Graph, hw: HwConfig) -> dict[str, list[tuple[str, in
     """For each tensor feeding a concat: (concat tensor, word offset) pairs it must also be written to."""
     views: dict[str, list[tuple[str, int]]] = {}
     for op in graph.ops:
-        if not isinstance(op, ir.Concat):
+        if not isinstance(op, ir.Concat) or copied_concat(op, graph, hw):
             continue
         out = graph.tensors[op.output]
         offset = 0
@@ -73,7 +74,7 @@ def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]
     """(groups, halves) of a layer's WGT/CONST preloads, or None when it preloads nothing."""
     if isinstance(op, ir.Conv):
         return conv_groups(op, graph, hw)
-    if isinstance(op, ir.Add) or (isinstance(op, ir.Pool) and op.mode == "avg"):
+    if isinstance(op, ir.Add) or (isinstance(op, ir.Pool) and op.mode == "avg") or isinstance(op, ir.Concat):
         return const_groups(op, graph, hw)
     return None
 
@@ -93,9 +94,10 @@ def layer_contexts(ops: list[ir.Op], graph: ir.Graph, hw: HwConfig) -> list[Laye
             for k, c in enumerate(contexts)]
 
 
-def _needs_own_tensor(graph: ir.Graph, name: str) -> bool:
+def _needs_own_tensor(graph: ir.Graph, name: str, hw: HwConfig) -> bool:
     readers = graph.consumers(name)
-    return name in graph.outputs or any(not isinstance(op, ir.Concat) for op in readers) or not readers
+    return name in graph.outputs or not readers or any(not isinstance(op, ir.Concat) or copied_concat(op, graph, hw)
+                                                       for op in readers)
 
 
 def hoist_loads(b: ProgramBuilder, records: list[dict]) -> None:
@@ -150,7 +152,7 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
     views = _concat_views(graph, hw)
     for op in ops:
         t = graph.tensors[op.output]
-        if isinstance(op, ir.Concat) or _needs_own_tensor(graph, op.output):
+        if isinstance(op, ir.Concat) or _needs_own_tensor(graph, op.output, hw):
             if t.bits == ir.INT32:
                 cstride = math.ceil(t.shape[2] / hw.array_cols) * hw.array_cols
                 addrs[t.name] = b.tensor(t.name, "int32", t.shape, cstride=cstride).addr
@@ -169,7 +171,7 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
                 b.tensors[spec.name] = spec
         meta["batch"] = {"frames": batch, "frame_bytes": arena}
     records = []
-    compute_ops = [op for op in ops if not isinstance(op, ir.Concat)]
+    compute_ops = [op for op in ops if not isinstance(op, ir.Concat) or copied_concat(op, graph, hw)]
     contexts = [dataclasses.replace(c, frames=batch, frame_bytes=arena if batch > 1 else 0)
                 for c in layer_contexts(compute_ops, graph, hw)]
     for op, ctx in ir.steps(list(zip(compute_ops, contexts, strict=True)), progress, lambda oc: oc[0].name):

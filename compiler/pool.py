@@ -63,6 +63,8 @@ def _requant_constants(rq: ir.Requant, name: str, channels: int, hw: HwConfig, p
 def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]:
     """(groups, halves) of an average pool's or add's constant preload (one CONST entry per lane slice)."""
     words = _words(graph.tensors[op.inputs[0]].shape[2], hw)
+    if isinstance(op, ir.Concat):  # a copied concat: its two CONST entries
+        return 1, hw.const_entries // 2 >= 2
     if isinstance(op, ir.Pool):
         plan = plan_pool(op, graph, hw)
         classes = len(edge_classes(op))
@@ -326,3 +328,82 @@ def upsample_shape(name: str, win: Window, f: int, hw: HwConfig) -> tuple[int, i
     if rows:
         return rows * f, win.out_w
     return tile_shape(name, win.out_h, win.out_w, lambda th, tw: tile_needs(hw, win, th, tw=tw), align=f)
+
+
+def copied_concat(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> bool:
+    """A concat whose inputs are not whole W-channel words (but whole C-lane slices) runs as a copy layer
+    (lower_concat); word-aligned ones cost nothing (producers store into it, compiler.lower._concat_views)."""
+    if not isinstance(op, ir.Concat):
+        return False
+    return any(graph.tensors[n].shape[2] % hw.word_bits for n in op.inputs[:-1])
+
+
+def lower_concat(b: ProgramBuilder, op: ir.Concat, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
+                 ctx: LayerContext) -> dict:
+    """A channel concatenation of inputs that are not whole W-channel words, as a copy layer.
+
+    STOREs write whole words, so two producers cannot share one: the concat tensor is written by one layer that
+    loads every input's tile and moves each C-lane slice to its place: POOL sum over a 1x1 window copies the
+    slice's levels into ACC, REQUANT (mul 1, shift 0) writes them to the output word and slice of the channels'
+    offset (`slice` selects lanes, so offsets must be multiples of C, the array columns). Output slices past the
+    last channel get level 0 from an all-zero CONST entry."""
+    hw = b.hw
+    out = graph.tensors[op.output]
+    ins = [graph.tensors[n] for n in op.inputs]
+    h, w, _ = out.shape
+    c, spw = hw.array_cols, hw.slices_per_word
+    offsets, o = [], 0
+    for k, t in enumerate(ins):
+        if t.bits != out.bits or t.shape[:2] != (h, w):
+            raise LoweringError(f"concat '{op.name}': input '{t.name}' has {t.bits} bits / shape {t.shape}, the concat "
+                                f"{out.bits} bits / {out.shape}")
+        if k < len(ins) - 1 and t.shape[2] % c:
+            raise LoweringError(f"concat '{op.name}': input '{t.name}' has {t.shape[2]} channels; a concatenation that "
+                                f"is not whole {hw.word_bits}-channel words needs whole {c}-channel slices (the array "
+                                f"columns of {hw.name})")
+        offsets.append(o)
+        o += t.shape[2]
+    kbits = out.bits
+    pix = [_words(t.shape[2], hw) * kbits for t in ins]
+    words_out = _words(out.shape[2], hw)
+    pix_out = words_out * kbits
+    moves = []  # (input, its word, its slice, output word, output slice)
+    for k, t in enumerate(ins):
+        for g in range(math.ceil(t.shape[2] / c)):
+            w_out, s_out = divmod(offsets[k] // c + g, spw)
+            moves.append((k, *divmod(g, spw), w_out, s_out))
+    written = {(m[3], m[4]) for m in moves}
+    blanks = [(wo, so) for wo in range(words_out) for so in range(spw) if (wo, so) not in written]
+    win = Window(h, w, 1, 1, 1, 0, 1, sum(pix), pix_out)
+    shape = tile_shape(op.name, h, w, lambda th, tw: tile_needs(hw, win, th, acc_per_pixel=len(moves), tw=tw))
+    rows, first = row_policy(h, shape, w, hw.array_rows)
+    e = hw.entry_bytes("inp")
+    lane = np.ones(c, dtype=np.int64)
+    consts = pack_constants(lane, 0 * lane, 0 * lane, range(1), True, hw)  # entry 0: mul 1; entry 1: all zero
+
+    def base(t: Tile, k: int) -> int:
+        return t.inp + sum(pix[:k]) * t.pixels
+
+    def loads(t: Tile) -> list[dict]:
+        return [operand_load(addrs[x.name], base(t, k), pix[k], t, w, e) for k, x in enumerate(ins)]
+
+    def compute(t: Tile) -> list[ComputeInsn]:
+        n, insns = t.pixels, []
+        req = dict(dest=Dest.OUT, n=n, ostride=pix_out, kout=kbits, shift=0, lo=0, hi=(1 << kbits) - 1)
+        for j, (k, word, s, w_out, s_out) in enumerate(moves):
+            insns.append(ComputeInsn("pool", dict(mode=PoolMode.SUM, k=kbits, slice=s, inp=base(t, k) + word * kbits,
+                                                  oh=t.rows, ow=t.cols, kh=1, kw=1, stride=1, irow=t.cols * pix[k],
+                                                  ipix=pix[k], acc=t.acc + j * n), reads_inp=True))
+            insns.append(ComputeInsn("requant", dict(acc=t.acc + j * n, const=ctx.const_base(0, hw),
+                                                     out=t.out + w_out * kbits, slice=s_out, **req), writes_out=True))
+        for w_out, s_out in blanks:
+            insns.append(ComputeInsn("requant", dict(acc=t.acc, const=ctx.const_base(0, hw) + 1,
+                                                     out=t.out + w_out * kbits, slice=s_out, **req), writes_out=True))
+        return insns
+
+    preload = [dict(buf=Buffer.CONST, sram=ctx.const_base(0, hw), dram=b.alloc(len(consts), consts), rows=1,
+                    len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
+    tiled = TiledLayer(op.name, h, rows, loads, compute,
+                       lambda t: level_stores(dests, range(words_out), kbits, t, w, pix_out, hw),
+                       lambda g: preload, out_w=w, cols_per_tile=shape[1], first_rows=first)
+    return _record(op, "concat", graph, emit_tiled_layer(b, tiled, ctx), (rows, shape[1]), copies=len(moves))

@@ -419,3 +419,62 @@ def test_batch_through_the_command_line_reports_per_frame_throughput(tmp_path, c
     assert t4["fps"] == pytest.approx(4e3 / t4["latency_ms"]) and t4["fps"] > t1["fps"]
     assert t4["energy_uj_per_frame"] == pytest.approx(t4["energy_uj"] / 4)
     assert reports["shape"]["totals"]["batch"] == 2
+
+
+class Inception(nn.Module):
+    """GoogLeNet's block: four branches of 16/32/16/16 channels (not whole 64-channel words) concatenated."""
+
+    def __init__(self, cin: int, widths: tuple[int, ...] = (16, 32, 16, 16)):
+        super().__init__()
+        a, b, c, d = widths
+        self.b1 = nn.Sequential(nn.Conv2d(cin, a, 1), nn.ReLU())
+        self.b2 = nn.Sequential(nn.Conv2d(cin, b, 3, padding=1), nn.ReLU())
+        self.b3 = nn.Sequential(nn.Conv2d(cin, c, 3, padding=1), nn.ReLU())
+        self.b4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), nn.Conv2d(cin, d, 1), nn.ReLU())
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+
+class Dense(nn.Module):
+    """DenseNet's block: every layer reads the concat of all earlier features (growth 32: not whole words)."""
+
+    def __init__(self, c0: int = 64, growth: int = 32, layers: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c0, 3, padding=1), nn.BatchNorm2d(c0), nn.ReLU())
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.BatchNorm2d(c0 + k * growth), nn.ReLU(), nn.Conv2d(c0 + k * growth, growth, 3, padding=1))
+            for k in range(layers))
+        self.norm = nn.BatchNorm2d(c0 + layers * growth)
+        self.fc = nn.Linear(c0 + layers * growth, 10)
+
+    def forward(self, x):
+        feats = [self.stem(x)]
+        for layer in self.layers:
+            feats.append(layer(torch.cat(feats, 1)))
+        x = torch.relu(self.norm(torch.cat(feats, 1)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+@pytest.mark.parametrize("hw", ["small", "edge"])
+@pytest.mark.parametrize("net", ["inception", "dense"])
+def test_concat_of_partial_words_runs_as_a_copy_layer(net, hw):
+    """Concats whose inputs are not whole 64-channel words (GoogLeNet, DenseNet): a copy layer moves each C-lane
+    slice to its place in the concat tensor (POOL 1x1 + REQUANT into another slice); bit-exact and live, also in a
+    batch of two."""
+    torch.manual_seed(0)
+    m = (nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), Inception(32), Inception(80, (64, 32, 32, 16)),
+                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(144, 10)) if net == "inception" else Dense())
+    art, _ = check_live(m.eval(), 8, hw)
+    copies = [r for r in art.layers if r.kind == "concat"]
+    assert copies and all(r.detail["copies"] > 0 for r in copies)
+    frames = np.random.default_rng(2).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    assert run(compile_model(m.eval(), "W2A2", get_config(hw), frames)).golden_ok
+
+
+def test_concat_of_inputs_that_are_not_whole_lane_slices_is_refused_by_name():
+    from bitbranch.compiler.tiling import LoweringError
+
+    m = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), Inception(32, (16, 8, 16, 16)))  # 8 < 16 lanes
+    with pytest.raises(LoweringError, match=r"concat 'cat'.*'2.b2.0' has 8 channels.*16-channel slices"):
+        compile_model(m.eval(), "W2A2", get_config("edge"), image(8))
