@@ -332,10 +332,12 @@ def upsample_shape(name: str, win: Window, f: int, hw: HwConfig) -> tuple[int, i
 
 def copied_concat(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> bool:
     """A concat whose inputs are not whole W-channel words (but whole C-lane slices) runs as a copy layer
-    (lower_concat); word-aligned ones cost nothing (producers store into it, compiler.lower._concat_views)."""
+    (lower_concat); word-aligned ones cost nothing (producers store into it, compiler.lower._concat_views).
+    A concat of a concat is copied too: the inner one has no producer that could also store into the outer."""
     if not isinstance(op, ir.Concat):
         return False
-    return any(graph.tensors[n].shape[2] % hw.word_bits for n in op.inputs[:-1])
+    return (any(graph.tensors[n].shape[2] % hw.word_bits for n in op.inputs[:-1])
+            or any(isinstance(graph.producer(n), ir.Concat) for n in op.inputs))
 
 
 def lower_concat(b: ProgramBuilder, op: ir.Concat, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
