@@ -38,11 +38,14 @@ COMPILE_THREADS = 1
 
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, C) uint8 -> (1, C, H, W) float in [0, 1], the model input convention."""
+    """(H, W, C) uint8 -> (1, C, H, W) float in [0, 1], the model input convention; a vector (N,) uint8 (the input of
+    an MLP whose first layer is a Linear) -> (1, N). Either way the accelerator reads 8-bit levels."""
     image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3:
-        raise ValueError(f"input image must be (H, W, C) uint8, got {image.dtype} {image.shape}")
-    return torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    if image.dtype != np.uint8 or image.ndim not in (1, 3):
+        raise ValueError(f"input must be an (H, W, C) image or an (N,) vector of uint8, got {image.dtype} "
+                         f"{image.shape}")
+    x = torch.from_numpy(image.astype(np.float32) / 255.0)
+    return x[None] if image.ndim == 1 else x.permute(2, 0, 1)[None]
 
 
 class _Phases:
@@ -71,7 +74,10 @@ class _Phases:
 def compile_model(model: torch.nn.Module, precision: str | Path | dict | object, hw: HwConfig, image: np.ndarray,
                   calib_images: Sequence[np.ndarray] | None = None, qat: bool = False, meta: dict | None = None,
                   progress: Progress | None = None) -> Artifact:
-    """Quantize (unless `qat`), calibrate, integerize and lower `model` for input `image` (H, W, C uint8).
+    """Quantize (unless `qat`), calibrate, integerize and lower `model` for input `image` (H, W, C uint8; or an
+    (N,) uint8 vector for a model whose input is (1, N), an MLP). A batch is a stack: (B, H, W, C) images or
+    (B, N) vectors — one program runs all B frames, layer by layer, each layer's weights loaded once for the
+    batch (compiler.lower.lower_graph); without `calib_images` all frames calibrate.
 
     `precision` is anything compiler.quantize.quantize_model accepts ("W2A2", a mapping file, a PrecisionSpec).
     `progress(done, total, text)` follows the phases quantize, calibrate, integerize, golden and lower layer
@@ -81,24 +87,40 @@ def compile_model(model: torch.nn.Module, precision: str | Path | dict | object,
         return _compile(model, precision, hw, image, calib_images, qat, meta, _Phases(progress))
 
 
+def split_batch(image: np.ndarray) -> list[np.ndarray]:
+    """The frames of a compile input: one (H, W, C) image / (N,) vector, or a (B, H, W, C) / (B, N) stack."""
+    image = np.asarray(image)
+    if image.ndim in (2, 4):
+        if image.shape[0] < 1:
+            raise ValueError(f"input batch of shape {image.shape} has no frame")
+        return list(image)
+    return [image]
+
+
 def _compile(model: torch.nn.Module, precision: str | Path | dict | object, hw: HwConfig, image: np.ndarray,
              calib_images: Sequence[np.ndarray] | None, qat: bool, meta: dict | None, phases: _Phases) -> Artifact:
+    batch = split_batch(image)
+    image = batch[0]
     x = image_tensor(image)
     qmodel = model
     if not qat:
         with phases.phase("quantize") as cb:
             qmodel = quantize_model(model, precision, input_shape=tuple(x.shape), progress=cb)
         with phases.phase("calibrate") as cb:
-            images = [image_tensor(im) for im in (calib_images or [image])]
+            images = [image_tensor(im) for im in (calib_images or batch)]
             calibrate(qmodel, ir.steps(images, cb, lambda _: f"{len(images)} image(s)"))
     with phases.phase("integerize") as cb:
         graph = to_ir(qmodel.eval(), tuple(x.shape), hw, progress=cb)
-    levels = np.asarray(image, dtype=np.uint8)  # the input quantizer: u = round(255·x) = the 8-bit image
+    # the input quantizer: u = round(255·x) = the 8-bit image (a vector input is one pixel of N channels)
+    shape = graph.tensors[graph.inputs[0]].shape
+    frames = [{graph.inputs[0]: np.asarray(im, dtype=np.uint8).reshape(shape)} for im in batch]
     info = {**graph.meta, **(meta or {})}
     info.pop("fx_nodes", None)
-    inputs = {graph.inputs[0]: levels}
+    inputs = frames[0]
     with phases.phase("golden") as cb:
         golden = ir.run_graph(graph, inputs, cb)
+        more = [ir.run_graph(graph, f) for f in frames[1:]]
     info["liveness"] = liveness.report(graph, golden, list(graph.outputs))
     with phases.phase("lower") as cb:
-        return lower_graph(graph, hw, inputs, meta=info, golden=golden, progress=cb)
+        return lower_graph(graph, hw, inputs, meta=info, golden=golden, progress=cb, more_frames=frames[1:],
+                           more_golden=more)

@@ -158,6 +158,8 @@ class ConvPlan:
     layout: GroupLayout
     chunks: tuple[Chunk, ...]  # reduction chunks: one (the whole window) unless one output word's weights
     # do not fit WGT; then each tile loads every chunk's weights into half index%2 of WGT in turn
+    word_loads: bool = False  # split reduction of a 1x1 layer on a one-pixel input (a Linear, a flat view):
+    # each step loads only its chunk's channel words of that pixel
 
     @property
     def split(self) -> bool:
@@ -193,17 +195,22 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     parts = 2 if res is not None else 1
     acc = min(ctiles, group_words * spw)
 
+    word_loads = split and (h, w, kh, kw) == (1, 1, 1, 1) and op.pad == 0
+
     def shape(chunks: tuple[Chunk, ...]) -> tuple[int, int]:
-        """Tile shape when every step loads the input rows of its chunk's kernel rows."""
+        """Tile shape when every step loads the input rows of its chunk's kernel rows (or its channel words)."""
         cwin = dataclasses.replace(win, kh=max(c.kh for c in chunks))
+        if word_loads:
+            cwin = dataclasses.replace(cwin, pix=max(c.cw for c in chunks) * x.bits)
         return tile_shape(op.name, win.out_h, win.out_w,
                           lambda th, tw: tile_needs(hw, cwin, th, parts, acc, res_pix, tw))
 
     chunks = (Chunk(0, kh, 0, cw),)
     if not split:
         rows, cols = shape(chunks)
+    max_words = hw.inp_entries // (2 * parts) // x.bits if word_loads else cw
     for max_rows in range(kh, 0, -1) if split else ():  # fewer kernel rows per chunk: less input per step
-        chunks = reduction_chunks(op.name, kh, kw, cw, op.mbits, min(ctiles, spw), hw, max_rows)
+        chunks = reduction_chunks(op.name, kh, kw, cw, op.mbits, min(ctiles, spw), hw, max_rows, max_words)
         try:
             rows, cols = shape(chunks)
             break
@@ -216,11 +223,11 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
                             f"this one has groups={op.groups})")
     rows, first = row_policy(win.out_h, (rows, cols), win.out_w, hw.array_rows)
     return ConvPlan(win, cw, cw_out, ctiles, group_words, math.ceil(cw_out / group_words), wgt_per_ctile, rows,
-                    cols, first, res_pix, halves, layout, chunks)
+                    cols, first, res_pix, halves, layout, chunks, word_loads)
 
 
 def reduction_chunks(name: str, kh: int, kw: int, cw: int, mbits: int, ctiles: int, hw: HwConfig,
-                     max_rows: int) -> tuple[Chunk, ...]:
+                     max_rows: int, max_words: int | None = None) -> tuple[Chunk, ...]:
     """Chunks of the reduction whose weights for `ctiles` column tiles fit half of WGT (the other half loads
     the next chunk meanwhile): as many kernel rows as fit (at most `max_rows`), then as many channel words
     as fit with them. Each chunk is one BGEMM accumulating into ACC; REQUANT applies the constants once."""
@@ -232,7 +239,7 @@ def reduction_chunks(name: str, kh: int, kw: int, cw: int, mbits: int, ctiles: i
     if rows == 0:
         raise LoweringError(f"layer '{name}': one kernel row of one channel word needs {ctiles * kw * mbits} WGT "
                             f"entries, half of WGT on {hw.name} is {budget}")
-    words = min(cw, budget // (ctiles * rows * kw * mbits))
+    words = max(1, min(cw, budget // (ctiles * rows * kw * mbits), max_words or cw, 0xFFF))  # 12-bit cw
     return tuple(Chunk(ky0, min(rows, kh - ky0), c0, min(words, cw - c0))
                  for c0 in range(0, cw, words) for ky0 in range(0, kh, rows))
 
@@ -252,8 +259,36 @@ def group_size(cw_out: int, ctiles: int, wgt_per_ctile: int, hw: HwConfig) -> tu
     return 0, False
 
 
+MAX_KERNEL = 15  # BGEMM's kh / kw are 4-bit fields
+
+
+def flat_view(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[ir.Conv, ir.Graph]:
+    """A Linear layer on a flattened map wider than the 4-bit kh/kw fields (an MLP after a 28x28 map): the
+    same layer as a 1x1 convolution on a view of its input as one pixel of H·W·CW channel words.
+
+    The input's DRAM layout `[y][x][word][plane]` is already that pixel's `[word][plane]`, so nothing moves;
+    the weights are reordered to (y, x, channel) with every channel word padded to W channels. The padding
+    channels hold level 0 and get the weight whose planes are all 0 (code −(2^M−1), ternary −1), exactly what
+    channel padding contributes in the unflattened layout, so S and the hardware constants are unchanged.
+    Returns (op, graph) unchanged when the layer is not such a Linear or fits the fields."""
+    x = graph.tensors[op.inputs[0]]
+    h, w, c = x.shape
+    cout, cin_g, kh, kw = op.weights.shape
+    if max(kh, kw) <= MAX_KERNEL or op.groups != 1 or op.pad or (kh, kw) != (h, w):
+        return op, graph
+    words = math.ceil(c / hw.word_bits)
+    fill = -1 if op.ternary else -((1 << op.mbits) - 1)
+    codes = np.full((cout, h, w, words * hw.word_bits), fill, dtype=np.int64)
+    codes[..., :c] = np.asarray(op.weights).transpose(0, 2, 3, 1)
+    view = ir.Tensor(f"{x.name}.flat", (1, 1, h * w * words * hw.word_bits), x.bits, x.scale, x.zero)
+    flat = dataclasses.replace(op, inputs=[view.name, *op.inputs[1:]], weights=codes.reshape(cout, -1, 1, 1),
+                               stride=1, dil=1)
+    return flat, dataclasses.replace(graph, tensors={**graph.tensors, view.name: view})
+
+
 def preload_groups(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]:
     """(groups, halves) of the layer's weight preloads (see ConvPlan)."""
+    op, graph = flat_view(op, graph, hw)
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
     plan = plan_conv(op, x, out, res, hw)
@@ -428,7 +463,8 @@ def conv_compute(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | Non
                     kbits=x.bits, mbits=op.mbits, wmode=WeightMode.EQUAL if op.ternary else WeightMode.POW2)
     if plan.split:  # one chunk of a plain convolution's reduction, accumulated after the first
         insns = [ComputeInsn("bgemm", dict(
-            acc=t.acc, inp=t.inp + ch.c0 * x.bits, wgt=chunk_wgt_base(plan, ctx, t, hw), kh=ch.kh, cw=ch.cw,
+            acc=t.acc, inp=t.inp + (0 if plan.word_loads else ch.c0 * x.bits), wgt=chunk_wgt_base(plan, ctx, t, hw),
+            kh=ch.kh, cw=ch.cw,
             ctiles=len(cts), accumulate=int(t.chunk > 0), **geometry), reads_inp=True, writes_out=rq.out_int32)]
         if t.chunk < len(plan.chunks) - 1:  # partial sums: the last chunk requantizes
             return insns
@@ -509,6 +545,10 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
                ctx: LayerContext) -> dict:
     """Append the layer's instructions; returns a layer-map record for the manifest."""
     hw = b.hw
+    orig = op
+    op, graph = flat_view(op, graph, hw)
+    if op is not orig:  # the view reads the input tensor's DRAM image as it is
+        addrs = {**addrs, op.inputs[0]: addrs[orig.inputs[0]]}
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
     plan = plan_conv(op, x, out, res, hw)
@@ -557,8 +597,13 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
 
     def loads(t: Tile) -> list[dict]:
         ch = plan.chunks[t.chunk]  # the step loads the input rows of its kernel rows
-        main = [zero_rows(plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in, t.x0, t.cols, ch.ky0, ch.kh)),
-                *chunk_load(t)]
+        if plan.word_loads:  # (or, one-pixel input, only its channel words)
+            n = ch.cw * x.bits
+            main = [dict(buf=Buffer.INP, sram=t.inp, dram=addrs[x.name] + ch.c0 * x.bits * e_in, rows=1, len=n,
+                         dstride=n * e_in), *chunk_load(t)]
+        else:
+            main = [zero_rows(plan.win.input_load(addrs[x.name], t.inp, t.y0, t.rows, e_in, t.x0, t.cols, ch.ky0,
+                                                  ch.kh)), *chunk_load(t)]
         if res is None or t.chunk < len(plan.chunks) - 1:
             return main
         return [*main, operand_load(addrs[res.name], t.inp2, plan.res_pix, t, plan.win.out_w, e_in)]
@@ -574,7 +619,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
                        inp_parts=2 if res is not None else 1, out_w=plan.win.out_w, cols_per_tile=plan.tile_cols,
                        chunks=len(plan.chunks), first_rows=plan.first_rows)
     start, end, tiles = emit_tiled_layer(b, tiled, ctx)
-    cout, cin_g, kh, kw = op.weights.shape
+    cout, cin_g, kh, kw = orig.weights.shape
     ho, wo, _ = out.shape
     return {
         "name": op.name,
@@ -595,5 +640,6 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         "conv_groups": op.groups,
         "bgemm_passes": plan.layout.passes,
         "macs": ho * wo * cout * kh * kw * cin_g,  # useful MACs: a grouped conv's padded array work is waste
-        "weight_bits": int(op.weights.size) * op.mbits,
+        "weight_bits": int(orig.weights.size) * op.mbits,
+        **({"flat_view": True} if op is not orig else {}),
     }

@@ -187,10 +187,6 @@ def conv_padding(m: nn.Conv2d) -> tuple[int, int]:
 
 
 def _pool(fn: FNode, mode: str, kernel: Any, stride: Any, pad: Any, ceil_mode: bool, extra_ok: bool) -> FNode:
-    if ceil_mode and not _ceil_changes_nothing(fn):
-        raise FrontendError(f"{fn.where()}: ceil_mode pooling that adds a partial window at the bottom/right edge is "
-                            f"not supported ({_shape(fn.inputs[0])} -> {fn.shape}); pad the input so the windows fit, "
-                            "or use ceil_mode=False")
     if not extra_ok:
         raise FrontendError(f"{fn.where()}: pooling option not supported (dilation, return_indices, "
                             "count_include_pad=False with padding, divisor_override)")
@@ -198,7 +194,28 @@ def _pool(fn: FNode, mode: str, kernel: Any, stride: Any, pad: Any, ceil_mode: b
     fn.kind = mode
     fn.attrs = {"kernel": k, "stride": _square(stride if stride not in (None, ()) else kernel, "pool stride", fn),
                 "pad": _square(pad, "pool padding", fn)}
+    if ceil_mode and not _ceil_changes_nothing(fn):
+        fn.attrs.update(_ceil_extra(fn))
     return fn
+
+
+def _ceil_extra(fn: FNode) -> dict[str, Any]:
+    """ceil_mode with a partial last window: the level-0 rows / columns the windows reach past the bottom / right
+    padding (`extra`), and how many elements torch divides the partial windows' sums by (`last_count`: rows of the
+    last window row, columns of the last window column; the window clipped to input + padding, which is also the
+    count of valid elements when padding is 0)."""
+    src, out = _shape(fn.inputs[0]), fn.shape
+    if src is None or out is None or len(src) != 4 or len(out) != 4:
+        raise FrontendError(f"{fn.where()}: ceil_mode pooling needs 4-D input and output")
+    k, s, p = fn.attrs["kernel"], fn.attrs["stride"], fn.attrs["pad"]
+    extra, last = [], []
+    for n, o in zip(src[2:], out[2:], strict=True):
+        start = (o - 1) * s - p  # first input row / column of the last window
+        if start >= n:
+            raise FrontendError(f"{fn.where()}: ceil_mode window starting past the input ({src} -> {out})")
+        extra.append(max(0, start + k - n - p))
+        last.append(min(start + k, n + p) - start)
+    return {"extra": tuple(extra), "last_count": tuple(last)}
 
 
 def _ceil_changes_nothing(fn: FNode) -> bool:
@@ -526,8 +543,9 @@ def _failing_node(gm: fx.GraphModule, message: str) -> fx.Node | None:
 
 
 def example_input(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
-    if len(input_shape) != 4 or input_shape[0] != 1:
-        raise FrontendError(f"input shape {tuple(input_shape)}: expected (1, C, H, W) (batch size 1)")
+    """A fixed random input of `input_shape`: (1, C, H, W) images, or (1, N) vectors (an MLP's input)."""
+    if len(input_shape) not in (2, 4) or input_shape[0] != 1:
+        raise FrontendError(f"input shape {tuple(input_shape)}: expected (1, C, H, W) or (1, N) (batch size 1)")
     p = next(model.parameters(), None)
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     return torch.rand(input_shape, generator=torch.Generator().manual_seed(0)).to(dtype)

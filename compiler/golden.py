@@ -41,16 +41,20 @@ def _hwc(x: torch.Tensor) -> np.ndarray:
     return x[0].permute(1, 2, 0).numpy()
 
 
-def pool_max(u: np.ndarray, kernel: int | tuple[int, int], stride: int, pad: int = 0) -> np.ndarray:
-    """Max of levels over windows; padding is level 0 (never wins over a real level, all >= 0)."""
-    x = torch.nn.functional.pad(_nchw(u), (pad, pad, pad, pad), value=0.0)
+def pool_max(u: np.ndarray, kernel: int | tuple[int, int], stride: int, pad: int = 0,
+             extra: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Max of levels over windows; padding is level 0 (never wins over a real level, all >= 0). `extra` = level-0
+    rows / columns added after the bottom / right padding: ceil_mode's partial last windows (max over their
+    valid part, as torch)."""
+    x = torch.nn.functional.pad(_nchw(u), (pad, pad + extra[1], pad, pad + extra[0]), value=0.0)
     return _hwc(torch.nn.functional.max_pool2d(x, kernel, stride)).astype(np.uint8)
 
 
-def pool_sum(u: np.ndarray, kernel: int | tuple[int, int], stride: int, pad: int = 0) -> np.ndarray:
+def pool_sum(u: np.ndarray, kernel: int | tuple[int, int], stride: int, pad: int = 0,
+             extra: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Σ levels over windows (padding level 0 counts as 0), int64: the input of average pooling."""
     kh, kw = kernel if isinstance(kernel, tuple) else (kernel, kernel)
-    x = torch.nn.functional.pad(_nchw(u), (pad, pad, pad, pad), value=0.0)
+    x = torch.nn.functional.pad(_nchw(u), (pad, pad + extra[1], pad, pad + extra[0]), value=0.0)
     s = torch.nn.functional.avg_pool2d(x, (kh, kw), stride) * (kh * kw)
     return np.rint(_hwc(s)).astype(np.int64)
 

@@ -32,6 +32,7 @@ constants it derives.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from bitbranch.isa.numeric import WORD_BITS
 from bitbranch.isa.rounding import round_half_up
 
 from . import ir
+from .bigpool import split_large_pools
 from .conv import group_layout, hardware_constants  # the hardware-specific half of the overflow check
 from .frontend import Capture, FNode, capture
 from .qat import INPUT_BITS, ActQuant, QuantConv2d, QuantLinear, QuantParams
@@ -317,17 +319,44 @@ def _bn(fn: FNode, p: Pending, standalone: bool = False) -> Pending:
     return p
 
 
+def _edge_counts(fn: FNode, k: int, kw: int) -> dict[str, int]:
+    """Elements torch divides by in ceil_mode's partial last column / row / corner windows (frontend._ceil_extra)."""
+    extra = fn.attrs.get("extra", (0, 0))
+    rows, cols = fn.attrs.get("last_count", (k, kw))
+    counts = {}
+    if extra[1]:
+        counts["col"] = k * cols
+    if extra[0]:
+        counts["row"] = rows * kw
+    if extra[0] and extra[1]:
+        counts["corner"] = rows * cols
+    return counts
+
+
 def _avgpool(fn: FNode, x: ir.Tensor) -> Pending:
     k, stride, pad = fn.attrs["kernel"], fn.attrs["stride"], fn.attrs["pad"]
     kw = fn.attrs.get("kernel_w") or k
     if pad and x.zero != 0:
         raise IntegerizeError(f"{fn.where()}: padded average pooling of '{x.name}' (level 0 is not real zero)")
     c = x.shape[2]
+    extra = tuple(fn.attrs.get("extra", (0, 0)))
+    counts = _edge_counts(fn, k, kw)
+    if counts and x.zero != 0:
+        raise IntegerizeError(f"{fn.where()}: ceil_mode average pooling of '{x.name}' (level 0 is not real zero)")
+    smallest = min([k * kw, *counts.values()])
 
     def make(rq: ir.Requant, out: str, inputs: list[str]) -> ir.Op:
-        return ir.Pool(fn.path, inputs, out, "avg", k, stride, pad, rq, kernel_w=kw if kw != k else 0)
+        def scaled(count: int) -> ir.Requant:
+            # rq.mul is for the smallest window (the largest multiplier: the shift was chosen for it); a window of
+            # `count` elements takes mul·smallest/count, rounded half up in integers
+            mul = (2 * np.asarray(rq.mul, dtype=np.int64) * smallest + count) // (2 * count)
+            return dataclasses.replace(rq, mul=mul)
 
-    A = np.full(c, x.scale / (k * kw))
+        edge = {cls: scaled(n) for cls, n in counts.items()} or None
+        return ir.Pool(fn.path, inputs, out, "avg", k, stride, pad, scaled(k * kw) if edge else rq,
+                       kernel_w=kw if kw != k else 0, extra=extra, edge=edge)
+
+    A = np.full(c, x.scale / smallest)
     total = k * kw * ((1 << x.bits) - 1)
     return Pending("pool", fn.node, fn.path, make, [x.name], A, np.full(c, -x.scale * x.zero), np.full(c, total),
                    total, _hwc(fn.shape), info={"a_in": x.bits})
@@ -401,7 +430,8 @@ def _level_op(b: _Builder, fn: FNode) -> Level:
     xs = [b.level_of(fn, n).tensor for n in fn.inputs]
     x = xs[0]
     if fn.kind == "maxpool":
-        op: ir.Op = ir.Pool(fn.path, [x.name], "", "max", fn.attrs["kernel"], fn.attrs["stride"], fn.attrs["pad"])
+        op: ir.Op = ir.Pool(fn.path, [x.name], "", "max", fn.attrs["kernel"], fn.attrs["stride"], fn.attrs["pad"],
+                            extra=tuple(fn.attrs.get("extra", (0, 0))))
     elif fn.kind == "upsample":
         op = ir.Upsample(fn.path, [x.name], "", fn.attrs["factor"])
     else:
@@ -548,4 +578,5 @@ def to_ir(qat_model: nn.Module, input_shape: tuple[int, ...] | None = None, hw: 
             "layers": b.layers, "logits_scale": b.logits, "host_ops": host, "fx_nodes": b.fx_nodes}
     for h in host:
         print(f"host op: {h['name']} ({h['reason']}) runs in torch after the accelerator", file=sys.stderr)
-    return ir.Graph(b.tensors, b.ops, b.inputs, outputs, meta)
+    # windows over the POOL unit's 15x15 become two pooling ops before the golden model runs (compiler/bigpool.py)
+    return split_large_pools(ir.Graph(b.tensors, b.ops, b.inputs, outputs, meta))

@@ -107,6 +107,10 @@ class Pool(Op):
     pad: int = 0
     requant: Requant | None = None
     kernel_w: int = 0  # window width when it differs from `kernel` (global pooling of a non-square map); 0: square
+    extra: tuple[int, int] = (0, 0)  # level-0 rows / columns after the bottom / right padding (ceil_mode)
+    # avg with ceil_mode: the partial last column / row / corner divide by fewer elements (torch's divisor):
+    # {"col": Requant, "row": Requant, "corner": Requant} for the outputs whose window is partial
+    edge: dict | None = None
 
     @property
     def window(self) -> tuple[int, int]:
@@ -160,8 +164,13 @@ def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
         return op.requant.apply(s, args[1] if len(args) > 1 else None)
     if isinstance(op, Pool):
         if op.mode == "max":
-            return pool_max(args[0], op.window, op.stride, op.pad)
-        return op.requant.apply(pool_sum(args[0], op.window, op.stride, op.pad))
+            return pool_max(args[0], op.window, op.stride, op.pad, op.extra)
+        s = pool_sum(args[0], op.window, op.stride, op.pad, op.extra)
+        out = op.requant.apply(s)
+        for region, rq in (op.edge or {}).items():  # the partial last column / row / corner (ceil_mode)
+            at = {"col": np.s_[:, -1:], "row": np.s_[-1:, :], "corner": np.s_[-1:, -1:]}[region]
+            out[at] = rq.apply(s[at])
+        return out
     if isinstance(op, Add):
         return op.requant.apply(np.asarray(args[0], dtype=np.int64), args[1])
     if isinstance(op, Concat):

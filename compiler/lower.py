@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-from bitbranch.isa.artifact import Artifact, LayerRecord
+from bitbranch.isa.artifact import Artifact, LayerRecord, tensor_bytes
 from bitbranch.isa.errors import FieldRangeError
 from bitbranch.isa.hwconfig import HwConfig
 
@@ -22,13 +23,14 @@ from . import ir
 from .builder import ProgramBuilder
 from .conv import OutDest, lower_conv
 from .conv import preload_groups as conv_groups
-from .pool import lower_add, lower_pool, lower_upsample
+from .pool import copied_concat, lower_add, lower_concat, lower_pool, lower_upsample
 from .pool import preload_groups as const_groups
 from .rewrite import im2col_input
 from .schedule import hoisted_order, remap_ranges
 from .tiling import LayerContext, LoweringError
 
-LOWERINGS = {ir.Conv: lower_conv, ir.Pool: lower_pool, ir.Add: lower_add, ir.Upsample: lower_upsample}
+LOWERINGS = {ir.Conv: lower_conv, ir.Pool: lower_pool, ir.Add: lower_add, ir.Upsample: lower_upsample,
+             ir.Concat: lower_concat}
 
 
 def split_host_tail(graph: ir.Graph) -> tuple[list[ir.Op], list[ir.HostOp]]:
@@ -50,7 +52,7 @@ def _concat_views(graph: ir.Graph, hw: HwConfig) -> dict[str, list[tuple[str, in
     """For each tensor feeding a concat: (concat tensor, word offset) pairs it must also be written to."""
     views: dict[str, list[tuple[str, int]]] = {}
     for op in graph.ops:
-        if not isinstance(op, ir.Concat):
+        if not isinstance(op, ir.Concat) or copied_concat(op, graph, hw):
             continue
         out = graph.tensors[op.output]
         offset = 0
@@ -72,7 +74,7 @@ def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]
     """(groups, halves) of a layer's WGT/CONST preloads, or None when it preloads nothing."""
     if isinstance(op, ir.Conv):
         return conv_groups(op, graph, hw)
-    if isinstance(op, ir.Add) or (isinstance(op, ir.Pool) and op.mode == "avg"):
+    if isinstance(op, ir.Add) or (isinstance(op, ir.Pool) and op.mode == "avg") or isinstance(op, ir.Concat):
         return const_groups(op, graph, hw)
     return None
 
@@ -92,9 +94,10 @@ def layer_contexts(ops: list[ir.Op], graph: ir.Graph, hw: HwConfig) -> list[Laye
             for k, c in enumerate(contexts)]
 
 
-def _needs_own_tensor(graph: ir.Graph, name: str) -> bool:
+def _needs_own_tensor(graph: ir.Graph, name: str, hw: HwConfig) -> bool:
     readers = graph.consumers(name)
-    return name in graph.outputs or any(not isinstance(op, ir.Concat) for op in readers) or not readers
+    return name in graph.outputs or not readers or any(not isinstance(op, ir.Concat) or copied_concat(op, graph, hw)
+                                                       for op in readers)
 
 
 def hoist_loads(b: ProgramBuilder, records: list[dict]) -> None:
@@ -107,19 +110,37 @@ def hoist_loads(b: ProgramBuilder, records: list[dict]) -> None:
         r["instructions"] = [start, end]
 
 
+def frame_name(name: str, frame: int) -> str:
+    """The artifact name of batch frame `frame`'s copy of tensor `name` (frame 0 keeps the name)."""
+    return name if frame == 0 else f"{name}@{frame}"
+
+
 def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], meta: dict | None = None,
                 im2col: bool = True, golden: dict[str, np.ndarray] | None = None,
-                progress: ir.Progress | None = None) -> Artifact:
+                progress: ir.Progress | None = None, more_frames: Sequence[dict[str, np.ndarray]] = (),
+                more_golden: Sequence[dict[str, np.ndarray]] | None = None) -> Artifact:
     """Lower every accelerator op, compute the golden outputs, and assemble the artifact.
 
     `golden`: `ir.run_graph(graph, inputs)` when the caller has run it already (compile_model does, to
-    report it as its own phase). `progress` is called per op lowered."""
+    report it as its own phase). `progress` is called per op lowered.
+
+    Batch: `more_frames` are the inputs of frames 1.. (their golden values `more_golden`, else computed). The
+    activation tensors of frame 0 fill DRAM [0, A); frame f's copies sit at + f·A (artifact names `NAME@f`,
+    inputs and outputs). Each layer runs every frame before the next layer, each weight group's preload once
+    for all frames (LayerContext.frames)."""
     meta = dict(meta or {})
     # golden from the graph as given, before any rewrite
     values = dict(golden) if golden is not None else ir.run_graph(graph, inputs)
+    frames = [dict(f) for f in more_frames]
+    frame_values = [dict(v) for v in more_golden] if more_golden is not None else [ir.run_graph(graph, f)
+                                                                                   for f in frames]
     if im2col:
+        source = graph
         graph, inputs, transforms = im2col_input(graph, inputs, hw.word_bits)
         values.update(inputs)
+        for k, f in enumerate(frames):
+            frames[k] = im2col_input(source, f, hw.word_bits)[1]
+            frame_values[k].update(frames[k])
         if transforms:
             meta["input_transforms"] = transforms
     ops, host = split_host_tail(graph)
@@ -131,15 +152,28 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
     views = _concat_views(graph, hw)
     for op in ops:
         t = graph.tensors[op.output]
-        if isinstance(op, ir.Concat) or _needs_own_tensor(graph, op.output):
+        if isinstance(op, ir.Concat) or _needs_own_tensor(graph, op.output, hw):
             if t.bits == ir.INT32:
                 cstride = math.ceil(t.shape[2] / hw.array_cols) * hw.array_cols
                 addrs[t.name] = b.tensor(t.name, "int32", t.shape, cstride=cstride).addr
             else:
                 addrs[t.name] = b.tensor(t.name, "planes", t.shape, t.bits).addr
+    batch = 1 + len(frames)
+    arena = -(-len(b.dram) // 64) * 64  # frame 0's activation tensors
+    if batch > 1:
+        b.alloc((batch - 1) * arena)  # frames 1.. at + f·arena, before any weight or constant
+        for f, f_inputs in enumerate(frames, start=1):
+            for name in graph.inputs:
+                first = b.tensors[name]
+                spec = dataclasses.replace(first, name=frame_name(name, f), addr=first.addr + f * arena)
+                data = tensor_bytes(spec, f_inputs[name], hw)
+                b.dram[spec.addr:spec.addr + len(data)] = data
+                b.tensors[spec.name] = spec
+        meta["batch"] = {"frames": batch, "frame_bytes": arena}
     records = []
-    compute_ops = [op for op in ops if not isinstance(op, ir.Concat)]
-    contexts = layer_contexts(compute_ops, graph, hw)
+    compute_ops = [op for op in ops if not isinstance(op, ir.Concat) or copied_concat(op, graph, hw)]
+    contexts = [dataclasses.replace(c, frames=batch, frame_bytes=arena if batch > 1 else 0)
+                for c in layer_contexts(compute_ops, graph, hw)]
     for op, ctx in ir.steps(list(zip(compute_ops, contexts, strict=True)), progress, lambda oc: oc[0].name):
         lower = LOWERINGS.get(type(op))
         if lower is None:
@@ -151,7 +185,9 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
             c = graph.tensors[concat]
             dests.append(OutDest(addrs[concat], math.ceil(c.shape[2] / hw.word_bits) * c.bits, offset))
         try:
-            records.append(lower(b, op, graph, addrs, dests, ctx))
+            record = lower(b, op, graph, addrs, dests, ctx)
+            record["macs"] *= batch  # the layer's instructions run every frame
+            records.append(record)
         except FieldRangeError as e:  # an encoding limit (a 4-bit window field, ...): name the layer, not the insn
             raise LoweringError(f"layer '{op.name}' ({type(op).__name__.lower()}, output {t.shape}) needs an "
                                 f"instruction field beyond its width ({e.detail}); "
@@ -159,7 +195,15 @@ def lower_graph(graph: ir.Graph, hw: HwConfig, inputs: dict[str, np.ndarray], me
     hoist_loads(b, records)
     outputs = [n for n in graph.outputs if n in addrs] + [i for h in host for i in h.inputs if i in addrs]
     outputs = list(dict.fromkeys(outputs))
-    art = b.artifact(inputs=list(graph.inputs), outputs=outputs, golden={n: values[n] for n in outputs},
+    golden_out = {n: values[n] for n in outputs}
+    for f, f_values in enumerate(frame_values, start=1):
+        for n in outputs:
+            spec = b.tensors[n]
+            b.tensors[frame_name(n, f)] = dataclasses.replace(spec, name=frame_name(n, f), addr=spec.addr + f * arena)
+            golden_out[frame_name(n, f)] = f_values[n]
+    frame_inputs = [frame_name(n, f) for f in range(1, batch) for n in graph.inputs]
+    outputs += [frame_name(n, f) for f in range(1, batch) for n in list(outputs)]
+    art = b.artifact(inputs=[*graph.inputs, *frame_inputs], outputs=outputs, golden=golden_out,
                      layers=[LayerRecord.from_dict(r, f"layer '{r['name']}'", len(b.program)) for r in records],
                      meta=meta)
     art.host_ops = [{"name": h.name, "inputs": h.inputs, "output": h.output, "reason": h.reason} for h in host]

@@ -63,9 +63,12 @@ def _requant_constants(rq: ir.Requant, name: str, channels: int, hw: HwConfig, p
 def preload_groups(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> tuple[int, bool]:
     """(groups, halves) of an average pool's or add's constant preload (one CONST entry per lane slice)."""
     words = _words(graph.tensors[op.inputs[0]].shape[2], hw)
+    if isinstance(op, ir.Concat):  # a copied concat: its two CONST entries
+        return 1, hw.const_entries // 2 >= 2
     if isinstance(op, ir.Pool):
         plan = plan_pool(op, graph, hw)
-        return plan.groups, min(words, plan.group_words) * hw.slices_per_word <= hw.const_entries // 2
+        classes = len(edge_classes(op))
+        return plan.groups, classes * min(words, plan.group_words) * hw.slices_per_word <= hw.const_entries // 2
     return 1, words * hw.slices_per_word <= hw.const_entries // 2
 
 
@@ -92,6 +95,14 @@ class PoolPlan:
 MAX_WINDOW = 15  # POOL's kh / kw fields are 4 bits
 
 
+def edge_classes(op: ir.Pool) -> list[str]:
+    """Requant classes of an average pool, in CONST order: 'full', then ceil_mode's partial 'col' / 'row' /
+    'corner' windows (each divides by its own number of elements, ir.Pool.edge)."""
+    if op.mode != "avg":
+        return []
+    return ["full", *(op.edge or {})]
+
+
 def plan_pool(op: ir.Pool, graph: ir.Graph, hw: HwConfig) -> PoolPlan:
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     if max(op.window) > MAX_WINDOW or op.stride > MAX_WINDOW:
@@ -101,11 +112,17 @@ def plan_pool(op: ir.Pool, graph: ir.Graph, hw: HwConfig) -> PoolPlan:
     h, w, c = x.shape
     words, avg = _words(c, hw), op.mode == "avg"
     error = None
-    grouped = avg and op.pad == 0  # word groups: average pools without padding (one CONST entry per slice)
+    grouped = avg and op.pad == 0 and op.extra == (0, 0)  # word groups: average pools without padding (one CONST
+    # entry per slice)
     top = max(1, min(words, hw.const_entries // hw.slices_per_word)) if grouped else words
+    classes = len(edge_classes(op))
+    if classes > 1 and classes * words * hw.slices_per_word > hw.const_entries:
+        raise LoweringError(f"layer '{op.name}': a ceil_mode average pool over {c} channels needs {classes} x "
+                            f"{words * hw.slices_per_word} CONST entries (one per partial-window divisor), {hw.name} "
+                            f"has {hw.const_entries}")
     for gw in range(top, 0 if grouped else words - 1, -1):
-        win = Window(h, w, *op.window, op.stride, op.pad, 1, gw * x.bits, gw * out.bits)
-        slices = gw * hw.slices_per_word if avg else 0
+        win = Window(h, w, *op.window, op.stride, op.pad, 1, gw * x.bits, gw * out.bits, *op.extra)
+        slices = gw * hw.slices_per_word * (2 if classes > 1 else 1) if avg else 0  # partial columns: a 2nd region
         try:
             shape = tile_shape(op.name, win.out_h, win.out_w,
                                lambda th, tw, win=win, slices=slices: tile_needs(hw, win, th, acc_per_pixel=slices,
@@ -137,6 +154,9 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
     e = hw.entry_bytes("inp")
     rows, first = row_policy(win.out_h, shape, win.out_w, hw.array_rows)
 
+    classes = edge_classes(op)
+    block = min(plan.words, plan.group_words) * hw.slices_per_word  # CONST entries of one requant class
+
     def compute(t: Tile) -> list[ComputeInsn]:
         n = t.pixels
         geometry = dict(k=x.bits, oh=t.rows, ow=t.cols, kh=win.kh, kw=win.kw, stride=win.stride,
@@ -155,12 +175,45 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
                 dest=Dest.OUT, acc=t.acc + k * n, n=n, const=ctx.const_base(t.group, hw) + k,
                 out=t.out + word * out.bits, ostride=win.pix_out, slice=s, kout=out.bits, shift=op.requant.shift,
                 lo=op.requant.lo, hi=op.requant.hi), writes_out=True))
+            if len(classes) > 1:
+                insns += edge_requants(t, k, word, s, len(slices))
+        return insns
+
+    def edge_requants(t: Tile, k: int, word: int, s: int, nslices: int) -> list[ComputeInsn]:
+        """ceil_mode's partial windows: their sums again with their own divisor's constants. The last column's
+        sums are gathered by a POOL of one output column into a second ACC region (REQUANT reads consecutive
+        ACC entries); the last row's are consecutive already; the corner is the tile's last pixel."""
+        n, insns = t.pixels, []
+        last_col, last_row = t.x0 + t.cols == win.out_w, t.y0 + t.rows == win.out_h
+        rq = op.requant
+        base = dict(dest=Dest.OUT, slice=s, kout=out.bits, shift=rq.shift, lo=rq.lo, hi=rq.hi)
+        out0 = t.out + word * out.bits
+        const = {cls: ctx.const_base(t.group, hw) + i * block + k for i, cls in enumerate(classes)}
+        if "col" in classes and last_col:
+            col_acc = t.acc + nslices * n + k * t.rows
+            insns.append(ComputeInsn("pool", dict(
+                mode=PoolMode.SUM, slice=s, inp=t.inp + word * x.bits + (t.cols - 1) * win.stride * win.pix,
+                acc=col_acc, k=x.bits, oh=t.rows, ow=1, kh=win.kh, kw=win.kw, stride=win.stride,
+                irow=win.tile_irow(t.x0, t.cols), ipix=win.pix), reads_inp=True))
+            insns.append(ComputeInsn("requant", dict(acc=col_acc, n=t.rows, const=const["col"],
+                                                     out=out0 + (t.cols - 1) * win.pix_out,
+                                                     ostride=t.cols * win.pix_out, **base), writes_out=True))
+        if "row" in classes and last_row:
+            cols = t.cols - 1 if "corner" in classes and last_col else t.cols
+            insns.append(ComputeInsn("requant", dict(acc=t.acc + k * n + (t.rows - 1) * t.cols, n=cols,
+                                                     const=const["row"], out=out0 + (t.rows - 1) * t.cols * win.pix_out,
+                                                     ostride=win.pix_out, **base), writes_out=True))
+        if "corner" in classes and last_row and last_col:
+            insns.append(ComputeInsn("requant", dict(acc=t.acc + k * n + n - 1, n=1, const=const["corner"],
+                                                     out=out0 + (n - 1) * win.pix_out, ostride=win.pix_out, **base),
+                                     writes_out=True))
         return insns
 
     def preloads(g: int) -> list[dict]:
         if not avg:
             return []
-        consts = _requant_constants(op.requant, op.name, c, hw, plan.group_range(g))
+        consts = b"".join(_requant_constants(op.requant if cls == "full" else op.edge[cls], op.name, c, hw,
+                                             plan.group_range(g)) for cls in classes)
         return [dict(buf=Buffer.CONST, sram=ctx.const_base(g, hw), dram=b.alloc(len(consts), consts), rows=1,
                      len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
 
@@ -175,7 +228,7 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
         groups=plan.groups, out_w=win.out_w, cols_per_tile=shape[1], first_rows=first)
     span = emit_tiled_layer(b, tiled, ctx)
     return _record(op, f"{op.mode}pool", graph, span, (rows, shape[1]), kernel=list(op.window), stride=op.stride,
-                   pad=op.pad, groups=plan.groups)
+                   pad=op.pad, groups=plan.groups, **({"ceil_extra": list(op.extra)} if any(op.extra) else {}))
 
 
 def word_group_loads(addr: int, plan: PoolPlan, t: Tile, bits: int, entry_bytes: int) -> list[dict]:
@@ -275,3 +328,84 @@ def upsample_shape(name: str, win: Window, f: int, hw: HwConfig) -> tuple[int, i
     if rows:
         return rows * f, win.out_w
     return tile_shape(name, win.out_h, win.out_w, lambda th, tw: tile_needs(hw, win, th, tw=tw), align=f)
+
+
+def copied_concat(op: ir.Op, graph: ir.Graph, hw: HwConfig) -> bool:
+    """A concat whose inputs are not whole W-channel words (but whole C-lane slices) runs as a copy layer
+    (lower_concat); word-aligned ones cost nothing (producers store into it, compiler.lower._concat_views).
+    A concat of a concat is copied too: the inner one has no producer that could also store into the outer."""
+    if not isinstance(op, ir.Concat):
+        return False
+    return (any(graph.tensors[n].shape[2] % hw.word_bits for n in op.inputs[:-1])
+            or any(isinstance(graph.producer(n), ir.Concat) for n in op.inputs))
+
+
+def lower_concat(b: ProgramBuilder, op: ir.Concat, graph: ir.Graph, addrs: dict[str, int], dests: list[OutDest],
+                 ctx: LayerContext) -> dict:
+    """A channel concatenation of inputs that are not whole W-channel words, as a copy layer.
+
+    STOREs write whole words, so two producers cannot share one: the concat tensor is written by one layer that
+    loads every input's tile and moves each C-lane slice to its place: POOL sum over a 1x1 window copies the
+    slice's levels into ACC, REQUANT (mul 1, shift 0) writes them to the output word and slice of the channels'
+    offset (`slice` selects lanes, so offsets must be multiples of C, the array columns). Output slices past the
+    last channel get level 0 from an all-zero CONST entry."""
+    hw = b.hw
+    out = graph.tensors[op.output]
+    ins = [graph.tensors[n] for n in op.inputs]
+    h, w, _ = out.shape
+    c, spw = hw.array_cols, hw.slices_per_word
+    offsets, o = [], 0
+    for k, t in enumerate(ins):
+        if t.bits != out.bits or t.shape[:2] != (h, w):
+            raise LoweringError(f"concat '{op.name}': input '{t.name}' has {t.bits} bits / shape {t.shape}, the concat "
+                                f"{out.bits} bits / {out.shape}")
+        if k < len(ins) - 1 and t.shape[2] % c:
+            raise LoweringError(f"concat '{op.name}': input '{t.name}' has {t.shape[2]} channels; a concatenation that "
+                                f"is not whole {hw.word_bits}-channel words needs whole {c}-channel slices (the array "
+                                f"columns of {hw.name})")
+        offsets.append(o)
+        o += t.shape[2]
+    kbits = out.bits
+    pix = [_words(t.shape[2], hw) * kbits for t in ins]
+    words_out = _words(out.shape[2], hw)
+    pix_out = words_out * kbits
+    moves = []  # (input, its word, its slice, output word, output slice)
+    for k, t in enumerate(ins):
+        for g in range(math.ceil(t.shape[2] / c)):
+            w_out, s_out = divmod(offsets[k] // c + g, spw)
+            moves.append((k, *divmod(g, spw), w_out, s_out))
+    written = {(m[3], m[4]) for m in moves}
+    blanks = [(wo, so) for wo in range(words_out) for so in range(spw) if (wo, so) not in written]
+    win = Window(h, w, 1, 1, 1, 0, 1, sum(pix), pix_out)
+    shape = tile_shape(op.name, h, w, lambda th, tw: tile_needs(hw, win, th, acc_per_pixel=len(moves), tw=tw))
+    rows, first = row_policy(h, shape, w, hw.array_rows)
+    e = hw.entry_bytes("inp")
+    lane = np.ones(c, dtype=np.int64)
+    consts = pack_constants(lane, 0 * lane, 0 * lane, range(1), True, hw)  # entry 0: mul 1; entry 1: all zero
+
+    def base(t: Tile, k: int) -> int:
+        return t.inp + sum(pix[:k]) * t.pixels
+
+    def loads(t: Tile) -> list[dict]:
+        return [operand_load(addrs[x.name], base(t, k), pix[k], t, w, e) for k, x in enumerate(ins)]
+
+    def compute(t: Tile) -> list[ComputeInsn]:
+        n, insns = t.pixels, []
+        req = dict(dest=Dest.OUT, n=n, ostride=pix_out, kout=kbits, shift=0, lo=0, hi=(1 << kbits) - 1)
+        for j, (k, word, s, w_out, s_out) in enumerate(moves):
+            insns.append(ComputeInsn("pool", dict(mode=PoolMode.SUM, k=kbits, slice=s, inp=base(t, k) + word * kbits,
+                                                  oh=t.rows, ow=t.cols, kh=1, kw=1, stride=1, irow=t.cols * pix[k],
+                                                  ipix=pix[k], acc=t.acc + j * n), reads_inp=True))
+            insns.append(ComputeInsn("requant", dict(acc=t.acc + j * n, const=ctx.const_base(0, hw),
+                                                     out=t.out + w_out * kbits, slice=s_out, **req), writes_out=True))
+        for w_out, s_out in blanks:
+            insns.append(ComputeInsn("requant", dict(acc=t.acc, const=ctx.const_base(0, hw) + 1,
+                                                     out=t.out + w_out * kbits, slice=s_out, **req), writes_out=True))
+        return insns
+
+    preload = [dict(buf=Buffer.CONST, sram=ctx.const_base(0, hw), dram=b.alloc(len(consts), consts), rows=1,
+                    len=len(consts) // hw.entry_bytes("const"), dstride=len(consts))]
+    tiled = TiledLayer(op.name, h, rows, loads, compute,
+                       lambda t: level_stores(dests, range(words_out), kbits, t, w, pix_out, hw),
+                       lambda g: preload, out_w=w, cols_per_tile=shape[1], first_rows=first)
+    return _record(op, "concat", graph, emit_tiled_layer(b, tiled, ctx), (rows, shape[1]), copies=len(moves))

@@ -67,19 +67,21 @@ class Window:
     dil: int
     pix: int  # INP entries per input pixel
     pix_out: int  # OUT entries per output pixel (of the words this layer writes)
+    pad_end_h: int = 0  # extra level-0 rows after the bottom padding (ceil_mode pooling's partial last window)
+    pad_end_w: int = 0  # extra level-0 columns after the right padding
 
     @property
     def out_h(self) -> int:
-        return out_size(self.in_h, self.kh, self.stride, self.pad, self.dil)
+        return out_size(self.in_h + self.pad_end_h, self.kh, self.stride, self.pad, self.dil)
 
     @property
     def out_w(self) -> int:
-        return out_size(self.in_w, self.kw, self.stride, self.pad, self.dil)
+        return out_size(self.in_w + self.pad_end_w, self.kw, self.stride, self.pad, self.dil)
 
     @property
     def irow(self) -> int:
         """INP entries of one zero-padded input row."""
-        return (self.in_w + 2 * self.pad) * self.pix
+        return (self.in_w + 2 * self.pad + self.pad_end_w) * self.pix
 
     def in_rows(self, out_rows: int) -> int:
         return (out_rows - 1) * self.stride + (self.kh - 1) * self.dil + 1
@@ -90,7 +92,7 @@ class Window:
         A full-width tile takes the whole zero-padded row (so whole-row programs are unchanged); a
         narrower tile takes just its window span, whose halo comes from the neighbouring tiles' columns."""
         if x0 == 0 and cols == self.out_w:
-            return -self.pad, self.in_w + self.pad
+            return -self.pad, self.in_w + self.pad + self.pad_end_w
         ix0 = x0 * self.stride - self.pad
         return ix0, ix0 + (cols - 1) * self.stride + (self.kw - 1) * self.dil + 1
 
@@ -132,6 +134,7 @@ class Tile:
     cols: int  # output columns
     chunk: int = 0  # reduction chunk
     seq: int = 0  # global index of the output rectangle (selects the ACC and OUT halves)
+    frame: int = 0  # batch frame (its activations sit LayerContext.frame_bytes further in DRAM)
 
     @property
     def pixels(self) -> int:
@@ -166,30 +169,32 @@ class TiledLayer:
     chunks: int = 1  # reduction chunks per output rectangle
     first_rows: int = 0  # rows of the layer's first tile (0: rows_per_tile); see first_tile_rows
 
-    def row_starts(self, group: int) -> list[int]:
+    def row_starts(self, group: int, frame: int = 0) -> list[int]:
         """First rows of a group's tiles: only the layer's first tile waits for its load (later groups'
-        first loads overlap the previous group's compute), so only it is made small."""
-        first = (self.first_rows if group == 0 else 0) or self.rows_per_tile
+        and frames' first loads overlap the previous tiles' compute), so only it is made small."""
+        first = (self.first_rows if group == 0 and frame == 0 else 0) or self.rows_per_tile
         return [0, *range(first, self.out_h, self.rows_per_tile)]
 
-    def tiles(self, hw: HwConfig) -> list[list[Tile]]:
-        """Tiles per group, with buffer halves assigned by global index (INP) and rectangle (ACC, OUT)."""
+    def tiles(self, hw: HwConfig, frames: int = 1) -> list[list[Tile]]:
+        """Tiles per group (each group over every batch frame: its weights are loaded once per batch), with
+        buffer halves assigned by global index (INP) and rectangle (ACC, OUT)."""
         part = hw.inp_entries // (2 * self.inp_parts)
         tw = self.cols_per_tile or self.out_w
         out: list[list[Tile]] = []
         i = seq = 0
         for g in range(self.groups):
             group = []
-            starts = self.row_starts(g)
-            for y0, y1 in zip(starts, [*starts[1:], self.out_h], strict=True):
-                for x0 in range(0, self.out_w, tw):
-                    for k in range(self.chunks):
-                        half, ohalf = i % 2, seq % 2
-                        group.append(Tile(i, g, y0, y1 - y0, half * part, (2 + half) * part,
-                                          ohalf * (hw.acc_entries // 2), ohalf * (hw.out_entries // 2), x0,
-                                          min(tw, self.out_w - x0), k, seq))
-                        i += 1
-                    seq += 1
+            for f in range(frames):
+                starts = self.row_starts(g, f)
+                for y0, y1 in zip(starts, [*starts[1:], self.out_h], strict=True):
+                    for x0 in range(0, self.out_w, tw):
+                        for k in range(self.chunks):
+                            half, ohalf = i % 2, seq % 2
+                            group.append(Tile(i, g, y0, y1 - y0, half * part, (2 + half) * part,
+                                              ohalf * (hw.acc_entries // 2), ohalf * (hw.out_entries // 2), x0,
+                                              min(tw, self.out_w - x0), k, seq, f))
+                            i += 1
+                        seq += 1
             out.append(group)
         return out
 
@@ -317,6 +322,14 @@ class LayerContext:
     half: int = 0
     prefetched: bool = False  # the first preload pops the previous layer's prefetch token
     prefetch_next: bool = False  # push a prefetch token for the next layer's preloads
+    frames: int = 1  # batch: every group runs its tiles for each frame, weights loaded once
+    frame_bytes: int = 0  # DRAM distance between two frames' copies of the activation tensors [0, frame_bytes)
+
+    def frame_fields(self, fields: dict[str, int], frame: int) -> dict[str, int]:
+        """A tile's DMA for `frame`: activation addresses (DRAM [0, frame_bytes)) move to that frame's copy."""
+        if frame == 0 or not 0 <= fields["dram"] < self.frame_bytes:
+            return fields
+        return {**fields, "dram": fields["dram"] + frame * self.frame_bytes}
 
     def wgt_base(self, group: int, hw: HwConfig) -> int:
         return ((self.half + group) % 2) * (hw.wgt_entries // 2) if self.halves else 0
@@ -385,7 +398,7 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) ->
         boundary[0] = boundary[0] and not take
         b.emit("load", **fields, pop_next=int(pop or take), push_next=int(push))
 
-    groups = layer.tiles(b.hw)
+    groups = layer.tiles(b.hw, ctx.frames)
     insns = {t.index: layer.compute(t) for tiles in groups for t in tiles}
     slots = push_slots(groups, insns, ctx)
     for _ in range(slots[-1]):
@@ -396,7 +409,7 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) ->
             first = k == 0 and (g > 0 or ctx.prefetched)
             load(fields, pop=first, push=False, may_take_boundary=not ctx.prefetched)
         for t in tiles:
-            loads = layer.loads(t)
+            loads = [ctx.frame_fields(f, t.frame) for f in layer.loads(t)]
             for k, fields in enumerate(loads):
                 load(fields, pop=(k == 0 and t.index >= 2), push=(k == len(loads) - 1), may_take_boundary=True)
             body = insns[t.index]
@@ -409,7 +422,7 @@ def emit_tiled_layer(b: ProgramBuilder, layer: TiledLayer, ctx: LayerContext) ->
                 for _ in range(pushes - 1):  # one flag per instruction: further tokens ride on SYNCs
                     b.emit("sync", unit=Unit.COMPUTE, push_prev=1)
                 position += 1
-            stores = layer.stores(t) if last_chunk else []
+            stores = [ctx.frame_fields(f, t.frame) for f in layer.stores(t)] if last_chunk else []
             for k, fields in enumerate(stores):
                 b.emit("store", **fields, pop_prev=int(k == 0), push_prev=int(k == len(stores) - 1))
     total = groups[-1][-1].seq + 1  # output rectangles, each stored once

@@ -110,6 +110,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     np.save(d / "float.npy", np.full((16, 16, 3), 0.5, np.float32))
     np.save(d / "fourd.npy", np.zeros((1, 2, 16, 16, 3), np.uint8))
     np.save(d / "channels.npy", np.zeros((16, 16, 5), np.uint8))
+    np.save(d / "stack2.npy", np.zeros((2, 16, 16, 3), np.uint8))
     np.save(d / "neg.npy", np.full((16, 16, 3), -4, np.int16))
     (d / "afile").write_text("I am a file\n")
     (d / "calib_empty").mkdir()
@@ -199,7 +200,12 @@ CASES = [
     ("shape-huge", ["compile", M, "--input-shape", "1,3,100000,100000", "-o", "{d}/o3"],
      ["3x100000x100000", "GiB", "--input-shape"]),
     ("run-shape-huge", ["run", M, "--input-shape", "1,3,100000,100000"], ["GiB"]),
-    ("shape-batch", ["run", M, "--input-shape", "2,3,16,16"], ["batch 2"]),
+    ("shape-batch-too-big", ["run", M, "--input-shape", "65,3,16,16"], ["batch 65", "64"]),
+    ("batch-disagrees", ["run", M, "--batch", "2", "--input-shape", "3,3,16,16"], ["--batch 2", "batch 3"]),
+    ("batch-zero", ["run", M, "--batch", "0"], ["--batch 0"]),
+    ("batch-stack-size", ["run", M, "--batch", "3", "--input", "{d}/stack2.npy"], ["stack2.npy", "2 frames",
+                                                                                   "batch is 3"]),
+    ("shape-vector-into-conv", ["run", M, "--input-shape", "1,48"], ["(1, 48)", "module path '0'"]),
     ("shape-zero", ["run", M, "--input-shape", "1,3,0,16"], ["--input-shape"]),
     ("shape-words", ["run", M, "--input-shape", "a,b,c,d"], ["--input-shape", "integers"]),
     ("shape-5d", ["run", M, "--input-shape", "1,1,3,16,16"], ["--input-shape"]),

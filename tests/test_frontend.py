@@ -144,7 +144,6 @@ def test_depthwise_is_a_conv_with_groups():
 
 
 @pytest.mark.parametrize(("forward", "needle"), [
-    (lambda self, x: F.max_pool2d(self.c(x), 3, 2, ceil_mode=True), "ceil_mode"),  # 8 -> 4, not 3: partial window
     (lambda self, x: F.avg_pool2d(self.c(x), (2, 3)), "non-square"),
     (lambda self, x: torch.cat([self.c(x), self.c(x)], dim=2), "dim 2"),
     (lambda self, x: F.interpolate(self.c(x), scale_factor=2, mode="bilinear"), "bilinear"),
@@ -160,6 +159,23 @@ def test_unsupported_configurations_are_named(forward, needle):
     M.forward = forward
     with pytest.raises(FrontendError, match=needle):
         capture(M(), (1, 3, 10, 10))
+
+
+def test_ceil_mode_with_a_partial_window_records_its_extent():
+    """8 -> 4 then 4 -> 2 (floor mode: 3, 1): each last window reaches one level-0 row / column past the map and
+    holds 2 of its rows / columns (torch divides a partial average window by that count)."""
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return F.avg_pool2d(F.max_pool2d(self.c(x), 3, 2, ceil_mode=True), 3, 2, ceil_mode=True)
+
+    cap = capture(M(), (1, 3, 10, 10))
+    pools = [f for f in cap.nodes if f.kind in ("maxpool", "avgpool")]
+    assert [(f.kind, f.attrs["extra"], f.attrs["last_count"]) for f in pools] == [("maxpool", (1, 1), (2, 2)),
+                                                                                   ("avgpool", (1, 1), (2, 2))]
 
 
 def test_ceil_mode_that_changes_nothing_is_an_ordinary_pool():

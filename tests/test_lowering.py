@@ -100,14 +100,23 @@ def test_avgpool_and_add_with_slices_past_the_last_channel_on_edge():
     check(*g.graph([p, s]), hw=get_config("edge"))
 
 
-def test_concat_needs_word_aligned_channels():
-    g = GraphMaker(1, (4, 4, 3))
-    a = g.conv("a", "input", 20, 1, 2, 2)
-    b = g.conv("b", "input", 20, 1, 2, 2)
-    c = g.concat("cat", [a, b])
-    graph, inputs = g.graph([c])
-    with pytest.raises(LoweringError, match="concat 'cat': input 'a' has 20 channels"):
-        lower_graph(graph, SMALL, inputs)
+def test_concat_of_partial_words_is_copied_and_needs_whole_lane_slices():
+    """20 + 20 channels on `small` (4 lanes): not whole words, so a copy layer writes the concat (bit-exact);
+    18 channels are not whole 4-lane slices either: refused by name."""
+    from bitbranch.simulator import run
+
+    for width, ok in ((20, True), (18, False)):
+        g = GraphMaker(1, (4, 4, 3))
+        a = g.conv("a", "input", width, 1, 2, 2)
+        b = g.conv("b", "input", 20, 1, 2, 2)
+        c = g.concat("cat", [a, b])
+        graph, inputs = g.graph([c])
+        if ok:
+            art = lower_graph(graph, SMALL, inputs)
+            assert layer(art, "cat").kind == "concat" and run(art).golden_ok
+        else:
+            with pytest.raises(LoweringError, match="concat 'cat': input 'a' has 18 channels"):
+                lower_graph(graph, SMALL, inputs)
 
 
 def layer(art, name: str) -> LayerRecord:

@@ -155,3 +155,44 @@ def test_whole_resnet18():
     spec = get("resnet18")
     art = compile_model(spec.factory().eval(), spec.precision, hw, default_image(spec.input_shape))
     assert_exact(cross_check(art), "resnet18")
+
+
+@needs_verilator
+def test_users_ops_on_small():
+    """Issue 16's ops on the RTL (same ISA, so only the programs are new): ceil_mode average and max pooling with
+    partial last windows, a global pool over 16x16 split into blocks, a batch of two frames, an MLP on a vector
+    input, and a concat of inputs that are not whole words (a copy layer)."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from bitbranch.compiler.compile import compile_model
+
+    torch.manual_seed(0)
+    small = get_config("small")
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.AvgPool2d(3, 2, ceil_mode=True),
+                        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, ceil_mode=True),
+                        nn.Upsample(scale_factor=4), nn.Conv2d(16, 16, 1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
+    frames = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    mlp = nn.Sequential(nn.Linear(196, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+
+    class Branches(nn.Module):  # GoogLeNet-style concat of 16 + 8 + 12 channels: a copy layer
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU())
+            self.a, self.b, self.c = nn.Conv2d(16, 16, 1), nn.Conv2d(16, 8, 3, padding=1), nn.Conv2d(16, 12, 1)
+
+        def forward(self, x):
+            x = self.stem(x)
+            return torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x)), torch.relu(self.c(x))], 1)
+
+    arts = {"ceil/split pools, batch 2": compile_model(net, "W2A2", small, frames),
+            "MLP on a vector": compile_model(mlp, "W2A2", small, frames[0, :, :, 0].reshape(-1)[:196].copy()),
+            "concat of partial words": compile_model(Branches().eval(), "W2A2", small, frames[0, :8, :8])}
+    assert any(r.kind == "concat" for r in arts["concat of partial words"].layers)
+    kinds = {(r.name, r.detail.get("ceil_extra") is not None) for r in arts["ceil/split pools, batch 2"].layers}
+    assert {("2", True), ("5", True), ("9.blocks", False)} <= kinds
+    for name, check in zip(arts, cross_check_batch(list(arts.values())), strict=True):
+        assert_exact(check, name)
+        assert check.cycles_rtl == check.cycles_sim

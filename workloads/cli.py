@@ -42,7 +42,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"hardware preset or file.toml[:name] (default {DEFAULT_PRESET})")
     parser.add_argument("--input", metavar="IMAGE", help="PNG/JPEG image or .npy uint8 array, fitted to the model's "
                         "input size (default: scikit-learn's china.jpg)")
-    parser.add_argument("--input-shape", metavar="1,C,H,W", help="input shape (default: the model's)")
+    parser.add_argument("--input-shape", metavar="B,C,H,W", help="input shape (default: the model's; B,N for a "
+                        "vector input; B > 1 runs a batch of B frames in one program)")
+    parser.add_argument("--batch", type=int, metavar="B", help="frames per run (default 1): each layer runs all B "
+                        "frames with its weights loaded once; --input may then be a .npy stack of B frames")
     parser.add_argument("--calib", metavar="DIR|FILE", help="calibration images for the activation ranges: a directory "
                         "of PNG/JPEG/.npy, a .npy stack (N,H,W,C) or one image (default: the input image)")
     parser.add_argument("--weights", metavar="FILE", help="a state dict (.pt, loaded with weights_only=True) for the "
@@ -62,17 +65,25 @@ class Prepared:
 
 def prepare(args: argparse.Namespace, clock_mhz: float | None = None) -> Prepared:
     """Resolve and check what `compile` and `run` take, cheapest checks first, before anything big is allocated."""
-    from .images import default_image, load_image
+    from .images import batch_frames
     from .registry import get
-    from .userinput import calibration_images, check_clock, check_input_size, with_input_shape, with_weights
+    from .userinput import (
+        calibration_images,
+        check_clock,
+        check_input_size,
+        input_batch,
+        with_input_shape,
+        with_weights,
+    )
 
     check_clock(clock_mhz)
     hw = resolve_hw(args.hw, clock_mhz)
     spec = with_weights(with_input_shape(get(args.model), getattr(args, "input_shape", None)),
                         getattr(args, "weights", None))
     precision = resolve_precision(spec, args.bits, args.precision)
+    batch = input_batch(getattr(args, "batch", None), getattr(args, "input_shape", None))
     check_input_size(spec.input_shape)
-    image = load_image(args.input, spec.input_shape) if args.input else default_image(spec.input_shape)
+    image = batch_frames(args.input, spec.input_shape, batch)
     calib = calibration_images(getattr(args, "calib", None), spec.input_shape)
     return Prepared(spec, precision, hw, image, calib)
 

@@ -65,7 +65,7 @@ def input_steps(art: Artifact, image: np.ndarray) -> list[HostTiming]:
     from bitbranch.compiler.rewrite import patches
 
     steps = []
-    levels = image
+    levels = image if np.ndim(image) == 3 else np.reshape(image, (1, 1, -1))  # a vector input: one pixel of N channels
     for name, t in art.meta.get("input_transforms", {}).items():
         if t.get("transform") == "im2col":
             kh, kw = t["kernel"]
@@ -91,7 +91,9 @@ def model_outputs(art: Artifact, outputs: dict[str, np.ndarray]) -> list[torch.T
     if art.host_ops:
         raise HostOpsUnavailable(f"host ops {[h.get('name') for h in art.host_ops]} run after the accelerator")
     scales = art.meta.get("logits_scale") or {}
-    specs = art.meta.get("model_outputs") or [{"tensor": n, "scale": scales.get(n, 1.0)} for n in art.outputs]
+    frames = int((art.meta.get("batch") or {}).get("frames", 1))
+    first = art.outputs[: len(art.outputs) // frames]  # a batch lists frame 0's outputs first (NAME, then NAME@f)
+    specs = art.meta.get("model_outputs") or [{"tensor": n, "scale": scales.get(n, 1.0)} for n in first]
     result = []
     for s in specs:
         v = np.asarray(outputs[s["tensor"]], dtype=np.float64)
@@ -155,7 +157,7 @@ def run_workload(spec: WorkloadSpec, precision: PrecisionSpec, hw: HwConfig, ima
         art = compile_fn(model, precision, hw, image, progress=compile_progress, **extra)
     compile_s = time.perf_counter() - t0
     result = simulate(art, datapath, sim_progress)
-    host = input_steps(art, image)
+    host = input_steps(art, image[0] if np.ndim(image) in (2, 4) else image)  # per frame (of a batch)
     try:
         after, post, summary = host_steps(spec, art, result)
         host += after

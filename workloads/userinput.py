@@ -22,20 +22,39 @@ MAX_CALIB_IMAGES = 64  # calibration observes every quantizer on each image; mor
 CALIB_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".npy"}
 
 
-def parse_shape(text: str) -> tuple[int, int, int]:
-    """`--input-shape 1,C,H,W` (or C,H,W) -> (C, H, W). Batch > 1 is refused here, by name, rather than run as 1."""
+MAX_BATCH = 64  # frames in one program (each frame's activations get their own DRAM copy)
+
+
+def parse_batch_shape(text: str) -> tuple[int, tuple[int, ...]]:
+    """`--input-shape B,C,H,W` (or C,H,W) -> (B, (C, H, W)); `B,N` (a vector: an MLP whose first layer is a Linear)
+    -> (B, (N,)). B frames run in one program (the batch)."""
     try:
         dims = tuple(int(d) for d in text.replace("x", ",").split(","))
     except ValueError:
         raise ValueError(f"--input-shape '{text}' is not a comma-separated list of integers") from None
     if len(dims) == 3:
         dims = (1, *dims)
-    if len(dims) != 4 or min(dims) < 1:
-        raise ValueError(f"--input-shape '{text}' must be 1,C,H,W with every dimension >= 1")
-    if dims[0] != 1:
-        raise ValueError(f"--input-shape '{text}': batch {dims[0]} is not supported yet (the accelerator program "
-                         "runs one frame; run the frames one after another)")
-    return dims[1:]
+    if len(dims) not in (2, 4) or min(dims) < 1:
+        raise ValueError(f"--input-shape '{text}' must be B,C,H,W (images) or B,N (vectors) with every dimension "
+                         ">= 1")
+    if dims[0] > MAX_BATCH:
+        raise ValueError(f"--input-shape '{text}': batch {dims[0]} is more than {MAX_BATCH} frames")
+    return dims[0], dims[1:]
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """The per-frame shape of `--input-shape` (parse_batch_shape)."""
+    return parse_batch_shape(text)[1]
+
+
+def input_batch(args_batch: int | None, shape_text: str | None) -> int:
+    """Frames per run from `--batch` and `--input-shape B,...` (which must agree when both are given)."""
+    from_shape = parse_batch_shape(shape_text)[0] if shape_text else None
+    if args_batch is not None and not 1 <= args_batch <= MAX_BATCH:
+        raise ValueError(f"--batch {args_batch} must be 1..{MAX_BATCH}")
+    if args_batch is not None and from_shape not in (None, 1, args_batch):
+        raise ValueError(f"--batch {args_batch} disagrees with --input-shape '{shape_text}' (batch {from_shape})")
+    return args_batch or from_shape or 1
 
 
 def available_memory() -> int:
@@ -52,18 +71,18 @@ def available_memory() -> int:
         return 1 << 40
 
 
-def memory_estimate(shape: tuple[int, int, int], model: nn.Module | None = None) -> int:
+def memory_estimate(shape: tuple[int, ...], model: nn.Module | None = None) -> int:
     """A lower bound of the bytes compiling a (C, H, W) input needs: the uint8 image, its float tensor and int64
     levels (1 + 4 + 8 bytes per value), and the first convolution's output (float, fake-quantized and golden
     copies, 4·3 + 8 bytes per value). Real use is higher; a shape over this bound can never fit."""
-    c, h, w = shape
+    c, h, w = shape if len(shape) == 3 else (math.prod(shape), 1, 1)
     inp = c * h * w
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None) if model is not None else None
     out_c, stride = (first.out_channels, first.stride[0] * first.stride[1]) if first is not None else (c, 1)
     return inp * 13 + (out_c * h * w // max(stride, 1)) * 20
 
 
-def check_input_size(shape: tuple[int, int, int], model: nn.Module | None = None, where: str = "input shape") -> None:
+def check_input_size(shape: tuple[int, ...], model: nn.Module | None = None, where: str = "input shape") -> None:
     """Refuse an input whose buffers cannot fit in memory before anything is allocated."""
     need, have = memory_estimate(shape, model), available_memory()
     if need > have:
@@ -124,7 +143,7 @@ def apply_state_dict(model: nn.Module, state: dict, path: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def calibration_images(path: str | None, shape: tuple[int, int, int]) -> list[np.ndarray] | None:
+def calibration_images(path: str | None, shape: tuple[int, ...]) -> list[np.ndarray] | None:
     """`--calib DIR|FILE.npy|IMAGE`: images fitted to the input shape (uint8 H, W, C); None when not given.
 
     A .npy file holds one image (H, W, C) / (C, H, W) or a stack (N, H, W, C) / (N, C, H, W); a directory is
@@ -150,7 +169,7 @@ def calibration_images(path: str | None, shape: tuple[int, int, int]) -> list[np
     return images[:MAX_CALIB_IMAGES]
 
 
-def _images_of(f: Path, shape: tuple[int, int, int], load_image, fit) -> list[np.ndarray]:
+def _images_of(f: Path, shape: tuple[int, ...], load_image, fit) -> list[np.ndarray]:
     if f.suffix.lower() == ".npy":
         with open(f, "rb") as fh:
             if fh.read(6) != b"\x93NUMPY":
@@ -159,7 +178,12 @@ def _images_of(f: Path, shape: tuple[int, int, int], load_image, fit) -> list[np
             arr = np.load(f, allow_pickle=False, mmap_mode="r")
         except ValueError as exc:
             raise ValueError(f"--calib {f}: not a readable .npy array ({_first_line(exc)})") from None
-        if arr.ndim == 4:
+        if len(shape) == 1 and arr.ndim >= 2 and arr.size != shape[0] and arr[0].size == shape[0]:
+            # a stack of M vectors: (M, N), or (M, 28, 28) digits for N = 784
+            from .images import load_vector_array
+
+            return [load_vector_array(np.asarray(a), f, shape[0], "--calib") for a in arr[:MAX_CALIB_IMAGES]]
+        if arr.ndim == 4 and len(shape) == 3:
             c, h, w = shape
             stack = [np.asarray(a) for a in arr[:MAX_CALIB_IMAGES]]
             return [_fit_one(a, f, shape, fit) for a in stack]

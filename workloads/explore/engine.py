@@ -134,7 +134,7 @@ def prepare(job: PrepJob) -> Prepared:
         qmodel = quantize_model(model, prec, input_shape=tuple(x.shape))
         calibrate(qmodel, [x])
         graph = to_ir(qmodel.eval(), tuple(x.shape), None)
-    inputs = {graph.inputs[0]: np.asarray(job.image, dtype=np.uint8)}
+    inputs = {graph.inputs[0]: np.asarray(job.image, dtype=np.uint8).reshape(graph.tensors[graph.inputs[0]].shape)}
     values = ir.run_graph(graph, inputs)
     _, host = split_host_tail(graph)
     keep = set(graph.outputs) | {i for h in host for i in h.inputs}  # what lower_graph reads of the golden values

@@ -121,6 +121,7 @@ class Report:
     area: AreaReport | None = None  # chip area model (isa.area)
     activity: dict[str, int] = field(default_factory=dict)  # whole-run action counts (simulator.activity)
     warnings: list[str] = field(default_factory=list)  # liveness: collapsed layers, constant outputs
+    batch: int = 1  # frames one run computes (the artifact's meta["batch"]): per-frame figures divide by it
 
     # --- headline numbers -----------------------------------------------------------------------
     @property
@@ -129,8 +130,13 @@ class Report:
 
     @property
     def fps(self) -> float:
-        """Frames per second of the accelerator alone (host work overlapped with the next frame)."""
-        return 1e3 / self.latency_ms if self.cycles else 0.0
+        """Frames per second of the accelerator alone (host work overlapped with the next frame); a batch
+        run computes `batch` frames in `latency_ms`."""
+        return self.batch * 1e3 / self.latency_ms if self.cycles else 0.0
+
+    @property
+    def cycles_per_frame(self) -> float:
+        return self.cycles / self.batch
 
     @property
     def host_seconds(self) -> float:
@@ -139,13 +145,13 @@ class Report:
     @property
     def host_share(self) -> float:
         """Host time / (host + accelerator time) when the two run one after the other."""
-        total = self.host_seconds + self.latency_ms / 1e3
-        return self.host_seconds / total if total else 0.0
+        total = self.batch * self.host_seconds + self.latency_ms / 1e3
+        return self.batch * self.host_seconds / total if total else 0.0
 
     @property
     def fps_serial(self) -> float:
         """Frames per second when each frame's host work runs after its accelerator pass."""
-        return 1.0 / (self.latency_ms / 1e3 + self.host_seconds) if self.cycles else 0.0
+        return self.batch / (self.latency_ms / 1e3 + self.batch * self.host_seconds) if self.cycles else 0.0
 
     @property
     def peak_bitops_per_s(self) -> float:
@@ -195,6 +201,7 @@ class Report:
     def totals(self) -> dict:
         return {
             "cycles": self.cycles, "latency_ms": self.latency_ms, "fps": self.fps, "fps_with_host": self.fps_serial,
+            "batch": self.batch, "cycles_per_frame": self.cycles_per_frame,
             "macs": self.macs, "bitops": self.bitops, "ideal_cycles": self.ideal_cycles, "util": self.util,
             "dram_read": self.dram_read, "dram_written": self.dram_written,
             "intensity": self.bitops / (self.dram_read + self.dram_written) if self.dram_read + self.dram_written
@@ -213,7 +220,8 @@ class Report:
             out.update(energy_uj=e.energy_uj, energy_breakdown_uj=dict(e.breakdown_uj), power_w=e.power_w,
                        tops_per_w=e.tops_per_w, mac_tops_per_w=e.mac_tops_per_w,
                        fps_per_w=self.fps / e.power_w if e.power_w else 0.0,
-                       frames_per_joule=1e6 / e.energy_uj if e.energy_uj else 0.0)
+                       energy_uj_per_frame=e.energy_uj / self.batch,
+                       frames_per_joule=self.batch * 1e6 / e.energy_uj if e.energy_uj else 0.0)
         if self.area is not None:
             out.update(area_mm2=self.area.total_mm2,
                        fps_per_mm2=self.fps / self.area.total_mm2 if self.area.total_mm2 else 0.0)
@@ -317,6 +325,7 @@ def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = Non
         wall=dict(wall or {}),
         accounting=acc,
         warnings=list(liveness.get("warnings") or []),
+        batch=int((art.meta.get("batch") or {}).get("frames", 1)),
     )
 
 
@@ -364,8 +373,10 @@ def summary_lines(report: Report) -> list[str]:
     golden = {None: "no golden outputs", True: "yes", False: "NO"}[report.golden_ok]
     lines = [
         f"model {report.model} at {report.precision} on '{hw.name}' ({hw.description}) at {report.clock_mhz:g} MHz",
-        f"latency {report.cycles:,} cycles = {report.latency_ms:.3f} ms -> {report.fps:,.1f} frames/s "
-        f"(accelerator; {report.fps_serial:,.1f} with host work after each frame)",
+        (f"latency {report.cycles:,} cycles = {report.latency_ms:.3f} ms" if report.batch == 1 else
+         f"latency {report.cycles:,} cycles for a batch of {report.batch} frames ({report.cycles_per_frame:,.0f} per "
+         f"frame; weights loaded once per batch) = {report.latency_ms:.3f} ms")
+        + f" -> {report.fps:,.1f} frames/s (accelerator; {report.fps_serial:,.1f} with host work after each frame)",
         f"work {_si(report.macs, 'MAC')}, {_si(report.bitops, 'bit-op')}; ideal {report.ideal_cycles:,} cycles; "
         f"useful array utilization {report.util:.1%} of {_si(report.peak_bitops_per_s, 'bit-op/s')} peak",
         f"DRAM {report.dram_read / 1e6:.2f} MB read + {report.dram_written / 1e6:.2f} MB written; "
@@ -393,7 +404,9 @@ def cost_lines(report: Report) -> list[str]:
     if report.energy is not None:
         e = report.energy
         parts = ", ".join(f"{k} {v:,.1f}" for k, v in e.breakdown_uj.items() if v)
-        lines.append(f"energy {e.energy_uj:,.1f} µJ/frame ({parts} µJ); {e.power_w:.3f} W average at "
+        per = f" for the batch of {report.batch}, {e.energy_uj / report.batch:,.1f} µJ/frame" if report.batch > 1 else \
+            "/frame"
+        lines.append(f"energy {e.energy_uj:,.1f} µJ{per} ({parts} µJ); {e.power_w:.3f} W average at "
                      f"{report.clock_mhz:g} MHz; {e.tops_per_w:.2f} binary TOPS/W (2 ops per useful bit-op; "
                      f"{e.mac_tops_per_w:.3f} TOPS/W counting 2 ops per MAC); "
                      f"{t['fps_per_w']:,.1f} frames/s per W")
