@@ -110,10 +110,15 @@ def _from_npy(path: Path, c: int) -> np.ndarray:
         arr = arr[..., None]
     if arr.ndim != 3:
         raise ValueError(f"{path}: array of shape {arr.shape}; expected (H, W, C) or (C, H, W)")
+    return _channels_last_pixels(arr, c, path, "shape")
+
+
+def _channels_last_pixels(arr: np.ndarray, c: int, path, what: str) -> np.ndarray:
+    """An (H, W, C) or (C, H, W) array as (H, W, C) uint8; `what` names the array in errors."""
     if arr.shape[-1] != c and arr.shape[0] == c:
         arr = np.moveaxis(arr, 0, -1)
     if arr.shape[-1] != c:
-        raise ValueError(f"{path}: shape {arr.shape} has no axis of {c} channels")
+        raise ValueError(f"{path}: {what} {arr.shape} has no axis of {c} channels")
     if arr.dtype != np.uint8:
         if not _is_pixels(arr):
             raise ValueError(f"{path}: values must be integers in 0..255 (8-bit pixels), got dtype {arr.dtype}")
@@ -203,13 +208,7 @@ def batch_frames(path: str | Path | None, shape: tuple[int, ...], batch: int) ->
             c, h, w = shape
             frames = []
             for a in arr:
-                a = np.moveaxis(a, 0, -1) if a.shape[-1] != c and a.shape[0] == c else a
-                if a.shape[-1] != c:
-                    raise ValueError(f"{p}: frames of shape {a.shape} have no axis of {c} channels")
-                if a.dtype != np.uint8:
-                    if not _is_pixels(a):
-                        raise ValueError(f"{p}: values must be integers in 0..255 (8-bit pixels), got {a.dtype}")
-                    a = a.astype(np.uint8)
+                a = _channels_last_pixels(a, c, p, "a frame of shape")
                 frames.append(fit(np.ascontiguousarray(a), h, w))
             return np.stack(frames)
     one = load_image(p, shape)
