@@ -446,11 +446,17 @@ def _worker(job: str) -> int:
     return 0
 
 
+def _read_core(folder: str, chparam: str) -> str:
+    """Yosys commands that read the core's files from `folder` and elaborate bb_core with the preset's parameters
+    (-defer: only with those; elaborating the defaults first takes minutes)."""
+    sources = " ".join(f"{folder}/{f}" for f in core_files())
+    return f"read_verilog -defer -I{folder} {sources}; hierarchy -top bb_core {chparam}; "
+
+
 def _derived_modules(yosys: list[str], root: Path, chparam: str, names: set[str], timeout: float) -> list[str]:
     """The modules of the core as elaborated for the preset (parameters resolved, e.g. `$paramod$...\\bb_sram_2p`)
     whose source module is one of `names`."""
-    sources = " ".join(f"gold/{f}" for f in core_files())
-    script = f"read_verilog -defer -Igold {sources}; hierarchy -top bb_core {chparam}; tee -q -o mods.txt ls"
+    script = _read_core("gold", chparam) + "tee -q -o mods.txt ls"
     subprocess.run([*yosys, "-q", "-p", script], cwd=root, capture_output=True, text=True, timeout=timeout)
     mods = []
     for line in (root / "mods.txt").read_text().splitlines() if (root / "mods.txt").exists() else []:
@@ -493,11 +499,8 @@ def prove_equivalent(m: Mutation, rtl: Path, work: Path, hw_name: str, timeout: 
         return False
 
     def load(name: str, module: str) -> str:
-        sources = " ".join(f"{name}/{f}" for f in core_files())
-        # -defer: elaborate only with the preset's parameters (elaborating the defaults first takes minutes)
-        return (f"read_verilog -defer -I{name} {sources}; hierarchy -top bb_core {chparam}; "
-                f"hierarchy -top {module}; proc; flatten; opt_clean; rename {module} {name}; design -stash {name}; "
-                "design -reset; ")
+        return (_read_core(name, chparam) + f"hierarchy -top {module}; proc; flatten; opt_clean; "
+                f"rename {module} {name}; design -stash {name}; design -reset; ")
 
     for module in modules:
         script = (load("gold", module) + load("gate", module) + "design -copy-from gold -as gold gold; "
