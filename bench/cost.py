@@ -13,7 +13,9 @@
    from the W8A8 run (same 8-bit data in DRAM and SRAM): the binary array reads an 8-entry INP window per
    pixel row and an 8-entry WGT window per issue, once per group of P branch pairs (ceil(64/P) groups per
    step at W8A8); the int8 array reads each once per step (INP and WGT reads / ceil(64/P)), and does one
-   int8 MAC per issued MAC. Its area is the same chip with the int8 PE array.
+   int8 MAC per issued MAC. Its area is the same chip with the int8 PE array. The binary runs include leakage
+   (static power x run time, isa/energy.toml [static]); the int8 chip has no simulated run time, so its
+   figures are dynamic only and the two chips are compared on dynamic energy.
 
 Writes the table between the markers of docs/cost.md (and prints it).
 """
@@ -97,7 +99,9 @@ def cost_overhead(outcome, table) -> float:
     act = Activity.from_vectors(vecs)
     for rec in outcome.artifact.layers:
         act.total(*rec.instructions)
-    summarize(act.total(), hw, table, outcome.result.cycles, hw.clock_mhz, 1, chip_area(hw).total_mm2)
+    area = chip_area(hw)
+    summarize(act.total(), hw, table, outcome.result.cycles, hw.clock_mhz, 1, area.total_mm2,
+              sram_mm2=area.sram_total_mm2)
     return time.perf_counter() - t0
 
 
@@ -115,6 +119,7 @@ def int8_network(w8, table, hw, i8_pe_nand2: float) -> dict:
     counts["wgt_read"] //= groups
     counts["bitops"] = counts["accumulates"] = 0
     parts = energy_breakdown_uj(counts, ActionPrices.build(hw, table))
+    del parts["leakage"]  # static energy needs the run time, and the int8 chip's cycles are not simulated
     parts["array"] = issued_macs * table.int8_mac_pj * 1e-6
     area = chip_area(hw, logic={"pe_array": hw.array_rows * hw.array_cols * i8_pe_nand2})
     return {"energy_uj": sum(parts.values()), "breakdown_uj": parts, "area_mm2": area.total_mm2,
@@ -155,19 +160,23 @@ def markdown(hw, syn: dict, rows: list[dict], net: dict | None, analytic_pe: flo
                       f"{t['fps_per_mm2']:.2f} | "
                       f"{t['fps_per_w']:.1f} |")
         mac_tops = 2 * b8["macs"] / (i8n["energy_uj"] * 1e-6) / 1e12
-        md.append(f"| int8 MAC array | int8 | - | - | {i8n['energy_uj']:,.1f} | - | - | {mac_tops:.3f} | "
+        md.append(f"| int8 MAC array | int8 | - | - | {i8n['energy_uj']:,.1f} (dynamic) | - | - | {mac_tops:.3f} | "
                   f"{i8n['area_mm2']:.2f} | - | - |")
         md += ["", "Energy breakdown (µJ/frame):", "",
                "| chip | " + " | ".join(b2["energy_breakdown_uj"]) + " |",
                "|---|" + "---|" * len(b2["energy_breakdown_uj"])]
         for label, parts in ((f"binary {b2['precision']}", b2["energy_breakdown_uj"]),
                              (f"binary {b8['precision']}", b8["energy_breakdown_uj"]), ("int8", i8n["breakdown_uj"])):
-            md.append(f"| {label} | " + " | ".join(f"{parts.get(k, 0.0):,.1f}" for k in b2["energy_breakdown_uj"])
-                      + " |")
-        md += ["", f"int8 vs binary W2A2 per frame: energy {i8n['energy_uj'] / b2['energy_uj']:.2f}x, area "
+            md.append(f"| {label} | " + " | ".join(f"{parts[k]:,.1f}" if k in parts else "n/a"
+                                                   for k in b2["energy_breakdown_uj"]) + " |")
+        b2_dyn = b2["energy_uj"] - b2["energy_breakdown_uj"].get("leakage", 0.0)
+        md += ["", f"int8 vs binary W2A2 per frame: dynamic energy {i8n['energy_uj'] / b2_dyn:.2f}x (leakage "
+               "excluded on both sides), area "
                f"{i8n['area_mm2'] / b2['area_mm2']:.2f}x. The int8 chip's cycles are not simulated (no int8 "
-               "simulator): its energy is derived from the W8A8 run (bench/cost.py docstring), its area is the same "
-               "chip with the synthesized int8 PE array. Cost-model overhead in `bitbranch run` (activity + energy "
+               "simulator): its energy is derived from the W8A8 run (bench/cost.py docstring) and has no leakage "
+               "figure (static energy is power x run time), so its µJ/frame and MAC TOPS/W are dynamic only; its "
+               "area is the same chip with the synthesized int8 PE array. The binary rows include leakage "
+               "(isa/energy.toml [static]). Cost-model overhead in `bitbranch run` (activity + energy "
                f"+ area recomputed for the W2A2 run): {net['overhead_s']:.3f} s of {net['wall_s']:.1f} s "
                f"({net['overhead_s'] / net['wall_s']:.1%}).", ""]
     return "\n".join(md)
@@ -213,7 +222,7 @@ def main() -> int:
 
             rep = outcome.report
             rep.energy = summarize(rep.activity, hw, table, rep.cycles, rep.clock_mhz, rep.bitops,
-                                   rep.area.total_mm2, useful_macs=rep.macs)
+                                   rep.area.total_mm2, useful_macs=rep.macs, sram_mm2=rep.area.sram_total_mm2)
             net[bits] = {**rep.totals(), "precision": rep.precision, "area_mm2": rep.area.total_mm2,
                          "golden_ok": rep.golden_ok}
             if bits == "W2A2":

@@ -83,6 +83,16 @@ class AreaReport:
     def total_mm2(self) -> float:
         return sum(self.modules_mm2.values())
 
+    @property
+    def sram_total_mm2(self) -> float:
+        """All SRAM macros (every buffer's banks and the instruction memory)."""
+        return sum(self.sram_mm2.values())
+
+    @property
+    def logic_total_mm2(self) -> float:
+        """Everything else: the logic modules (NAND2-equivalents)."""
+        return self.total_mm2 - self.sram_total_mm2
+
     def to_dict(self) -> dict:
         return {"total_mm2": self.total_mm2, "modules_mm2": self.modules_mm2, "logic_nand2": self.logic_nand2,
                 "sram_mm2": self.sram_mm2, "node_nm": self.node_nm}

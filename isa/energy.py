@@ -38,8 +38,14 @@ class EnergyTable:
     sram_read64_pj: tuple[float, ...]
     sram_write_factor: float
     dram_bit_pj: float
-    leakage_mw_per_mm2: float
+    leakage_logic_mw_per_mm2: float  # static power per mm² of logic (standard cells)
+    leakage_sram_mw_per_mm2: float  # static power per mm² of SRAM macros
     source: str = str(ENERGY_FILE)
+
+    # --- static power ---------------------------------------------------------------------------
+    def leakage_mw(self, logic_mm2: float, sram_mm2: float) -> float:
+        """Static power (mW) of a chip with `logic_mm2` of logic and `sram_mm2` of SRAM (energy.toml [static])."""
+        return self.leakage_logic_mw_per_mm2 * logic_mm2 + self.leakage_sram_mw_per_mm2 * sram_mm2
 
     # --- SRAM -----------------------------------------------------------------------------------
     def sram_read64(self, macro_bytes: float) -> float:
@@ -64,7 +70,8 @@ class EnergyTable:
 
     # --- nodes ----------------------------------------------------------------------------------
     def at_node(self, target_nm: float) -> EnergyTable:
-        """Logic and SRAM energies scaled by (target/node)^exponent; DRAM unchanged (energy.toml)."""
+        """Logic and SRAM energies scaled by (target/node)^exponent; DRAM and the leakage densities unchanged
+        (energy.toml: static power does not follow the dynamic-energy rule)."""
         if not target_nm > 0:
             raise EnergyTableError(f"target node {target_nm} nm must be > 0")
         k = (target_nm / self.node_nm) ** self.scaling_exponent
@@ -79,6 +86,7 @@ class EnergyTable:
 
 
 # TOML layout: (section, key) -> dataclass field
+_ONE_DENSITY = "leakage_mw_per_mm2"
 _KEYS: dict[tuple[str, str], str] = {
     ("", "node_nm"): "node_nm",
     ("", "scaling_exponent"): "scaling_exponent",
@@ -93,7 +101,9 @@ _KEYS: dict[tuple[str, str], str] = {
     ("sram", "read64_pj"): "sram_read64_pj",
     ("sram", "write_factor"): "sram_write_factor",
     ("dram", "bit_pj"): "dram_bit_pj",
-    ("static", "mw_per_mm2"): "leakage_mw_per_mm2",
+    ("static", "logic_mw_per_mm2"): "leakage_logic_mw_per_mm2",
+    ("static", "sram_mw_per_mm2"): "leakage_sram_mw_per_mm2",
+    ("static", "mw_per_mm2"): _ONE_DENSITY,  # one figure for the whole chip: sets both of the above
 }
 _LISTS = {"sram_sizes_bytes", "sram_read64_pj"}
 _POSITIVE = {"node_nm", "sram_sizes_bytes"}
@@ -142,6 +152,13 @@ def _read(path: Path) -> dict[str, object]:
             values[fld] = tuple(_number(path, name, x, positive=True) for x in v)
         else:
             values[fld] = _number(path, name, v, positive=fld in _POSITIVE)
+    if _ONE_DENSITY in values:
+        both = [k for k in ("logic_mw_per_mm2", "sram_mw_per_mm2") if _KEYS["static", k] in values]
+        if both:
+            raise EnergyTableError(f"{path}: field 'static.mw_per_mm2' (one figure for the whole chip) and "
+                                   f"'static.{both[0]}' are both set: set one or the other")
+        density = values.pop(_ONE_DENSITY)
+        values["leakage_logic_mw_per_mm2"] = values["leakage_sram_mw_per_mm2"] = density
     return values
 
 

@@ -90,10 +90,10 @@ def cost_summary(result, table) -> dict:
 
     from .energy import summarize
 
-    area = chip_area(result.hw).total_mm2
+    area = chip_area(result.hw)
     s = summarize(result.activity.total(), result.hw, table, result.cycles, result.hw.clock_mhz, result.stats.bitops,
-                  area)
-    return {"energy": s.to_dict(), "area_mm2": area}
+                  area.total_mm2, sram_mm2=area.sram_total_mm2)
+    return {"energy": s.to_dict(), "area_mm2": area.total_mm2}
 
 
 def format_summary(result, trace_path: str | None = None) -> str:

@@ -3,7 +3,8 @@
 Breakdown keys (µJ): `array` (xnor+popcount bits and branch accumulates), one per SRAM buffer (`inp`,
 `wgt`, `acc`, `out`, `const`: reads + writes at the bank's energy per bit), `dram`, `alu` (requantize,
 residual and pool lane-ops), `fetch` (instruction-memory reads + decode) and `leakage` (static power x
-time; 0 unless the table sets it). The values sum to the total.
+run time: the table's logic and SRAM densities x the chip's logic and SRAM mm², isa/energy.toml [static]).
+The values sum to the total.
 """
 
 from __future__ import annotations
@@ -76,11 +77,16 @@ class EnergySummary:
 
 
 def summarize(counts: Mapping[str, int], hw: HwConfig, table: EnergyTable, cycles: int, clock_mhz: float,
-              useful_bitops: int, area_mm2: float = 0.0, useful_macs: int = 0) -> EnergySummary:
+              useful_bitops: int, area_mm2: float = 0.0, useful_macs: int = 0, sram_mm2: float = 0.0) -> EnergySummary:
     """Energy of a run with `counts` lasting `cycles` at `clock_mhz`; TOPS/W from `useful_bitops`
-    (bit-ops of the network, channel padding excluded), counted as 2 ops each (TOPS convention)."""
+    (bit-ops of the network, channel padding excluded), counted as 2 ops each (TOPS convention).
+    Leakage: `area_mm2` is the whole chip, `sram_mm2` the part of it that is SRAM (isa.area.AreaReport's
+    sram_total_mm2), the rest logic; each at its density from the table, for the run's time."""
+    if not 0 <= sram_mm2 <= area_mm2 * (1 + 1e-12):
+        raise ValueError(f"sram_mm2={sram_mm2} must be within the chip's area_mm2={area_mm2}")
     seconds = cycles / (clock_mhz * 1e6) if cycles else 0.0
-    leakage_uj = table.leakage_mw_per_mm2 * 1e-3 * area_mm2 * seconds * 1e6
+    leakage_mw = table.leakage_mw(max(area_mm2 - sram_mm2, 0.0), sram_mm2)
+    leakage_uj = leakage_mw * 1e-3 * seconds * 1e6
     parts = energy_breakdown_uj(counts, ActionPrices.build(hw, table), leakage_uj)
     total = sum(parts.values())
     power = total * 1e-6 / seconds if seconds else 0.0

@@ -107,12 +107,84 @@ def test_energy_of_a_tiny_program_by_hand():
     assert s.power_w == pytest.approx(s.energy_uj * 1e-6 / (r.cycles / (SMALL.clock_mhz * 1e6)))
 
 
-def test_leakage_uses_area_and_time(tmp_path):
+def test_default_leakage_is_the_cited_45nm_figures():
+    """isa/energy.toml [static]: NanGate FreePDK45 NAND2_X1 (17.393360 nW / 0.798 um2, typical 1.1 V 25 C) and
+    the CACTI-generated fakeram45_512x64 (823237 nW / 17301.438 um2), 1 nW/um2 = 1 mW/mm2."""
+    t = load_energy_table()
+    assert t.leakage_logic_mw_per_mm2 == pytest.approx(17.393360 / 0.798, rel=1e-4)
+    assert t.leakage_sram_mw_per_mm2 == pytest.approx(823237.0 / 17301.438, rel=1e-4)
+    text = ENERGY_FILE.read_text()
+    assert "NAND2_X1" in text and "17.393360" in text and "fakeram45_512x64" in text and "823237" in text
+    # one NAND2-equivalent of the area model leaks one NAND2_X1's figure
+    assert t.leakage_mw(0.798e-6, 0.0) * 1e6 == pytest.approx(17.393360, rel=1e-4)
+
+
+def test_default_leakage_in_a_run_uses_logic_and_sram_area_and_sums():
+    prog = "load buf=inp rows=2 len=3 dstride=24\nfinish"
+    r = run((assemble(prog), bytes(256), SMALL))
+    t, a = load_energy_table(), chip_area(SMALL)
+    assert 0 < a.sram_total_mm2 < a.total_mm2 and a.logic_total_mm2 == pytest.approx(a.total_mm2 - a.sram_total_mm2)
+    s = summarize(r.activity.total(), SMALL, t, r.cycles, SMALL.clock_mhz, useful_bitops=0,
+                  area_mm2=a.total_mm2, sram_mm2=a.sram_total_mm2)
+    seconds = r.cycles / (SMALL.clock_mhz * 1e6)
+    mw = t.leakage_logic_mw_per_mm2 * a.logic_total_mm2 + t.leakage_sram_mw_per_mm2 * a.sram_total_mm2
+    assert s.breakdown_uj["leakage"] == pytest.approx(mw * 1e-3 * seconds * 1e6) and s.breakdown_uj["leakage"] > 0
+    assert sum(s.breakdown_uj.values()) == pytest.approx(s.energy_uj, rel=1e-12)
+    dynamic = summarize(r.activity.total(), SMALL, t, r.cycles, SMALL.clock_mhz, useful_bitops=0)
+    assert s.energy_uj == pytest.approx(dynamic.energy_uj + s.breakdown_uj["leakage"])
+
+
+def test_leakage_scales_with_area_and_time():
+    t = load_energy_table()
+
+    def leak(cycles, logic, sram):
+        return summarize({"fetches": 0}, SMALL, t, cycles=cycles, clock_mhz=100.0, useful_bitops=0,
+                         area_mm2=logic + sram, sram_mm2=sram).breakdown_uj["leakage"]
+
+    base = leak(1000, 1.0, 1.0)
+    # 1 mm2 of each for 10 us: (21.796 + 47.582) mW x 10 us = 0.69378 uJ
+    assert base == pytest.approx((t.leakage_logic_mw_per_mm2 + t.leakage_sram_mw_per_mm2) * 1e-3 * 10e-6 * 1e6)
+    assert leak(3000, 1.0, 1.0) == pytest.approx(3 * base)  # time
+    assert leak(1000, 2.0, 2.0) == pytest.approx(2 * base)  # area
+    # the split matters: SRAM leaks more per mm2 than logic, so moving area from logic to SRAM raises it
+    assert leak(1000, 0.0, 2.0) == pytest.approx(2 * t.leakage_sram_mw_per_mm2 * 1e-2)
+    assert leak(1000, 2.0, 0.0) == pytest.approx(2 * t.leakage_logic_mw_per_mm2 * 1e-2)
+    assert leak(1000, 0.0, 2.0) > base > leak(1000, 2.0, 0.0)
+    with pytest.raises(ValueError, match="sram_mm2"):
+        summarize({"fetches": 0}, SMALL, t, cycles=1, clock_mhz=1.0, useful_bitops=0, area_mm2=1.0, sram_mm2=2.0)
+
+
+def test_leakage_override_one_figure_replaces_both(tmp_path):
     f = tmp_path / "leak.toml"
-    f.write_text("[static]\nmw_per_mm2 = 10.0\n")
+    f.write_text("[static]\nmw_per_mm2 = 10.0\n")  # the pre-split key: one figure for the whole chip
     t = load_energy_table(f)
-    s = summarize({"fetches": 0}, SMALL, t, cycles=1000, clock_mhz=100.0, useful_bitops=0, area_mm2=2.0)
-    assert s.breakdown_uj["leakage"] == pytest.approx(10e-3 * 2.0 * 1000 / 100e6 * 1e6)
+    assert t.leakage_logic_mw_per_mm2 == t.leakage_sram_mw_per_mm2 == 10.0
+    for sram in (0.0, 0.5, 2.0):
+        s = summarize({"fetches": 0}, SMALL, t, cycles=1000, clock_mhz=100.0, useful_bitops=0, area_mm2=2.0,
+                      sram_mm2=sram)
+        assert s.breakdown_uj["leakage"] == pytest.approx(10e-3 * 2.0 * 1000 / 100e6 * 1e6)
+    f.write_text("[static]\nsram_mw_per_mm2 = 0.0\n")  # only SRAM off; logic keeps the default
+    t = load_energy_table(f)
+    assert t.leakage_sram_mw_per_mm2 == 0.0
+    assert t.leakage_logic_mw_per_mm2 == load_energy_table().leakage_logic_mw_per_mm2
+    f.write_text("[static]\nmw_per_mm2 = 0.0\n")
+    s = summarize({"fetches": 0}, SMALL, load_energy_table(f), cycles=1000, clock_mhz=100.0, useful_bitops=0,
+                  area_mm2=2.0, sram_mm2=1.0)
+    assert s.breakdown_uj["leakage"] == 0.0
+    f.write_text("[static]\nmw_per_mm2 = 1.0\nlogic_mw_per_mm2 = 2.0\n")
+    with pytest.raises(EnergyTableError) as exc:
+        load_energy_table(f)
+    assert str(f) in str(exc.value) and "static.mw_per_mm2" in str(exc.value)
+    f.write_text("[static]\nsram_mw_per_mm2 = -1.0\n")
+    with pytest.raises(EnergyTableError, match="'static.sram_mw_per_mm2'=-1.0 must be >= 0"):
+        load_energy_table(f)
+
+
+def test_node_scaling_leaves_leakage_alone():
+    t = load_energy_table()
+    s = t.at_node(22.5)
+    assert (s.leakage_logic_mw_per_mm2, s.leakage_sram_mw_per_mm2) == (t.leakage_logic_mw_per_mm2,
+                                                                      t.leakage_sram_mw_per_mm2)
 
 
 def test_prices_depend_on_bank_size():
@@ -183,6 +255,10 @@ def test_bitbranch_run_reports_energy_and_area(tmp_path, capsys):
     assert t["tops_per_w"] == pytest.approx(2 * t["bitops"] / (t["energy_uj"] * 1e-6) / 1e12)
     assert t["mac_tops_per_w"] == pytest.approx(2 * t["macs"] / (t["energy_uj"] * 1e-6) / 1e12)
     assert data["area_mm2"] == pytest.approx(chip_area(SMALL).total_mm2)
+    a, table = chip_area(SMALL), load_energy_table()  # leakage: the default densities x logic/SRAM mm² x run time
+    assert t["energy_breakdown_uj"]["leakage"] > 0
+    assert t["energy_breakdown_uj"]["leakage"] == pytest.approx(
+        table.leakage_mw(a.logic_total_mm2, a.sram_total_mm2) * 1e-3 * seconds * 1e6)
     assert t["fps_per_mm2"] == pytest.approx(t["fps"] / data["area_mm2"])
     assert t["fps_per_w"] == pytest.approx(t["fps"] / t["power_w"])
     layer_sum = sum(layer["energy_uj"] for layer in data["layers"])

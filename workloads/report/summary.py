@@ -305,7 +305,7 @@ def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = Non
         activity = result.activity.total()
         bitops = sum(r.bitops for r in rows)
         energy = summarize(activity, result.hw, table, result.cycles, clock, bitops, area.total_mm2,
-                           useful_macs=sum(r.macs for r in rows))
+                           useful_macs=sum(r.macs for r in rows), sram_mm2=area.sram_total_mm2)
     return Report(
         energy=energy, area=area, activity=activity or {},
         model=model or str(art.meta.get("model", "?")),
