@@ -169,8 +169,10 @@ def _conv(fn: FNode, m: nn.Conv2d) -> FNode:
         raise FrontendError(f"{fn.where()}: padding_mode '{m.padding_mode}' is not supported (only zeros)")
     pad = conv_padding(m)
     fn.kind = "conv"
-    fn.attrs = {"stride": _square(m.stride, "stride", fn), "pad": _square(pad, "padding", fn),
-                "dil": _square(m.dilation, "dilation", fn), "groups": int(m.groups)}
+    ph, pw = (int(p) for p in pad)
+    fn.attrs = {"stride": _square(m.stride, "stride", fn), "pad": ph,
+                "dil": _square(m.dilation, "dilation", fn), "groups": int(m.groups),
+                **({"pad_w": pw} if pw != ph else {})}  # 1x7 / 7x1 kernels pad rows and columns differently
     return fn
 
 

@@ -279,10 +279,10 @@ def _conv_pending(b: _Builder, fn: FNode, x: ir.Tensor) -> Pending:
             raise IntegerizeError(f"{fn.where()}: Linear expects {codes.shape[1]} inputs, its input '{x.name}' has "
                                   f"{h}x{w}x{c}")
         codes = codes.reshape(codes.shape[0], c, h, w)  # torch flattens (C, H, W): the kernel covers the input
-        stride, pad, dil = 1, 0, 1
+        stride, pad, dil, pad_w = 1, 0, 1, None
     else:
-        stride, pad, dil = fn.attrs["stride"], fn.attrs["pad"], fn.attrs["dil"]
-        if pad and x.zero != 0 and m.input_quant is None:
+        stride, pad, dil, pad_w = fn.attrs["stride"], fn.attrs["pad"], fn.attrs["dil"], fn.attrs.get("pad_w")
+        if (pad or pad_w) and x.zero != 0 and m.input_quant is None:
             raise IntegerizeError(f"{fn.where()}: pads a tensor whose level 0 is not real zero, but the QAT layer pads "
                                   "with real zero (set input_quant; quantize_model does)")
     ternary, mbits = m.wq.ternary, m.wq.bits
@@ -298,7 +298,7 @@ def _conv_pending(b: _Builder, fn: FNode, x: ir.Tensor) -> Pending:
 
     def make(rq: ir.Requant, out: str, inputs: list[str]) -> ir.Op:
         return ir.Conv(name=fn.path, inputs=inputs, output=out, weights=codes, mbits=mbits, ternary=ternary,
-                       stride=stride, pad=pad, dil=dil, requant=rq, groups=groups)
+                       stride=stride, pad=pad, dil=dil, requant=rq, groups=groups, pad_w=pad_w)
 
     s_bound = np.abs(codes).reshape(codes.shape[0], -1).sum(axis=1) * ((1 << x.bits) - 1)
     return Pending("conv", fn.node, fn.path, make, [x.name], A, B, s_bound, bounds["hw_acc"], _hwc(fn.shape),

@@ -479,3 +479,42 @@ def test_concat_of_inputs_that_are_not_whole_lane_slices_is_refused_by_name():
     m = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), Inception(32, (16, 8, 16, 16)))  # 8 < 16 lanes
     with pytest.raises(LoweringError, match=r"concat 'cat'.*'2.b2.0' has 8 channels.*16-channel slices"):
         compile_model(m.eval(), "W2A2", get_config("edge"), image(8))
+
+
+class Factorized7x7(nn.Module):
+    """Inception-v3's factorized 7x7 (Mixed_6b.branch7x7): 1x7 padding (0, 3), then 7x1 padding (3, 0), concatenated
+    with a 1x1 branch; the first layer is non-square too (it reads the image, so the im2col rewrite is skipped)."""
+
+    def __init__(self, c: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, (3, 1), padding=(1, 0)), nn.BatchNorm2d(c), nn.ReLU())
+        self.b1 = nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU())
+        self.b7 = nn.Sequential(nn.Conv2d(c, c, (1, 7), padding=(0, 3)), nn.BatchNorm2d(c), nn.ReLU(),
+                                nn.Conv2d(c, c, (7, 1), padding=(3, 0)), nn.BatchNorm2d(c), nn.ReLU(),
+                                nn.Conv2d(c, c, (1, 3), stride=2, padding=(0, 1)), nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c + c, 10))
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.b7(x)
+        return self.head(torch.cat([nn.functional.max_pool2d(self.b1(x), 2), y], 1))
+
+
+@pytest.mark.parametrize("hw", ["small", "edge"])
+def test_non_square_kernels_and_padding_run_bit_exact(hw):
+    """1x7 / 7x1 convolutions (Inception-v3) pad rows and columns differently: the IR keeps both (Conv.pads), the
+    golden model pads like torch, the LOAD's pad_top/bottom and pad_left/right carry them; bit-exact and live."""
+    m = Factorized7x7()
+    art, _ = check_live(m, 12, hw)
+    graph = capture(m, (1, 3, 12, 12))
+    pads = {f.path: (f.attrs["pad"], f.attrs.get("pad_w", f.attrs["pad"])) for f in graph.nodes if f.kind == "conv"}
+    assert pads["b7.0"] == (0, 3) and pads["b7.3"] == (3, 0) and pads["stem.0"] == (1, 0)
+    layers = {r.name: r for r in art.layers}
+    assert layers["b7.0"].detail["pad"] == 0 and layers["b7.0"].detail["pad_w"] == 3
+    assert "pad_w" not in layers["b1.0"].detail  # square layers' layer map is unchanged
+
+
+def test_non_square_stride_is_refused_by_name():
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, stride=(1, 2), padding=1), nn.ReLU())
+    with pytest.raises(ValueError, match=r"module path '0'.*non-square stride \(1, 2\)"):
+        compile_model(m.eval(), "W2A2", get_config("small"), image(8))
