@@ -176,7 +176,7 @@ class _UnionFind:
 
 def _level_inputs(fn: FNode, chain_of: dict[fx.Node, Chain]) -> list[fx.Node]:
     """Operands that the op reads as level tensors."""
-    if fn.kind in ("conv", "linear", "maxpool", "avgpool", "upsample", "cat"):
+    if fn.kind in ("conv", "linear", "maxpool", "avgpool", "upsample", "cat", "select"):
         return fn.inputs
     if fn.kind == "add":
         chain = chain_of.get(fn.node)
