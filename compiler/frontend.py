@@ -9,7 +9,8 @@ Supported (kind): Conv2d, also grouped and depthwise (conv), Linear on a flat in
 ReLU / ReLU6 / Hardtanh / clamp, modules or functions (act), MaxPool2d (maxpool), AvgPool2d,
 AdaptiveAvgPool2d and `mean` over H, W (avgpool, square windows), flatten / view / reshape to (1, N)
 (flatten), residual `+` (add), torch.cat on channels (cat), nearest Upsample / interpolate
-(upsample), Identity / Dropout (identity). Anything else is a host op if only host ops and outputs
+(upsample), Identity / Dropout (identity), channel split / shuffle and other pure channel gathers
+(select; see _channel_gathers). Anything else is a host op if only host ops and outputs
 follow it, else an error naming the node and module path.
 
 Two normalisations: nn.Identity calls are removed (timm puts them between BatchNorm and the activation
