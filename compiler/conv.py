@@ -190,12 +190,12 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
     kout = 0 if out_int32 else out.bits
     if cw_out * spw > ctiles and not out_int32 and op.requant.lo != 0:
         raise LoweringError(f"layer '{op.name}': padded output channels need lo = 0 (level 0 in pad bits)")
-    win = Window(h, w, kh, kw, op.stride, op.pad, op.dil, cw * x.bits, group_words * kout)
+    win = Window(h, w, kh, kw, op.stride, op.pad, op.dil, cw * x.bits, group_words * kout, pad_w=op.pad_w)
     res_pix = math.ceil(res.shape[2] / hw.word_bits) * res.bits if res is not None else 0
     parts = 2 if res is not None else 1
     acc = min(ctiles, group_words * spw)
 
-    word_loads = split and (h, w, kh, kw) == (1, 1, 1, 1) and op.pad == 0
+    word_loads = split and (h, w, kh, kw) == (1, 1, 1, 1) and op.pads == (0, 0)
 
     def shape(chunks: tuple[Chunk, ...]) -> tuple[int, int]:
         """Tile shape when every step loads the input rows of its chunk's kernel rows (or its channel words)."""
@@ -274,7 +274,7 @@ def flat_view(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[ir.Conv, ir.G
     x = graph.tensors[op.inputs[0]]
     h, w, c = x.shape
     cout, cin_g, kh, kw = op.weights.shape
-    if max(kh, kw) <= MAX_KERNEL or op.groups != 1 or op.pad or (kh, kw) != (h, w):
+    if max(kh, kw) <= MAX_KERNEL or op.groups != 1 or op.pads != (0, 0) or (kh, kw) != (h, w):
         return op, graph
     words = math.ceil(c / hw.word_bits)
     fill = -1 if op.ternary else -((1 << op.mbits) - 1)
@@ -631,6 +631,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         "kernel": [kh, kw],
         "stride": op.stride,
         "pad": op.pad,
+        **({"pad_w": op.pad_w} if op.pad_w is not None else {}),
         "residual": res.name if res is not None else None,
         "tiles": tiles,
         "groups": plan.groups,

@@ -9,7 +9,8 @@ Supported (kind): Conv2d, also grouped and depthwise (conv), Linear on a flat in
 ReLU / ReLU6 / Hardtanh / clamp, modules or functions (act), MaxPool2d (maxpool), AvgPool2d,
 AdaptiveAvgPool2d and `mean` over H, W (avgpool, square windows), flatten / view / reshape to (1, N)
 (flatten), residual `+` (add), torch.cat on channels (cat), nearest Upsample / interpolate
-(upsample), Identity / Dropout (identity). Anything else is a host op if only host ops and outputs
+(upsample), Identity / Dropout (identity), channel split / shuffle and other pure channel gathers
+(select; see _channel_gathers). Anything else is a host op if only host ops and outputs
 follow it, else an error naming the node and module path.
 
 Two normalisations: nn.Identity calls are removed (timm puts them between BatchNorm and the activation
@@ -34,8 +35,9 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 ACCEL_KINDS = {"conv", "linear", "bn", "act", "maxpool", "avgpool", "add", "cat", "upsample", "flatten",
-               "identity", "quant"}
-LEVEL_PRESERVING = {"maxpool", "upsample", "flatten", "identity", "cat"}  # outputs are levels of the inputs' grid
+               "identity", "quant", "select"}
+# outputs are levels of the inputs' grid
+LEVEL_PRESERVING = {"maxpool", "upsample", "flatten", "identity", "cat", "select"}
 
 
 class FrontendError(ValueError):
@@ -169,8 +171,10 @@ def _conv(fn: FNode, m: nn.Conv2d) -> FNode:
         raise FrontendError(f"{fn.where()}: padding_mode '{m.padding_mode}' is not supported (only zeros)")
     pad = conv_padding(m)
     fn.kind = "conv"
-    fn.attrs = {"stride": _square(m.stride, "stride", fn), "pad": _square(pad, "padding", fn),
-                "dil": _square(m.dilation, "dilation", fn), "groups": int(m.groups)}
+    ph, pw = (int(p) for p in pad)
+    fn.attrs = {"stride": _square(m.stride, "stride", fn), "pad": ph,
+                "dil": _square(m.dilation, "dilation", fn), "groups": int(m.groups),
+                **({"pad_w": pw} if pw != ph else {})}  # 1x7 / 7x1 kernels pad rows and columns differently
     return fn
 
 
@@ -435,7 +439,8 @@ _ALTERNATIVES = {
                     "normalisation by statistics of the data needs division at run time; use BatchNorm (folded)"),
     **dict.fromkeys(("view", "reshape", "transpose", "permute", "chunk", "split", "getitem", "narrow",
                      "channel_shuffle", "ChannelShuffle"),
-                    "channel split / shuffle (ShuffleNet) and reshapes other than a flatten are not supported yet"),
+                    "only reshapes that keep every pixel in place and gather whole channels (channel split / "
+                    "shuffle, as in ShuffleNet) or flatten to (1, N) run on the accelerator"),
     **dict.fromkeys(("MultiheadAttention", "softmax", "Softmax", "matmul", "bmm", "scaled_dot_product_attention"),
                     "attention multiplies two activations; the accelerator multiplies activations only by weights"),
 }
@@ -465,6 +470,97 @@ def _check_host_tail(nodes: list[FNode], by_node: dict[fx.Node, FNode]) -> None:
                     f"unsupported operation '{what}' at {fn.where()} feeds accelerator op '{uf.kind}' at {uf.where()}; "
                     + (hint or "only operations at the end of the network may run on the host"))
             stack.extend(u.users)
+
+
+# --- channel split / shuffle (ShuffleNet) -------------------------------------------------------------------
+
+_GATHER_METHODS = {"view", "reshape", "transpose", "permute", "contiguous", "chunk", "split", "narrow", "swapaxes"}
+_GATHER_FNS = {torch.transpose, torch.permute, torch.chunk, torch.split, torch.narrow, torch.reshape, torch.swapaxes,
+               operator.getitem}
+
+
+class _NotGather(Exception):
+    pass
+
+
+def _gather_step(node: fx.Node) -> bool:
+    if node.op == "call_method":
+        return node.target in _GATHER_METHODS or node.target in _META_METHODS
+    return node.op == "call_function" and (node.target in _GATHER_FNS or node.target in _SIZE_ARITH)
+
+
+def _gather_index(node: fx.Node) -> tuple[fx.Node, list[int]]:
+    """(source, index) when `node` is a pure channel gather of one 4-D tensor: out[:, j] = source[:, index[j]].
+
+    The chain of reshapes / transposes / chunks / slices back to the source (with the size arithmetic that shapes
+    them: `x.size(1) // 2`, folded here to constants) is run on a probe whose every element holds its own position;
+    the result must be whole source channels, every pixel in place."""
+    memo: dict[fx.Node, Any] = {}
+    src: list[fx.Node] = []
+
+    def ev(n: Any) -> Any:
+        if not isinstance(n, fx.Node):
+            return n
+        if n in memo:
+            return memo[n]
+        if _gather_step(n):
+            args, kwargs = fx.node.map_arg((n.args, n.kwargs), ev)
+            v = getattr(args[0], n.target)(*args[1:], **kwargs) if n.op == "call_method" else n.target(*args, **kwargs)
+        else:
+            shape = _shape(n)
+            if shape is None or len(shape) != 4 or shape[0] != 1 or src:
+                raise _NotGather
+            src.append(n)
+            v = torch.arange(math.prod(shape), dtype=torch.float64).reshape(shape)
+        memo[n] = v
+        return v
+
+    try:
+        out = ev(node)
+    except (_NotGather, TypeError, RuntimeError, IndexError, ValueError, AttributeError):
+        raise _NotGather from None
+    if not src or not isinstance(out, torch.Tensor) or out.dim() != 4 \
+            or tuple(out.shape[2:]) != tuple(_shape(src[0])[2:]):
+        raise _NotGather
+    h, w = out.shape[2:]
+    index = torch.div(out[0, :, 0, 0], h * w, rounding_mode="floor")
+    expect = index.view(-1, 1, 1) * (h * w) + torch.arange(h * w, dtype=torch.float64).view(h, w)
+    if not torch.equal(out[0], expect):
+        raise _NotGather
+    return src[0], [int(i) for i in index]
+
+
+def _channel_gathers(nodes: list[FNode], by_node: dict[fx.Node, FNode]) -> None:
+    """Channel split (`chunk` / `split` / slices along channels) and channel shuffle (`view(b, g, c/g, h, w)` ->
+    `transpose(1, 2)` -> `view(b, c, h, w)`) become `select` nodes reading their 4-D source directly (IR: a 1x1
+    convolution with 0/1 ternary weights and an identity requantization); the intermediate views, chunks and
+    size arithmetic become `meta` when nothing else reads them."""
+    for fn in nodes:
+        if fn.kind not in ("host", "identity") or not _gather_step(fn.node) or len(fn.shape or ()) != 4:
+            continue
+        try:
+            src, index = _gather_index(fn.node)
+        except _NotGather:
+            continue
+        c = _shape(src)[1]
+        if index == list(range(c)):
+            fn.kind, fn.inputs = "identity", [src]
+            continue
+        fn.kind, fn.inputs, fn.attrs = "select", [src], {"index": index, "sizes": [c]}
+        cat = by_node[src]
+        if cat.kind == "cat" and all(len(_shape(x) or ()) == 4 for x in cat.inputs):
+            # a gather of a concatenation reads its inputs (channel `index[j]` of their concatenation): ShuffleNet's
+            # cat -> shuffle -> chunk never materializes the concat, whose inputs need not be whole lane slices
+            fn.inputs, fn.attrs["sizes"] = list(cat.inputs), [_shape(x)[1] for x in cat.inputs]
+    readers: dict[fx.Node, list[FNode]] = {}
+    for fn in nodes:
+        for x in fn.inputs:
+            readers.setdefault(x, []).append(fn)
+    for fn in reversed(nodes):  # readers come later: their kinds are final here
+        unread = fn.node.users and all(r.kind == "meta" for r in readers.get(fn.node, []))
+        if unread and (fn.kind == "cat" or fn.kind in ("host", "identity", "select", "meta")
+                       and _gather_step(fn.node)):
+            fn.kind = "meta"
 
 
 def _check_shapes(fn: FNode) -> None:
@@ -602,6 +698,7 @@ def capture(model: nn.Module, input_shape: tuple[int, ...], on_classify: Callabl
     finally:
         model.train(was_training)
     by_node = {f.node: f for f in nodes}
+    _channel_gathers(nodes, by_node)
     for fn in nodes:
         _check_inplace(fn)
         _check_shapes(fn)

@@ -13,13 +13,14 @@ import torch
 _FLOAT64_EXACT = 2**53
 
 
-def conv_sum(u: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0, dil: int = 1, groups: int = 1
-             ) -> np.ndarray:
+def conv_sum(u: np.ndarray, w: np.ndarray, stride: int = 1, pad: int | tuple[int, int] = 0, dil: int = 1,
+             groups: int = 1) -> np.ndarray:
     """S[y, x, o] = Σ u·w over the window; u (H, W, Cin) levels, w (Cout, Cin/groups, kh, kw) codes.
 
     Grouped (torch semantics): output channel o reads input channels g·Cin/groups .. (g+1)·Cin/groups − 1,
     g = o div (Cout/groups); depthwise is groups = Cin.
-    Padding is level 0 (real zero for z = 0 activations). Computed as a float64 convolution, which
+    Padding (rows, columns on each side, or one number for both) is level 0 (real zero for z = 0
+    activations). Computed as a float64 convolution, which
     is exact while |S| < 2^53; the bound is checked, not assumed.
     """
     u = np.asarray(u, dtype=np.int64)

@@ -279,10 +279,10 @@ def _conv_pending(b: _Builder, fn: FNode, x: ir.Tensor) -> Pending:
             raise IntegerizeError(f"{fn.where()}: Linear expects {codes.shape[1]} inputs, its input '{x.name}' has "
                                   f"{h}x{w}x{c}")
         codes = codes.reshape(codes.shape[0], c, h, w)  # torch flattens (C, H, W): the kernel covers the input
-        stride, pad, dil = 1, 0, 1
+        stride, pad, dil, pad_w = 1, 0, 1, None
     else:
-        stride, pad, dil = fn.attrs["stride"], fn.attrs["pad"], fn.attrs["dil"]
-        if pad and x.zero != 0 and m.input_quant is None:
+        stride, pad, dil, pad_w = fn.attrs["stride"], fn.attrs["pad"], fn.attrs["dil"], fn.attrs.get("pad_w")
+        if (pad or pad_w) and x.zero != 0 and m.input_quant is None:
             raise IntegerizeError(f"{fn.where()}: pads a tensor whose level 0 is not real zero, but the QAT layer pads "
                                   "with real zero (set input_quant; quantize_model does)")
     ternary, mbits = m.wq.ternary, m.wq.bits
@@ -298,7 +298,7 @@ def _conv_pending(b: _Builder, fn: FNode, x: ir.Tensor) -> Pending:
 
     def make(rq: ir.Requant, out: str, inputs: list[str]) -> ir.Op:
         return ir.Conv(name=fn.path, inputs=inputs, output=out, weights=codes, mbits=mbits, ternary=ternary,
-                       stride=stride, pad=pad, dil=dil, requant=rq, groups=groups)
+                       stride=stride, pad=pad, dil=dil, requant=rq, groups=groups, pad_w=pad_w)
 
     s_bound = np.abs(codes).reshape(codes.shape[0], -1).sum(axis=1) * ((1 << x.bits) - 1)
     return Pending("conv", fn.node, fn.path, make, [x.name], A, B, s_bound, bounds["hw_acc"], _hwc(fn.shape),
@@ -434,6 +434,8 @@ def _level_op(b: _Builder, fn: FNode) -> Level:
                             extra=tuple(fn.attrs.get("extra", (0, 0))))
     elif fn.kind == "upsample":
         op = ir.Upsample(fn.path, [x.name], "", fn.attrs["factor"])
+    elif fn.kind == "select":  # channel split / shuffle: out[..., j] = x[..., index[j]], exactly
+        return _select(b, fn, xs)
     else:
         for t in xs[1:]:
             if (t.bits, t.scale, t.zero) != (x.bits, x.scale, x.zero):
@@ -444,6 +446,47 @@ def _level_op(b: _Builder, fn: FNode) -> Level:
     op.output = out.name
     b.ops.append(op)
     return Level(out)
+
+
+def select_conv(name: str, x: ir.Tensor, index: list[int], offset: int = 0, residual: str | None = None) -> ir.Conv:
+    """A channel gather as a 1x1 convolution: ternary weights 1 at (j, index[j] − offset) and 0 elsewhere (the
+    {-1, +1} codes of M-bit weights have no 0), requantized by v = S·1 + 0 (+ u_res·1), no shift, clamped to x's
+    levels: output channel j is x's channel index[j] − offset when that is one of x's channels, else level 0 (plus
+    the residual's channel j). Output levels equal input levels, on x's grid (bits, scale, zero)."""
+    n, c = len(index), x.shape[2]
+    w = np.zeros((n, c, 1, 1), dtype=np.int64)
+    rows = [j for j, i in enumerate(index) if offset <= i < offset + c]
+    w[rows, [index[j] - offset for j in rows], 0, 0] = 1
+    top = (1 << x.bits) - 1
+    one, zero = np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    rq = ir.Requant(one, zero, 0, 0, top, one.copy() if residual is not None else None)
+    return ir.Conv(name, [x.name] + ([residual] if residual is not None else []), "", weights=w, ternary=True,
+                   requant=rq)
+
+
+def _select(b: _Builder, fn: FNode, xs: list[ir.Tensor]) -> Level:
+    """Channel gather over the concatenation of `xs`: one selection convolution per input that contributes, each
+    adding the previous one's output as its residual (every output channel has exactly one source, the others add
+    level 0), so a concat that is not whole lane slices never has to be stored."""
+    for t in xs[1:]:
+        if (t.bits, t.scale, t.zero) != (xs[0].bits, xs[0].scale, xs[0].zero):
+            raise IntegerizeError(f"{fn.where()}: gathered tensors '{xs[0].name}' and '{t.name}' have different level "
+                                  "grids; they must share one quantizer (quantize_model arranges it)")
+    index, offsets = fn.attrs["index"], np.cumsum([0, *fn.attrs["sizes"]])
+    used = [k for k, x in enumerate(xs) if any(offsets[k] <= i < offsets[k + 1] for i in index)]
+    prev: ir.Tensor | None = None
+    for n, k in enumerate(used):
+        x, last = xs[k], n == len(used) - 1
+        name = fn.path if last else f"{fn.path}.from{k}"
+        op = select_conv(name, x, index, int(offsets[k]), prev.name if prev is not None else None)
+        out = b._tensor(name, _hwc(fn.shape), x.bits, x.scale, x.zero, fn.node)  # (the last one is the node's)
+        op.output = out.name
+        b.ops.append(op)
+        b.layers[op.name] = {"w_bits": "T", "a_in": x.bits, "acc_bound": (1 << x.bits) - 1, "kind": "conv",
+                             "out": out.name, "a_out": x.bits, "requant_error": 0.0, "select": True}
+        b._check_hw(op)
+        prev = out
+    return Level(prev)
 
 
 def _visit(b: _Builder, fn: FNode) -> object:
@@ -470,7 +513,7 @@ def _visit(b: _Builder, fn: FNode) -> object:
         return _act(b, fn)
     if kind == "avgpool":
         return _avgpool(fn, b.level_of(fn, fn.inputs[0]).tensor)
-    if kind in ("maxpool", "upsample", "cat"):
+    if kind in ("maxpool", "upsample", "cat", "select"):
         return _level_op(b, fn)
     if kind in ("flatten", "identity"):
         v = b.values.get(fn.inputs[0])

@@ -91,10 +91,16 @@ class Conv(Op):
     mbits: int = 2
     ternary: bool = False
     stride: int = 1
-    pad: int = 0
+    pad: int = 0  # rows of level-0 padding above and below (and columns left and right unless pad_w is set)
     dil: int = 1
     requant: Requant | None = None
     groups: int = 1
+    pad_w: int | None = None  # columns left and right when they differ from `pad` (Inception's 1x7 / 7x1); None: pad
+
+    @property
+    def pads(self) -> tuple[int, int]:
+        """(rows, columns) of level-0 padding on each side."""
+        return self.pad, self.pad if self.pad_w is None else self.pad_w
 
 
 @dataclass
@@ -160,7 +166,7 @@ class Graph:
 def run_op(op: Op, args: list[np.ndarray]) -> np.ndarray:
     """The golden semantics of one op."""
     if isinstance(op, Conv):
-        s = conv_sum(args[0], op.weights, op.stride, op.pad, op.dil, op.groups)
+        s = conv_sum(args[0], op.weights, op.stride, op.pads, op.dil, op.groups)
         return op.requant.apply(s, args[1] if len(args) > 1 else None)
     if isinstance(op, Pool):
         if op.mode == "max":

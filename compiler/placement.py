@@ -176,7 +176,7 @@ class _UnionFind:
 
 def _level_inputs(fn: FNode, chain_of: dict[fx.Node, Chain]) -> list[fx.Node]:
     """Operands that the op reads as level tensors."""
-    if fn.kind in ("conv", "linear", "maxpool", "avgpool", "upsample", "cat"):
+    if fn.kind in ("conv", "linear", "maxpool", "avgpool", "upsample", "cat", "select"):
         return fn.inputs
     if fn.kind == "add":
         chain = chain_of.get(fn.node)
@@ -351,7 +351,7 @@ def apply_placement(cap: Capture, placement: Placement, spec: PrecisionSpec, pro
                 qn = graph.call_module(d.path, (prod.node,))
             prod.node.replace_all_uses_with(qn, delete_user_cb=lambda u, qn=qn: u is not qn)
     for fn in cap.nodes:
-        if fn.kind == "conv" and fn.attrs["pad"]:
+        if fn.kind == "conv" and (fn.attrs["pad"] or fn.attrs.get("pad_w")):
             d = placement.domain_of[fn.inputs[0]]
             if d.spec is not None and not d.spec.level0_is_zero():
                 gm.get_submodule(fn.path).input_quant = quant_of[id(d)]

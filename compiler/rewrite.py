@@ -43,8 +43,8 @@ def im2col_input(graph: ir.Graph, inputs: dict[str, np.ndarray], word_bits: int)
         readers = graph.consumers(name)
         x = graph.tensors[name]
         if len(readers) != 1 or not isinstance(readers[0], ir.Conv) or x.shape[2] * 2 > word_bits \
-                or readers[0].groups != 1:  # (patches of a grouped conv would need a block-diagonal 1x1)
-            continue
+                or readers[0].groups != 1 or readers[0].pad_w is not None:  # (patches of a grouped conv would need
+            continue  # a block-diagonal 1x1; the host's patch transform pads rows and columns alike)
         op = readers[0]
         cout, cin, kh, kw = op.weights.shape
         oh, ow, _ = graph.tensors[op.output].shape

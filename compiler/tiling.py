@@ -69,6 +69,11 @@ class Window:
     pix_out: int  # OUT entries per output pixel (of the words this layer writes)
     pad_end_h: int = 0  # extra level-0 rows after the bottom padding (ceil_mode pooling's partial last window)
     pad_end_w: int = 0  # extra level-0 columns after the right padding
+    pad_w: int | None = None  # columns of padding left and right when they differ from `pad` (rows); None: pad
+
+    @property
+    def padw(self) -> int:
+        return self.pad if self.pad_w is None else self.pad_w
 
     @property
     def out_h(self) -> int:
@@ -76,12 +81,12 @@ class Window:
 
     @property
     def out_w(self) -> int:
-        return out_size(self.in_w + self.pad_end_w, self.kw, self.stride, self.pad, self.dil)
+        return out_size(self.in_w + self.pad_end_w, self.kw, self.stride, self.padw, self.dil)
 
     @property
     def irow(self) -> int:
         """INP entries of one zero-padded input row."""
-        return (self.in_w + 2 * self.pad + self.pad_end_w) * self.pix
+        return (self.in_w + 2 * self.padw + self.pad_end_w) * self.pix
 
     def in_rows(self, out_rows: int) -> int:
         return (out_rows - 1) * self.stride + (self.kh - 1) * self.dil + 1
@@ -92,8 +97,8 @@ class Window:
         A full-width tile takes the whole zero-padded row (so whole-row programs are unchanged); a
         narrower tile takes just its window span, whose halo comes from the neighbouring tiles' columns."""
         if x0 == 0 and cols == self.out_w:
-            return -self.pad, self.in_w + self.pad + self.pad_end_w
-        ix0 = x0 * self.stride - self.pad
+            return -self.padw, self.in_w + self.padw + self.pad_end_w
+        ix0 = x0 * self.stride - self.padw
         return ix0, ix0 + (cols - 1) * self.stride + (self.kw - 1) * self.dil + 1
 
     def tile_irow(self, x0: int, cols: int) -> int:

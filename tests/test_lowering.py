@@ -231,3 +231,27 @@ def test_average_pool_with_lane_slices_past_the_last_channel():
     a = g.conv("a", "input", 24, 3, 2, 2, pad=1)
     p = g.pool("avgpool", a, "avg", 2, 2, kout=4)
     check(*g.graph([p]), hw=get_config("edge"))
+
+
+@pytest.mark.parametrize(("kh", "kw", "pad", "pad_w", "stride"), [
+    (1, 7, 0, 3, 1),  # Inception-v3's 1x7 ...
+    (7, 1, 3, 0, 1),  # ... and 7x1
+    (3, 5, 1, 2, 2),  # both padded, stride 2
+])
+def test_non_square_padding_in_width_tiles(kh, kw, pad, pad_w, stride):
+    """Rows and columns padded differently (ir.Conv.pad_w): the rectangles' column halos and the LOAD's pad_left /
+    pad_right follow pad_w, the rows' pad_top / pad_bottom follow pad; bit-exact against the golden model."""
+    from bitbranch.compiler import ir
+
+    g = GraphMaker(3, (7, 140, 70), 2)  # one padded input row of 1x7 needs 146 x 4 > 512 INP entries
+    g.conv("c", "input", 16, 1, 2, 2)
+    op = g.ops[-1]
+    h, w, cin = g.tensors["input"].shape
+    top = 3
+    op.weights = 2 * g.rng.integers(0, top + 1, (16, cin, kh, kw)) - top
+    g.ops[-1] = dataclasses.replace(op, pad=pad, pad_w=pad_w, stride=stride)
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad_w - kw) // stride + 1
+    g.tensors["c"] = ir.Tensor("c", (ho, wo, 16), 2)
+    art, _ = check(*g.graph(["c"]))
+    assert_width_tiled(art, "c")
+    assert layer(art, "c").detail["pad_w"] == pad_w

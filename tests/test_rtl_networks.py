@@ -196,3 +196,30 @@ def test_users_ops_on_small():
     for name, check in zip(arts, cross_check_batch(list(arts.values())), strict=True):
         assert_exact(check, name)
         assert check.cycles_rtl == check.cycles_sim
+
+
+@needs_verilator
+def test_non_square_padding_and_channel_gathers_on_small():
+    """Issue 16's Inception-v3 and ShuffleNetV2 ops on the RTL (same ISA, new programs): 1x7 / 7x1 / 3x1 convolutions
+    padded (0, 3) / (3, 0) / (1, 0), and channel split / shuffle as ternary 1x1 selections chained by the residual."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from bitbranch.compiler.compile import compile_model
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_user_ops import Factorized7x7, shuffle_net
+
+    torch.manual_seed(0)
+    small = get_config("small")
+    rng = np.random.default_rng(0)
+    arts = {"factorized 7x7": compile_model(Factorized7x7().eval(), "W2A2", small,
+                                            rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)),
+            "shuffle units": compile_model(shuffle_net(), "W2A2", small,
+                                           rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))}
+    for name, check in zip(arts, cross_check_batch(list(arts.values())), strict=True):
+        assert_exact(check, name)
+        assert check.cycles_rtl == check.cycles_sim

@@ -479,3 +479,144 @@ def test_concat_of_inputs_that_are_not_whole_lane_slices_is_refused_by_name():
     m = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), Inception(32, (16, 8, 16, 16)))  # 8 < 16 lanes
     with pytest.raises(LoweringError, match=r"concat 'cat'.*'2.b2.0' has 8 channels.*16-channel slices"):
         compile_model(m.eval(), "W2A2", get_config("edge"), image(8))
+
+
+class Factorized7x7(nn.Module):
+    """Inception-v3's factorized 7x7 (Mixed_6b.branch7x7): 1x7 padding (0, 3), then 7x1 padding (3, 0), concatenated
+    with a 1x1 branch; the first layer is non-square too (it reads the image, so the im2col rewrite is skipped)."""
+
+    def __init__(self, c: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, (3, 1), padding=(1, 0)), nn.BatchNorm2d(c), nn.ReLU())
+        self.b1 = nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU())
+        self.b7 = nn.Sequential(nn.Conv2d(c, c, (1, 7), padding=(0, 3)), nn.BatchNorm2d(c), nn.ReLU(),
+                                nn.Conv2d(c, c, (7, 1), padding=(3, 0)), nn.BatchNorm2d(c), nn.ReLU(),
+                                nn.Conv2d(c, c, (1, 3), stride=2, padding=(0, 1)), nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c + c, 10))
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.b7(x)
+        return self.head(torch.cat([nn.functional.max_pool2d(self.b1(x), 2), y], 1))
+
+
+@pytest.mark.parametrize("hw", ["small", "edge"])
+def test_non_square_kernels_and_padding_run_bit_exact(hw):
+    """1x7 / 7x1 convolutions (Inception-v3) pad rows and columns differently: the IR keeps both (Conv.pads), the
+    golden model pads like torch, the LOAD's pad_top/bottom and pad_left/right carry them; bit-exact and live."""
+    m = Factorized7x7()
+    art, _ = check_live(m, 12, hw)
+    graph = capture(m, (1, 3, 12, 12))
+    pads = {f.path: (f.attrs["pad"], f.attrs.get("pad_w", f.attrs["pad"])) for f in graph.nodes if f.kind == "conv"}
+    assert pads["b7.0"] == (0, 3) and pads["b7.3"] == (3, 0) and pads["stem.0"] == (1, 0)
+    layers = {r.name: r for r in art.layers}
+    assert layers["b7.0"].detail["pad"] == 0 and layers["b7.0"].detail["pad_w"] == 3
+    assert "pad_w" not in layers["b1.0"].detail  # square layers' layer map is unchanged
+
+
+def test_non_square_stride_is_refused_by_name():
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, stride=(1, 2), padding=1), nn.ReLU())
+    with pytest.raises(ValueError, match=r"module path '0'.*non-square stride \(1, 2\)"):
+        compile_model(m.eval(), "W2A2", get_config("small"), image(8))
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """torchvision's ShuffleNetV2 channel shuffle, verbatim."""
+    batchsize, num_channels, height, width = x.size()
+    channels_per_group = num_channels // groups
+    x = x.view(batchsize, groups, channels_per_group, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batchsize, num_channels, height, width)
+
+
+class ShuffleUnit(nn.Module):
+    """torchvision's ShuffleNetV2 InvertedResidual in miniature: stride 2 (two branches) or 1 (channel split)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        half = cout // 2
+        self.stride = stride
+        if stride > 1:
+            self.branch1 = nn.Sequential(nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+                                         nn.Conv2d(cin, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU())
+        bin_ = cin if stride > 1 else half
+        self.branch2 = nn.Sequential(nn.Conv2d(bin_, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(),
+                                     nn.Conv2d(half, half, 3, stride, 1, groups=half, bias=False), nn.BatchNorm2d(half),
+                                     nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU())
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+def shuffle_net(c: int = 24) -> nn.Module:
+    """A small ShuffleNetV2 whose BatchNorm statistics are estimated on random images (the data then spreads
+    over the levels, as in a trained network, instead of collapsing onto one level)."""
+    m = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                         ShuffleUnit(16, c, 2), ShuffleUnit(c, c, 1), ShuffleUnit(c, c, 1),
+                         nn.Conv2d(c, 32, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    for bn in m.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.momentum = None
+    with torch.no_grad():
+        m.train()(torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
+    return m.eval()
+
+
+@pytest.mark.parametrize("hw", ["small", "edge"])
+def test_channel_split_and_shuffle_run_bit_exact_as_ternary_selections(hw):
+    """ShuffleNetV2's chunk and channel shuffle (view -> transpose -> view, `x.size(1) // 2` folded at trace time)
+    are channel gathers: 1x1 convolutions with 0/1 ternary weights and an identity requantization, so their output
+    levels are their input levels, and golden = simulator with live outputs."""
+    torch.manual_seed(0)
+    m = shuffle_net().eval()
+    kinds = {f.path: f for f in capture(m, (1, 3, 16, 16)).nodes}
+    selects = {p: f for p, f in kinds.items() if f.kind == "select"}
+    assert selects and "host" not in {f.kind for f in kinds.values()}
+    # unit 4's halves of unit 3's shuffled output (groups = 2 interleaves the halves), read from unit 3's concat
+    assert selects["4.getitem_4"].attrs["index"] == [0, 12, 1, 13, 2, 14, 3, 15, 4, 16, 5, 17]
+    assert selects["4.getitem_5"].attrs["index"] == [6, 18, 7, 19, 8, 20, 9, 21, 10, 22, 11, 23]
+    # the concat is never stored: each gather reads its inputs (one selection convolution per input, chained by the
+    # residual operand), so 12-channel halves need not be whole lane slices
+    assert [n.name for n in selects["4.getitem_4"].inputs] == ["_3_branch1_4", "_3_branch2_7"]
+    assert kinds["3.cat"].kind == "meta" and kinds["3.view_1"].kind == "meta"
+    art, result = check_live(m, 16, hw)
+    # one selection per chunk half (composed with the shuffle before it) and one for the shuffle the last conv reads
+    assert sorted(p.rsplit(".", 1)[1] for p in selects) == ["getitem_10", "getitem_11", "getitem_4", "getitem_5",
+                                                             "view_5"]
+    layers = {r.name: r for r in art.layers}
+    for p in selects:
+        node = p.rsplit(".", 1)[1]
+        assert layers[node].bits.ternary and layers[f"{node}.from0"].bits.ternary
+        assert layers[node].detail["residual"]  # the second input adds onto the first one's selection
+
+
+def test_channel_gathers_copy_levels_exactly():
+    """The golden value of a selection layer is its input's channels, in the gathered order."""
+    from bitbranch.compiler.integerize import select_conv
+    rng = np.random.default_rng(0)
+    x = ir.Tensor("x", (3, 4, 10), 2, 0.5, 0.0)
+    u = rng.integers(0, 4, (3, 4, 10), dtype=np.uint8)
+    index = [9, 0, 5, 5, 1]
+    op = select_conv("sel", x, index)
+    op.output = "y"
+    assert np.array_equal(ir.run_op(op, [u]), u[..., index])
+
+
+def test_reshape_that_moves_pixels_is_refused_by_name():
+    """A transpose of H and W is not a channel gather: refused, naming the op and its module path."""
+
+    class Transposed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)).transpose(2, 3).contiguous())
+
+    with pytest.raises(ValueError, match=r"'transpose'.*module path 'transpose'.*gather whole channels"):
+        compile_model(Transposed().eval(), "W2A2", get_config("small"), image(8))
