@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--hw", default="edge")
     ap.add_argument("--timeout", type=float, default=300)
-    ap.add_argument("--only", help="comma-separated model names")
+    ap.add_argument("--only", help="comma-separated model names; their rows in --out are replaced, the others kept")
     ap.add_argument("--out", default=str(ROOT / "docs" / "zoo.json"))
     ap.add_argument("--mark-missing", action="store_true", help="only add a `not run` row for every model the JSON "
                     "lacks (a run stopped early), and rewrite the Markdown")
@@ -153,9 +153,18 @@ def main(argv: list[str] | None = None) -> int:
         out.with_suffix(".md").write_text(markdown(doc))
         return 0
     doc = {"hw": args.hw, "size": args.size, "date": time.strftime("%Y-%m-%d"), "rows": []}
+    if args.only and out.exists():  # re-measure these models: their rows are replaced, the others kept
+        doc = json.loads(out.read_text())
+        if (doc["hw"], doc["size"]) != (args.hw, args.size):
+            ap.error(f"{out} holds hw {doc['hw']} at {doc['size']}; --only would mix in {args.hw} at {args.size}")
     for k, name in enumerate(names):
         row = run_one(name, args.size, args.hw, args.timeout)
-        doc["rows"].append(row)
+        rows = doc["rows"]
+        at = next((i for i, r in enumerate(rows) if r["model"] == row["model"]), None)
+        if at is None:
+            rows.append(row)
+        else:
+            rows[at] = row
         print(f"[{k + 1}/{len(names)}] {row['model']}: {row['status']} {row.get('reason', '')[:160]}"
               f"{' cycles ' + str(row['cycles']) if 'cycles' in row else ''}", file=sys.stderr, flush=True)
         out.write_text(json.dumps(doc, indent=1) + "\n")
