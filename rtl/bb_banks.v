@@ -19,7 +19,7 @@ module bb_banks #(
     parameter B      = 8,
     parameter GB     = 64,               // port B write granule (bits)
     parameter FAW    = 13,               // flat byte address bits ($clog2(DEPTH) + $clog2(EBYTES))
-    parameter RAW    = 7,                // bank row address bits ($clog2(DEPTH / NB), at least 1)
+    parameter RAW    = 7,                // bank row address bits ($clog2(ceil(DEPTH / NB)), at least 1)
     parameter DW     = 1,                // 0: the buffer is never written by LOAD (dw_en tied to 0)
     parameter DR     = 1,                // 0: the buffer is never read by STORE (dr_en tied to 0)
     parameter B_RD   = 1,                // 0: port B never reads (b_we tied to 1 wherever b_en is set)
@@ -72,7 +72,7 @@ module bb_banks #(
                 assign a_mask  = {{(EBYTES-B){1'b0}}, dw_mask} << off;
                 assign a_wdata = {(EBYTES/B){dw_data}};
             end
-            bb_sram_2p #(.DEPTH(DEPTH / NB), .WIDTH(WIDTH), .AW(RAW), .GA(8), .GB(GB), .A_RD(DR), .A_WR(DW),
+            bb_sram_2p #(.DEPTH((DEPTH + NB - 1) / NB), .WIDTH(WIDTH), .AW(RAW), .GA(8), .GB(GB), .A_RD(DR), .A_WR(DW),
                          .B_RD(B_RD), .B_WR(B_WR)) ram (
                 .clk(clk), .clear(clear),
                 .a_en((dw_en || dr_en) && j < NE), .a_we(dw_en), .a_addr(row[RAW-1:0]), .a_mask(a_mask),

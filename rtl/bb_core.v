@@ -98,11 +98,12 @@ module bb_core #(
     localparam AW_ACC   = (ACC_ENTRIES > 1) ? $clog2(ACC_ENTRIES) : 1;
     localparam AW_OUT   = (OUT_ENTRIES > 1) ? $clog2(OUT_ENTRIES) : 1;
     localparam AW_CONST = (CONST_ENTRIES > 1) ? $clog2(CONST_ENTRIES) : 1;
-    localparam RA_INP   = (INP_ENTRIES / NB_INP > 1) ? $clog2(INP_ENTRIES / NB_INP) : 1;
-    localparam RA_WGT   = (WGT_ENTRIES / NB_WGT > 1) ? $clog2(WGT_ENTRIES / NB_WGT) : 1;
-    localparam RA_CONST = (CONST_ENTRIES / NB_CONST > 1) ? $clog2(CONST_ENTRIES / NB_CONST) : 1;
-    localparam RA_ACC   = (ACC_ENTRIES / NB_ACC > 1) ? $clog2(ACC_ENTRIES / NB_ACC) : 1;
-    localparam RA_OUT   = (OUT_ENTRIES / NB_OUT > 1) ? $clog2(OUT_ENTRIES / NB_OUT) : 1;
+    // bank rows: ceil(entries / NB) (with R = 3, NB = 12 banks do not divide a power-of-two buffer)
+    localparam RA_INP   = ((INP_ENTRIES + NB_INP - 1) / NB_INP > 1) ? $clog2((INP_ENTRIES + NB_INP - 1) / NB_INP) : 1;
+    localparam RA_WGT   = ((WGT_ENTRIES + NB_WGT - 1) / NB_WGT > 1) ? $clog2((WGT_ENTRIES + NB_WGT - 1) / NB_WGT) : 1;
+    localparam RA_CONST = ((CONST_ENTRIES + NB_CONST - 1) / NB_CONST > 1) ? $clog2((CONST_ENTRIES + NB_CONST - 1) / NB_CONST) : 1;
+    localparam RA_ACC   = ((ACC_ENTRIES + NB_ACC - 1) / NB_ACC > 1) ? $clog2((ACC_ENTRIES + NB_ACC - 1) / NB_ACC) : 1;
+    localparam RA_OUT   = ((OUT_ENTRIES + NB_OUT - 1) / NB_OUT > 1) ? $clog2((OUT_ENTRIES + NB_OUT - 1) / NB_OUT) : 1;
     localparam FA_ACC   = AW_ACC + $clog2(E_ACC);
     localparam FA_OUT   = AW_OUT + $clog2(E_OUT);
     localparam FA_ST    = (FA_ACC > FA_OUT) ? FA_ACC : FA_OUT;
