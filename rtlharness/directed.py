@@ -91,16 +91,22 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
         # every class touching exactly the last entry of each buffer it addresses (an extent check off by one
         # flags these valid accesses)
         "buffer ends": "\n".join([
-            f"load buf=inp sram={end('inp')} rows=1 len=1",
-            f"load buf=inp sram={end('inp') - 2} rows=2 len=1 sstride=2",
-            f"load buf=wgt sram={end('wgt')} rows=1 len=1", f"load buf=const sram={end('const')} rows=1 len=1",
+            # sources above the stores' DRAM bytes (LOAD and STORE run at once: a load of bytes a store writes
+            # would read that store's zeros)
+            f"load buf=inp sram={end('inp')} rows=1 len=1 dram=2048",
+            f"load buf=inp sram={end('inp') - 2} rows=2 len=1 sstride=2 dram=2056",
+            f"load buf=wgt sram={end('wgt')} rows=1 len=1 dram=2112",
+            f"load buf=const sram={end('const')} rows=1 len=1 dram=2560 push_next",
             f"store buf=out sram={end('out')} rows=1 len=1", f"store buf=acc sram={end('acc') - 3} rows=2 len=1 "
             f"sstride=3 dstride={hw.entry_bytes('acc')}", f"store buf=out sram={end('out') - 3} rows=2 len=2 "
             f"dstride={2 * hw.entry_bytes('out')}",
+            # the results written at the ends are stored too: a last entry the banks do not hold reads back wrong
             f"bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1 inp={end('inp')} "
-            f"wgt={end('wgt')} acc={end('acc')}",
-            f"requant dest=out n=1 kout=1 hi=1 acc={end('acc')} const={end('const')} out={end('out')}",
-            f"pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1 inp={end('inp')} out={end('out')}",
+            f"wgt={end('wgt')} acc={end('acc')} pop_prev push_next",
+            f"store buf=acc sram={end('acc')} rows=1 len=1 dram={4 * e_acc} pop_prev push_prev",
+            f"requant dest=out n=1 kout=1 hi=1 acc={end('acc')} const={end('const')} out={end('out')} pop_next",
+            f"pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1 inp={end('inp')} out={end('out')} push_next",
+            f"store buf=out sram={end('out')} rows=1 len=1 dram={8 * e_acc} pop_prev",
             f"pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1 inp={end('inp')} acc={end('acc')}", "finish"]),
         "field extremes": "\n".join([
             "load buf=inp rows=1 len=1 pad_top=255 pad_bottom=255", "store buf=acc rows=1 len=1",

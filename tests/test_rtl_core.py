@@ -48,6 +48,23 @@ def test_timing_rules_and_token_flags_match_the_simulator():
     assert not rule_problems(SMALL)
 
 
+def test_buffer_ends_read_back_what_was_written_at_the_last_entries():
+    """The buffer-ends rule stores the results it computed into the last ACC and OUT entries, and they carry data:
+    banks that do not hold the last rows read back zeros. R = 3 puts ACC on 12 banks, which do not divide its
+    2048 entries (the RTL had floor(2048 / 12) rows per bank until fuzzing found it)."""
+    from bitbranch.rtlharness.directed import PATTERN
+    from bitbranch.rtlharness.randconfig import resolve
+    from bitbranch.simulator import run as sim_run
+
+    hw = resolve("random:9")
+    program = assemble(timing_rules(hw)["buffer ends"])
+    dram = bytes(sim_run((program, PATTERN, hw), trace=False).dram)
+    e_acc, e_out = hw.entry_bytes("acc"), hw.entry_bytes("out")
+    assert any(dram[4 * e_acc:5 * e_acc]) and any(dram[8 * e_acc:8 * e_acc + e_out])
+    check = _cross_check((program, PATTERN, hw), sim="icarus")
+    assert check.ok, check.explain()
+
+
 def test_timing_rules_fit_every_preset():
     for name in ("small", "edge", "cloud"):
         hw = get_config(name)
