@@ -75,7 +75,13 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
                                 + ["bgemm kbits=1 mbits=1 oh=5 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 irow=1 ipix=1 "
                                    "accumulate=1 ctiles=3 pop_prev"]
                                 + ["bgemm kbits=1 mbits=1 oh=4 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 irow=1 ipix=1 "
-                                   "accumulate=1 ctiles=4 acc=5"] + ["finish"]),
+                                   "accumulate=1 ctiles=4 acc=5"]
+                                # the delayed write-backs land where they should, also in ACC's upper half
+                                + ["bgemm kbits=1 mbits=1 oh=4 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 irow=1 ipix=1 "
+                                   f"accumulate=1 ctiles=4 acc={hw.entries('acc') // 2 + 3} push_next",
+                                   "store buf=acc sram=5 rows=1 len=4 pop_prev",
+                                   f"store buf=acc sram={hw.entries('acc') // 2 + 3} rows=1 len=4 dram={4 * e_acc}",
+                                   "finish"]),
         "OUT write groups": "\n".join([
             "requant dest=out n=5 ostride=9 kout=2 hi=3", "requant dest=out n=3 ostride=20 kout=8 hi=255",
             f"requant dest=out n={hw.array_rows} ostride=20 kout=8 hi=255",
@@ -105,9 +111,10 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             f"wgt={end('wgt')} acc={end('acc')} pop_prev push_next",
             f"store buf=acc sram={end('acc')} rows=1 len=1 dram={4 * e_acc} pop_prev push_prev",
             f"requant dest=out n=1 kout=1 hi=1 acc={end('acc')} const={end('const')} out={end('out')} pop_next",
-            f"pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1 inp={end('inp')} out={end('out')} push_next",
+            f"pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1 irow=1 ipix=1 inp={end('inp')} out={end('out')} push_next",
             f"store buf=out sram={end('out')} rows=1 len=1 dram={8 * e_acc} pop_prev",
-            f"pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1 inp={end('inp')} acc={end('acc')}", "finish"]),
+            f"pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1 irow=1 ipix=1 inp={end('inp')} acc={end('acc')}",
+            "finish"]),
         "field extremes": "\n".join([
             "load buf=inp rows=1 len=1 pad_top=255 pad_bottom=255", "store buf=acc rows=1 len=1",
             "bgemm kbits=8 mbits=8 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1",
