@@ -18,6 +18,7 @@ from bitbranch.isa.encoding import decode, encode
 from bitbranch.isa.hwconfig import HwConfig
 from bitbranch.isa.validate import validate_program
 
+RESIDUAL_SHIFT = 32  # `buffer ends`' residual REQUANT: CONST's int64 bias and int32 products brought into int32
 LONG_BGEMM = "bgemm kbits=1 mbits=1 oh=4 ow=4 kh=3 kw=3 stride=1 dil=1 cw=1 ctiles=1 irow=6 ipix=1"
 
 
@@ -114,6 +115,11 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             f"pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1 irow=1 ipix=1 inp={end('inp')} out={end('out')} push_next",
             f"store buf=out sram={end('out')} rows=1 len=1 dram={8 * e_acc} pop_prev",
             f"pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1 irow=1 ipix=1 inp={end('inp')} acc={end('acc')}",
+            # a residual REQUANT whose last residual plane is INP's last entry (the pool sum's level and the
+            # CONST entry loaded above in its ACC input), its two results stored
+            f"requant dest=acc res=1 n=2 rk=2 rstride=1 rinp={end('inp') - 2} acc={end('acc') - 1} "
+            f"const={end('const')} shift={RESIDUAL_SHIFT} push_next",
+            f"store buf=acc sram={end('acc') - 1} rows=1 len=2 dram={12 * e_acc} pop_prev",
             "finish"]),
         "field extremes": "\n".join([
             "load buf=inp rows=1 len=1 pad_top=255 pad_bottom=255", "store buf=acc rows=1 len=1",
@@ -121,8 +127,12 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             "bgemm kbits=1 mbits=1 oh=1 ow=1 kh=15 kw=15 stride=1 dil=1 cw=1 ctiles=1 irow=15 ipix=1",
             "bgemm kbits=1 mbits=1 oh=1 ow=2 kh=1 kw=2 stride=15 dil=15 cw=1 ctiles=1 irow=64 ipix=1",
             "bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=255",
-            f"requant dest=out n=1 kout=8 lo=255 hi=255 shift=62 slice={hw.slices_per_word - 1}",
-            f"pool mode=max k=1 oh=1 ow=1 kh=15 kw=15 stride=15 irow=15 ipix=1 slice={hw.slices_per_word - 1}",
+            # level 255 in all 8 planes, stored before the pool below rewrites plane 0 (a level's top bit
+            # dropped, e.g. 255 -> 127, shows in plane 7)
+            f"requant dest=out n=1 kout=8 lo=255 hi=255 shift=62 slice={hw.slices_per_word - 1} push_next",
+            "store buf=out rows=1 len=8 dram=1024 pop_prev push_prev",
+            f"pool mode=max k=1 oh=1 ow=1 kh=15 kw=15 stride=15 irow=15 ipix=1 slice={hw.slices_per_word - 1} "
+            "pop_next",
             "pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1", "finish"]),
     }
 
@@ -260,6 +270,15 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
                                                    f"acc={_sram_end(hw, 'acc')}\nfinish")),
     "runtime deadlock": ("sync", lambda hw: _words("sync unit=load\nsync unit=compute pop_prev\nsync unit=store\n"
                                                    "finish")),
+    # the deadlock is reported while fetch waits for room in the compute queue (full behind the blocked sync):
+    # the blame is the blocked instruction, below fetch's
+    "runtime deadlock, fetch stalled": ("sync", lambda hw: _words("\n".join(
+        ["sync unit=compute pop_prev"] + ["sync unit=compute"] * (hw.queue_depth + 1) + ["finish"]))),
+    # transfers whose last DRAM byte is exactly one past the image (the overruns above go further)
+    "load DRAM one byte past the end": ("load", lambda hw: _words(
+        f"load buf=inp dram={DRAM_BYTES - hw.entry_bytes('inp') + 1} rows=1 len=1\nfinish")),
+    "store DRAM one byte past the end": ("store", lambda hw: _words(
+        f"store buf=acc dram={DRAM_BYTES - hw.entry_bytes('acc') + 1} rows=1 len=1\nfinish")),
 }
 DRAM_BYTES = 4096
 PATTERN = bytes((i * 37 + 11) & 0xFF for i in range(DRAM_BYTES))  # rule programs move data that shows
@@ -302,25 +321,54 @@ def error_problems(hw: HwConfig, sim: str = "verilator") -> dict[str, str]:
     from bitbranch.simulator import funccov
 
     from .bench_core import run_rtl_batch
-    from .status import error_class
 
     programs = {name: (klass, make(hw)) for name, (klass, make) in ERROR_CASES.items()}
     results = run_rtl_batch([(words, bytes(DRAM_BYTES)) for _, words in programs.values()], hw, sim=sim)
     problems = {}
     cov = funccov.active()
     for (name, (klass, words)), r in zip(programs.items(), results, strict=True):
-        want = expected_error(words, hw)
-        got_cls = error_class(r.status) if r.finished else None
-        if not r.finished:
-            problems[name] = f"the RTL did not stop (limit hit after {r.cycles} cycles)"
-        elif got_cls is None or not issubclass(want.cls, got_cls):
-            problems[name] = f"RTL status {r.status_name}, simulator raises {want.cls.__name__}"
-        elif want.index is not None and r.err_index != want.index:
-            problems[name] = f"RTL blames instruction {r.err_index}, simulator {want.index}"
+        problem = _error_problem(words, r, hw)
+        if problem is not None:
+            problems[name] = problem
         elif cov is not None:
             status = "EMPTY" if not words else "NO_FINISH" if name == "missing finish" else r.status_name
             cov.add_status(klass, status, hw.name)
     return problems
+
+
+def _error_problem(words: list[int], r, hw: HwConfig) -> str | None:
+    """What is wrong with the RTL's result `r` of error program `words` (None: the simulator's status and index)."""
+    from .status import error_class
+
+    want = expected_error(words, hw)
+    got_cls = error_class(r.status) if r.finished else None
+    if not r.finished:
+        return f"the RTL did not stop (limit hit after {r.cycles} cycles)"
+    if got_cls is None or not issubclass(want.cls, got_cls):
+        return f"RTL status {r.status_name}, simulator raises {want.cls.__name__}"
+    if want.index is not None and r.err_index != want.index:
+        return f"RTL blames instruction {r.err_index}, simulator {want.index}"
+    return None
+
+
+def imem_end_words(hw: HwConfig) -> list[int]:
+    """A program filling the whole instruction memory (params.IMEM_AW: 65,536 words): SYNCs, then an unknown
+    opcode in the last word. Fetch must read that word and stop with ILLEGAL at index 65,535; a memory one word
+    short has nothing there. One instruction per cycle, so about 65,536 cycles: too slow for the quick suite on
+    Icarus (12-26 s here), run by the full suite and the tests (Verilator)."""
+    from .params import IMEM_AW
+
+    return _words("sync unit=load") * ((1 << IMEM_AW) - 1) + [0xF]
+
+
+def imem_end_problem(hw: HwConfig, sim: str = "verilator") -> str | None:
+    """Run imem_end_words on the RTL; what differs from the simulator's error (None: nothing). The cycle limit is
+    twice the program's length, so a fetch that never reaches the word is caught in seconds."""
+    from .bench_core import run_rtl
+
+    words = imem_end_words(hw)
+    r = run_rtl(words, bytes(DRAM_BYTES), hw, sim=sim, max_cycles=2 * len(words), trace=False)
+    return _error_problem(words, r, hw)
 
 
 def rule_problems(hw: HwConfig, sim: str = "verilator") -> dict[str, str]:

@@ -267,6 +267,19 @@ def all_mutations(rtl: Path) -> list[Mutation]:
     return [m for f in core_files() for m in mutation_points(f, (rtl / f).read_text())]
 
 
+def select(mutations: list[Mutation], specs: list[str]) -> list[Mutation]:
+    """The mutations named by `specs`, each a description as `describe()` prints it, with or without its ` @offset`
+    (needed only when one line holds two identical points). ValueError for a spec that names none or several."""
+    out = []
+    for spec in specs:
+        found = [m for m in mutations if spec in (m.describe(), m.describe().rsplit(" @", 1)[0])]
+        if len(found) != 1:
+            some = "; ".join(m.describe() for m in found) or "no mutation point"
+            raise ValueError(f"--only '{spec}' names {len(found)} mutations ({some})")
+        out.append(found[0])
+    return out
+
+
 def draw(mutations: list[Mutation], seed: int) -> Iterator[Mutation]:
     """Mutations in a seeded random order, round-robin over operators so every operator is represented."""
     import numpy as np
@@ -351,16 +364,37 @@ def _directed(preset: str) -> Check:
     return Check(f"directed:{preset}", run)
 
 
-def suite(name: str) -> list[Check]:
+def _imem_end(preset: str) -> Check:
+    def run(sim: str) -> str | None:
+        from .directed import imem_end_problem
+        from .randconfig import resolve
+
+        problem = imem_end_problem(resolve(preset), sim)
+        return f"last instruction-memory word: {problem}" if problem is not None else None
+
+    return Check(f"imem end:{preset}", run)
+
+
+def suite(name: str, checks: list[str] | None = None) -> list[Check]:
     """The checks in the order they run: the directed programs first (every rule and error status, cheap),
-    then random programs and networks."""
+    then random programs and networks. With `checks`, only the checks of those names (ValueError for a name the
+    suite does not have)."""
+    if checks:
+        every = suite(name)
+        unknown = sorted(set(checks) - {c.name for c in every})
+        if unknown:
+            raise ValueError(f"the {name} suite has no check {', '.join(unknown)} (it has: "
+                             f"{', '.join(c.name for c in every)})")
+        return [c for c in every if c.name in checks]
     if name == "quick":
         # random:0 is small's shape with 64-byte DRAM beats: partial beats, which small (beat = entry) never has;
         # random:9 has R = 3 rows, so bank counts (ACC 4R = 12) and row arithmetic that are not powers of two
         return [_directed("small"), _random_programs("small", range(0, 16), 30), _network("small"),
                 _random_programs("small", range(16, 64), 40), _directed("random:0"),
                 _random_programs("random:0", range(0, 16), 30), _random_programs("random:9", range(0, 16), 30)]
-    return [*suite("quick"), _random_programs("small", range(1000, 1300), 60), _directed("edge"), _network("edge"),
+    # imem end: a program filling the 65,536-word instruction memory, ~26 s on Icarus (quick takes ~2 min)
+    return [*suite("quick"), _imem_end("small"), _random_programs("small", range(1000, 1300), 60), _directed("edge"),
+            _network("edge"),
             _random_programs("random:1", range(0, 20), 40), _random_programs("random:2", range(0, 20), 40),
             _random_programs("edge", range(2000, 2030), 40)]
 
@@ -412,7 +446,8 @@ def run_mutant(m: Mutation, checks: list[Check], sim: str, rtl: Path, work: Path
     return Outcome(m, "survived", seconds=time.perf_counter() - t0)
 
 
-def run_mutant_isolated(m: Mutation, suite_name: str, sim: str, work: Path, timeout: float) -> Outcome:
+def run_mutant_isolated(m: Mutation, suite_name: str, sim: str, work: Path, timeout: float,
+                        checks: list[str] | None = None) -> Outcome:
     """run_mutant in a child process with a wall-clock limit: a mutant can hang the HDL simulator inside one time
     step (a loop that never ends), which no cycle limit sees. Running past the limit is detected — it kills the
     mutant ("watchdog") — and the child's whole process group is stopped."""
@@ -420,7 +455,7 @@ def run_mutant_isolated(m: Mutation, suite_name: str, sim: str, work: Path, time
     import signal
 
     t0 = time.perf_counter()
-    job = json.dumps({"mutation": asdict(m), "suite": suite_name, "sim": sim, "work": str(work)})
+    job = json.dumps({"mutation": asdict(m), "suite": suite_name, "checks": checks, "sim": sim, "work": str(work)})
     proc = subprocess.Popen([sys.executable, "-m", "bitbranch.rtlharness.mutate", "--worker", job],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -441,7 +476,8 @@ def _worker(job: str) -> int:
     from bitbranch.rtl import rtl_dir
 
     d = json.loads(job)
-    o = run_mutant(Mutation(**d["mutation"]), suite(d["suite"]), d["sim"], rtl_dir(), Path(d["work"]))
+    o = run_mutant(Mutation(**d["mutation"]), suite(d["suite"], d.get("checks")), d["sim"], rtl_dir(),
+                   Path(d["work"]))
     print(json.dumps({"status": o.status, "check": o.check, "detail": o.detail, "seconds": o.seconds}))
     return 0
 
@@ -529,8 +565,10 @@ class BaselineFailed(RuntimeError):
 
 def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progress=None,
              timeout: float = 240.0, jobs: int = 1, prove_seconds: float = 60.0,
-             log: Path | None = None) -> tuple[list[Outcome], dict]:
-    """The first n buildable mutants of the seeded draw, each run through the suite. `jobs` mutants run at once
+             log: Path | None = None, only: list[str] | None = None,
+             checks: list[str] | None = None) -> tuple[list[Outcome], dict]:
+    """The first n buildable mutants of the seeded draw (or the mutants `only` names, see `select`), each run
+    through the suite (or only its `checks`). `jobs` mutants run at once
     (each in its own process and folder); the result is the same set, in draw order, whatever `jobs` is.
     With `log`, every outcome is appended to that JSON-lines file as it arrives, and outcomes already there for
     the same RTL sources, suite and simulator are reused, so a stopped campaign resumes where it was.
@@ -543,12 +581,13 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
     rtl = rtl_dir()
     done: dict[int, Outcome] = {}
     lock = threading.Lock()
-    key = _campaign_key(rtl, suite_name, sim, hw_name)
+    key = _campaign_key(rtl, suite_name, sim, hw_name, checks)
     logged = _read_log(log, key)
+    chosen = select(all_mutations(rtl), only) if only else None
     with tempfile.TemporaryDirectory(prefix="bitbranch-mutate-") as tmp:
         # The unmutated design must pass the suite, or every mutant would count as killed.
         base = run_mutant_isolated(Mutation(core_files()[0], 0, 0, "", "", "none"), suite_name, sim,
-                                   Path(tmp) / "baseline", max(timeout, BASELINE_LIMIT_S))
+                                   Path(tmp) / "baseline", max(timeout, BASELINE_LIMIT_S), checks)
         if base.status != "survived":
             raise BaselineFailed(f"the {suite_name} suite fails on the unmutated RTL ({base.check}: {base.detail}); "
                                  "a mutation score would mean nothing")
@@ -557,7 +596,7 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
         timeout = max(timeout, WATCHDOG_FACTOR * base.seconds)
         if progress is not None:
             progress([], base.seconds, timeout)
-        todo = enumerate(draw(all_mutations(rtl), seed))
+        todo = enumerate(chosen if chosen is not None else draw(all_mutations(rtl), seed))
 
         def counted() -> int:
             return sum(o.status != "unbuildable" for o in done.values())
@@ -574,7 +613,7 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
                 k, m = item
                 o = logged.get(m.describe())
                 if o is None:
-                    o = run_mutant_isolated(m, suite_name, sim, work, timeout)
+                    o = run_mutant_isolated(m, suite_name, sim, work, timeout, checks)
                     if o.status == "survived" and prove_seconds > 0 and prove_equivalent(m, rtl, work, hw_name,
                                                                                          prove_seconds):
                         o.status, o.detail = "equivalent", "yosys equiv_induct proves the mutant equal to the design"
@@ -596,11 +635,11 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
     return out, {"baseline_seconds": round(base.seconds, 1), "watchdog_seconds": round(timeout, 1), "reused": reused}
 
 
-def _campaign_key(rtl: Path, suite_name: str, sim: str, hw_name: str) -> str:
+def _campaign_key(rtl: Path, suite_name: str, sim: str, hw_name: str, only_checks: list[str] | None = None) -> str:
     """What an outcome depends on: the core's sources, the suite, the simulator and the preset of the proof."""
     import hashlib
 
-    checks = ",".join(c.name for c in suite(suite_name))
+    checks = ",".join(c.name for c in suite(suite_name, only_checks))
     h = hashlib.sha256(f"{suite_name}[{checks}]|{sim}|{hw_name}".encode())
     for f in sorted(p.name for p in list(rtl.glob("*.v")) + list(rtl.glob("*.vh"))):
         h.update(f.encode() + b"\0" + (rtl / f).read_bytes())
@@ -668,6 +707,13 @@ def add_arguments_mutate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", type=Path, metavar="FILE",
                         help="append each outcome to this JSON-lines file and reuse the ones already there for the "
                              "same RTL, suite and simulator (resume a stopped campaign)")
+    parser.add_argument("--only", action="append", metavar="MUTANT",
+                        help="run this mutant instead of a draw (its description as the log or --json prints it, "
+                             "e.g. \"bb_fetch.v:46: constant: '1' -> '2' @2233\"; the ' @offset' may be left out "
+                             "when the line has one such point); repeatable; --mutants is then the number given")
+    parser.add_argument("--check", action="append", metavar="NAME",
+                        help="run only this check of the suite (a name as `killed by` prints it, e.g. "
+                             "'imem end:small'); repeatable: re-run a survivor against the check meant to kill it")
     parser.add_argument("--list", action="store_true", help="only count the mutation points per operator and file")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
 
@@ -696,7 +742,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
     def progress(outcomes: list[Outcome], baseline: float | None = None, watchdog: float | None = None) -> None:
         if not outcomes:
-            print(f"unmutated RTL passes the {args.suite} suite in {baseline:.1f} s; watchdog {watchdog:.0f} s",
+            only = f" (only {', '.join(args.check)})" if args.check else ""
+            print(f"unmutated RTL passes the {args.suite} suite{only} in {baseline:.1f} s; watchdog {watchdog:.0f} s",
                   file=sys.stderr)
             return
         o = outcomes[-1]
@@ -705,8 +752,11 @@ def cmd_mutate(args: argparse.Namespace) -> int:
               + (f"  <- {o.check}" if o.check else ""), file=sys.stderr)
 
     try:
+        if args.only:
+            args.mutants = len(args.only)
         outcomes, calibration = campaign(args.mutants, args.seed, args.suite, args.sim, args.hw, progress,
-                                         args.timeout, args.jobs, args.prove_timeout, args.log)
+                                         args.timeout, args.jobs, args.prove_timeout, args.log, args.only,
+                                         args.check)
     except (SimulatorError, BaselineFailed, ValueError) as exc:
         return fail(str(exc))
     s = summary(outcomes, time.perf_counter() - t0) | calibration

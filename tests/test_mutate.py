@@ -60,6 +60,26 @@ def test_every_operator_has_points_in_the_core_and_draw_is_seeded():
         assert (rtl_dir() / m.file).read_text()[m.start:m.start + len(m.original)] == m.original
 
 
+def test_only_names_single_mutants():
+    ms = mutate.all_mutations(rtl_dir())
+    one = next(m for m in ms if m.file == "bb_fetch.v" and m.operator == "stuck")
+    assert mutate.select(ms, [one.describe()]) == [one]
+    assert mutate.select(ms, [one.describe().rsplit(" @", 1)[0]]) == [one]  # the offset may be left out ...
+    twins = [m for m in ms if m.describe().startswith("bb_fetch.v:46: constant: '1' -> '2'")]
+    assert len(twins) == 2  # ... but not where two identical points share a line
+    with pytest.raises(ValueError, match="names 2 mutations"):
+        mutate.select(ms, ["bb_fetch.v:46: constant: '1' -> '2'"])
+    with pytest.raises(ValueError, match="names 0 mutations"):
+        mutate.select(ms, ["bb_fetch.v:1: constant: '1' -> '2'"])
+    # the instruction-memory fill (about 65,536 cycles) is in the full suite only
+    assert "imem end:small" in [c.name for c in mutate.suite("full")]
+    assert all(not c.name.startswith("imem") for c in mutate.suite("quick"))
+    # --check: one check of a suite, by name; a name the suite lacks is refused, not silently skipped
+    assert [c.name for c in mutate.suite("full", ["imem end:small"])] == ["imem end:small"]
+    with pytest.raises(ValueError, match="no check imem end:small"):
+        mutate.suite("quick", ["imem end:small"])
+
+
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
 def test_campaign_builds_and_kills_real_mutants(capsys, tmp_path):
     parser = argparse.ArgumentParser()

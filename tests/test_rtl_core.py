@@ -61,8 +61,37 @@ def test_buffer_ends_read_back_what_was_written_at_the_last_entries():
     dram = bytes(sim_run((program, PATTERN, hw), trace=False).dram)
     e_acc, e_out = hw.entry_bytes("acc"), hw.entry_bytes("out")
     assert any(dram[4 * e_acc:5 * e_acc]) and any(dram[8 * e_acc:8 * e_acc + e_out])
+    # the residual REQUANT reading INP's last entries: its two results are stored and the residual shows in them
+    residual = dram[12 * e_acc:14 * e_acc]
+    no_residual = assemble(timing_rules(hw)["buffer ends"].replace("res=1 n=2 rk=2", "res=0 n=2 rk=2"))
+    assert any(residual) and residual != bytes(sim_run((no_residual, PATTERN, hw), trace=False).dram)[
+        12 * e_acc:14 * e_acc]
     check = _cross_check((program, PATTERN, hw), sim="icarus")
     assert check.ok, check.explain()
+
+
+def test_field_extremes_store_a_level_with_its_top_bit():
+    """The requantized level 255 (lo = hi = 255) is stored in all eight planes before a pool rewrites plane 0: a
+    datapath that drops a level's bit 7 stores 127 (the mutant bb_requant_row.v:54 `cl[7:0]` -> `cl[6:0]`)."""
+    from bitbranch.rtlharness.directed import PATTERN
+    from bitbranch.simulator import run as sim_run
+
+    hw = SMALL
+    program = assemble(timing_rules(hw)["field extremes"])
+    dram = bytes(sim_run((program, PATTERN, hw), trace=False).dram)
+    e_out, c = hw.entry_bytes("out"), hw.array_cols
+    lanes = ((1 << c) - 1) << ((hw.slices_per_word - 1) * c)  # the last slice's C lanes
+    planes = [int.from_bytes(dram[1024 + i * e_out:1024 + (i + 1) * e_out], "little") for i in range(8)]
+    assert all(p & lanes == lanes for p in planes), [hex(p) for p in planes]
+
+
+def test_the_last_instruction_memory_word_is_decoded():
+    """65,535 SYNCs and an unknown opcode in the instruction memory's last word (65,536 words): the RTL stops with
+    ILLEGAL at index 65,535 (an instruction memory one word short never gets there: bb_fetch.v:46 mutant)."""
+    from bitbranch.rtlharness.directed import imem_end_problem, imem_end_words
+
+    assert len(imem_end_words(SMALL)) == 1 << 16
+    assert imem_end_problem(SMALL) is None
 
 
 def test_timing_rules_fit_every_preset():
