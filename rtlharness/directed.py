@@ -115,9 +115,9 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             f"pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1 irow=1 ipix=1 inp={end('inp')} out={end('out')} push_next",
             f"store buf=out sram={end('out')} rows=1 len=1 dram={8 * e_acc} pop_prev",
             f"pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1 irow=1 ipix=1 inp={end('inp')} acc={end('acc')}",
-            # a residual REQUANT whose last residual plane is INP's last entry (the pool sum's level and the
-            # CONST entry loaded above in its ACC input), its two results stored
-            f"requant dest=acc res=1 n=2 rk=2 rstride=1 rinp={end('inp') - 2} acc={end('acc') - 1} "
+            # a residual REQUANT (all 8 planes) whose last plane is INP's last entry, on ACC's last two entries (the
+            # pool sum's level in the last) and the CONST entry loaded above; its two results stored
+            f"requant dest=acc res=1 n=2 rk=8 rstride=1 rinp={end('inp') - 8} acc={end('acc') - 1} "
             f"const={end('const')} shift={RESIDUAL_SHIFT} push_next",
             f"store buf=acc sram={end('acc') - 1} rows=1 len=2 dram={12 * e_acc} pop_prev",
             "finish"]),

@@ -63,7 +63,7 @@ def test_buffer_ends_read_back_what_was_written_at_the_last_entries():
     assert any(dram[4 * e_acc:5 * e_acc]) and any(dram[8 * e_acc:8 * e_acc + e_out])
     # the residual REQUANT reading INP's last entries: its two results are stored and the residual shows in them
     residual = dram[12 * e_acc:14 * e_acc]
-    no_residual = assemble(timing_rules(hw)["buffer ends"].replace("res=1 n=2 rk=2", "res=0 n=2 rk=2"))
+    no_residual = assemble(timing_rules(hw)["buffer ends"].replace("res=1 n=2 rk=8", "res=0 n=2 rk=8"))
     assert any(residual) and residual != bytes(sim_run((no_residual, PATTERN, hw), trace=False).dram)[
         12 * e_acc:14 * e_acc]
     check = _cross_check((program, PATTERN, hw), sim="icarus")
