@@ -110,6 +110,11 @@ def model_order() -> list[str]:
     return sorted(sizes, key=lambda n: (sizes[n], n))
 
 
+def _by_size(row: dict) -> tuple:
+    """Row order: parameter count, smallest first (rows without one, a timeout or a crash, last), then name."""
+    return (row.get("params_m") is None, row.get("params_m") or 0, row["model"])
+
+
 def markdown(doc: dict) -> str:
     rows = doc["rows"]
     counts = {s: sum(r["status"] == s for r in rows) for s in ("live", "collapsed", "mismatch", "refused", "timeout",
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
         else:
             rows[at] = row
+        rows.sort(key=_by_size)
         print(f"[{k + 1}/{len(names)}] {row['model']}: {row['status']} {row.get('reason', '')[:160]}"
               f"{' cycles ' + str(row['cycles']) if 'cycles' in row else ''}", file=sys.stderr, flush=True)
         out.write_text(json.dumps(doc, indent=1) + "\n")

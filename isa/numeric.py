@@ -154,10 +154,26 @@ def _check_levels(u: Any, n: int) -> np.ndarray:
     return a.astype(np.int64, copy=False)
 
 
+_BLOCK = 1 << 18  # elements per block when validating large code arrays
+
+
+def _codes_invalid(a: np.ndarray, hi: int) -> bool:
+    """Whether any code is out of -hi..hi or even, a block at a time (no full-size temporaries: a VGG fc6 is
+    100 M codes); the caller then builds the error message from the whole array."""
+    flat = a.reshape(-1)
+    for i in range(0, flat.size, _BLOCK):
+        c = flat[i : i + _BLOCK]
+        if ((c < -hi) | (c > hi) | ((c & 1) == 0)).any():
+            return True
+    return False
+
+
 def _check_codes(q: Any, n: int) -> np.ndarray:
     check_bits(n)
     a = _int_array(q, "codes")
     hi = (1 << n) - 1
+    if not _codes_invalid(a, hi):
+        return a.astype(np.int64, copy=False)
     bad = (a < -hi) | (a > hi)
     if bad.any():
         raise ValueError(

@@ -336,3 +336,14 @@ def test_activation_bound_inside_the_quantizer_range_becomes_the_clamp():
             bound = logits_bound(graph, k) if graph.tensors[k].bits == 32 else 1
             assert np.abs(gold - ref).max() <= bound, k
         assert (golden_values(graph, x)["a"] == 5).any()  # the clamp is active
+
+
+def test_accumulator_bound_in_row_blocks():
+    """Σ|w| is taken a block of rows at a time (VGG's fc6 has 100 M codes): the same bound as over the whole layer."""
+    from bitbranch.compiler.integerize import _ROW_BLOCK, _check_accumulator
+
+    rng = np.random.default_rng(5)
+    codes = 2 * rng.integers(0, 4, size=(3 * _ROW_BLOCK // (64 * 9) + 7, 64, 3, 3), dtype=np.int64) - 3
+    codes[-1] = 3  # the largest row in the last, partial block
+    bound = _check_accumulator("fc", codes, 2, False, 2)["acc_bound"]
+    assert bound == int(np.abs(codes).reshape(codes.shape[0], -1).sum(axis=1).max()) * 3 == 64 * 9 * 3 * 3

@@ -504,3 +504,16 @@ def test_operand_errors():
         nm.decomposed_matmul_fast(a_words, w_words, 70, ca, [1, 2, 4])
     with pytest.raises(ValueError, match=re.escape("a_words must be uint64, got dtype int64")):
         nm.decomposed_matmul_fast(a_words.astype(np.int64), w_words, 70, ca, cw)
+
+
+def test_code_checks_in_blocks_match_whole_array():
+    """Arrays over one validation block (VGG-sized layers) give the same levels and the same error messages."""
+    rng = np.random.default_rng(3)
+    q = 2 * rng.integers(0, 8, size=nm._BLOCK * 2 + 5, dtype=np.int64) - 7
+    assert np.array_equal(nm.code_to_level(q, 3), (q + 7) >> 1)
+    q[-1] = 4  # an even code in the last, partial block
+    with pytest.raises(ValueError, match="code 4 even: not a valid 3-bit code"):
+        nm.code_to_level(q, 3)
+    q[nm._BLOCK] = 9  # out of range in the second block: reported first, as for a small array
+    with pytest.raises(ValueError, match="code 9 out of range for 3-bit code"):
+        nm.code_to_level(q, 3)
