@@ -46,6 +46,9 @@ module bb_accbuf #(
     reg  [AW-1:0]       r_a0;    // start of the read run whose data is on `rd`
     always @(posedge clk) if (|ren) r_a0 <= raddr;
 
+    // row q of the write source `wsrc` (a macro, not a function: @* sees the signals it reads)
+`define BB_ACC_SRC(q) ((wsrc == 2'd1) ? wdata1[(q)*WIDTH +: WIDTH] : (wsrc == 2'd2) ? wdata2[(q)*WIDTH +: WIDTH] \
+                       : wdata0[(q)*WIDTH +: WIDTH])
     genvar k, r;
     generate
         for (k = 0; k < NB; k = k + 1) begin : bank
@@ -55,13 +58,14 @@ module bb_accbuf #(
             reg [RAW-1:0]   rowk;
             reg [WIDTH-1:0] wdk;
             integer         q;
+            // (Verilator: wdk holds its value when the bank is not written, by design)
+            /* verilator lint_off LATCH */
             always @* begin
                 jr = 32'd0;
                 jw = 32'd0;
                 rd_on = 1'b0;
                 wr_on = 1'b0;
                 rowk = {RAW{1'b0}};
-                wdk = {WIDTH{1'b0}};
                 `BB_EVAL_WHEN((|ren) || (|wen)) begin
                     jr = (k + NB - raddr % NB) % NB;
                     jw = (k + NB - waddr % NB) % NB;
@@ -70,17 +74,19 @@ module bb_accbuf #(
                     rd_on = (|ren) && jr < R && ren[jr % R];
                     wr_on = (|wen) && jw < R && wen[jw % R];
                     rowk = wr_on ? (waddr + jw) / NB : (raddr + jr) / NB;
-                    // write data: row jw of the source, picked by a loop over the rows (constant slices: a
-                    // simulator copies one entry instead of shifting the R-entry bus)
-                    `BB_EVAL_WHEN(wr_on) begin
-                        /*verilator unroll_full*/
-                        for (q = 0; q < R; q = q + 1) begin
-                            if (jw == q) wdk = (wsrc == 2'd1) ? wdata1[q*WIDTH +: WIDTH]
-                                             : (wsrc == 2'd2) ? wdata2[q*WIDTH +: WIDTH] : wdata0[q*WIDTH +: WIDTH];
-                        end
+                end
+                // write data: row jw of the source, picked by a loop over the rows (constant slices: a simulator
+                // copies one entry instead of shifting the R-entry bus); not assigned under Verilator in cycles
+                // that do not write this bank, when the banks do not read it
+                `BB_EVAL_WHEN(wr_on) begin
+                    wdk = `BB_ACC_SRC(R - 1);
+                    /*verilator unroll_full*/
+                    for (q = 0; q < R - 1; q = q + 1) begin
+                        if (jw == q) wdk = `BB_ACC_SRC(q);
                     end
                 end
             end
+            /* verilator lint_on LATCH */
             assign en[k] = rd_on || wr_on;
             assign we[k] = wr_on;
             assign row[k*RAW +: RAW] = rowk;
@@ -105,4 +111,5 @@ module bb_accbuf #(
         .dr_en(dr_en), .dr_addr(dr_addr), .dr_data(dr_data),
         .b_en(en), .b_we(we), .b_addr(row), .b_mask({NB*WIDTH/32{1'b1}}), .b_wdata(wd), .b_rdata(rd)
     );
+`undef BB_ACC_SRC
 endmodule

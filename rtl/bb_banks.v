@@ -49,38 +49,9 @@ module bb_banks #(
     wire [31:0]    e0  = fa / EBYTES;                  // first entry of the beat
     wire [31:0]    off = fa % EBYTES;                  // byte offset in it (B < EBYTES only)
     wire [NB*WIDTH-1:0] a_rdata;
-
-    // the byte mask and data of a beat's entry j in its bank: a whole entry of the beat (B >= EBYTES), or the
-    // beat's B bytes at byte offset `off` of one entry
-    function `BB_AUTOMATIC [EBYTES-1:0] beat_mask;
-        input [B-1:0]  m;
-        input [31:0]   jj;
-        input [31:0]   o;
-        reg [EBYTES+B-1:0] t;
-        begin
-            if (B >= EBYTES) begin
-                t = m >> ((jj % NE) * EBYTES);
-                beat_mask = t[EBYTES-1:0];
-            end else begin
-                t = {{EBYTES{1'b0}}, m} << o;
-                beat_mask = t[EBYTES-1:0];
-            end
-        end
-    endfunction
-    function `BB_AUTOMATIC [WIDTH-1:0] beat_data;
-        input [8*B-1:0] d;
-        input [31:0]    jj;
-        reg [8*B+WIDTH-1:0] t;
-        integer r;
-        begin
-            if (B >= EBYTES) begin
-                t = d >> ((jj % NE) * WIDTH);
-                beat_data = t[WIDTH-1:0];
-            end else begin
-                for (r = 0; r < EBYTES / B; r = r + 1) beat_data[r*8*B +: 8*B] = d;
-            end
-        end
-    endfunction
+    localparam REP = (B < EBYTES) ? EBYTES / B : 1;
+    wire [EBYTES-1:0]   p_mask;                        // B < EBYTES: the beat's mask and data, placed
+    wire [WIDTH-1:0]    p_wdata;
 
     // the entry and byte offset of the last read, to pick its bytes out of the banks' read data
     reg [31:0] r_e0, r_off;
@@ -93,25 +64,37 @@ module bb_banks #(
 
     genvar k;
     generate
+        // a beat narrower than an entry: the same mask and data for whichever bank holds its entry
+        if (B < EBYTES) begin : narrow
+            wire [EBYTES+B-1:0] t = {{EBYTES{1'b0}}, dw_mask} << off;
+            assign p_mask  = t[EBYTES-1:0];
+            assign p_wdata = {REP{dw_data}};
+        end else begin : wide
+            assign p_mask  = {EBYTES{1'b0}};
+            assign p_wdata = {WIDTH{1'b0}};
+        end
         for (k = 0; k < NB; k = k + 1) begin : bank
             // the beat's entry j falls in bank k, at bank row `row`; evaluated only in cycles with a beat
             reg [31:0]        j, row;
             reg               a_on;
-            reg [EBYTES-1:0]  a_mask;
-            reg [WIDTH-1:0]   a_wdata;
+            wire [EBYTES-1:0] a_mask;
+            wire [WIDTH-1:0]  a_wdata;
             always @* begin
                 j = 32'd0;
                 row = 32'd0;
                 a_on = 1'b0;
-                a_mask = {EBYTES{1'b0}};
-                a_wdata = {WIDTH{1'b0}};
                 `BB_EVAL_WHEN(dw_en || dr_en) begin
                     j = (k + NB - e0 % NB) % NB;
                     row = (e0 + j) / NB;
                     a_on = (dw_en || dr_en) && j < NE;
-                    a_mask = beat_mask(dw_mask, j, off);
-                    a_wdata = beat_data(dw_data, j);
                 end
+            end
+            if (B >= EBYTES) begin : whole
+                assign a_mask  = dw_mask[(j % NE)*EBYTES +: EBYTES];
+                assign a_wdata = dw_data[(j % NE)*WIDTH +: WIDTH];
+            end else begin : part
+                assign a_mask  = p_mask;
+                assign a_wdata = p_wdata;
             end
             bb_sram_2p #(.DEPTH((DEPTH + NB - 1) / NB), .WIDTH(WIDTH), .AW(RAW), .GA(8), .GB(GB), .A_RD(DR), .A_WR(DW),
                          .B_RD(B_RD), .B_WR(B_WR)) ram (
