@@ -13,6 +13,7 @@
 // Write data is picked from three sources by `wsrc` (0 array, 1 requantize, 2 pool), so the producers need
 // no multiplexer of their own.
 `timescale 1ns/1ps
+`include "bb_automatic.vh"
 module bb_accbuf #(
     parameter R      = 2,
     parameter NB     = 8,
@@ -45,23 +46,51 @@ module bb_accbuf #(
     reg  [AW-1:0]       r_a0;    // start of the read run whose data is on `rd`
     always @(posedge clk) if (|ren) r_a0 <= raddr;
 
+    // row q of the write source `wsrc` (a macro, not a function: @* sees the signals it reads)
+`define BB_ACC_SRC(q) ((wsrc == 2'd1) ? wdata1[(q)*WIDTH +: WIDTH] : (wsrc == 2'd2) ? wdata2[(q)*WIDTH +: WIDTH] \
+                       : wdata0[(q)*WIDTH +: WIDTH])
     genvar k, r;
     generate
         for (k = 0; k < NB; k = k + 1) begin : bank
-            wire [31:0] jr = (k + NB - raddr % NB) % NB;   // bank k holds read row jr, write row jw (if < R)
-            wire [31:0] jw = (k + NB - waddr % NB) % NB;
-            // (|ren)/(|wen) first: an address register that was never written (X in a 4-state simulator)
-            // must not make an idle port look busy
-            wire        rd_on = (|ren) && jr < R && ren[jr % R];
-            wire        wr_on = (|wen) && jw < R && wen[jw % R];
-            wire [31:0] er = raddr + jr;
-            wire [31:0] ew = waddr + jw;
+            // bank k holds read row jr and write row jw (if < R); evaluated only in cycles that access ACC
+            reg [31:0]      jr, jw;
+            reg             rd_on, wr_on;
+            reg [RAW-1:0]   rowk;
+            reg [WIDTH-1:0] wdk;
+            integer         q;
+            // (Verilator: wdk holds its value when the bank is not written, by design)
+            /* verilator lint_off LATCH */
+            always @* begin
+                jr = 32'd0;
+                jw = 32'd0;
+                rd_on = 1'b0;
+                wr_on = 1'b0;
+                rowk = {RAW{1'b0}};
+                `BB_EVAL_WHEN((|ren) || (|wen)) begin
+                    jr = (k + NB - raddr % NB) % NB;
+                    jw = (k + NB - waddr % NB) % NB;
+                    // (|ren)/(|wen) first: an address register that was never written (X in a 4-state
+                    // simulator) must not make an idle port look busy
+                    rd_on = (|ren) && jr < R && ren[jr % R];
+                    wr_on = (|wen) && jw < R && wen[jw % R];
+                    rowk = wr_on ? (waddr + jw) / NB : (raddr + jr) / NB;
+                end
+                // write data: row jw of the source, picked by a loop over the rows (constant slices: a simulator
+                // copies one entry instead of shifting the R-entry bus); not assigned under Verilator in cycles
+                // that do not write this bank, when the banks do not read it
+                `BB_EVAL_WHEN(wr_on) begin
+                    wdk = `BB_ACC_SRC(R - 1);
+                    /*verilator unroll_full*/
+                    for (q = 0; q < R - 1; q = q + 1) begin
+                        if (jw == q) wdk = `BB_ACC_SRC(q);
+                    end
+                end
+            end
+            /* verilator lint_on LATCH */
             assign en[k] = rd_on || wr_on;
             assign we[k] = wr_on;
-            assign row[k*RAW +: RAW] = wr_on ? ew / NB : er / NB;
-            assign wd[k*WIDTH +: WIDTH] = (wsrc == 2'd1) ? wdata1[(jw % R)*WIDTH +: WIDTH]
-                                        : (wsrc == 2'd2) ? wdata2[(jw % R)*WIDTH +: WIDTH]
-                                        : wdata0[(jw % R)*WIDTH +: WIDTH];
+            assign row[k*RAW +: RAW] = rowk;
+            assign wd[k*WIDTH +: WIDTH] = wdk;
 `ifndef SYNTHESIS
             always @(posedge clk) begin
                 if (rd_on && wr_on) begin
@@ -82,4 +111,5 @@ module bb_accbuf #(
         .dr_en(dr_en), .dr_addr(dr_addr), .dr_data(dr_data),
         .b_en(en), .b_we(we), .b_addr(row), .b_mask({NB*WIDTH/32{1'b1}}), .b_wdata(wd), .b_rdata(rd)
     );
+`undef BB_ACC_SRC
 endmodule

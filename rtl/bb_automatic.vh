@@ -1,4 +1,5 @@
-// bb_automatic.vh: `BB_AUTOMATIC, the function qualifier for pure (non-recursive) functions.
+// bb_automatic.vh: `BB_AUTOMATIC, the function qualifier for pure (non-recursive) functions; `BB_REGS and
+// `BB_EVAL_WHEN (below).
 // Under Verilator it is `automatic` (Verilog-2001): the function's temporaries are locals, so Verilator
 // can keep them in registers and drop a call whose result nobody uses (a static function's variables
 // are state, so every call is kept). pyverilog cannot parse the keyword, and for such a function it
@@ -18,5 +19,15 @@
 `define BB_REGS (* mem2reg *)
 `else
 `define BB_REGS
+`endif
+// `BB_EVAL_WHEN(c): a guard for combinational blocks whose results are read only while `c` holds (a bank's
+// port A routing, read only when a DMA beat enables the port). Under Verilator it is `if (c)`, so the block
+// is evaluated only in the cycles that use it (Verilator evaluates combinational logic at every clock
+// edge); elsewhere it is empty, so Yosys and Icarus see the unguarded logic, and no gate is added to the
+// hardware. Outside the guard the block assigns its defaults, which no reader looks at.
+`ifdef VERILATOR
+`define BB_EVAL_WHEN(c) if (c)
+`else
+`define BB_EVAL_WHEN(c)
 `endif
 `endif

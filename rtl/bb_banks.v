@@ -12,6 +12,7 @@
 // routes the compute unit's accesses onto the banks, conflict-free by construction (docs/rtl.md,
 // "Memory system").
 `timescale 1ns/1ps
+`include "bb_automatic.vh"
 module bb_banks #(
     parameter NB     = 8,
     parameter DEPTH  = 1024,
@@ -48,6 +49,9 @@ module bb_banks #(
     wire [31:0]    e0  = fa / EBYTES;                  // first entry of the beat
     wire [31:0]    off = fa % EBYTES;                  // byte offset in it (B < EBYTES only)
     wire [NB*WIDTH-1:0] a_rdata;
+    localparam REP = (B < EBYTES) ? EBYTES / B : 1;
+    wire [EBYTES-1:0]   p_mask;                        // B < EBYTES: the beat's mask and data, placed
+    wire [WIDTH-1:0]    p_wdata;
 
     // the entry and byte offset of the last read, to pick its bytes out of the banks' read data
     reg [31:0] r_e0, r_off;
@@ -60,22 +64,42 @@ module bb_banks #(
 
     genvar k;
     generate
+        // a beat narrower than an entry: the same mask and data for whichever bank holds its entry
+        if (B < EBYTES) begin : narrow
+            wire [EBYTES+B-1:0] t = {{EBYTES{1'b0}}, dw_mask} << off;
+            assign p_mask  = t[EBYTES-1:0];
+            assign p_wdata = {REP{dw_data}};
+        end else begin : wide
+            assign p_mask  = {EBYTES{1'b0}};
+            assign p_wdata = {WIDTH{1'b0}};
+        end
         for (k = 0; k < NB; k = k + 1) begin : bank
-            wire [31:0]        j   = (k + NB - e0 % NB) % NB;   // the beat's entry j falls in bank k
-            wire [31:0]        row = (e0 + j) / NB;
-            wire [EBYTES-1:0]  a_mask;
-            wire [WIDTH-1:0]   a_wdata;
+            // the beat's entry j falls in bank k, at bank row `row`; evaluated only in cycles with a beat
+            reg [31:0]        j, row;
+            reg               a_on;
+            wire [EBYTES-1:0] a_mask;
+            wire [WIDTH-1:0]  a_wdata;
+            always @* begin
+                j = 32'd0;
+                row = 32'd0;
+                a_on = 1'b0;
+                `BB_EVAL_WHEN(dw_en || dr_en) begin
+                    j = (k + NB - e0 % NB) % NB;
+                    row = (e0 + j) / NB;
+                    a_on = (dw_en || dr_en) && j < NE;
+                end
+            end
             if (B >= EBYTES) begin : whole
                 assign a_mask  = dw_mask[(j % NE)*EBYTES +: EBYTES];
                 assign a_wdata = dw_data[(j % NE)*WIDTH +: WIDTH];
             end else begin : part
-                assign a_mask  = {{(EBYTES-B){1'b0}}, dw_mask} << off;
-                assign a_wdata = {(EBYTES/B){dw_data}};
+                assign a_mask  = p_mask;
+                assign a_wdata = p_wdata;
             end
             bb_sram_2p #(.DEPTH((DEPTH + NB - 1) / NB), .WIDTH(WIDTH), .AW(RAW), .GA(8), .GB(GB), .A_RD(DR), .A_WR(DW),
                          .B_RD(B_RD), .B_WR(B_WR)) ram (
                 .clk(clk), .clear(clear),
-                .a_en((dw_en || dr_en) && j < NE), .a_we(dw_en), .a_addr(row[RAW-1:0]), .a_mask(a_mask),
+                .a_en(a_on), .a_we(dw_en), .a_addr(row[RAW-1:0]), .a_mask(a_mask),
                 .a_wdata(a_wdata), .a_rdata(a_rdata[k*WIDTH +: WIDTH]),
                 .b_en(b_en[k]), .b_we(b_we[k]), .b_addr(b_addr[k*RAW +: RAW]),
                 .b_mask(b_mask[k*(WIDTH/GB) +: WIDTH/GB]), .b_wdata(b_wdata[k*WIDTH +: WIDTH]),

@@ -73,8 +73,8 @@ module bb_compute #(
     output wire [R*C*32-1:0]         pe_sum,
     output wire [R*C*32-1:0]         rq_acc,
     output wire [R*C*32-1:0]         pl_acc,
-    output wire [R*8*W-1:0]          rq_out,
-    output wire [R*8*W-1:0]          pl_out
+    output wire [R*8*C-1:0]          rq_out,      // levels in plane order: bit (r*8 + i)*C + l
+    output wire [R*8*C-1:0]          pl_out
 );
     localparam OP_NONE = 2'd0, OP_GEMM = 2'd1, OP_RQ = 2'd2, OP_POOL = 2'd3;
     localparam PH_IDLE = 2'd0, PH_ISSUE = 2'd1, PH_DRAIN = 2'd2;
@@ -155,11 +155,11 @@ module bb_compute #(
         .rmul(const_rdata[8*C*`BB_CONST_RMUL_OFF +: 8*C*`BB_CONST_RMUL_BYTES]),
         .bias(const_rdata[8*C*`BB_CONST_BIAS_OFF +: 8*C*`BB_CONST_BIAS_BYTES]), .res(c_res), .rk(c_rk), .res_words(inp_win),
         .slice(c_slice),
-        .shift(c_shift), .lo(c_lo), .hi(c_hi), .out_words(rq_out), .acc_out(rq_acc)
+        .shift(c_shift), .lo(c_lo), .hi(c_hi), .out_bits(rq_out), .acc_out(rq_acc)
     );
     bb_pool #(.R(R), .C(C), .W(W)) pl (
         .clk(clk), .en(s1_pool), .first(s1_first), .fin(s1_fin), .mode(c_mode), .k(c_k), .slice(c_slice),
-        .words(inp_win), .out_words(pl_out), .acc_out(pl_acc)
+        .words(inp_win), .out_bits(pl_out), .acc_out(pl_acc)
     );
     assign acc_wsrc = wb_src - 2'd1;
     assign out_wsrc = wb_src == 2'd3;

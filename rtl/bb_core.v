@@ -213,7 +213,7 @@ module bb_core #(
     wire [R-1:0]            out_wen;
     wire [R*AW_OUT-1:0]     out_wbase;
     wire [3:0]              out_wn;
-    wire [R*8*W-1:0]        rq_out, pl_out;
+    wire [R*8*C-1:0]        rq_out, pl_out;
     wire [W-1:0]            out_wmask;
 
     // Every buffer is made of two-port SRAM banks (bb_sram_2p; docs/rtl.md "Memory system"): port A for the

@@ -6,7 +6,9 @@
 // most 8, so different banks); rows of one cycle must not share a bank, which the compute unit guarantees
 // by writing a pass's rows in write groups: rows whose runs lie within 8R consecutive entries (all R rows
 // when the output stride is at most 8; docs/timing.md section 4.1). A simulation check reports a
-// violation. Data: rows x 8 planes from REQUANT (`wsrc` 0) or POOL (1).
+// violation. Data: rows x 8 planes x C lanes from REQUANT (`wsrc` 0) or POOL (1), bit (r*8 + q)*C + l;
+// every C-lane slice of a written word carries the lanes' bits and the mask picks the instruction's slice,
+// so no shifter places them. All of it is evaluated only in cycles that write.
 `timescale 1ns/1ps
 module bb_outbuf #(
     parameter R      = 2,
@@ -30,8 +32,8 @@ module bb_outbuf #(
     input  wire [3:0]            wn,
     input  wire                  wsrc,
     input  wire [WIDTH-1:0]      wmask,
-    input  wire [R*8*WIDTH-1:0]  wdata0,
-    input  wire [R*8*WIDTH-1:0]  wdata1
+    input  wire [R*8*C-1:0]      wdata0,
+    input  wire [R*8*C-1:0]      wdata1
 );
     localparam NG = WIDTH / C;   // write granules per entry
     wire [NB-1:0]       en, hit2;
@@ -40,7 +42,6 @@ module bb_outbuf #(
     wire [NG-1:0]       gm;
     wire                clash = |hit2;
     wire [R*32-1:0]     wmod, wdiv;   // per row: wbase mod NB, wbase / NB
-    wire [R*8*WIDTH-1:0] wsel = wsrc ? wdata1 : wdata0;
     genvar g, k;
     generate
         for (g = 0; g < NG; g = g + 1) begin : gran
@@ -62,6 +63,7 @@ module bb_outbuf #(
             reg               b_en, b_two;
             reg [RAW-1:0]     b_row;
             reg [WIDTH-1:0]   b_wd;
+            reg [8*C-1:0]     pb;
             always @* begin
                 b_en = 1'b0;
                 b_two = 1'b0;
@@ -70,6 +72,7 @@ module bb_outbuf #(
                 q = 32'd0;
                 m = 32'd0;
                 r = 0;
+                pb = {8*C{1'b0}};
                 if (|wen) begin
                     for (r = 0; r < R; r = r + 1) begin
                         m = wmod[r*32 +: 32];
@@ -78,16 +81,8 @@ module bb_outbuf #(
                             b_two = b_two | b_en;
                             b_en = 1'b1;
                             b_row = wdiv[r*32 +: 32] + (k < m);
-                            case (q[2:0])   // plane q of row r (a case: no 8-plane-wide temporaries)
-                                3'd0:    b_wd = wsel[(r*8+0)*WIDTH +: WIDTH];
-                                3'd1:    b_wd = wsel[(r*8+1)*WIDTH +: WIDTH];
-                                3'd2:    b_wd = wsel[(r*8+2)*WIDTH +: WIDTH];
-                                3'd3:    b_wd = wsel[(r*8+3)*WIDTH +: WIDTH];
-                                3'd4:    b_wd = wsel[(r*8+4)*WIDTH +: WIDTH];
-                                3'd5:    b_wd = wsel[(r*8+5)*WIDTH +: WIDTH];
-                                3'd6:    b_wd = wsel[(r*8+6)*WIDTH +: WIDTH];
-                                default: b_wd = wsel[(r*8+7)*WIDTH +: WIDTH];
-                            endcase
+                            pb = wsrc ? wdata1[r*8*C +: 8*C] : wdata0[r*8*C +: 8*C];
+                            b_wd = {(WIDTH/C){pb[q[2:0]*C +: C]}};   // plane q of row r in every slice
                         end
                     end
                 end

@@ -1,5 +1,5 @@
-// bb_planes.vh: one C-lane slice of a pixel's 8 plane words, cut out and spread back (docs/isa.md: lane l of
-// slice s is bit s*C + l of a plane word). Included inside the bodies of bb_pool and bb_requant_row, whose
+// bb_planes.vh: one C-lane slice of a pixel's 8 plane words, cut out (docs/isa.md: lane l of slice s is bit
+// s*C + l of a plane word); bb_outbuf places results back into a slice. Included inside the bodies of bb_pool and bb_requant_row, whose
 // parameters C and W it uses, after bb_automatic.vh. bb_cut is called only in the units' clocked `en`
 // branches, so a simulator shifts plane words only in the cycles that use them.
 
@@ -17,12 +17,3 @@ function `BB_AUTOMATIC [8*C-1:0] bb_cut;
     end
 endfunction
 
-// 8 plane words whose every C-lane slice holds bits[i*C +: C] (plane i): the OUT write mask selects the
-// instruction's slice, so no shifter is needed to place the results
-function `BB_AUTOMATIC [8*W-1:0] bb_spread;
-    input [8*C-1:0] bits;
-    integer i;
-    begin
-        for (i = 0; i < 8; i = i + 1) bb_spread[i*W +: W] = {(W/C){bits[i*C +: C]}};
-    end
-endfunction

@@ -3,9 +3,9 @@
 // Each cycle with `en` reads one window position: the level of lane l of row r is the k-bit number whose
 // bit i is bit slice*C + l of row r's plane word i. `run` keeps the running max (mode=max) or sum
 // (mode=sum); on `first` it restarts from the current level. With `fin` (the window's last position) the
-// final value is also registered as int32 ACC lanes (`acc_out`) and, for OUT, its low 8 bits in plane order,
-// ready to be written the next cycle (`out_words`: every slice of plane word i holds the C lanes' bit i; the
-// write mask picks the slice). All logic sits behind `en`: idle cycles evaluate nothing.
+// final value is also registered as int32 ACC lanes (`acc_out`) and, for OUT, its low 8 bits in plane order
+// (`out_bits`, bit (r*8 + i)*C + l: bit i of lane l of row r), ready to be written the next cycle; bb_outbuf
+// places them in the instruction's slice. All logic sits behind `en`: idle cycles evaluate nothing.
 `timescale 1ns/1ps
 `include "bb_automatic.vh"
 module bb_pool #(
@@ -21,7 +21,7 @@ module bb_pool #(
     input  wire [3:0]        k,
     input  wire [3:0]        slice,
     input  wire [R*8*W-1:0]  words,      // row r, plane i at [(r*8+i)*W +: W]
-    output wire [R*8*W-1:0]  out_words,
+    output wire [R*8*C-1:0]  out_bits,
     output wire [R*C*32-1:0] acc_out
 );
 `include "bb_planes.vh"
@@ -52,7 +52,7 @@ module bb_pool #(
                 end
             end
             assign acc_out[gr*C*32 +: C*32] = fv;
-            assign out_words[gr*8*W +: 8*W] = bb_spread(fb);
+            assign out_bits[gr*8*C +: 8*C] = fb;
         end
     endgenerate
 endmodule

@@ -1,10 +1,9 @@
 // bb_requant: the requantize datapath for R pixels x C lanes per cycle (docs/isa.md `requant`).
 //
-// One bb_requant_row per pixel row; the row's levels come out in plane order, and `out_words` spreads them
-// over every C-lane slice of the row's 8 plane words (the OUT write mask picks the instruction's slice).
+// One bb_requant_row per pixel row; the rows' levels come out in plane order (`out_bits`, bit (r*8 + i)*C + l:
+// bit i of lane l of row r), and bb_outbuf places them in the instruction's slice.
 // Registered on `en`: results are valid the next cycle.
 `timescale 1ns/1ps
-`include "bb_automatic.vh"
 module bb_requant #(
     parameter R   = 2,
     parameter C   = 4,
@@ -23,20 +22,17 @@ module bb_requant #(
     input  wire [5:0]        shift,
     input  wire [7:0]        lo,
     input  wire [7:0]        hi,
-    output wire [R*8*W-1:0]  out_words,   // row r, plane i at [(r*8+i)*W +: W]
+    output wire [R*8*C-1:0]  out_bits,
     output wire [R*C*32-1:0] acc_out
 );
-`include "bb_planes.vh"
     genvar gr;
     generate
         for (gr = 0; gr < R; gr = gr + 1) begin : row
-            wire [8*C-1:0] ubits;   // bit i*C + l: bit i of lane l's level
             bb_requant_row #(.C(C), .W(W)) u_row (
                 .clk(clk), .en(en), .acc(acc[gr*C*32 +: C*32]), .mul(mul), .rmul(rmul), .bias(bias), .res(res),
                 .rk(rk), .res_words(res_words[gr*8*W +: 8*W]), .slice(slice), .shift(shift), .lo(lo), .hi(hi),
-                .ubits(ubits), .sat(acc_out[gr*C*32 +: C*32])
+                .ubits(out_bits[gr*8*C +: 8*C]), .sat(acc_out[gr*C*32 +: C*32])
             );
-            assign out_words[gr*8*W +: 8*W] = bb_spread(ubits);
         end
     endgenerate
 endmodule

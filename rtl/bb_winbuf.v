@@ -42,23 +42,22 @@ module bb_winbuf #(
             reg  [NB*RAW-1:0]   row;
             wire [NB*WIDTH-1:0] rdata;
             reg  [AW-1:0]       r_a0;    // window start of the data on `rdata`
-            reg  [31:0]         e, bk;
-            integer             j;
+            reg  [31:0]         jj;
+            integer             b;
             always @(posedge clk) if (ren[c]) r_a0 <= a0;
-            // window entry j is in bank (a0 + j) % NB at row (a0 + j) / NB; evaluated only in cycles that read
+            // bank b holds window entry jj = (b - a0) mod NB (NWIN <= NB) at row (a0 + jj) / NB; a loop over
+            // the banks, so every bit written has a constant position; evaluated only in cycles that read
             always @* begin
                 en = {NB{1'b0}};
                 row = {NB*RAW{1'b0}};
-                e = 32'd0;
-                bk = 32'd0;
+                jj = 32'd0;
                 if (ren[c]) begin
                     /*verilator unroll_full*/
-                    for (j = 0; j < NWIN; j = j + 1) begin
-                        if (j < rlen) begin
-                            e = a0 + j;
-                            bk = e % NB;
-                            en[bk] = 1'b1;
-                            row[bk*RAW +: RAW] = e / NB;
+                    for (b = 0; b < NB; b = b + 1) begin
+                        jj = (b + NB - a0 % NB) % NB;
+                        if (jj < NWIN && jj < rlen) begin
+                            en[b] = 1'b1;
+                            row[b*RAW +: RAW] = (a0 + jj) / NB;
                         end
                     end
                 end

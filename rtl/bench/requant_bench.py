@@ -111,7 +111,7 @@ if cocotb is not None:
             await RisingEdge(dut.clk)
             dut.en.value = 0
             await Timer(1, "ns")
-            out_words = int(dut.out_words.value)
+            out_bits = int(dut.out_bits.value)  # bit (r*8 + i)*C + lane; bb_outbuf places the slice
             acc_out = int(dut.acc_out.value)
             for r in range(R):
                 for lane in range(C):
@@ -119,8 +119,7 @@ if cocotb is not None:
                     got -= (got >> 31) << 32
                     want = int(c["acc_out"][r, lane])
                     assert got == want, f"case {n} row {r} lane {lane}: ACC result {got} != {want} ({c})"
-                    b = c["slice"] * C + lane
-                    u = sum(((out_words >> ((r * 8 + i) * W + b)) & 1) << i for i in range(8))
+                    u = sum(((out_bits >> ((r * 8 + i) * C + lane)) & 1) << i for i in range(8))
                     assert u == int(c["out"][r, lane]), (
                         f"case {n} row {r} lane {lane}: level {u} != {int(c['out'][r, lane])} ({c})")
         dut._log.info(f"{cfg['cases']} cycles of {R}x{C} lanes match isa.rounding")
