@@ -19,4 +19,11 @@
 `else
 `define BB_REGS
 `endif
+// `BB_KEEP: a net Yosys must keep as it is (bb_pe's popcount tree: each adder its own carry chain, not merged
+// with the others into one $macc). Only under SYNTHESIS, like `BB_REGS.
+`ifdef SYNTHESIS
+`define BB_KEEP (* keep *)
+`else
+`define BB_KEEP
+`endif
 `endif
