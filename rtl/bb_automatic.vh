@@ -1,5 +1,5 @@
-// bb_automatic.vh: `BB_AUTOMATIC, the function qualifier for pure (non-recursive) functions; `BB_REGS and
-// `BB_EVAL_WHEN (below).
+// bb_automatic.vh: `BB_AUTOMATIC, the function qualifier for pure (non-recursive) functions; `BB_REGS,
+// `BB_EVAL_WHEN and `BB_KEEP (below).
 // Under Verilator it is `automatic` (Verilog-2001): the function's temporaries are locals, so Verilator
 // can keep them in registers and drop a call whose result nobody uses (a static function's variables
 // are state, so every call is kept). pyverilog cannot parse the keyword, and for such a function it
@@ -29,5 +29,12 @@
 `define BB_EVAL_WHEN(c) if (c)
 `else
 `define BB_EVAL_WHEN(c)
+`endif
+// `BB_KEEP: a net Yosys must keep as it is (bb_pe's popcount tree: each adder its own carry chain, not merged
+// with the others into one $macc). Only under SYNTHESIS, like `BB_REGS.
+`ifdef SYNTHESIS
+`define BB_KEEP (* keep *)
+`else
+`define BB_KEEP
 `endif
 `endif
