@@ -8,19 +8,28 @@
 // set (docs/rtl.md, "Synthesis").
 //
 // Two forms, giving the same accumulator (docs/rtl.md sections 5 and 7; tests/test_synth_pe.py proves it with
-// Yosys for W = 64, P = 1):
-// * Verilator: the original code: per branch a 32-bit (W - 2c) << shift, c = popcount(a XOR w) by the
-//   bit-slice adder tree on 64-bit words with the 0x0101.. multiply, which GCC turns into `popcnt`.
-// * everything else (Yosys, Icarus): c = popcount(a XNOR w) by full adders over lane triples (the XNOR
+// Yosys for W = 64, P = 1, and the bb_pe_array unit bench checks the gate form against the numeric core on
+// Icarus and Verilator for P = 1, 2, 4 and W = 64, 128, 192):
+// * word form, for simulation (Verilator and Icarus runs of the core): per branch a 32-bit (W - 2c) << shift,
+//   c = popcount(a XOR w) by the bit-slice adder tree on 64-bit words with the 0x0101.. multiply, which GCC
+//   turns into `popcnt` and Icarus evaluates as a few word operations.
+// * gate form, for synthesis (under SYNTHESIS unless BB_PE_WORDS is defined, or wherever BB_PE_GATES is
+//   defined: the unit bench): c = popcount(a XNOR w) by full adders over lane triples (the XNOR
 //   folded in: each output bit is one LUT6 of the six operand bits), then a balanced tree of adders at their
 //   exact widths, each node `keep` (`BB_KEEP) so that Yosys maps every adder to its own carry chain instead
 //   of merging the tree into one $macc (which ABC maps into ~30% more LUTs); the branch value 2c - W is
 //   narrow (FW + 1 bits), for W a power of two without a subtractor, and is shifted at that width; the P
 //   shifted values are summed at the width they need before one 32-bit add into the accumulator. About
 //   2.8 LUTs per binary lane on the xilinx target (docs/cost.md), against ~5.9 and 20 DSP blocks for the
-//   form Verilator compiles.
+//   word form. Icarus runs it ~30x slower than the word form (hundreds of small nets per PE), which is why
+//   the core's simulations use the word form.
 `timescale 1ns/1ps
 `include "bb_automatic.vh"
+`ifdef SYNTHESIS
+`ifndef BB_PE_WORDS
+`define BB_PE_GATES
+`endif
+`endif
 module bb_pe #(
     parameter W = 64,
     parameter P = 1
@@ -36,7 +45,7 @@ module bb_pe #(
     input  wire [P-1:0]    bvalid,
     output reg  [31:0]     acc
 );
-`ifdef VERILATOR
+`ifndef BB_PE_GATES
     localparam NW = W / 64;
 
     // One branch: (W - 2 * popcount(a XOR w)) << shift, in int32. The popcount is an adder tree written as
@@ -154,3 +163,4 @@ module bb_pe #(
     end
 `endif
 endmodule
+`undef BB_PE_GATES

@@ -200,9 +200,10 @@ class Build:
 
 
 def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str, int], name: str,
-          waves: bool = False, log_dir: Path | None = None) -> Build:
+          waves: bool = False, log_dir: Path | None = None, defines: dict[str, int] | None = None) -> Build:
     """Build `toplevel` from rtl/<module>.v files (`module` may be a path under rtl/, e.g. bench/x) with
-    `parameters`; cached in rtl/sim_build/<sim>_<name>."""
+    `parameters` and `defines` (besides SIM_DEFINES); cached in rtl/sim_build/<sim>_<name>."""
+    defines = {**SIM_DEFINES, **(defines or {})}
     prepare_environment(sim)
     rtl, build_root = _sources()
     sources = [rtl / f"{m}.v" for m in modules]
@@ -215,7 +216,7 @@ def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str,
         args += COVERAGE_ARGS
     directory = build_root / (f"{sim}_{name}" + ("_waves" if waves else "") + ("_cov" if coverage else ""))
     stamp_data = {"toplevel": toplevel, "digest": _digest(deps), "parameters": parameters, "args": args,
-                  "defines": SIM_DEFINES,
+                  "defines": defines,
                   "waves": waves, "opt": OPT_FAST if sim == "verilator" else None}
     stamp = directory / "bitbranch_build.json"
     binary = directory / (toplevel if sim == "verilator" else "sim.vvp")
@@ -228,7 +229,7 @@ def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str,
         log_file = (log_dir or directory) / "build.log"
         try:
             _runner(sim).build(
-                sources=sources, includes=[rtl], hdl_toplevel=toplevel, parameters=parameters, defines=SIM_DEFINES,
+                sources=sources, includes=[rtl], hdl_toplevel=toplevel, parameters=parameters, defines=defines,
                 build_args=args, build_dir=directory, waves=waves, timescale=("1ns", "1ps"), log_file=log_file,
                 always=True,
             )

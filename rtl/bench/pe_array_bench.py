@@ -123,8 +123,9 @@ def run_pe_array_bench(R: int, C: int, W: int, P: int, sim: str = "verilator", c
 
     from bitbranch.rtlharness.build import build, run
 
+    # the PE's gate form, the one synthesis maps (the core's simulations run its word form; rtl/bb_pe.v)
     b = build(sim, "bb_pe_array", ["bb_pe", "bb_pe_array"], {"R": R, "C": C, "W": W, "P": P, "NPR": P},
-              f"pe_array_{R}x{C}x{W}x{P}")
+              f"pe_array_{R}x{C}x{W}x{P}_gates", defines={"BB_PE_GATES": 1})
     with tempfile.TemporaryDirectory(prefix="bitbranch-pe-") as tmp:
         work = Path(workdir or tmp)
         env = {ENV: json.dumps({"R": R, "C": C, "W": W, "P": P, "seed": seed, "cases": cases})}

@@ -1,5 +1,6 @@
-// pe_miter: bb_pe's Verilator form (pe_gold: rtl/bb_pe.v read with VERILATOR defined, the popcnt-friendly
-// bit-slice popcount) against its synthesis/Icarus form (pe_gate: the LUT-friendly full-adder tree), same
+// pe_miter: bb_pe's word form (pe_gold: rtl/bb_pe.v read with BB_PE_WORDS defined, the popcnt-friendly
+// bit-slice popcount the core's simulations run) against its gate form (pe_gate: the LUT-friendly full-adder
+// tree synthesis maps), same
 // inputs; `diff` is 1 when their accumulators differ (tests/test_synth_pe.py proves it never is).
 module pe_miter #(
     parameter W = 64,
