@@ -26,6 +26,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+REASON_CHARS = 600  # the longest one-line refusal (a squeeze-excitation gate's, with both module paths) fits
+
+
+def clip(text: str, limit: int = REASON_CHARS) -> str:
+    """`text` cut to at most `limit` characters at a word boundary, with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if text[limit - 1] != " " and " " in cut:  # the cut falls inside a word: drop its start
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:") + "…"
+
+
 def measure(name: str, size: int, hw_name: str) -> dict:
     """One model, in the worker process: compile, simulate, liveness."""
     import numpy as np
@@ -48,7 +61,7 @@ def measure(name: str, size: int, hw_name: str) -> dict:
         with torch.no_grad():
             art = compile_model(model, spec.precision, hw, default_image((3, size, size)))
     except (ValueError, MemoryError) as exc:
-        row.update(status="refused", reason=str(exc).strip().splitlines()[0][:400])
+        row.update(status="refused", reason=clip(str(exc).strip().splitlines()[0]))
         return row
     row["compile_s"] = round(time.perf_counter() - t0, 1)
     result = run(art)
@@ -73,7 +86,7 @@ def _worker(name: str, size: int, hw: str, queue: mp.Queue) -> None:
     try:
         queue.put(measure(name, size, hw))
     except BaseException as exc:  # noqa: BLE001 - one row per model, whatever happens
-        queue.put({"model": f"torchvision:{name}", "status": "crashed", "reason": f"{type(exc).__name__}: {exc}"[:400]})
+        queue.put({"model": f"torchvision:{name}", "status": "crashed", "reason": clip(f"{type(exc).__name__}: {exc}")})
 
 
 def run_one(name: str, size: int, hw: str, timeout: float) -> dict:

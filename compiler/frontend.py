@@ -11,7 +11,10 @@ AdaptiveAvgPool2d and `mean` over H, W (avgpool, square windows), flatten / view
 (flatten), residual `+` (add), torch.cat on channels (cat), nearest Upsample / interpolate
 (upsample), Identity / Dropout (identity), channel split / shuffle and other pure channel gathers
 (select; see _channel_gathers). Anything else is a host op if only host ops and outputs
-follow it, else an error naming the node and module path.
+follow it, else an error naming the node and module path. Ops the accelerator cannot express at all
+(attention, LayerNorm and other normalisation by data statistics, SiLU / GELU / Hardswish, sigmoid gates)
+are looked for first, most fundamental first (_OP_RANK): a ViT is refused on its attention, not on the
+class-token concatenation met earlier, a ConvNeXt on its LayerNorm, not on its Linear over a 4-D map.
 
 Two normalisations: nn.Identity calls are removed (timm puts them between BatchNorm and the activation
 as placeholders for disabled drop-block / anti-aliasing), and an activation directly after max-pooling /
@@ -395,6 +398,18 @@ def _classify_function(fn: FNode) -> FNode:
     return fn
 
 
+def _classify_all(gm: fx.GraphModule) -> list[FNode]:
+    """Every node classified; a node refused outright (a cat along rows, a non-square pool) becomes kind 'refused'
+    with its error in attrs['error'], raised once capture has looked for a more fundamental cause."""
+    nodes = []
+    for n in gm.graph.nodes:
+        try:
+            nodes.append(classify(n, gm))
+        except FrontendError as e:
+            nodes.append(FNode(n, "refused", node_path(n), _tensor_inputs(n), _shape(n), {"error": e}))
+    return nodes
+
+
 def classify(node: fx.Node, gm: fx.GraphModule) -> FNode:
     fn = FNode(node, "host", node_path(node), _tensor_inputs(node), _shape(node))
     if node.op == "placeholder":
@@ -426,29 +441,125 @@ def _check_inplace(fn: FNode) -> None:
 
 # Ops users meet in torchvision / timm models that the requantize unit cannot express (it computes an affine
 # map, a clamp and a rounding per channel): what to use instead. Keys are module class or function names.
+_ACTIVATION = ("the requantize unit applies only clamps (an affine map, clip, round); replace it with ReLU, ReLU6 or "
+               "Hardtanh (and fine-tune) to run on the accelerator")
+_GATE = ("squeeze-excitation gates multiply activations by a per-channel sigmoid of the data; the accelerator has no "
+         "elementwise multiply: remove the gate (or its sigmoid) to run the model")
+_NORM = "normalisation by statistics of the data needs division at run time; use BatchNorm (folded)"
+_RESHAPE = ("only reshapes that keep every pixel in place and gather whole channels (channel split / shuffle, as in "
+            "ShuffleNet) or flatten to (1, N) run on the accelerator")
+_ATTENTION = "attention multiplies two activations; the accelerator multiplies activations only by weights"
 _ALTERNATIVES = {
     **dict.fromkeys(("Hardswish", "hardswish", "SiLU", "silu", "Swish", "GELU", "gelu", "Mish", "mish", "ELU", "elu",
                      "SELU", "selu", "CELU", "LeakyReLU", "leaky_relu", "PReLU", "Softplus", "Tanh", "tanh"),
-                    "the requantize unit applies only clamps (an affine map, clip, round); replace it with ReLU, "
-                    "ReLU6 or Hardtanh (and fine-tune) to run on the accelerator"),
+                    _ACTIVATION),
     **dict.fromkeys(("Sigmoid", "sigmoid", "Hardsigmoid", "hardsigmoid", "mul", "SqueezeExcite", "SEModule",
-                     "SqueezeExcitation"),
-                    "squeeze-excitation gates multiply activations by a per-channel sigmoid of the data; the "
-                    "accelerator has no elementwise multiply: remove the gate (or its sigmoid) to run the model"),
-    **dict.fromkeys(("LayerNorm", "layer_norm", "GroupNorm", "group_norm", "LocalResponseNorm"),
-                    "normalisation by statistics of the data needs division at run time; use BatchNorm (folded)"),
+                     "SqueezeExcitation"), _GATE),
+    **dict.fromkeys(("LayerNorm", "layer_norm", "GroupNorm", "group_norm", "LocalResponseNorm", "RMSNorm", "rms_norm",
+                     "InstanceNorm1d", "InstanceNorm2d", "instance_norm"), _NORM),
     **dict.fromkeys(("view", "reshape", "transpose", "permute", "chunk", "split", "getitem", "narrow",
-                     "channel_shuffle", "ChannelShuffle"),
-                    "only reshapes that keep every pixel in place and gather whole channels (channel split / "
-                    "shuffle, as in ShuffleNet) or flatten to (1, N) run on the accelerator"),
-    **dict.fromkeys(("MultiheadAttention", "softmax", "Softmax", "matmul", "bmm", "scaled_dot_product_attention"),
-                    "attention multiplies two activations; the accelerator multiplies activations only by weights"),
+                     "channel_shuffle", "ChannelShuffle"), _RESHAPE),
+    **dict.fromkeys(("MultiheadAttention", "softmax", "Softmax", "matmul", "bmm", "einsum",
+                     "scaled_dot_product_attention"), _ATTENTION),
 }
+# How fundamental an op the accelerator cannot express is: a model is refused on its most fundamental one (attention
+# before normalisation before activations and gates; graph order within a rank), since replacing a ViT's GELU or a
+# ConvNeXt's Linear layout would not make it run. Reshapes are not ranked: they may be rewritten into gathers.
+_OP_RANK = {_ATTENTION: 0, _NORM: 1, _ACTIVATION: 2, _GATE: 2}
+_PRODUCTS = {"matmul", "bmm", "einsum", "mul"}  # attention or a gate only when two operands are activations
 
 
 def unsupported_hint(what: str) -> str:
-    """Why an op cannot run on the accelerator and what to use instead ('' when nothing specific is known)."""
-    return _ALTERNATIVES.get(what, "")
+    """Why an op cannot run on the accelerator and what to use instead ('' when nothing specific is known).
+    Any module or function with 'attention' in its name (torchvision's ShiftedWindowAttention, timm's Attention)
+    is attention."""
+    return _ALTERNATIVES.get(what) or (_ATTENTION if "attention" in what.lower() else "")
+
+
+def _class_hint(cls: Any) -> tuple[str, str]:
+    """(class name, hint) of a module class, the hint looked up along its bases (torchvision's LayerNorm2d is a
+    LayerNorm); `cls` may also be a qualified class name (older torch's nn_module_stack)."""
+    if isinstance(cls, str):
+        name = cls.rsplit(".", 1)[-1]
+        return name, unsupported_hint(name)
+    for c in getattr(cls, "__mro__", ()):
+        if c is nn.Module:
+            break
+        if hint := unsupported_hint(c.__name__):
+            return cls.__name__, hint
+    return getattr(cls, "__name__", str(cls)), ""
+
+
+def _own_op(fn: FNode) -> tuple[str, str]:
+    """(name, hint) of the module or function `fn` calls itself."""
+    if fn.module is not None:
+        return _class_hint(type(fn.module))
+    what = _target_name(fn.node, None)
+    return what, unsupported_hint(what)
+
+
+def _unexpressible(fn: FNode) -> tuple[str, str, str] | None:
+    """(op name, module path, hint) when `fn` computes something the accelerator cannot express: a module or function
+    with a ranked hint (a product only of two activations). Attention and normalisation traced into a module of
+    their kind are named as the innermost such module (the `layer_norm` of torchvision's LayerNorm2d, the `einsum`
+    of MaxViT's RelativePositionalMultiHeadAttention, Swin's `shifted_window_attention`)."""
+    node = fn.node
+    if node.op not in ("call_module", "call_function", "call_method") or fn.kind not in ("host", "refused"):
+        return None
+    what, hint = _own_op(fn)
+    if hint not in _OP_RANK:
+        return None
+    if fn.module is None and what in _PRODUCTS and sum(x.op != "get_attr" for x in fn.inputs) < 2:
+        return None  # a product with a weight or a constant: a host op (refused later if it feeds the accelerator)
+    if _OP_RANK[hint] <= _OP_RANK[_NORM]:
+        stack = [v for v in (node.meta.get("nn_module_stack") or {}).values() if isinstance(v, tuple) and len(v) == 2]
+        if fn.module is not None and stack:
+            stack = stack[:-1]  # a module call's own entry comes last
+        for path, cls in reversed(stack):
+            name, outer = _class_hint(cls)
+            if outer == hint:
+                return name, str(path), hint
+    return what, fn.path, hint
+
+
+def _accel_user(fn: FNode, by_node: dict[fx.Node, FNode]) -> FNode | None:
+    """The first op the accelerator must run (or an op refused outright) that reads `fn`'s result, directly or
+    through host ops; None when only host ops and outputs follow."""
+    stack, seen = list(fn.node.users), set()
+    while stack:
+        u = stack.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        uf = by_node[u]
+        if uf.kind in ACCEL_KINDS or uf.kind == "refused":
+            return uf
+        stack.extend(u.users)
+    return None
+
+
+def _refusal(what: str, where: str, uf: FNode, hint: str) -> FrontendError:
+    op = uf.kind if uf.kind in ACCEL_KINDS else _target_name(uf.node, uf.module)
+    return FrontendError(f"unsupported operation '{what}' at {where} feeds accelerator op '{op}' at {uf.where()}; "
+                         + (hint or "only operations at the end of the network may run on the host"))
+
+
+def _check_unexpressible(nodes: list[FNode], by_node: dict[fx.Node, FNode]) -> None:
+    """Refuse on the most fundamental op the accelerator cannot express (see _OP_RANK) that feeds the accelerator,
+    before any complaint about a construct around it: a ViT's first obstacle in graph order is the concatenation of
+    its class token, a ConvNeXt's a Linear on a channels-last map, neither of which is what keeps them off."""
+    best: tuple[FNode, tuple[str, str, str], FNode] | None = None
+    for fn in nodes:
+        op = _unexpressible(fn)
+        if op is None or (best is not None and _OP_RANK[op[2]] >= _OP_RANK[best[1][2]]):
+            continue
+        uf = _accel_user(fn, by_node)
+        if uf is not None:
+            best = (fn, op, uf)
+    if best is None:
+        return
+    fn, (what, path, hint), uf = best
+    raise _refusal(what, f"node '{fn.node.name}' (module path '{path}')", uf, hint)
 
 
 def _check_host_tail(nodes: list[FNode], by_node: dict[fx.Node, FNode]) -> None:
@@ -456,20 +567,10 @@ def _check_host_tail(nodes: list[FNode], by_node: dict[fx.Node, FNode]) -> None:
     for fn in nodes:
         if fn.kind != "host":
             continue
-        stack, seen = list(fn.node.users), set()
-        while stack:
-            u = stack.pop()
-            if u in seen:
-                continue
-            seen.add(u)
-            uf = by_node[u]
-            if uf.kind in ACCEL_KINDS:
-                what = _target_name(fn.node, fn.module)
-                hint = unsupported_hint(what)
-                raise FrontendError(
-                    f"unsupported operation '{what}' at {fn.where()} feeds accelerator op '{uf.kind}' at {uf.where()}; "
-                    + (hint or "only operations at the end of the network may run on the host"))
-            stack.extend(u.users)
+        uf = _accel_user(fn, by_node)
+        if uf is not None:
+            what = _target_name(fn.node, fn.module)
+            raise _refusal(what, fn.where(), uf, unsupported_hint(what))
 
 
 # --- channel split / shuffle (ShuffleNet) -------------------------------------------------------------------
@@ -685,22 +786,27 @@ def capture(model: nn.Module, input_shape: tuple[int, ...], on_classify: Callabl
     try:
         gm = _trace(model)
         _propagate(gm, example)
-        nodes = [classify(n, gm) for n in gm.graph.nodes]
+        nodes = _classify_all(gm)
         if _drop_identities(gm, nodes):  # shapes stay as propagated
             gm.graph.lint()
             gm.recompile()
-            nodes = [classify(n, gm) for n in gm.graph.nodes]
+            nodes = _classify_all(gm)
         if _hoist_activations(gm, nodes):
             gm.graph.lint()
             gm.recompile()
             _propagate(gm, example)
-            nodes = [classify(n, gm) for n in gm.graph.nodes]
+            nodes = _classify_all(gm)
     finally:
         model.train(was_training)
     by_node = {f.node: f for f in nodes}
     _channel_gathers(nodes, by_node)
     for fn in nodes:
         _check_inplace(fn)
+    _check_unexpressible(nodes, by_node)
+    for fn in nodes:
+        if fn.kind == "refused":
+            raise fn.attrs["error"]
+    for fn in nodes:
         _check_shapes(fn)
         if on_classify is not None:
             on_classify(fn)

@@ -71,6 +71,23 @@ MODELS = textwrap.dedent("""
     def sigmoid():
         return _mid(nn.Sigmoid())
 
+    def layernorm():
+        return _mid(nn.LayerNorm([8, 14, 14]))
+
+    def attention():
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Conv2d(3, 8, 4, stride=4)
+                self.self_attention = nn.MultiheadAttention(8, 2, batch_first=True)
+                self.head = nn.Linear(8, 10)
+
+            def forward(self, x):
+                t = self.proj(x).flatten(2).transpose(1, 2)
+                t = t + self.self_attention(t, t, t, need_weights=False)[0]
+                return self.head(t.mean(1))
+        return Block()
+
     def data_dependent():
         class M(nn.Module):
             def __init__(self):
@@ -184,6 +201,9 @@ CASES = [
     ("leaky-relu", ["run", "models.py:leaky"], ["LeakyReLU", "module path '2'"]),
     ("tanh", ["run", "models.py:tanh"], ["Tanh", "module path '2'"]),
     ("sigmoid", ["run", "models.py:sigmoid"], ["Sigmoid", "module path '2'"]),
+    ("layernorm", ["run", "models.py:layernorm"], ["'LayerNorm'", "module path '2'", "BatchNorm"]),
+    ("attention", ["run", "models.py:attention"], ["'MultiheadAttention'", "module path 'self_attention'",
+                                                   "attention multiplies two activations"]),
     ("data-dependent-forward", ["run", "models.py:data_dependent"], ["torch.fx could not trace"]),
     ("bad-clamp-range", ["run", "models.py:ceil_bad_clamp"], ["module path '1'", "activation range"]),
     # options

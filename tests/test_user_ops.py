@@ -620,3 +620,152 @@ def test_reshape_that_moves_pixels_is_refused_by_name():
 
     with pytest.raises(ValueError, match=r"'transpose'.*module path 'transpose'.*gather whole channels"):
         compile_model(Transposed().eval(), "W2A2", get_config("small"), image(8))
+
+
+# --- transformers and ConvNeXt: refused on the op that keeps them off, not the first construct met ---------------
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's ConvNeXt LayerNorm2d: normalises over channels of an NCHW map (fx traces into it)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class ConvNeXtish(nn.Module):
+    """Stem conv + LayerNorm2d, then a block whose Linear runs on a channels-last 4-D map (ConvNeXt's CNBlock): the
+    Linear comes later in the graph than the first norm, but only after the stem's norm is the model refused."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 4, stride=4), LayerNorm2d(8))
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.ln = nn.LayerNorm(8)
+        self.pw = nn.Linear(8, 16)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.ln(self.dw(x).permute(0, 2, 3, 1))
+        return self.pw(y).permute(0, 3, 1, 2)
+
+
+class LayerNormMid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.norm, self.b = nn.Conv2d(3, 8, 3), nn.LayerNorm([8, 14, 14]), nn.Conv2d(8, 8, 3)
+
+    def forward(self, x):
+        return self.b(self.norm(self.a(x)))
+
+
+class TinyViT(nn.Module):
+    """A ViT in miniature: patch embedding, class token concatenated along the token axis (dim 1 of a 3-D tensor,
+    the first thing the accelerator cannot lay out), position embedding, pre-norm encoder blocks with
+    nn.MultiheadAttention and a GELU MLP, head on the class token."""
+
+    class Block(nn.Module):
+        def __init__(self, d: int):
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.self_attention = nn.MultiheadAttention(d, 2, batch_first=True)
+            self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+        def forward(self, x):
+            y = self.ln_1(x)
+            y, _ = self.self_attention(y, y, y, need_weights=False)
+            x = x + y
+            return x + self.mlp(self.ln_2(x))
+
+    def __init__(self, d: int = 16):
+        super().__init__()
+        self.conv_proj = nn.Conv2d(3, d, 4, stride=4)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embedding = nn.Parameter(torch.zeros(1, 17, d))  # 16 patches of a 16x16 image + class
+        self.layers = nn.Sequential(TinyViT.Block(d), TinyViT.Block(d))
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x):
+        x = self.conv_proj(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
+        return self.head(self.layers(x)[:, 0])
+
+
+class SdpaAttention(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.qkv = nn.Conv2d(c, 3 * c, 1)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(x).flatten(2).transpose(1, 2).chunk(3, dim=-1)
+        y = nn.functional.scaled_dot_product_attention(q, k, v)
+        return y.transpose(1, 2).reshape(n, c, h, w)
+
+
+class MatmulAttn(nn.Module):
+    """Attention written out (no 'attention' in any name): softmax(q k^T) v with two activation products."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.q, self.k = nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 1)
+        self.out = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q, k = self.q(x).flatten(2), self.k(x).flatten(2)
+        a = torch.softmax(torch.matmul(q.transpose(1, 2), k), dim=-1)
+        return self.out(torch.matmul(x.flatten(2), a).view(n, c, h, w))
+
+
+@pytest.mark.parametrize(("model", "needle"), [
+    (LayerNormMid(), r"^unsupported operation 'LayerNorm' at node 'norm' \(module path 'norm'\) feeds accelerator op "
+                     r"'conv' at node 'b'.*; normalisation by statistics of the data .*use BatchNorm"),
+    # the stem's LayerNorm2d, named as the module fx traced into (not its permute), before the block's Linear on 4-D
+    (ConvNeXtish(), r"^unsupported operation 'LayerNorm2d' at node 'layer_norm' \(module path 'stem\.1'\) feeds "
+                    r"accelerator op 'conv' at node 'dw'.*normalisation by statistics"),
+    # attention before the class token's concatenation, and before the LayerNorm that precedes it
+    (TinyViT(), r"^unsupported operation 'MultiheadAttention' at node 'layers_0_self_attention' \(module path "
+                r"'layers\.0\.self_attention'\).*attention multiplies two activations"),
+    (nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), SdpaAttention(8), nn.Conv2d(8, 8, 3)),
+     r"^unsupported operation 'SdpaAttention' at node 'scaled_dot_product_attention' \(module path '2'\).*"
+     r"attention multiplies two activations"),
+    (nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), MatmulAttn(8), nn.ReLU()),
+     r"^unsupported operation 'matmul' at node 'matmul' \(module path '2\.matmul'\).*attention multiplies"),
+])
+def test_attention_and_layer_norm_are_refused_by_name_and_module_path(model, needle):
+    with pytest.raises(ValueError, match=needle) as info:
+        capture(model.eval(), (1, 3, 16, 16))
+    assert "\n" not in str(info.value)
+    if isinstance(model, TinyViT):  # what it used to be refused on
+        assert "torch.cat" not in str(info.value)
+
+
+def test_layer_norm_at_the_end_is_still_a_host_op():
+    """Only ops that feed the accelerator are refused: a LayerNorm (or softmax) on the final logits runs on the host."""
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
+                      nn.LayerNorm(10), nn.Softmax(-1))
+    cap = capture(m.eval(), (1, 3, 8, 8))
+    assert [f.path for f in cap.host_nodes] == ["5", "6"]
+
+
+@pytest.mark.parametrize(("name", "needle"), [
+    ("vit_b_16", r"^unsupported operation 'MultiheadAttention' at node 'encoder_layers_encoder_layer_0_self_attention'"
+                 r" \(module path 'encoder\.layers\.encoder_layer_0\.self_attention'\).*attention multiplies"),
+    ("convnext_tiny", r"^unsupported operation 'LayerNorm2d' at node 'layer_norm' \(module path 'features\.0\.1'\)"
+                      r".*normalisation by statistics"),
+    ("swin_t", r"^unsupported operation 'ShiftedWindowAttention' at node 'shifted_window_attention' \(module path "
+               r"'features\.1\.0\.attn'\)"),
+])
+def test_torchvision_transformers_and_convnext_are_refused_on_attention_and_norm(name, needle):
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("torchvision") is None and not os.environ.get("BITBRANCH_REQUIRE_ZOO"):
+        pytest.skip("zoo extra (torchvision) not installed")
+    from bitbranch.workloads.models.zoo import build
+
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=needle):
+        capture(build(f"torchvision:{name}").eval(), (1, 3, 224, 224))
