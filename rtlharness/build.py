@@ -251,6 +251,9 @@ def run(b: Build, test_module: str, test_dir: Path, env: dict[str, str] | None =
     if _COVERAGE and "--coverage-line" in json.loads((b.directory / "bitbranch_build.json").read_text())["args"]:
         n = len(list(_COVERAGE[-1].glob("run*.dat")))
         plusargs = [*plusargs, f"+verilator+coverage+file+{_COVERAGE[-1] / f'run{n:05d}.dat'}"]
+        # the run's Verilog parameters beside its counts: coverage waivers are conditions on them
+        (_COVERAGE[-1] / f"run{n:05d}.json").write_text(json.dumps({"toplevel": b.toplevel,
+                                                                    "parameters": b.parameters}))
     results = test_dir / "results.xml"
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # keep the runner from sys.exit()ing under pytest
     try:

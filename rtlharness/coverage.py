@@ -9,6 +9,11 @@ coverpoints of the ISA and the timing contract the suite reached (simulator.func
 Reports: `coverage.md` (per module, then the uncovered lines), `coverage.info` (lcov, for genhtml or an
 editor) and `coverage.json`. Verilator's own `verilator_coverage` tool is not needed: its data file is a
 plain text format read here.
+
+Waivers (rtlharness/waivers.py, `coverage_waivers.toml`) take out the points that cannot be reached in the
+configurations the suite ran, each with its reason: the report gives every module's raw figure, the points
+waived and the figure over the rest, lists the waivers applied, and reports a waiver that waives nothing or a
+point that was hit (exit status 1: a stale waiver must not hide anything).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from pathlib import Path
 
 from bitbranch.isa.cliutil import fail
 from bitbranch.simulator import funccov
+
+from . import waivers
 
 GROUPS = tuple(funccov.all_points())
 
@@ -60,10 +67,25 @@ def parse_dat(text: str) -> dict[Point, int]:
     return out
 
 
-def merge(files: Iterable[Path]) -> dict[Point, int]:
-    total: dict[Point, int] = defaultdict(int)
+def load_runs(files: Iterable[Path]) -> list[tuple[dict[str, int], dict[Point, int]]]:
+    """(Verilog parameters, points) of every run: the parameters from the `runNNNNN.json` that rtlharness.build
+    writes beside a run's counts ({} when it is missing)."""
+    out = []
     for f in files:
-        for p, n in parse_dat(f.read_text(errors="replace")).items():
+        side = f.with_suffix(".json")
+        params = json.loads(side.read_text()).get("parameters", {}) if side.is_file() else {}
+        out.append((params, parse_dat(f.read_text(errors="replace"))))
+    return out
+
+
+def merge(files: Iterable[Path]) -> dict[Point, int]:
+    return merge_runs((None, parse_dat(f.read_text(errors="replace"))) for f in files)
+
+
+def merge_runs(runs: Iterable[tuple[object, dict[Point, int]]]) -> dict[Point, int]:
+    total: dict[Point, int] = defaultdict(int)
+    for _, points in runs:
+        for p, n in points.items():
             total[p] += n
     return dict(total)
 
@@ -73,26 +95,42 @@ class ModuleCoverage:
     module: str
     hit: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     total: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    waived: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     missed_lines: set[tuple[str, int]] = field(default_factory=set)
 
     def percent(self, kind: str) -> float | None:
         return 100.0 * self.hit[kind] / self.total[kind] if self.total[kind] else None
 
+    def percent_waived(self, kind: str) -> float | None:
+        """Over the points not waived (a waived point is never hit: waivers.apply counts a hit one as hit)."""
+        rest = self.total[kind] - self.waived[kind]
+        return 100.0 * self.hit[kind] / rest if rest else None
 
-def per_module(points: dict[Point, int], modules: Iterable[str]) -> dict[str, ModuleCoverage]:
-    """Coverage per module (points of every instance of a module pooled: a point counts as hit when any
-    instance hit it)."""
+
+def pool(points: dict[Point, int], modules: Iterable[str]) -> dict[tuple, int]:
+    """Counts per (kind, module, file, line, what): every instance (and every run) of a module summed."""
     wanted = set(modules)
     pooled: dict[tuple, int] = defaultdict(int)
     for p, n in points.items():
         if p.module in wanted:
             pooled[(p.kind, p.module, p.file, p.line, p.what)] += n
-    out = {m: ModuleCoverage(m) for m in sorted(wanted)}
-    for (kind, module, file, line, _what), n in pooled.items():
+    return dict(pooled)
+
+
+def per_module(points: dict[Point, int], modules: Iterable[str],
+               waived: dict[tuple, str] | None = None) -> dict[str, ModuleCoverage]:
+    """Coverage per module (points of every instance of a module pooled: a point counts as hit when any
+    instance hit it); `waived` (waivers.apply) holds the pooled points taken out, never hit ones."""
+    waived = waived or {}
+    out = {m: ModuleCoverage(m) for m in sorted(set(modules))}
+    for key, n in pool(points, modules).items():
+        kind, module, file, line, _what = key
         mc = out[module]
         mc.total[kind] += 1
         mc.hit[kind] += n > 0
-        if n == 0 and kind in ("line", "branch"):
+        if n == 0 and key in waived:
+            mc.waived[kind] += 1
+        elif n == 0 and kind in ("line", "branch"):
             mc.missed_lines.add((file, line))
     return out
 
@@ -101,24 +139,36 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f} %"
 
 
-def markdown(cov: dict[str, ModuleCoverage], suite: str, seconds: float) -> str:
+def markdown(cov: dict[str, ModuleCoverage], suite: str, seconds: float, applied=None, waivers=()) -> str:
+    """The per-module table: each kind's raw figure (hit / points), the points waived and the figure over the
+    rest; then the lines never reached (waived ones left out), the waivers applied and the waiver problems."""
     lines = [f"# RTL code coverage ({suite} suite, Verilator line, branch and toggle; {seconds:.0f} s)", "",
-             "| module | " + " | ".join(f"{k} | {k} hit / points" for k in KINDS) + " |",
-             "|---|" + "---|---|" * len(KINDS)]
+             "| module | " + " | ".join(f"{k} raw | {k} hit / points | {k} waived | {k} after waivers"
+                                       for k in KINDS) + " |",
+             "|---|" + "---|---|---|---|" * len(KINDS)]
 
-    def row(name: str, hit: dict[str, int], total: dict[str, int]) -> str:
+    def row(name: str, hit: dict[str, int], total: dict[str, int], waived: dict[str, int]) -> str:
         return f"| {name} | " + " | ".join(
-            f"{_pct(100 * hit[k] / total[k] if total[k] else None)} | {hit[k]} / {total[k]}" for k in KINDS) + " |"
+            f"{_pct(100 * hit[k] / total[k] if total[k] else None)} | {hit[k]} / {total[k]} | {waived[k]} | "
+            f"{_pct(100 * hit[k] / (total[k] - waived[k]) if total[k] - waived[k] else None)}" for k in KINDS) + " |"
 
     for m, c in cov.items():
-        lines.append(row(m, c.hit, c.total))
-    lines.append(row("**all**", {k: sum(c.hit[k] for c in cov.values()) for k in KINDS},
-                     {k: sum(c.total[k] for c in cov.values()) for k in KINDS}))
-    lines += ["", "## Lines and branch arms never reached", ""]
+        lines.append(row(m, c.hit, c.total, c.waived))
+    lines.append(row("**all**", *({k: sum(getattr(c, a)[k] for c in cov.values()) for k in KINDS}
+                                  for a in ("hit", "total", "waived"))))
+    lines += ["", "## Lines and branch arms never reached (not waived)", ""]
     for m, c in cov.items():
         if c.missed_lines:
             where = ", ".join(f"{f}:{ln}" for f, ln in sorted(c.missed_lines))
             lines.append(f"- {m}: {where}")
+    if applied is not None:
+        lines += ["", "## Waivers applied", "", "| waiver | module | kind | category | points | reason |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {w.id} | {w.module} | {w.kind} | {w.category} | {applied.count.get(w.id, 0)} | {w.reason} |"
+                  for w in waivers]
+        lines += ["", "## Waiver problems", ""]
+        lines += [f"- {p}" for p in applied.problems] or ["None: every waiver waived at least one point, none "
+                                                          "that was hit."]
     return "\n".join(lines) + "\n"
 
 
@@ -158,6 +208,8 @@ def add_arguments_coverage(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", choices=SUITES, default="quick", help="the checks to run (default quick)")
     parser.add_argument("--out", default="out/coverage", metavar="DIR", help="report directory (default out/coverage)")
     parser.add_argument("--json", action="store_true", help="print the per-module figures as one JSON object")
+    parser.add_argument("--waivers", default=None, metavar="TOML",
+                        help="waiver file (default: rtlharness/coverage_waivers.toml; 'none' for raw figures only)")
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
@@ -166,11 +218,15 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     from .build import SimulatorError, coverage_runs
     from .mutate import core_files, suite
 
+    try:
+        waiver_list = [] if args.waivers == "none" else waivers.load(Path(args.waivers or waivers.WAIVERS_FILE))
+    except (OSError, waivers.WaiverError) as exc:
+        return fail(f"waivers: {exc}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return fail(f"--out {out} exists and is not a directory")
     data = out / "data"
-    for old in data.glob("run*.dat") if data.is_dir() else ():
+    for old in [*data.glob("run*.dat"), *data.glob("run*.json")] if data.is_dir() else ():
         old.unlink()
     modules = [f.removesuffix(".v") for f in core_files()]
     t0 = time.perf_counter()
@@ -184,23 +240,37 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     except SimulatorError as exc:
         return fail(str(exc))
     seconds = time.perf_counter() - t0
-    points = merge(sorted(data.glob("run*.dat")))
+    runs = load_runs(sorted(data.glob("run*.dat")))
+    points = merge_runs(runs)
     if not points:
         return fail(f"no coverage data was written under {data}")
-    cov = per_module(points, modules)
+    applied = waivers.apply(waiver_list, runs, pool(points, modules), rtl_dir())
+    cov = per_module(points, modules, applied.waived)
     table = functional.table()
-    (out / "coverage.md").write_text(markdown(cov, args.suite, seconds) + "\n" + functional_markdown(table))
+    (out / "coverage.md").write_text(markdown(cov, args.suite, seconds, applied, waiver_list) + "\n"
+                                     + functional_markdown(table))
     (out / "coverage.info").write_text(lcov(points, rtl_dir(), modules))
     summary = {m: {k: c.percent(k) for k in KINDS} | {f"{k}_points": c.total[k] for k in KINDS}
+               | {f"{k}_waived": c.waived[k] for k in KINDS}
+               | {f"{k}_after_waivers": c.percent_waived(k) for k in KINDS}
                for m, c in cov.items()}
     functional_summary = {preset: {g: {"hit": v["hit"], "total": v["total"], "missed": v["missed"]}
                                    for g, v in groups.items()} for preset, groups in table.items()}
-    (out / "coverage.json").write_text(json.dumps({"modules": summary, "functional": functional_summary}, indent=1))
+    waiver_summary = {"applied": {w.id: {"module": w.module, "kind": w.kind, "category": w.category,
+                                         "points": applied.count.get(w.id, 0)} for w in waiver_list},
+                      "problems": applied.problems}
+    (out / "coverage.json").write_text(json.dumps({"modules": summary, "functional": functional_summary,
+                                                   "waivers": waiver_summary}, indent=1))
     if args.json:
         print(json.dumps({"suite": args.suite, "seconds": round(seconds, 1), "modules": summary,
-                          "functional": functional_summary}))
+                          "functional": functional_summary, "waivers": waiver_summary}))
     else:
         print((out / "coverage.md").read_text().split("\n## ")[0])
         print(functional_markdown(table).split("\nCoverpoints")[0])
         print(f"reports: {out / 'coverage.md'}, {out / 'coverage.info'} (lcov), {out / 'coverage.json'}")
+    for problem in applied.problems:
+        print(f"coverage: {problem}", file=sys.stderr)
+    if applied.problems:
+        print(f"error: {len(applied.problems)} waiver problem(s) (listed in {out / 'coverage.md'})", file=sys.stderr)
+        return 1
     return 0

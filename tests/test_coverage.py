@@ -36,7 +36,8 @@ def test_parse_pools_instances_and_ignores_other_modules(tmp_path):
     both = coverage.per_module(coverage.merge([tmp_path / "a.dat", tmp_path / "b.dat"]), ["bb_fifo"])["bb_fifo"]
     assert both.hit["branch"] == 2 and not both.missed_lines
     text = coverage.markdown({"bb_fifo": one}, "quick", 1.0)
-    assert "| bb_fifo | 100.0 % | 1 / 1 | 50.0 % | 1 / 2 | 100.0 % | 1 / 1 |" in text and "bb_fifo.v:12" in text
+    assert ("| bb_fifo | 100.0 % | 1 / 1 | 0 | 100.0 % | 50.0 % | 1 / 2 | 0 | 50.0 % | 100.0 % | 1 / 1 | 0 | 100.0 % |"
+            in text) and "bb_fifo.v:12" in text
     info = coverage.lcov(coverage.merge([tmp_path / "a.dat"]), tmp_path, ["bb_fifo"])
     assert "DA:10,5" in info and "LF:1" in info
 
@@ -54,3 +55,132 @@ def test_coverage_of_the_quick_suite(tmp_path, capsys):
     assert all(g["hit"] == g["total"] for g in functional.values()), functional
     assert all(m["line"] is not None and m["line"] > 50 for m in modules.values())
     assert (tmp_path / "coverage.md").is_file() and (tmp_path / "coverage.info").read_text().startswith("SF:")
+
+
+# --- waivers (rtlharness.waivers) -----------------------------------------------------------------------------
+
+RTL = """module bb_fifo;
+  always @(posedge clk) if (we) mem[a] <= d;
+  if (assert_fails) $finish;
+endmodule
+"""
+
+
+def toggle_run(counts: dict[str, int]) -> str:
+    return "\n".join(["# SystemC::Coverage-3"] + [dat_line("toggle", "bb_fifo", 3, what, "bb_tb.core.f0", n)
+                                                  for what, n in counts.items()]) + "\n"
+
+
+def write_run(d, n: int, text: str, params: dict | None) -> None:
+    (d / f"run{n:05d}.dat").write_text(text)
+    if params is not None:
+        (d / f"run{n:05d}.json").write_text(json.dumps({"toplevel": "bb_tb", "parameters": params}))
+
+
+def waiver(**fields) -> dict:
+    return {"id": "w", "kind": "toggle", "module": "bb_fifo", "category": "range", "reason": "why"} | fields
+
+
+def apply_waivers(tmp_path, entries: list[dict], runs: list[tuple[str, dict | None]]):
+    from bitbranch.rtlharness import waivers
+
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    for n, (text, params) in enumerate(runs):
+        write_run(data, n, text, params)
+    (tmp_path / "bb_fifo.v").write_text(RTL)
+    loaded = coverage.load_runs(sorted(data.glob("run*.dat")))
+    points = coverage.merge_runs(loaded)
+    applied = waivers.apply(waivers.parse(entries), loaded, coverage.pool(points, ["bb_fifo"]), tmp_path)
+    return applied, coverage.per_module(points, ["bb_fifo"], applied.waived)["bb_fifo"]
+
+
+# an 8-bit address `a` (16 toggle points) whose bits 0-3 toggled, and a one-bit `we` that toggled
+ADDR = {f"a[{b}]:{d}": int(b < 4) for b in range(8) for d in ("0->1", "1->0")} | {"we:0->1": 1, "we:1->0": 1}
+
+
+def test_per_module_figures_with_a_range_waiver_from_the_parameters(tmp_path):
+    # DEPTH = 16 entries: bits clog2(16) = 4 .. 7 of the address cannot toggle
+    applied, cov = apply_waivers(tmp_path, [waiver(signal="a", bits=["clog2(DEPTH)"])],
+                                 [(toggle_run(ADDR), {"DEPTH": 16})])
+    assert applied.problems == [] and applied.count == {"w": 8}
+    assert (cov.hit["toggle"], cov.total["toggle"], cov.waived["toggle"]) == (10, 18, 8)
+    assert cov.percent("toggle") == pytest.approx(100 * 10 / 18) and cov.percent_waived("toggle") == 100.0
+    text = coverage.markdown({"bb_fifo": cov}, "quick", 1.0, applied, [])
+    assert "| bb_fifo | - | 0 / 0 | 0 | - | - | 0 / 0 | 0 | - | 55.6 % | 10 / 18 | 8 | 100.0 % |" in text
+
+
+def test_a_waiver_holds_only_where_every_run_satisfies_it(tmp_path):
+    # a second run with DEPTH = 64 can reach bits 4 and 5: only bits 6-7 stay waived in the pooled report
+    runs = [(toggle_run(ADDR), {"DEPTH": 16}), (toggle_run(ADDR), {"DEPTH": 64})]
+    applied, cov = apply_waivers(tmp_path, [waiver(signal="a", bits=["clog2(DEPTH)", 7])], runs)
+    assert cov.waived["toggle"] == 4 and applied.problems == []
+    # a condition false in one run: the waiver holds nowhere, and waiving nothing is reported
+    applied, cov = apply_waivers(tmp_path, [waiver(signal="a", bits=[4], when="DEPTH <= 16")], runs)
+    assert cov.waived["toggle"] == 0 and len(applied.problems) == 1 and "waives no point" in applied.problems[0]
+
+
+def test_stale_waivers_are_reported_and_hide_nothing(tmp_path):
+    entries = [
+        waiver(id="hit", signal="a", bits=[2]),            # bits 2-3 toggled: those four points stay counted as hit
+        waiver(id="nothing", signal="q"),                  # no such signal
+        waiver(id="gone", signal="we", evidence=[{"file": "bb_fifo.v", "contains": "assign we = 1'b0;"}]),
+        waiver(id="moved", kind="branch", source="if (clash) begin", arm="if"),
+    ]
+    applied, cov = apply_waivers(tmp_path, entries, [(toggle_run(ADDR), {"DEPTH": 16})])
+    problems = "\n".join(applied.problems)
+    assert "waiver hit (bb_fifo) matches 4 point(s) that were hit" in problems and "a[2]:0->1" in problems
+    assert "waiver nothing (bb_fifo) waives no point" in problems
+    assert "waiver gone (bb_fifo) not applied: its evidence is gone" in problems
+    assert "waiver moved (bb_fifo) not applied: no line of bb_fifo.v contains 'if (clash) begin'" in problems
+    assert len(applied.problems) == 4
+    assert (cov.hit["toggle"], cov.waived["toggle"]) == (10, 8)   # bits 4-7 waived by "hit", the hit ones not
+    assert applied.count["hit"] == 8 and applied.count["nothing"] == 0
+
+
+def test_line_and_branch_waivers_by_source_text(tmp_path):
+    text = "\n".join(["# SystemC::Coverage-3", dat_line("branch", "bb_fifo", 3, "if", "bb_tb.core.f0", 0),
+                      dat_line("branch", "bb_fifo", 3, "else", "bb_tb.core.f0", 7),
+                      dat_line("line", "bb_fifo", 2, "block", "bb_tb.core.f0", 0)]) + "\n"
+    entries = [waiver(id="assert", kind="branch", category="sim-only", source="if (assert_fails)", arm="if"),
+               waiver(id="port", kind="line", category="tied-off", source="if (we) mem[a] <= d;")]
+    applied, cov = apply_waivers(tmp_path, entries, [(text, {})])
+    assert applied.problems == [] and applied.count == {"assert": 1, "port": 1}
+    assert cov.percent("branch") == 50.0 and cov.percent_waived("branch") == 100.0 and not cov.missed_lines
+
+
+def test_a_run_without_its_parameters_waives_nothing_parameter_dependent(tmp_path):
+    applied, cov = apply_waivers(tmp_path, [waiver(signal="a", bits=["clog2(DEPTH)"])], [(toggle_run(ADDR), None)])
+    assert cov.waived["toggle"] == 0 and any("DEPTH" in p for p in applied.problems)
+
+
+def test_malformed_waivers_are_refused():
+    from bitbranch.rtlharness import waivers
+
+    for bad, message in [({"reason": ""}, "'reason' is required"), ({"kind": "expr"}, "kind must be"),
+                         ({"category": "hard"}, "category must be"), ({"signal": None}, "needs 'signal'"),
+                         ({"colour": 1}, "unknown field"), ({"bits": [1, 2, 3]}, "bits must be")]:
+        entry = waiver(signal="a") | bad
+        entry = {k: v for k, v in entry.items() if v is not None}
+        with pytest.raises(waivers.WaiverError, match=message):
+            waivers.parse([entry])
+    with pytest.raises(waivers.WaiverError, match="appears twice"):
+        waivers.parse([waiver(signal="a"), waiver(signal="b")])
+    with pytest.raises(waivers.WaiverError, match="not allowed"):
+        waivers.evaluate("__import__('os')", {})
+    assert waivers.evaluate("clog2(max(A, 1000)) + 1", {"A": 5}) == 11
+    assert waivers.evaluate("A >= 2 and A < 8", {"A": 5}) and not waivers.evaluate("not A", {"A": 5})
+
+
+def test_the_checked_in_waivers_parse_and_name_real_modules():
+    from bitbranch.rtl import rtl_dir
+    from bitbranch.rtlharness import waivers
+    from bitbranch.rtlharness.mutate import core_files
+
+    loaded = waivers.load()
+    assert loaded and all(w.reason for w in loaded)
+    assert {w.module for w in loaded} <= {f.removesuffix(".v") for f in core_files()}
+    for w in loaded:  # every source text and evidence still in the RTL
+        assert waivers._evidence_problem(w, rtl_dir()) is None, w.id
+        if w.source is not None:
+            assert not isinstance(waivers._source_lines(w, rtl_dir()), str), w.id
