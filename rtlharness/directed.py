@@ -62,6 +62,11 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
         "load and store push back, compute pops late": "\n".join(
             ["sync unit=load push_next"] * t + ["sync unit=store push_prev"] * t + [long_bgemm]
             + ["sync unit=compute pop_prev pop_next"] * t + ["finish"]),
+        # a compute that waits on both tokens and gets them in different cycles: the load's first (pop_prev
+        # fires, done is remembered while pop_next waits: bb_sched's ppd), then the longer store's
+        "compute gets its two tokens in two cycles": "\n".join([
+            "load buf=inp rows=2 len=4 push_next", "store buf=acc rows=4 len=4 dram=2048 dstride=128 push_prev",
+            "sync unit=compute pop_prev pop_next", "finish"]),
         "load with padding on every side": "load buf=inp rows=2 len=3 dstride=24 pad_top=1 pad_bottom=2 pad_left=1 "
                                            "pad_right=2\nfinish",
         "strided store": f"store buf=acc rows=3 len=2 dstride={2 * e_acc + 8} sstride=3\nfinish",
@@ -371,11 +376,17 @@ def imem_end_problem(hw: HwConfig, sim: str = "verilator") -> str | None:
     return _error_problem(words, r, hw)
 
 
-def rule_problems(hw: HwConfig, sim: str = "verilator") -> dict[str, str]:
-    """Cross-check every timing-rule and token-flag program; {rule: first difference} for each that differs."""
+def rule_problems(hw: HwConfig, sim: str = "verilator", only: tuple[str, ...] = ()) -> dict[str, str]:
+    """Cross-check every timing-rule and token-flag program (with `only`, just the rules of those names);
+    {rule: first difference} for each that differs."""
     from .compare import cross_check_batch
 
     texts = timing_rules(hw) | {f"token flags {k}": t for k, t in enumerate(token_programs())}
+    if only:
+        unknown = sorted(set(only) - set(texts))
+        if unknown:
+            raise ValueError(f"no directed rule {', '.join(unknown)}")
+        texts = {name: texts[name] for name in only}
     programs = {name: assemble(text) for name, text in texts.items()}
     checks = cross_check_batch([(p, PATTERN, hw) for p in programs.values()], sim=sim)
     return {name: c.explain() for name, c in zip(programs, checks, strict=True) if not c.ok}

@@ -364,6 +364,18 @@ def _directed(preset: str) -> Check:
     return Check(f"directed:{preset}", run)
 
 
+def _rules(preset: str, names: tuple[str, ...]) -> Check:
+    """Some directed timing rules on a config whose shape the rest of the suite runs only random programs on."""
+    def run(sim: str) -> str | None:
+        from .directed import rule_problems
+        from .randconfig import resolve
+
+        problems = rule_problems(resolve(preset), sim, only=names)
+        return "; ".join(f"{k}: {v}" for k, v in problems.items()) or None
+
+    return Check(f"rules:{preset}", run)
+
+
 def _imem_end(preset: str) -> Check:
     def run(sim: str) -> str | None:
         from .directed import imem_end_problem
@@ -388,10 +400,12 @@ def suite(name: str, checks: list[str] | None = None) -> list[Check]:
         return [c for c in every if c.name in checks]
     if name == "quick":
         # random:0 is small's shape with 64-byte DRAM beats: partial beats, which small (beat = entry) never has;
-        # random:9 has R = 3 rows, so bank counts (ACC 4R = 12) and row arithmetic that are not powers of two
+        # random:9 has R = 3 rows, so bank counts (ACC 4R = 12) and row arithmetic that are not powers of two;
+        # its OUT write groups rule writes a pass in three groups (bb_compute's multi-cycle gap, needs R >= 3)
         return [_directed("small"), _random_programs("small", range(0, 16), 30), _network("small"),
                 _random_programs("small", range(16, 64), 40), _directed("random:0"),
-                _random_programs("random:0", range(0, 16), 30), _random_programs("random:9", range(0, 16), 30)]
+                _random_programs("random:0", range(0, 16), 30), _random_programs("random:9", range(0, 16), 30),
+                _rules("random:9", ("OUT write groups", "compute gets its two tokens in two cycles"))]
     # imem end: a program filling the 65,536-word instruction memory, ~26 s on Icarus (quick takes ~2 min)
     return [*suite("quick"), _imem_end("small"), _random_programs("small", range(1000, 1300), 60), _directed("edge"),
             _network("edge"),

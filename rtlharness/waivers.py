@@ -8,7 +8,8 @@ optionally
   from the hardware config in `isa/presets.toml`); the waiver applies only to runs where it holds;
 * `bits = [lo, hi]`: expressions over the same parameters (`clog2`, `max`, `min`, + - * // % **), so the
   unreachable high bits of an address follow the config instead of a hand-copied number (`hi` may be omitted:
-  up to the signal's top bit);
+  up to the signal's top bit); with `lane = N` the range applies to the bit's index within each N-bit lane
+  of a packed vector (bit % N), e.g. the high half of every 32-bit lane;
 * `evidence`: `{file, contains}` pairs, text that must be in the RTL for the reason to hold (a tie-off in the
   bench, a constant assignment); when the text is gone the waiver is reported, not applied.
 
@@ -22,7 +23,7 @@ or an evidence text that is gone.
 from __future__ import annotations
 
 import ast
-import fnmatch
+import functools
 import json
 import math
 import operator
@@ -110,6 +111,7 @@ class Waiver:
     reason: str
     signal: tuple[str, ...] = ()
     bits: tuple[str | int, str | int | None] | None = None
+    lane: str | int | None = None
     direction: str | None = None
     source: str | None = None
     arm: str | None = None
@@ -128,8 +130,8 @@ def load(path: Path = WAIVERS_FILE) -> list[Waiver]:
 def parse(entries: list[dict], where: str = "waivers") -> list[Waiver]:
     out: list[Waiver] = []
     seen: set[str] = set()
-    allowed = {"id", "kind", "module", "category", "reason", "signal", "bits", "direction", "source", "arm", "when",
-               "evidence"}
+    allowed = {"id", "kind", "module", "category", "reason", "signal", "bits", "lane", "direction", "source", "arm",
+               "when", "evidence"}
     for n, e in enumerate(entries):
         name = e.get("id", f"#{n}")
         bad = sorted(set(e) - allowed)
@@ -159,7 +161,7 @@ def parse(entries: list[dict], where: str = "waivers") -> list[Waiver]:
         out.append(Waiver(
             id=name, kind=e["kind"], module=e["module"], category=e["category"], reason=" ".join(e["reason"].split()),
             signal=(signal,) if isinstance(signal, str) else tuple(signal),
-            bits=None if bits is None else (bits[0], bits[1] if len(bits) > 1 else None),
+            bits=None if bits is None else (bits[0], bits[1] if len(bits) > 1 else None), lane=e.get("lane"),
             direction=e.get("direction"), source=e.get("source"), arm=e.get("arm"), when=e.get("when"),
             evidence=evidence))
     return out
@@ -177,6 +179,16 @@ class Applied:
     waived: dict[Key, str]                 # pooled point -> id of the waiver that waived it
     count: dict[str, int]                  # waiver id -> points it waived
     problems: list[str]                    # stale waivers, waived points that were hit, broken evidence
+
+
+@functools.cache
+def _glob(pattern: str) -> re.Pattern:
+    """A glob where only `*` (any text) and `?` (one character) are special: `bank[3].j` is literal."""
+    return re.compile("".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern) + r"\Z")
+
+
+def _match(name: str, pattern: str) -> bool:
+    return _glob(pattern).match(name) is not None
 
 
 def _norm(text: str) -> str:
@@ -224,24 +236,25 @@ def apply(waivers: list[Waiver], runs: list[tuple[dict[str, int], dict]], pooled
     for w in live:
         by_module[(w.kind, w.module)].append(w)
 
-    cache: dict[tuple, list[tuple[Waiver, int, int | None]]] = {}
+    cache: dict[tuple, list[tuple[Waiver, int, int | None, int]]] = {}
 
     def candidates(params_key: str, params: dict[str, int], kind: str, module: str, sig: str):
         ck = (params_key, kind, module, sig)
         if ck not in cache:
             found = []
             for w in by_module.get((kind, module), ()):
-                if w.signal and not any(fnmatch.fnmatchcase(sig, g) for g in w.signal):
+                if w.signal and not any(_match(sig, g) for g in w.signal):
                     continue
                 try:
                     if w.when is not None and not evaluate(w.when, params):
                         continue
                     lo, hi = (0, None) if w.bits is None else (
                         evaluate(w.bits[0], params), None if w.bits[1] is None else evaluate(w.bits[1], params))
+                    lane = 0 if w.lane is None else int(evaluate(w.lane, params))
                 except KeyError as exc:  # a run without this parameter: the waiver cannot hold there
                     problems.append(f"waiver {w.id}: parameter {exc} unknown in a run")
                     continue
-                found.append((w, int(lo), None if hi is None else int(hi)))
+                found.append((w, int(lo), None if hi is None else int(hi), lane))
             cache[ck] = found
         return cache[ck]
 
@@ -257,13 +270,14 @@ def apply(waivers: list[Waiver], runs: list[tuple[dict[str, int], dict]], pooled
                 m = TOGGLE.match(p.what)
                 if m:
                     bit = int(m.group("bit")) if m.group("bit") is not None else 0
-                    for w, lo, hi in candidates(params_key, params, "toggle", p.module, m.group("sig")):
-                        if lo <= bit and (hi is None or bit <= hi) and w.direction in (None, m.group("dir")):
+                    for w, lo, hi, lane in candidates(params_key, params, "toggle", p.module, m.group("sig")):
+                        b = bit % lane if lane else bit
+                        if lo <= b and (hi is None or b <= hi) and w.direction in (None, m.group("dir")):
                             who = w.id
                             break
             else:
-                for w, _, _ in candidates(params_key, params, p.kind, p.module, ""):
-                    if p.line in lines[w.id] and (w.arm is None or fnmatch.fnmatchcase(p.what, w.arm)):
+                for w, _, _, _ in candidates(params_key, params, p.kind, p.module, ""):
+                    if p.line in lines[w.id] and (w.arm is None or _match(p.what, w.arm)):
                         who = w.id
                         break
             per_run[key] = who
