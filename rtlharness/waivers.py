@@ -6,7 +6,9 @@ direction; line/branch: the text of the source line and an optional glob on the 
 optionally
 * `when`: a condition on the Verilog parameters of a run (upper-case names, as rtlharness.params derives them
   from the hardware config in `isa/presets.toml`); the waiver applies only to runs where it holds;
-* `bits = [lo, hi]`: expressions over the same parameters (`clog2`, `max`, `min`, + - * // % **), so the
+* `bits = [lo, hi]`: expressions over the same parameters and the ISA's field widths and legal maxima
+  (`<OPCODE>_<FIELD>_W`, `<OPCODE>_<FIELD>_MAX`, from isa/spec.py as bitbranch_isa.vh names them without the
+  `BB_` prefix) with `clog2`, `max`, `min`, + - * // % **, so the
   unreachable high bits of an address follow the config instead of a hand-copied number (`hi` may be omitted:
   up to the signal's top bit); with `lane = N` the range applies to the bit's index within each N-bit lane
   of a packed vector (bit % N), e.g. the high half of every 32-bit lane;
@@ -45,6 +47,19 @@ class WaiverError(ValueError):
 
 
 # --- expressions over the Verilog parameters ----------------------------------------------------------------
+
+@functools.cache
+def isa_names() -> dict[str, int]:
+    """Every field's width and legal maximum, named as in bitbranch_isa.vh without `BB_`: BGEMM_KH_W, ..."""
+    from bitbranch.isa.spec import OPCODES
+
+    out: dict[str, int] = {}
+    for op in OPCODES:
+        for f in op.fields:
+            out[f"{op.name.upper()}_{f.name.upper()}_W"] = f.width
+            out[f"{op.name.upper()}_{f.name.upper()}_MAX"] = f.max_value
+    return out
+
 
 def clog2(n: int) -> int:
     """Verilog's $clog2: bits to address n things (0 for n <= 1)."""
@@ -259,8 +274,9 @@ def apply(waivers: list[Waiver], runs: list[tuple[dict[str, int], dict]], pooled
         return cache[ck]
 
     per_run: dict[Key, str | None] = {}   # None once some run has the point unwaived
-    for params, points in runs:
-        params_key = json.dumps(params, sort_keys=True)
+    for run_params, points in runs:
+        params_key = json.dumps(run_params, sort_keys=True)
+        params = isa_names() | run_params
         for p in points:
             key = (p.kind, p.module, p.file, p.line, p.what)
             if key not in pooled or per_run.get(key, "") is None:
