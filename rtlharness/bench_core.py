@@ -27,7 +27,7 @@ from bitbranch.isa.hwconfig import HwConfig, load_presets
 from bitbranch.simulator.activity import ACTIONS
 
 from .build import CORE_MODULES, Build, SimulatorError, build, run
-from .params import build_parameters, check_supported, dram_aw
+from .params import IMEM_AW, build_parameters, check_supported, dram_aw
 from .status import status_name
 
 ENV_CONFIG = "BITBRANCH_RTL_RUN"  # JSON settings for the in-simulator test
@@ -200,6 +200,10 @@ def run_rtl_batch(jobs: Sequence[tuple[Sequence[Instruction] | Sequence[int], by
     t0 = time.perf_counter()
     if not jobs:
         return []
+    for n, (program, _) in enumerate(jobs):
+        if len(program) > 1 << IMEM_AW:  # it would wrap around bb_fetch's instruction memory
+            raise ValueError(f"program {n} has {len(program)} instructions; the RTL's instruction memory holds "
+                             f"{1 << IMEM_AW}")
     limits = [int(max_cycles)] * len(jobs) if isinstance(max_cycles, int) else [int(m) for m in max_cycles]
     b = build_core(hw, sim, max(len(d) for _, d in jobs), waves)
     tmp = None

@@ -184,3 +184,13 @@ def test_the_checked_in_waivers_parse_and_name_real_modules():
         assert waivers._evidence_problem(w, rtl_dir()) is None, w.id
         if w.source is not None:
             assert not isinstance(waivers._source_lines(w, rtl_dir()), str), w.id
+
+
+def test_the_bench_refuses_a_program_longer_than_the_instruction_memory():
+    """What the instruction-index waivers rest on: insn_count never exceeds 2^IMEM_AW (no simulator is built)."""
+    from bitbranch.isa.hwconfig import get_config
+    from bitbranch.rtlharness.bench_core import run_rtl_batch
+    from bitbranch.rtlharness.params import IMEM_AW
+
+    with pytest.raises(ValueError, match="instruction memory holds 65536"):
+        run_rtl_batch([([0] * ((1 << IMEM_AW) + 1), b"\0" * 64)], get_config("small"))
