@@ -67,6 +67,17 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
         "compute gets its two tokens in two cycles": "\n".join([
             "load buf=inp rows=2 len=4 push_next", "store buf=acc rows=4 len=4 dram=2048 dstride=128 push_prev",
             "sync unit=compute pop_prev pop_next", "finish"]),
+        # DMA counters and addresses across whole buffers (their high bits toggle): a LOAD row as wide as each
+        # of INP, WGT and CONST (zero padding, one entry of data), a LOAD of ~1,000 rows, and STOREs of
+        # the whole DRAM image from OUT and from ACC, after the loads (tokens: no DRAM race)
+        "whole buffers": "\n".join([
+            f"load buf=inp rows=1 len=1 pad_left={end('inp')}", f"load buf=wgt rows=1 len=1 pad_right={end('wgt')}",
+            f"load buf=const rows=1 len=1 pad_left={end('const')}",
+            f"load buf=inp rows={min(DRAM_BYTES // hw.entry_bytes('inp'), hw.entries('inp') - 510)} len=1 "
+            f"dstride={hw.entry_bytes('inp')} pad_top=255 pad_bottom=255 push_next",
+            "sync unit=compute pop_prev push_next",
+            f"store buf=out rows=1 len={min(DRAM_BYTES // hw.entry_bytes('out'), hw.entries('out'))} pop_prev",
+            f"store buf=acc rows={min(DRAM_BYTES // e_acc, hw.entries('acc'))} len=1 dstride={e_acc}", "finish"]),
         "load with padding on every side": "load buf=inp rows=2 len=3 dstride=24 pad_top=1 pad_bottom=2 pad_left=1 "
                                            "pad_right=2\nfinish",
         "strided store": f"store buf=acc rows=3 len=2 dstride={2 * e_acc + 8} sstride=3\nfinish",

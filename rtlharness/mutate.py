@@ -408,7 +408,8 @@ def suite(name: str, checks: list[str] | None = None) -> list[Check]:
                 _random_programs("random:0", range(0, 16), 30), _random_programs("random:9", range(0, 16), 30),
                 _rules("random:9", ("OUT write groups", "compute gets its two tokens in two cycles",
                                     "pop from a full token queue frees a push",
-                                    "pushes block on full queues in both directions", "field extremes"))]
+                                    "pushes block on full queues in both directions", "field extremes",
+                                    "whole buffers"))]
     # imem end: a program filling the 65,536-word instruction memory, ~26 s on Icarus (quick takes ~2 min)
     return [*suite("quick"), _imem_end("small"), _random_programs("small", range(1000, 1300), 60), _directed("edge"),
             _network("edge"),
