@@ -8,7 +8,8 @@ optionally
   from the hardware config in `isa/presets.toml`); the waiver applies only to runs where it holds;
 * `bits = [lo, hi]`: expressions over the same parameters and the ISA's field widths and legal maxima
   (`<OPCODE>_<FIELD>_W`, `<OPCODE>_<FIELD>_MAX`, from isa/spec.py as bitbranch_isa.vh names them without the
-  `BB_` prefix) with `clog2`, `max`, `min`, + - * // % **, so the
+  `BB_` prefix) and the sizes the config derives (`E_INP`: bytes of an INP entry, `BYTES_INP`: of the whole
+  buffer; isa.hwconfig) with `clog2`, `max`, `min`, + - * // % **, so the
   unreachable high bits of an address follow the config instead of a hand-copied number (`hi` may be omitted:
   up to the signal's top bit); with `lane = N` the range applies to the bit's index within each N-bit lane
   of a packed vector (bit % N), e.g. the high half of every 32-bit lane;
@@ -58,6 +59,25 @@ def isa_names() -> dict[str, int]:
         for f in op.fields:
             out[f"{op.name.upper()}_{f.name.upper()}_W"] = f.width
             out[f"{op.name.upper()}_{f.name.upper()}_MAX"] = f.max_value
+    return out
+
+
+def config_names(params: dict[str, int]) -> dict[str, int]:
+    """Sizes the hardware config derives (isa.hwconfig, the one definition): E_<BUF> (bytes of one entry) and
+    BYTES_<BUF> (the whole buffer) of every buffer; {} when the parameters do not make a config."""
+    import dataclasses
+
+    from bitbranch.isa.hwconfig import BUFFERS, HwConfig
+
+    fields = {f.name for f in dataclasses.fields(HwConfig)} - {"name", "description", "clock_mhz"}
+    try:
+        hw = HwConfig(name="run", description="", clock_mhz=100.0, **{f: params[f.upper()] for f in fields})
+    except (KeyError, TypeError, ValueError):
+        return {}
+    out = {}
+    for buf in BUFFERS:
+        out[f"E_{buf.upper()}"] = hw.entry_bytes(buf)
+        out[f"BYTES_{buf.upper()}"] = hw.entry_bytes(buf) * hw.entries(buf)
     return out
 
 
@@ -276,7 +296,7 @@ def apply(waivers: list[Waiver], runs: list[tuple[dict[str, int], dict]], pooled
     per_run: dict[Key, str | None] = {}   # None once some run has the point unwaived
     for run_params, points in runs:
         params_key = json.dumps(run_params, sort_keys=True)
-        params = isa_names() | run_params
+        params = isa_names() | config_names(run_params) | run_params
         for p in points:
             key = (p.kind, p.module, p.file, p.line, p.what)
             if key not in pooled or per_run.get(key, "") is None:
