@@ -338,4 +338,4 @@ def apply(waivers: list[Waiver], runs: list[tuple[dict[str, int], dict]], pooled
         elif count[w.id] == 0:
             problems.append(f"waiver {w.id} ({w.module}) waives no point: stale, or its condition fails in a run "
                             "that has its points")
-    return Applied(waived, count, problems)
+    return Applied(waived, count, list(dict.fromkeys(problems)))  # each problem once
