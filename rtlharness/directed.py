@@ -220,17 +220,16 @@ def _sram_end(hw: HwConfig, buf: str) -> int:
 
 # DRAM image sizes other than DRAM_BYTES (the bench's dram_size input: an odd size toggles its low bits); the
 # program named does no DMA, so its expected error does not depend on the size.
-ERROR_DRAM_BYTES = {"unknown opcode at index 8191": 32767}
+ERROR_DRAM_BYTES = {"unknown opcode at index 4095": 32767}
 
 # Each error program: (instruction class it exercises, how to build it for a config). The class names the
 # coverpoint (simulator.funccov.STATUS_POINTS): the opcode of the failing instruction, or "program".
 ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
     "empty program": ("program", lambda hw: []),
     "unknown opcode": ("program", lambda hw: _words("sync unit=load") + [0xF, encode(assemble("finish")[0])]),
-    # the first bad word far into the program: instruction indices (pc, queued indices, err_index) up to bit 12
-    "unknown opcode at index 8191": ("program", lambda hw: _words(
-        "sync unit=load\nsync unit=compute\nsync unit=store") * 2730 + _words("sync unit=load\nfinish")[:1]
-        + [0xF] + _words("finish")),
+    # the first bad word far into the program: instruction indices (pc, queued indices, err_index) up to bit 11
+    "unknown opcode at index 4095": ("program", lambda hw: _words(
+        "sync unit=load\nsync unit=compute\nsync unit=store") * 1365 + [0xF] + _words("finish")),
     "reserved bit": ("program", lambda hw: [encode(assemble("sync unit=load")[0]) | 1 << 200] + _words("finish")),
     "missing finish": ("program", lambda hw: _words("sync unit=load\nsync unit=store")),
     "field out of range": ("sync", lambda hw: [encode(assemble("sync unit=load")[0]) | 3 << 8] + _words("finish")),
