@@ -77,7 +77,8 @@ def estimate_untracked(model: nn.Module, images: Sequence[torch.Tensor]) -> tupl
         for b, m in zip(bns, momenta, strict=True):
             b.momentum = m
         est.train(was_training)
-    note = (f"BatchNorm statistics of all {len(bns)} BatchNorm layers were never tracked (num_batches_tracked = 0, "
+    which = f"all {len(bns)} BatchNorm layers" if len(bns) > 1 else "the one BatchNorm layer"
+    note = (f"BatchNorm statistics of {which} were never tracked (num_batches_tracked = 0, "
             f"mean 0, variance 1: an untrained model); estimated on {source} before calibration (a model with "
             "tracked statistics is left as it is)")
     return est, note

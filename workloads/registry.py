@@ -131,8 +131,7 @@ def zoo_model(ref: str) -> WorkloadSpec:
 
     model = zoo.build(ref)  # built once here for its input size and layer names; the factory builds afresh
     return WorkloadSpec(ref, functools.partial(zoo.build, ref), zoo.input_shape(ref, model),
-                        precision=_eight_bit_weights(*zoo.edge_layers(model),
-                                                                  outputs=tuple(zoo.output_pools(model))),
+                        precision=_eight_bit_weights(*zoo.edge_layers(model), outputs=tuple(zoo.output_pools(model))),
                         description=f"{ref.replace(':', ' ', 1)} (unchanged library model, random weights)")
 
 
