@@ -5,7 +5,10 @@
 
 Post-training: activation ranges are calibrated on the images given (by default the input image
 itself; `bitbranch run/compile --calib` passes several), ReLU6 / Hardtanh ranges included (compiler.qat);
-a trained QAT model can be passed with `qat=True` to skip quantization and calibration. The golden
+a trained QAT model can be passed with `qat=True` to skip quantization and calibration. A model whose
+BatchNorm statistics were never tracked (every BatchNorm at mean 0 / variance 1, `num_batches_tracked` 0:
+built, never trained) gets them estimated on the calibration images first (compiler.bnstats), with a
+note in `meta["notes"]`. The golden
 values' level usage per layer goes into the manifest (`meta["liveness"]`, compiler.liveness), with
 warnings when layers collapse onto one level or the outputs are constant.
 """
@@ -23,7 +26,7 @@ import torch
 from bitbranch.isa.artifact import Artifact
 from bitbranch.isa.hwconfig import HwConfig
 
-from . import ir, liveness
+from . import bnstats, ir, liveness
 from .integerize import to_ir
 from .ir import Progress
 from .lower import lower_graph
@@ -103,11 +106,14 @@ def _compile(model: torch.nn.Module, precision: str | Path | dict | object, hw: 
     image = batch[0]
     x = image_tensor(image)
     qmodel = model
+    notes: list[str] = []
     if not qat:
+        images = [image_tensor(im) for im in (calib_images or batch)]
+        model, note = bnstats.estimate_untracked(model, images)  # an untrained model's BatchNorm: see compiler.bnstats
+        notes += [note] if note else []
         with phases.phase("quantize") as cb:
             qmodel = quantize_model(model, precision, input_shape=tuple(x.shape), progress=cb)
         with phases.phase("calibrate") as cb:
-            images = [image_tensor(im) for im in (calib_images or batch)]
             calibrate(qmodel, ir.steps(images, cb, lambda _: f"{len(images)} image(s)"))
     with phases.phase("integerize") as cb:
         graph = to_ir(qmodel.eval(), tuple(x.shape), hw, progress=cb)
@@ -116,6 +122,8 @@ def _compile(model: torch.nn.Module, precision: str | Path | dict | object, hw: 
     frames = [{graph.inputs[0]: np.asarray(im, dtype=np.uint8).reshape(shape)} for im in batch]
     info = {**graph.meta, **(meta or {})}
     info.pop("fx_nodes", None)
+    if notes:
+        info["notes"] = [*info.get("notes", []), *notes]
     inputs = frames[0]
     with phases.phase("golden") as cb:
         golden = ir.run_graph(graph, inputs, cb)

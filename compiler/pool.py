@@ -159,8 +159,11 @@ def lower_pool(b: ProgramBuilder, op: ir.Pool, graph: ir.Graph, addrs: dict[str,
 
     def compute(t: Tile) -> list[ComputeInsn]:
         n = t.pixels
+        # a group's LOADs put its words of a pixel densely (word_group_loads): a last group with fewer words than
+        # the others (16 words in groups of 12: 12 + 4) has pixels `len(group) * bits` entries apart, not win.pix
+        # (it read the wrong entries: issue 16, a 1000-channel 8-bit global pool on edge); rows stay win.pix apart
         geometry = dict(k=x.bits, oh=t.rows, ow=t.cols, kh=win.kh, kw=win.kw, stride=win.stride,
-                        irow=win.tile_irow(t.x0, t.cols), ipix=win.pix)
+                        irow=win.tile_irow(t.x0, t.cols), ipix=len(plan.group_range(t.group)) * x.bits)
         insns = []
         slices = [(c, s) for c in range(len(plan.group_range(t.group))) for s in range(hw.slices_per_word)]
         for k, (word, s) in enumerate(slices):  # word: within the group

@@ -144,6 +144,9 @@ def test_cli_warns_on_stderr_and_report_shows_levels(tmp_path, capsys, monkeypat
     assert main(["run", "m.py:alive", "--hw", "small", "--no-plots"]) == 0
     cap = capsys.readouterr()
     assert "warning:" not in cap.err and "levels" in cap.out.splitlines()[cap.out.splitlines().index("") + 1]
+    # its BatchNorm was never tracked (a built, untrained model): estimated on the image, and said so on stderr
+    assert any(ln.startswith("note: BatchNorm statistics of the one BatchNorm layer were never tracked")
+               for ln in cap.err.splitlines()), cap.err
 
 
 def test_calib_option_uses_several_images(tmp_path, capsys, monkeypatch):

@@ -10,6 +10,7 @@ from bitbranch.compiler.randgraph import GraphMaker, pool_add_upsample_concat, r
 from bitbranch.compiler.tiling import LoweringError
 from bitbranch.isa.artifact import LayerRecord
 from bitbranch.isa.hwconfig import get_config
+from bitbranch.isa.spec import Buffer
 from bitbranch.isa.validate import validate_program
 from bitbranch.simulator import run
 
@@ -199,6 +200,22 @@ def test_global_average_pool_over_channel_word_groups():
     logits = g.conv("fc", p, 10, 1, 2, 0, out_int32=True)
     art, _ = check(*g.graph([logits, p]))
     assert layer(art, "avgpool").detail["groups"] == 8
+
+
+def test_global_average_pool_whose_last_word_group_is_shorter():
+    """16 channel words of 8-bit levels over a 13x13 window on 'edge': groups of 12 words (half of INP), so the
+    last group has 4. Its LOADs put a pixel's 4 words densely; POOL read them 12 words apart and 215 of its 256
+    outputs were wrong (SqueezeNet's 1000-class classifier at A8, issue 16)."""
+    g = GraphMaker(15, (13, 13, 64), 2)
+    x = g.conv("conv", "input", 1024, 1, 2, 8)
+    p = g.pool("avgpool", x, "avg", 13, 13, kout=8)
+    op = g.ops[-1]  # the random requant's shift (4 + k) would put every average on level 0: 3·sum >> 9 spreads it
+    g.ops[-1] = dataclasses.replace(op, requant=dataclasses.replace(op.requant, shift=9))
+    art, _ = check(*g.graph([p]), hw=get_config("edge"))
+    assert layer(art, "avgpool").detail["groups"] == 2
+    start, end = layer(art, "avgpool").instructions
+    lens = sorted({i.len for i in art.program[start:end] if i.op == "load" and i.buf == Buffer.INP})
+    assert lens == [32, 96]  # 4 and 12 words of 8 planes
 
 
 def test_kernel_row_too_wide_for_wgt_is_refused():

@@ -87,3 +87,31 @@ def test_zoo_models_bit_exact_on_edge(ref):
     # bit-exact is not enough: MobileNetV2 once passed here with 1000 equal logits (ReLU6 over a fixed 0..6 range)
     assert len(np.unique(result.outputs[out])) > 100, "bit-exact but (nearly) constant logits"
     assert not art.meta["liveness"]["warnings"], art.meta["liveness"]["warnings"]
+
+
+def test_squeezenet_conv_classifier_gets_8_bit_weights_and_8_bit_logits():
+    """SqueezeNet has no Linear: its classifier is `classifier.1` (conv -> ReLU -> global average pool
+    `classifier.3`, whose output is the logits). At W2A2 everywhere those logits were 2-bit levels: 1000 values
+    on 4 (a liveness warning). The default now gives the classifier conv 8-bit weights (as a Linear classifier)
+    and the pooled logits 8-bit activations; a Linear model's default is unchanged."""
+    from bitbranch.compiler.compile import compile_model
+    from bitbranch.simulator import run
+    from bitbranch.workloads.models.zoo import edge_layers, output_pools
+
+    torch.manual_seed(0)
+    spec = get("torchvision:squeezenet1_1")
+    model = spec.build()
+    assert edge_layers(model) == ["features.0", "classifier.1"] and output_pools(model) == ["classifier.3"]
+    assert spec.precision.weight_for("classifier.1").bits == 8 and spec.precision.act_bits_for("classifier.3") == 8
+    prec = spec.precision
+    assert prec.act_bits_for("classifier.1") == 2 and prec.weight_for("features.3.squeeze").bits == 2
+    assert output_pools(get("torchvision:resnet18").build()) == []
+    with torch.no_grad():
+        art = compile_model(model, spec.precision, get_config("edge"), default_image((3, 64, 64)))
+    result = run(art)
+    assert result.golden_ok
+    out = art.outputs[0]
+    assert np.array_equal(result.outputs[out], art.golden[out]) and np.asarray(art.golden[out]).size == 1000
+    # 64x64: a 3x3 map is pooled, so 28 distinct logits here (210 at 224x224); 4 before
+    assert len(np.unique(result.outputs[out])) > 20, "bit-exact but (nearly) constant logits"
+    assert not art.meta["liveness"]["warnings"], art.meta["liveness"]["warnings"]

@@ -89,9 +89,12 @@ def prepare(args: argparse.Namespace, clock_mhz: float | None = None) -> Prepare
 
 
 def print_warnings(meta: dict) -> None:
-    """Liveness warnings of a compiled artifact (compiler.liveness) on stderr: stdout stays the report."""
+    """The compiler's notes (e.g. BatchNorm statistics estimated for an untrained model, compiler.bnstats) and
+    liveness warnings of a compiled artifact (compiler.liveness) on stderr: stdout stays the report."""
     import sys
 
+    for n in meta.get("notes") or []:
+        print(f"note: {n}", file=sys.stderr)
     for w in (meta.get("liveness") or {}).get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
 

@@ -52,9 +52,13 @@ class WorkloadSpec:
         return model.eval()
 
 
-def _eight_bit_weights(*paths: str) -> PrecisionSpec:
-    """W2A2 inside; 8-bit weights for the given layers (the first conv, the classifier)."""
-    return spec(DEFAULT_BITS, **{p: {"w": 8} for p in paths})
+def _eight_bit_weights(*paths: str, outputs: tuple[str, ...] = ()) -> PrecisionSpec:
+    """W2A2 inside; 8-bit weights for the given layers (the first conv, the classifier); 8-bit activations out of
+    the `outputs` layers (the pooling that produces a convolutional classifier's logits)."""
+    layers: dict[str, dict[str, int]] = {p: {"w": 8} for p in paths}
+    for p in outputs:
+        layers.setdefault(p, {})["a"] = 8
+    return spec(DEFAULT_BITS, **layers)
 
 
 def _registry() -> dict[str, WorkloadSpec]:
@@ -121,12 +125,13 @@ def get(name: str) -> WorkloadSpec:
 
 def zoo_model(ref: str) -> WorkloadSpec:
     """`torchvision:resnet18` / `timm:resnet18`: the library's classifier unchanged, random weights, W2A2 with
-    8-bit weights in its first conv and last Linear (as the registered classifiers)."""
+    8-bit weights in its first conv and last Linear (as the registered classifiers); without a Linear (SqueezeNet)
+    in its last conv, and 8-bit activations out of the pooling after it (its logits)."""
     from .models import zoo
 
     model = zoo.build(ref)  # built once here for its input size and layer names; the factory builds afresh
     return WorkloadSpec(ref, functools.partial(zoo.build, ref), zoo.input_shape(ref, model),
-                        precision=_eight_bit_weights(*zoo.edge_layers(model)),
+                        precision=_eight_bit_weights(*zoo.edge_layers(model), outputs=tuple(zoo.output_pools(model))),
                         description=f"{ref.replace(':', ' ', 1)} (unchanged library model, random weights)")
 
 

@@ -123,10 +123,27 @@ def input_shape(ref: str, model: nn.Module) -> tuple[int, int, int]:
 
 
 def edge_layers(model: nn.Module) -> list[str]:
-    """Module paths of the first Conv2d and the last Linear: the layers the registry gives 8-bit weights."""
+    """Module paths of the first Conv2d and the classifier — the last Linear, or in a model without one the last
+    Conv2d (SqueezeNet's `classifier.1`: conv -> ReLU -> global average pool): the layers the registry gives 8-bit
+    weights."""
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     fcs = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    return convs[:1] + fcs[-1:]
+    last = fcs[-1:] or convs[-1:]
+    return convs[:1] + [p for p in last if p not in convs[:1]]
+
+
+POOLS = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)
+
+
+def output_pools(model: nn.Module) -> list[str]:
+    """Module paths of the pooling layers after a convolutional classifier (a model without Linear): they produce
+    the logits. A Linear classifier's logits are int32; these are level tensors, and at the default 2 bits 1000
+    logits take 4 values (SqueezeNet), so the registry gives them 8-bit activations."""
+    if any(isinstance(m, nn.Linear) for m in model.modules()):
+        return []
+    modules = list(model.named_modules())
+    convs = [i for i, (_, m) in enumerate(modules) if isinstance(m, nn.Conv2d)]
+    return [n for n, m in modules[convs[-1] + 1:] if isinstance(m, POOLS)] if convs else []
 
 
 def is_zoo_name(name: str) -> bool:
