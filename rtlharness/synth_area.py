@@ -122,10 +122,12 @@ def breakdown(report: Mapping, k=None) -> dict:
                 b = bram_count(mem["depth"], mem["width"])
                 b36, b18 = b36 + b["ramb36"], b18 + b["ramb18"]
             row["ramb36"], row["ramb18"] = b36, b18
+            row["dsp"] = sum(c for t, c in cells.items() if t.startswith("DSP"))
             row["other_cells"] = {t: c for t, c in cells.items()
                                   if not ff_re.match(t) and not lut_re.match(t) and t not in ("BUFG", "IBUF", "OBUF")}
         rows.append(row)
-    keys = (["nand2"] if target == "generic" else ["luts", "lutram_luts", "ramb36", "ramb18"]) + ["flip_flops", "cells"]
+    fpga = ["luts", "lutram_luts", "ramb36", "ramb18", "dsp"]
+    keys = (["nand2"] if target == "generic" else fpga) + ["flip_flops", "cells"]
     groups = {g: {key: 0 for key in keys} | {"modules": []} for g in GROUPS}
     total = {key: 0 for key in keys}
     for r in rows:
@@ -170,15 +172,16 @@ def format_breakdown(b: Mapping, hw=None) -> str:
         a = f"{sum(ana.values()):>18,.0f}" if ana else ""
         lines.append(f"  {'total logic':<40} {t['nand2']:>12,.0f} {t['mm2']:>9.4f} {t['flip_flops']:>9,} {a}")
     else:
-        lines.append(f"  {'module':<16} {'inst':>5} {'LUTs':>9} {'LUT-RAM':>8} {'FF':>8} {'RAMB36':>7} {'RAMB18':>7}")
+        lines.append(f"  {'module':<16} {'inst':>5} {'LUTs':>9} {'LUT-RAM':>8} {'FF':>8} {'RAMB36':>7} {'RAMB18':>7} "
+                     f"{'DSP':>5}")
         for r in sorted(b["modules"], key=lambda r: (list(GROUPS).index(r["group"]), r["base"])):
             n = r["instances"]
             lines.append(f"  {r['base']:<16} {n:>5} {r['luts'] * n:>9,} {r['lutram_luts'] * n:>8,} "
-                         f"{r['flip_flops'] * n:>8,} {r['ramb36'] * n:>7,} {r['ramb18'] * n:>7,}")
-        lines += ["", f"  {'group':<40} {'LUTs':>9} {'LUT-RAM':>8} {'FF':>8} {'RAMB36':>7} {'RAMB18':>7}"]
+                         f"{r['flip_flops'] * n:>8,} {r['ramb36'] * n:>7,} {r['ramb18'] * n:>7,} {r['dsp'] * n:>5,}")
+        lines += ["", f"  {'group':<40} {'LUTs':>9} {'LUT-RAM':>8} {'FF':>8} {'RAMB36':>7} {'RAMB18':>7} {'DSP':>5}"]
         for g, d in [*b["groups"].items(), ("total", b["total"])]:
             lines.append(f"  {GROUP_TITLES.get(g, g):<40} {d['luts']:>9,} {d['lutram_luts']:>8,} {d['flip_flops']:>8,} "
-                         f"{d['ramb36']:>7,} {d['ramb18']:>7,}")
+                         f"{d['ramb36']:>7,} {d['ramb18']:>7,} {d['dsp']:>5,}")
     return "\n".join(lines)
 
 
