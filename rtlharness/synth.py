@@ -214,7 +214,11 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         lines.append("opt")
         for m in modules:  # every module derived from m: `$paramod$<hash>\m` or `\m`
             sel = f"*\\{m}"
-            lines += [f"techmap {sel}", f"opt -fast {sel}", f"abc {script}-g {ABC_GATES} {sel}", f"opt_clean {sel}"]
+            lines += [f"techmap {sel}", f"opt -fast {sel}", f"abc {script}-g {ABC_GATES} {sel}", f"opt_clean {sel}",
+                      f"tee -q -o stat_{m}.json stat -json {sel}",
+                      # its gates are counted: drop them (instances and memories stay), so that the design never
+                      # holds more than one module at the gate level
+                      f"delete {sel}/t:$_*", f"opt_clean {sel}"]
         lines += ["techmap", "opt -fast", f"abc {script}-g {ABC_GATES}", "opt_clean"] if not modules else \
                  ["techmap", "opt_clean"]  # (a module the list missed is left at techmap's gates)
     elif target == "rtl":
@@ -674,6 +678,8 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
 
     wd.mkdir(parents=True, exist_ok=True)
     with locked(wd):
+        for stale in wd.glob("stat_*.json"):
+            stale.unlink()
         if ABC_SCRIPTS.get(abc):
             (wd / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
         seconds = run_yosys(script, wd, timeout=timeout, progress=progress, yosys=yosys)
@@ -689,17 +695,22 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
     cells = parse_stat(stat, top)
     extra = {"abc": abc} if target == "generic" else {}
     if per_module:
+        if target == "generic":
+            # each module's cells were counted right after its mapping (stat_<module>.json), then dropped
+            for m in mods:
+                f = wd / f"stat_{m}.json"
+                if f.is_file():
+                    stat.setdefault("modules", {}).update(_load_stat(f.read_text()).get("modules", {}))
         extra["modules"] = parse_modules(dump, stat, top)
-        if target == "xilinx":
-            # stat -top does not add up the hierarchy synth_xilinx leaves (its "design" totals are the top module's
-            # own cells): the whole design is every module's cells times its instances, and the memory cells
-            cells = {}
-            for m in extra["modules"]:
-                for t, n in m["cells"].items():
-                    cells[t] = cells.get(t, 0) + n * m["instances"]
-                if m["memories"]:
-                    cells["$mem_v2"] = cells.get("$mem_v2", 0) + len(m["memories"]) * m["instances"]
-            cells = dict(sorted(cells.items()))
+        # the whole design is every module's cells times its instances, and the memory cells (xilinx: stat -top
+        # does not add up the hierarchy synth_xilinx leaves; generic: the gates were dropped after counting)
+        cells = {}
+        for m in extra["modules"]:
+            for t, n in m["cells"].items():
+                cells[t] = cells.get(t, 0) + n * m["instances"]
+            if m["memories"]:
+                cells["$mem_v2"] = cells.get("$mem_v2", 0) + len(m["memories"]) * m["instances"]
+        cells = dict(sorted(cells.items()))
     return {
         "preset": hw.name if hw is not None else None,
         "target": target,
