@@ -219,8 +219,12 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
                       # its gates are counted: drop them (instances and memories stay), so that the design never
                       # holds more than one module at the gate level
                       f"delete {sel}/t:$_*", f"opt_clean {sel}"]
-        lines += ["techmap", "opt -fast", f"abc {script}-g {ABC_GATES}", "opt_clean"] if not modules else \
-                 ["techmap", "opt_clean"]  # (a module the list missed is left at techmap's gates)
+        if not modules:
+            lines += ["techmap", "opt -fast", f"abc {script}-g {ABC_GATES}", "opt_clean"]
+        else:
+            # no `stat -top` at the end: every module was counted (and Yosys 0.70 as WebAssembly crashes in `stat`
+            # on a design whose modules lost their gates); a module the list missed would be missing from the report
+            return "\n".join(lines) + "\n"
     elif target == "rtl":
         # only the flip-flops are split into one-bit cells (to count bits); the logic stays word-level cells
         lines += ["opt", "simplemap t:$*dff* t:$*dffe* t:$dlatch* t:$sr t:$*dffsr*", "opt_clean"]
@@ -688,7 +692,7 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
             dump = (wd / "memories.il").read_text(errors="replace")
             memories = parse_memories(dump, top)
             instances = parse_instances(dump, top)
-            stat = _load_stat((wd / "stat.json").read_text())
+            stat = _load_stat((wd / "stat.json").read_text()) if not mods else {"modules": {}}
         except (OSError, ValueError) as exc:
             raise SynthError(f"Yosys left no usable results ({exc}); log: {log}") from None
         log_text = log.read_text(errors="replace")
