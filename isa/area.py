@@ -1,7 +1,9 @@
 """Chip area model: logic as NAND2-equivalents -> mm², SRAM banks from a density model (docs/cost.md).
 
 Analytic from the hardware config, so `bitbranch run` stays fast; `bench/cost.py` synthesizes the PE
-arrays with Yosys and converts the cells with the same NAND2 figures (`nand2_equivalents`).
+arrays with Yosys and converts the cells with the same NAND2 figures (`nand2_equivalents`), and takes the rest
+of the logic from the whole core synthesized per module (`synthesized_logic`: isa/synth_area.json, written by
+`bitbranch synth --hw P --per-module --save`; rtlharness/synth_area.py).
 
 Figures (45 nm) and where they come from:
 * NAND2 area 0.798 µm²: NAND2_X1 of the NanGate FreePDK45 Open Cell Library (v1.3).
