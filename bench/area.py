@@ -1,7 +1,7 @@
 """Synthesized logic area per module group vs the analytic model (issue 14; docs/cost.md, "Logic synthesized
 per module").
 
-    .venv/bin/python bench/area.py [--hw small,edge] [--from DIR] [--no-write] [--no-save]
+    .venv/bin/python bench/area.py [--hw small[,edge]] [--from DIR] [--no-write] [--no-save]
 
 For each preset: `bitbranch synth --hw P --target generic --per-module --json` (rtlharness/synth_area.py: the
 whole core, hierarchical, each distinct module mapped to gates once with the fast ABC script), the group figures
@@ -63,7 +63,7 @@ def markdown(results: dict[str, dict]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hw", default="small,edge")
+    ap.add_argument("--hw", default="small")
     ap.add_argument("--from", dest="src", type=Path, metavar="DIR")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--no-save", action="store_true")

