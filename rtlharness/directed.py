@@ -163,6 +163,17 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             "store buf=acc rows=1 len=1 dstride=4294967295 sstride=65535", "store buf=acc rows=1 len=1",
             f"store buf=out rows=1 len=1 sram={end('out')} dstride=4294967295 sstride=65535",
             "store buf=out rows=1 len=1", "finish"]),
+        # sum pools over 15 x 15 windows of 8-plane levels: window sums above 2^10 in every lane (bb_pool's
+        # accumulators and compute's pl_acc bits 10-15); the others read one pixel kh x kw times (kh x kw x level),
+        # the last brings the final values back down
+        "pool sums over whole windows": "\n".join([
+            "load buf=inp rows=1 len=256 push_next",
+            "pool mode=sum k=8 oh=1 ow=4 kh=15 kw=15 stride=1 irow=8 ipix=8 pop_prev",
+            "pool mode=sum k=8 oh=1 ow=2 kh=15 kw=15 stride=1 irow=0 ipix=0 inp=8",
+            "pool mode=sum k=8 oh=1 ow=1 kh=8 kw=8 stride=1 irow=0 ipix=0 inp=16",
+            "pool mode=sum k=8 oh=1 ow=1 kh=4 kw=8 stride=1 irow=0 ipix=0 inp=24",
+            "pool mode=sum k=8 oh=1 ow=1 kh=15 kw=9 stride=1 irow=0 ipix=0 inp=32",
+            "pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1", "finish"]),
     }
 
 
