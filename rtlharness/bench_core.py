@@ -190,6 +190,14 @@ def read_trace(path: Path) -> list[TraceLine]:
     return sorted(lines, key=lambda t: t.index)
 
 
+def sim_cycles(max_cycles: int) -> int:
+    """The most clocks a job of run_program runs with the core out of reset: the bench stops it (or it
+    finishes) max_cycles + 16 clocks after `run` rises, and bb_tb's reset follows `run` one clock late, so
+    the core's cycle counter `now` (and every timestamp taken from it) stays below this. The bound of the
+    coverage waivers' `sim-time` category (rtlharness/coverage_waivers.toml)."""
+    return max_cycles + 16 + 2
+
+
 def run_rtl_batch(jobs: Sequence[tuple[Sequence[Instruction] | Sequence[int], bytes]], hw: HwConfig,
                   sim: str = "verilator", max_cycles: int | Sequence[int] = 10_000_000, waves: bool = False,
                   trace: bool = True, workdir: str | Path | None = None) -> list[RtlResult]:
@@ -237,7 +245,7 @@ def run_rtl_batch(jobs: Sequence[tuple[Sequence[Instruction] | Sequence[int], by
             plusargs.append("+square_clock")
         cfg = {"jobs": cfg_jobs, "files": files, "result": str(work / "result.json")}
         run(b, "bitbranch.rtlharness.bench_core", work, env={ENV_CONFIG: json.dumps(cfg)}, plusargs=plusargs,
-            waves=waves, testcase="run_program")
+            waves=waves, testcase="run_program", run_names={"SIM_CYCLES": sim_cycles(max(limits))})
         raw = json.loads((work / "result.json").read_text())
         wave_file = None
         if waves:

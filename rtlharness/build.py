@@ -241,8 +241,12 @@ def build(sim: str, toplevel: str, modules: Sequence[str], parameters: dict[str,
 
 
 def run(b: Build, test_module: str, test_dir: Path, env: dict[str, str] | None = None,
-        plusargs: Sequence[str] = (), waves: bool = False, testcase: str | None = None) -> Path:
+        plusargs: Sequence[str] = (), waves: bool = False, testcase: str | None = None,
+        run_names: dict[str, int] | None = None) -> Path:
     """Run cocotb tests of `test_module` (an importable module name) on a build; returns the results XML.
+
+    `run_names`: bounds of this simulation that are not Verilog parameters (SIM_CYCLES: the most clocks a job
+    runs out of reset), written beside its coverage counts for the waivers' `sim-time` category.
 
     Raises SimulatorError when the simulator fails or a test fails (the log is in test_dir/sim.log)."""
     prepare_environment(b.sim)
@@ -253,7 +257,8 @@ def run(b: Build, test_module: str, test_dir: Path, env: dict[str, str] | None =
         plusargs = [*plusargs, f"+verilator+coverage+file+{_COVERAGE[-1] / f'run{n:05d}.dat'}"]
         # the run's Verilog parameters beside its counts: coverage waivers are conditions on them
         (_COVERAGE[-1] / f"run{n:05d}.json").write_text(json.dumps({"toplevel": b.toplevel,
-                                                                    "parameters": b.parameters}))
+                                                                    "parameters": b.parameters,
+                                                                    "names": dict(run_names or {})}))
     results = test_dir / "results.xml"
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)  # keep the runner from sys.exit()ing under pytest
     try:

@@ -73,7 +73,8 @@ def load_runs(files: Iterable[Path]) -> list[tuple[dict[str, int], dict[Point, i
     out = []
     for f in files:
         side = f.with_suffix(".json")
-        params = json.loads(side.read_text()).get("parameters", {}) if side.is_file() else {}
+        meta = json.loads(side.read_text()) if side.is_file() else {}
+        params = meta.get("parameters", {}) | meta.get("names", {})
         out.append((params, parse_dat(f.read_text(errors="replace"))))
     return out
 
@@ -96,6 +97,9 @@ class ModuleCoverage:
     hit: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     total: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     waived: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    # of `waived`, the points of the `sim-time` category (bits a run cannot reach within a simulation's length,
+    # not unreachable logic): the report gives every figure with them waived and with them counted as missed
+    sim_time: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     missed_lines: set[tuple[str, int]] = field(default_factory=set)
 
     def percent(self, kind: str) -> float | None:
@@ -104,6 +108,12 @@ class ModuleCoverage:
     def percent_waived(self, kind: str) -> float | None:
         """Over the points not waived (a waived point is never hit: waivers.apply counts a hit one as hit)."""
         rest = self.total[kind] - self.waived[kind]
+        return 100.0 * self.hit[kind] / rest if rest else None
+
+    def percent_waived_counting_sim_time(self, kind: str) -> float | None:
+        """Over the points not waived by a waiver of another category than `sim-time` (its points count as
+        missed: a longer simulation could hit them)."""
+        rest = self.total[kind] - self.waived[kind] + self.sim_time[kind]
         return 100.0 * self.hit[kind] / rest if rest else None
 
 
@@ -118,10 +128,12 @@ def pool(points: dict[Point, int], modules: Iterable[str]) -> dict[tuple, int]:
 
 
 def per_module(points: dict[Point, int], modules: Iterable[str],
-               waived: dict[tuple, str] | None = None) -> dict[str, ModuleCoverage]:
+               waived: dict[tuple, str] | None = None, sim_time: Iterable[str] = ()) -> dict[str, ModuleCoverage]:
     """Coverage per module (points of every instance of a module pooled: a point counts as hit when any
-    instance hit it); `waived` (waivers.apply) holds the pooled points taken out, never hit ones."""
+    instance hit it); `waived` (waivers.apply) holds the pooled points taken out, never hit ones, with the id of
+    the waiver; `sim_time`, the ids of the waivers of the `sim-time` category."""
     waived = waived or {}
+    sim_time = set(sim_time)
     out = {m: ModuleCoverage(m) for m in sorted(set(modules))}
     for key, n in pool(points, modules).items():
         kind, module, file, line, _what = key
@@ -130,6 +142,7 @@ def per_module(points: dict[Point, int], modules: Iterable[str],
         mc.hit[kind] += n > 0
         if n == 0 and key in waived:
             mc.waived[kind] += 1
+            mc.sim_time[kind] += waived[key] in sim_time
         elif n == 0 and kind in ("line", "branch"):
             mc.missed_lines.add((file, line))
     return out
@@ -161,6 +174,22 @@ def markdown(cov: dict[str, ModuleCoverage], suite: str, seconds: float, applied
         if c.missed_lines:
             where = ", ".join(f"{f}:{ln}" for f, ln in sorted(c.missed_lines))
             lines.append(f"- {m}: {where}")
+    if any(c.sim_time[k] for c in cov.values() for k in KINDS):
+        lines += ["", "## With and without the sim-time waivers", "",
+                  "`sim-time` waives bits that no run can reach within the simulation's length (the bound is in each "
+                  "waiver's reason), not unreachable logic: a longer run reaches them. Each figure is given with "
+                  "them waived and with them counted as missed.", "",
+                  "| module | " + " | ".join(f"{k} sim-time waived | {k} after waivers | {k} after waivers, "
+                                           "sim-time counted" for k in KINDS) + " |",
+                  "|---|" + "---|---|---|" * len(KINDS)]
+        tot = {a: {k: sum(getattr(c, a)[k] for c in cov.values()) for k in KINDS}
+               for a in ("hit", "total", "waived", "sim_time")}
+        for name, c in [*cov.items(), ("**all**", None)]:
+            h, t, w, st = ((getattr(c, a) for a in ("hit", "total", "waived", "sim_time")) if c is not None
+                           else (tot[a] for a in ("hit", "total", "waived", "sim_time")))
+            lines.append(f"| {name} | " + " | ".join(
+                f"{st[k]} | {_pct(100 * h[k] / (t[k] - w[k]) if t[k] - w[k] else None)} | "
+                f"{_pct(100 * h[k] / (t[k] - w[k] + st[k]) if t[k] - w[k] + st[k] else None)}" for k in KINDS) + " |")
     if applied is not None:
         lines += ["", "## Waivers applied", "", "| waiver | module | kind | category | points | reason |",
                   "|---|---|---|---|---|---|"]
@@ -245,7 +274,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     if not points:
         return fail(f"no coverage data was written under {data}")
     applied = waivers.apply(waiver_list, runs, pool(points, modules), rtl_dir())
-    cov = per_module(points, modules, applied.waived)
+    cov = per_module(points, modules, applied.waived, [w.id for w in waiver_list if w.category == "sim-time"])
     table = functional.table()
     (out / "coverage.md").write_text(markdown(cov, args.suite, seconds, applied, waiver_list) + "\n"
                                      + functional_markdown(table))
@@ -253,6 +282,8 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     summary = {m: {k: c.percent(k) for k in KINDS} | {f"{k}_points": c.total[k] for k in KINDS}
                | {f"{k}_waived": c.waived[k] for k in KINDS}
                | {f"{k}_after_waivers": c.percent_waived(k) for k in KINDS}
+               | {f"{k}_waived_sim_time": c.sim_time[k] for k in KINDS}
+               | {f"{k}_after_waivers_counting_sim_time": c.percent_waived_counting_sim_time(k) for k in KINDS}
                for m, c in cov.items()}
     functional_summary = {preset: {g: {"hit": v["hit"], "total": v["total"], "missed": v["missed"]}
                                    for g, v in groups.items()} for preset, groups in table.items()}

@@ -151,6 +151,29 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             f"pool mode=max k=1 oh=1 ow=1 kh=15 kw=15 stride=15 irow=15 ipix=1 slice={hw.slices_per_word - 1} "
             "pop_next",
             "pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1", "finish"]),
+        # strides at their field maxima where one pixel or one row makes any stride legal, then back to 0: every
+        # bit of compute's per-row OUT/INP offsets (ostride * r, rstride * r) and of the DMA stride registers
+        # toggles both ways (their bits above the field maxima are waived as range)
+        "stride field maxima": "\n".join([
+            "requant dest=out n=1 kout=1 hi=1 ostride=65535",
+            "requant dest=acc res=1 n=1 rk=1 rstride=65535 shift=3",
+            "pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1 ostride=65535",
+            "requant dest=out n=1 kout=1 hi=1",
+            "load buf=inp rows=1 len=1 dstride=4294967295 sstride=65535", "load buf=inp rows=1 len=1",
+            "store buf=acc rows=1 len=1 dstride=4294967295 sstride=65535", "store buf=acc rows=1 len=1",
+            f"store buf=out rows=1 len=1 sram={end('out')} dstride=4294967295 sstride=65535",
+            "store buf=out rows=1 len=1", "finish"]),
+        # sum pools over 15 x 15 windows of 8-plane levels: window sums above 2^10 in every lane (bb_pool's
+        # accumulators and compute's pl_acc bits 10-15); the others read one pixel kh x kw times (kh x kw x level),
+        # the last brings the final values back down
+        "pool sums over whole windows": "\n".join([
+            "load buf=inp rows=1 len=256 push_next",
+            "pool mode=sum k=8 oh=1 ow=4 kh=15 kw=15 stride=1 irow=8 ipix=8 pop_prev",
+            "pool mode=sum k=8 oh=1 ow=2 kh=15 kw=15 stride=1 irow=0 ipix=0 inp=8",
+            "pool mode=sum k=8 oh=1 ow=1 kh=8 kw=8 stride=1 irow=0 ipix=0 inp=16",
+            "pool mode=sum k=8 oh=1 ow=1 kh=4 kw=8 stride=1 irow=0 ipix=0 inp=24",
+            "pool mode=sum k=8 oh=1 ow=1 kh=15 kw=9 stride=1 irow=0 ipix=0 inp=32",
+            "pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1", "finish"]),
     }
 
 

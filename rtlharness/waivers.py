@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WAIVERS_FILE = Path(__file__).with_name("coverage_waivers.toml")
-CATEGORIES = ("tied-off", "range", "constant", "sim-only", "unreachable")
+CATEGORIES = ("tied-off", "range", "constant", "sim-only", "unreachable", "sim-time")
 KINDS = ("line", "branch", "toggle")
 
 TOGGLE = re.compile(r"^(?P<sig>.*?)(?:\[(?P<bit>\d+)\])?:(?P<dir>0->1|1->0)$")

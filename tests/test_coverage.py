@@ -194,3 +194,30 @@ def test_the_bench_refuses_a_program_longer_than_the_instruction_memory():
 
     with pytest.raises(ValueError, match="instruction memory holds 65536"):
         run_rtl_batch([([0] * ((1 << IMEM_AW) + 1), b"\0" * 64)], get_config("small"))
+
+
+def test_sim_time_waivers_are_reported_apart(tmp_path):
+    # SIM_CYCLES (rtlharness.bench_core.sim_cycles) comes from the run's `names`, beside its parameters; a
+    # `sim-time` waiver's points are waived, and the report also gives the figure with them counted as missed
+    from bitbranch.rtlharness import waivers
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "run00000.dat").write_text(toggle_run(ADDR))
+    (data / "run00000.json").write_text(json.dumps({"toplevel": "bb_tb", "parameters": {"DEPTH": 64},
+                                                    "names": {"SIM_CYCLES": 15}}))
+    (tmp_path / "bb_fifo.v").write_text(RTL)
+    loaded = coverage.load_runs([data / "run00000.dat"])
+    assert loaded[0][0] == {"DEPTH": 64, "SIM_CYCLES": 15}
+    entries = [waiver(id="t", category="sim-time", signal="a", bits=["clog2(SIM_CYCLES + 1)", 5]),
+               waiver(id="r", signal="a", bits=["clog2(DEPTH)"])]
+    points = coverage.merge_runs(loaded)
+    applied = waivers.apply(waivers.parse(entries), loaded, coverage.pool(points, ["bb_fifo"]), tmp_path)
+    assert applied.problems == [] and applied.count == {"t": 4, "r": 4}
+    cov = coverage.per_module(points, ["bb_fifo"], applied.waived, ["t"])["bb_fifo"]
+    assert (cov.waived["toggle"], cov.sim_time["toggle"]) == (8, 4)
+    assert cov.percent_waived("toggle") == 100.0
+    assert cov.percent_waived_counting_sim_time("toggle") == pytest.approx(100 * 10 / 14)
+    text = coverage.markdown({"bb_fifo": cov}, "quick", 1.0, applied, [])
+    assert "## With and without the sim-time waivers" in text
+    assert "| bb_fifo | 0 | - | - | 0 | - | - | 4 | 100.0 % | 71.4 % |" in text
