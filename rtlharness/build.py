@@ -68,6 +68,8 @@ _COVERAGE: list[Path] = []
 
 @contextlib.contextmanager
 def coverage_runs(out_dir: Path) -> Iterator[None]:
+    # absolute: the simulations run in their own working directories, where a relative path names nothing
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     _COVERAGE.append(out_dir)
     try:

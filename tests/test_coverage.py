@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -221,3 +222,14 @@ def test_sim_time_waivers_are_reported_apart(tmp_path):
     text = coverage.markdown({"bb_fifo": cov}, "quick", 1.0, applied, [])
     assert "## With and without the sim-time waivers" in text
     assert "| bb_fifo | 0 | - | - | 0 | - | - | 4 | 100.0 % | 71.4 % |" in text
+
+
+def test_coverage_data_directory_is_absolute(tmp_path, monkeypatch):
+    """The simulations run in their own working directories: a relative --out (the default out/coverage) must
+    reach them as an absolute path, else Verilator cannot write its counts (and the run hung)."""
+    from bitbranch.rtlharness import build
+
+    monkeypatch.chdir(tmp_path)
+    with build.coverage_runs(Path("out/coverage/data")):
+        assert build._COVERAGE[-1] == tmp_path / "out" / "coverage" / "data"
+        assert build._COVERAGE[-1].is_dir()
