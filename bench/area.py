@@ -77,12 +77,9 @@ def main() -> int:
     text = markdown(results)
     print(text)
     if not args.no_write:
-        doc = DOC.read_text()
-        if BEGIN not in doc or END not in doc:
-            print(f"error: {DOC} lacks the markers {BEGIN} / {END}", file=sys.stderr)
-            return 2
-        head, rest = doc.split(BEGIN, 1)
-        DOC.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+        from docsection import write_section  # bench/ is on the path when run as a script
+
+        return write_section(DOC, BEGIN, END, text)
     return 0
 
 

@@ -262,12 +262,9 @@ def main() -> int:
         Path(args.json).write_text(json.dumps({"hw": hw.name, "synth": syn, "xilinx": xilinx, "per_mac": rows,
                                                "network": net}, indent=1, default=str) + "\n")
     if not args.no_write:
-        doc = DOC.read_text()
-        if BEGIN not in doc or END not in doc:
-            print(f"error: {DOC} lacks the markers {BEGIN} / {END}", file=sys.stderr)
-            return 2
-        head, rest = doc.split(BEGIN, 1)
-        DOC.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+        from docsection import write_section  # bench/ is on the path when run as a script
+
+        return write_section(DOC, BEGIN, END, text)
     return 0
 
 
