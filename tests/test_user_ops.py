@@ -286,6 +286,40 @@ def test_batchnorm_after_concat_is_its_own_requantization_and_bit_exact():
     assert {"norm1", "norm2"} <= set(names), names
 
 
+def _dense_block_96() -> nn.Module:
+    """DenseNet-161's stem in miniature: 96 channels (padded to 128 lanes) on the signed grid the concat shares
+    with conv1's output (no activation), so the stem's ReLU clamps at a level above 0."""
+    torch.manual_seed(0)
+    m = DenseBlock(96)
+    for bn in (m.norm1, m.norm2):
+        bn.running_mean.uniform_(0.0, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(-1.5, 1.5)
+    return m.eval()
+
+
+class StemReadByConv(DenseBlock):
+    """The same, but conv1 reads the stem's tensor itself (its padded lanes as level 0), not a BatchNorm of it."""
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.conv1(x)
+        x = torch.relu(self.conv2(torch.relu(self.norm2(torch.cat([x, y], 1)))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_padded_lanes_above_level_0_run_when_no_reader_uses_them():
+    """The stem's padded lanes hold its clamp level, not 0: allowed because only lane-wise readers (BatchNorm as
+    an average POOL with zero constants there, the concat copy of its real slices) read the tensor."""
+    art, _ = check_live(_dense_block_96(), 8)
+    assert {"norm1", "norm2"} <= {r.name for r in art.layers}
+
+
+def test_padded_lanes_above_level_0_are_refused_when_a_convolution_reads_them():
+    with pytest.raises(Exception, match="padded output channels need lo = 0"):
+        compile_model(StemReadByConv(96).eval(), "W2A2", get_config("small"), image(8))
+
+
 def test_nested_concat_read_by_a_layer_is_bit_exact():
     """A concat that is both read by a layer and an input of a second concat (DenseNet's growing concat): the
     outer concat is a copy layer (the inner one has no producer to store into it twice); was a known bug."""
