@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -174,8 +174,9 @@ class ConvPlan:
 
 
 def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, hw: HwConfig,
-              pad_read: bool = True) -> ConvPlan:
-    """`pad_read`: some reader takes the output's padded lanes as level 0 (compiler.padlanes)."""
+              pad_read: Callable[[], bool] = lambda: True) -> ConvPlan:
+    """`pad_read()`: does some reader take the output's padded lanes as level 0 (compiler.padlanes)? Asked only
+    when the layer would write padded lanes above level 0: it walks the graph's readers."""
     h, w, cin = x.shape
     cout, _, kh, kw = op.weights.shape
     cw, cw_out = math.ceil(cin / hw.word_bits), math.ceil(cout / hw.word_bits)
@@ -190,7 +191,7 @@ def plan_conv(op: ir.Conv, x: ir.Tensor, out: ir.Tensor, res: ir.Tensor | None, 
         raise LoweringError(f"layer '{op.name}': {ctiles} column tiles exceed the 8-bit ctiles field")
     out_int32 = op.requant.out_int32
     kout = 0 if out_int32 else out.bits
-    if cw_out * spw > ctiles and not out_int32 and op.requant.lo != 0 and pad_read:
+    if cw_out * spw > ctiles and not out_int32 and op.requant.lo != 0 and pad_read():
         raise LoweringError(f"layer '{op.name}': padded output channels need lo = 0 (level 0 in pad bits)")
     win = Window(h, w, kh, kw, op.stride, op.pad, op.dil, cw * x.bits, group_words * kout, pad_w=op.pad_w)
     res_pix = math.ceil(res.shape[2] / hw.word_bits) * res.bits if res is not None else 0
@@ -293,7 +294,7 @@ def preload_groups(op: ir.Conv, graph: ir.Graph, hw: HwConfig) -> tuple[int, boo
     op, graph = flat_view(op, graph, hw)
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
-    plan = plan_conv(op, x, out, res, hw, _pad_read(graph, op.output, hw))
+    plan = plan_conv(op, x, out, res, hw, lambda: _pad_read(graph, op.output, hw))
     return plan.groups, plan.halves
 
 
@@ -559,7 +560,7 @@ def lower_conv(b: ProgramBuilder, op: ir.Conv, graph: ir.Graph, addrs: dict[str,
         addrs = {**addrs, op.inputs[0]: addrs[orig.inputs[0]]}
     x, out = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     res = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
-    plan = plan_conv(op, x, out, res, hw, _pad_read(graph, op.output, hw))
+    plan = plan_conv(op, x, out, res, hw, lambda: _pad_read(graph, op.output, hw))
     mul, rmul, bias, shift = hardware_constants(op, x, plan.layout, hw)
     planes = weight_planes(op)
     e_in = hw.entry_bytes("inp")
