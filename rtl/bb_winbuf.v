@@ -36,6 +36,25 @@ module bb_winbuf #(
 );
     genvar c, k;
     generate
+`ifdef BB_WINBUF_SHARED
+        // simulation speed (Verilator): the copies hold the same data, so one store with COPIES read ports
+        // stands in for them (bb_winstore); each copy's activity counters keep their names for bb_tb
+        wire [63:0]           s_act_a_wr;
+        wire [COPIES*64-1:0]  s_act_b_rd;
+        bb_winstore #(.COPIES(COPIES), .NB(NB), .NWIN(NWIN), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .FAW(FAW),
+                      .AW(AW), .RAW(RAW)) store (
+            .clk(clk), .clear(clear), .dw_en(dw_en), .dw_addr(dw_addr), .dw_mask(dw_mask), .dw_data(dw_data),
+            .ren(ren), .raddr(raddr), .rlen(rlen), .win(win), .act_a_wr(s_act_a_wr), .act_b_rd(s_act_b_rd)
+        );
+        for (c = 0; c < COPIES; c = c + 1) begin : copy
+            if (1) begin : banks
+                wire [63:0] act_a_rd = 64'd0;
+                wire [63:0] act_a_wr = s_act_a_wr;
+                wire [63:0] act_b_rd = s_act_b_rd[c*64 +: 64];
+                wire [63:0] act_b_wr = 64'd0;
+            end
+        end
+`else
         for (c = 0; c < COPIES; c = c + 1) begin : copy
             wire [AW-1:0]       a0 = raddr[c*AW +: AW];
             reg  [NB-1:0]       en;
@@ -73,5 +92,6 @@ module bb_winbuf #(
                 .b_rdata(rdata)
             );
         end
+`endif
     endgenerate
 endmodule
