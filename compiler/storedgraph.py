@@ -6,8 +6,10 @@ Only the accelerator's ops are stored: host ops (torch callables) run after the 
 
 Structure (graph.json): {"tensors": {name: {"shape", "bits", "scale", "zero"}}, "inputs", "outputs",
 "im2col": whether lowering rewrote the input into patches, "ops": [{"kind", "name", "inputs", "output",
-<scalar fields>, <array fields as array names>, "requant": {...}}]}. Weights are stored in the narrowest
-integer dtype that holds them (odd 2-bit codes: int8) and widened back to int64 on load.
+<scalar fields>, <array fields as array names>, "requant": {...}}]}. Weights are packed at their own width:
+an odd M-bit code w as its level index (w + 2^M - 1)/2 in M bits, a ternary one as w + 1 in 2 bits
+(PackedWeights: a 2-bit weight costs 2 bits, not the 64 of the IR's int64); other integer arrays are stored
+in the narrowest dtype holding them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,59 @@ SCALARS: dict[str, dict[str, str]] = {
 }
 REQUANT_SCALARS = {"shift": "int", "lo": "int", "hi": "int", "out_int32": "bool"}
 EDGE_REGIONS = ("col", "row", "corner")
+POSITIVE = {"mbits", "stride", "dil", "groups", "kernel", "factor"}  # the other integer fields are >= 0
+POOL_MODES = ("max", "avg")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+CHECKS: dict[str, Callable[[object], bool]] = {
+    "int": _is_int, "int?": lambda x: x is None or _is_int(x), "bool": lambda x: isinstance(x, bool),
+    "str": lambda x: isinstance(x, str), "number": lambda x: isinstance(x, numbers.Real) and not isinstance(x, bool),
+    "pair": lambda x: isinstance(x, list) and len(x) == 2 and all(_is_int(i) and i >= 0 for i in x),
+}
+
+
+@dataclass(frozen=True)
+class PackedWeights:
+    """How a convolution's weights sit in their packed array: `bits` per value, little-endian bit order, values in
+    row-major order of `shape`; `code` "odd" (w = 2u − (2^bits − 1)) or "ternary" (w = u − 1, u <= 2)."""
+
+    code: str
+    bits: int
+    shape: tuple[int, ...]
+
+    @classmethod
+    def of(cls, op: ir.Conv) -> PackedWeights | None:
+        """The packing of `op`'s weights, or None when they are not the codes its fields promise (stored plain)."""
+        w = op.weights
+        if op.ternary:
+            ok, spec = bool(np.isin(w, (-1, 0, 1)).all()), cls("ternary", 2, w.shape)
+        else:
+            top = (1 << op.mbits) - 1
+            ok, spec = bool(1 <= op.mbits <= 8 and (w % 2 != 0).all() and (np.abs(w) <= top).all()), cls(
+                "odd", op.mbits, w.shape)
+        return spec if ok else None
+
+    def levels(self, w: np.ndarray) -> np.ndarray:
+        return (w + 1 if self.code == "ternary" else (w + (1 << self.bits) - 1) // 2).astype(np.uint8)
+
+    def pack(self, w: np.ndarray) -> np.ndarray:
+        u = self.levels(np.asarray(w, dtype=np.int64)).reshape(-1)
+        planes = (u[:, None] >> np.arange(self.bits, dtype=np.uint8)) & 1
+        return np.packbits(planes.reshape(-1), bitorder="little")
+
+    def nbytes(self) -> int:
+        return -(-int(np.prod(self.shape)) * self.bits // 8)
+
+    def unpack(self, packed: np.ndarray) -> np.ndarray:
+        n = int(np.prod(self.shape))
+        planes = np.unpackbits(packed, count=n * self.bits, bitorder="little").reshape(n, self.bits)
+        u = planes.astype(np.int64) @ (1 << np.arange(self.bits, dtype=np.int64))
+        w = u - 1 if self.code == "ternary" else 2 * u - ((1 << self.bits) - 1)
+        return w.reshape(self.shape)
 
 
 def _narrow(a: np.ndarray) -> np.ndarray:
@@ -53,7 +108,7 @@ def to_stored(graph: ir.Graph, ops: list[ir.Op], outputs: list[str], im2col: boo
     arrays: dict[str, np.ndarray] = {}
 
     def array(key: str, value: np.ndarray) -> str:
-        arrays[key] = _narrow(value)
+        arrays[key] = value if value.dtype == np.uint8 else _narrow(value)  # packed weights stay bytes
         return key
 
     used = set(graph.inputs) | {t for op in ops for t in (*op.inputs, op.output)}
@@ -75,7 +130,12 @@ def _op_spec(op: ir.Op, key: str, array: Callable[[str, np.ndarray], str]) -> di
         v = getattr(op, f)
         d[f] = list(v) if isinstance(v, tuple) else v
     if isinstance(op, ir.Conv):
-        d["weights"] = array(f"{key}.weights", op.weights)
+        packing = PackedWeights.of(op)
+        if packing is None:
+            d["weights"] = array(f"{key}.weights", op.weights)
+        else:
+            d["weights"] = {"packed": array(f"{key}.weights", packing.pack(op.weights)), "code": packing.code,
+                            "bits": packing.bits, "shape": list(packing.shape)}
     if getattr(op, "requant", None) is not None:
         d["requant"] = _requant_spec(op.requant, f"{key}.requant", array)
     if getattr(op, "edge", None):
@@ -110,13 +170,7 @@ class _Reader:
                 return None
             raise self.fail(where, f"missing field '{name}'")
         v = d[name]
-        ok = {"int": lambda x: isinstance(x, numbers.Integral) and not isinstance(x, bool),
-              "int?": lambda x: x is None or (isinstance(x, numbers.Integral) and not isinstance(x, bool)),
-              "bool": lambda x: isinstance(x, bool), "str": lambda x: isinstance(x, str),
-              "number": lambda x: isinstance(x, numbers.Real) and not isinstance(x, bool),
-              "pair": lambda x: isinstance(x, list) and len(x) == 2 and all(
-                  isinstance(i, int) and not isinstance(i, bool) for i in x)}[check](v)
-        if not ok:
+        if not CHECKS[check](v):
             raise self.fail(where, f"field '{name}'={v!r} is not {check.rstrip('?')}")
         return tuple(v) if check == "pair" else v
 
@@ -179,21 +233,24 @@ def _op(r: _Reader, d: object, where: str, tensors: dict[str, ir.Tensor], known:
     kind, name = d["kind"], r.field(d, "name", "str", where)
     where = f"{where} ('{name}')"
     inputs = d.get("inputs")
-    if not isinstance(inputs, list) or not inputs or any(i not in known for i in inputs):
+    if not isinstance(inputs, list) or not inputs or any(not isinstance(i, str) or i not in known for i in inputs):
         raise r.fail(where, f"field 'inputs'={inputs!r}: every input must be a graph input or an earlier op's output")
     output = d.get("output")
-    if output not in tensors or output in known:
+    if not isinstance(output, str) or output not in tensors or output in known:
         raise r.fail(where, f"field 'output'={output!r} is not a tensor of the graph produced once")
     fields = {f: r.field(d, f, check, where) for f, check in SCALARS[kind].items()}
-    fields = {f: v for f, v in fields.items() if v is not None or f == "pad_w"}
+    for f, v in fields.items():
+        if _is_int(v) and v < (1 if f in POSITIVE else 0):
+            raise r.fail(where, f"field '{f}'={v} must be >= {1 if f in POSITIVE else 0}")
+    if kind == "pool" and fields["mode"] not in POOL_MODES:
+        raise r.fail(where, f"field 'mode'={fields['mode']!r} is not one of {', '.join(POOL_MODES)}")
     cout = tensors[output].shape[2]
     if kind == "conv":
         cin = tensors[inputs[0]].shape[2]
         groups = fields["groups"]
         if groups < 1 or cin % groups or cout % groups:
             raise r.fail(where, f"field 'groups'={groups} does not divide {cin} input and {cout} output channels")
-        w = r.array(d, "weights", where, tuple((cout, cin // groups, kh, kw) for kh, kw in [_kernel(r, d, where)]))
-        fields["weights"] = w
+        fields["weights"] = _weights(r, d, where, cout, cin // groups)
     if "requant" in d:
         fields["requant"] = _requant(r, d["requant"], f"{where} requant", cout)
     elif kind in ("conv", "add") or (kind == "pool" and fields.get("mode") == "avg"):
@@ -206,13 +263,31 @@ def _op(r: _Reader, d: object, where: str, tensors: dict[str, ir.Tensor], known:
     return KINDS[kind](name, list(inputs), output, **fields)
 
 
-def _kernel(r: _Reader, d: dict, where: str) -> tuple[int, int]:
-    """(kh, kw) as stored in the weights' own shape (checked against Cout and Cin/groups by the caller)."""
-    key = d.get("weights")
-    a = r.stored.arrays.get(key) if isinstance(key, str) else None
-    if a is None or a.ndim != 4:
-        raise r.fail(where, f"field 'weights'={key!r} names no (Cout, Cin/groups, kh, kw) array of the graph")
-    return a.shape[2], a.shape[3]
+def _weights(r: _Reader, d: dict, where: str, cout: int, cin: int) -> np.ndarray:
+    """A convolution's (Cout, Cin/groups, kh, kw) int64 weights, packed (PackedWeights) or a plain array."""
+    w = d.get("weights")
+    if not isinstance(w, dict):  # a plain integer array
+        a = r.stored.arrays.get(w) if isinstance(w, str) else None
+        kernel = a.shape[2:] if a is not None and a.ndim == 4 else (1, 1)
+        return r.array(d, "weights", where, ((cout, cin, *kernel),))
+    where = f"{where} weights"
+    code, bits = r.field(w, "code", "str", where), r.field(w, "bits", "int", where)
+    shape = w.get("shape")
+    if code not in ("odd", "ternary") or not 1 <= bits <= 8 or (code == "ternary" and bits != 2):
+        raise r.fail(where, f"fields 'code'={code!r}, 'bits'={bits} are not odd 1..8 or ternary 2")
+    if not (isinstance(shape, list) and len(shape) == 4 and all(isinstance(s, int) and s > 0 for s in shape)
+            and shape[:2] == [cout, cin]):
+        raise r.fail(where, f"field 'shape'={shape!r} is not ({cout}, {cin}, kh, kw)")
+    packing = PackedWeights(code, bits, tuple(shape))
+    packed = r.stored.arrays.get(w.get("packed")) if isinstance(w.get("packed"), str) else None
+    if packed is None or packed.dtype != np.uint8 or packed.shape != (packing.nbytes(),):
+        got = "no array" if packed is None else f"{packed.dtype} {packed.shape}"
+        raise r.fail(where, f"field 'packed'={w.get('packed')!r}: {got}, expected uint8 ({packing.nbytes()},) "
+                            f"for {'x'.join(map(str, shape))} {bits}-bit codes")
+    values = packing.unpack(packed)
+    if code == "ternary" and (values > 1).any():
+        raise r.fail(where, "a ternary weight's level is 3 (only 0, 1, 2 are -1, 0, +1)")
+    return values
 
 
 def _requant(r: _Reader, d: object, where: str, cout: int) -> ir.Requant:

@@ -2,7 +2,7 @@
 
 Exit status: 0 when the run completes and every golden output matches (or there is no golden), 1 when
 a golden output differs, 2 on any error (printed as `error: <message>`, no traceback).
-`--input IMAGE` (a new input, its golden recomputed) is added by bitbranch.workloads.simulatecmd, which may
+`--input IMAGE` (a new input, its golden recomputed) is added by bitbranch.workloads.newinput, which may
 import the compiler; it reaches cmd_simulate as its `prepare` hook.
 """
 
@@ -51,7 +51,7 @@ def _select_hw(requested: str | None, compiled: HwConfig) -> HwConfig:
 
 
 # Changes a loaded artifact before it runs (`simulate --input`: new input, recomputed golden; it lives where the
-# compiler may be imported, bitbranch.workloads.simulatecmd); returns the artifact and what the report adds.
+# compiler may be imported, bitbranch.workloads.newinput); returns the artifact and what the report adds.
 Prepare = Callable[[object], tuple[object, dict]]
 
 

@@ -1,7 +1,9 @@
-"""`bitbranch simulate DIR [--input IMAGE]`: the simulator's command, plus running the artifact on a new input.
+"""`bitbranch simulate DIR [--input IMAGE]` and `bitbranch verify DIR [--input IMAGE]`: the simulator's and the
+RTL harness's commands, plus running the artifact on a new input.
 
 Why here: recomputing the golden for a new image needs the compiler (the stored graph, the input rewrite), and
-the simulator never imports the compiler. Without `--input` this is exactly bitbranch.simulator.cli.
+neither the simulator nor the RTL harness imports the compiler. Without `--input` these are exactly
+bitbranch.simulator.cli and bitbranch.rtlharness.verify.
 
 The image goes through what `run --input` / `compile --input` do (workloads.images.batch_frames at the model's
 input shape recorded in the manifest, meta["input_shape"]), then compiler.regolden.with_input.
@@ -14,21 +16,40 @@ import argparse
 from bitbranch.simulator import cli as simcli
 
 
-def add_arguments_simulate(parser: argparse.ArgumentParser) -> None:
-    simcli.add_arguments_simulate(parser)
+def add_input_argument(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--input", metavar="IMAGE",
                         help="run the program on this image instead of its compile-time input (PNG/JPEG or .npy "
                              "uint8, fitted to the model's input size as `run --input` does; a .npy stack of B "
                              "frames for a batch): its golden outputs are recomputed from the graph the artifact "
                              "stores")
-    parser.epilog = ("example: bitbranch compile resnet18 --hw edge -o out/r18; "
-                     "bitbranch simulate out/r18 --input cat.png (exit 1 if the outputs differ from the new golden)")
+    parser.epilog = (f"example: bitbranch compile resnet18 --hw edge -o out/r18; bitbranch {command} out/r18 --input "
+                     "cat.png (exit 1 if the outputs differ from the new golden)")
+
+
+def add_arguments_simulate(parser: argparse.ArgumentParser) -> None:
+    simcli.add_arguments_simulate(parser)
+    add_input_argument(parser, "simulate")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     if not getattr(args, "input", None):
         return simcli.cmd_simulate(args)
     return simcli.cmd_simulate(args, prepare=lambda art: new_input(art, args.input))
+
+
+def add_arguments_verify(parser: argparse.ArgumentParser) -> None:
+    from bitbranch.rtlharness import verify
+
+    verify.add_arguments_verify(parser)
+    add_input_argument(parser, "verify")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from bitbranch.rtlharness import verify
+
+    if not getattr(args, "input", None):
+        return verify.cmd_verify(args)
+    return verify.cmd_verify(args, prepare=lambda art: new_input(art, args.input))
 
 
 def model_input_shape(art) -> tuple[int, ...]:
