@@ -12,8 +12,12 @@ input shape recorded in the manifest, meta["input_shape"]), then compiler.regold
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from bitbranch.simulator import cli as simcli
+
+if TYPE_CHECKING:
+    from bitbranch.isa.artifact import Artifact
 
 
 def add_input_argument(parser: argparse.ArgumentParser, command: str) -> None:
@@ -52,7 +56,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify.cmd_verify(args, prepare=lambda art: new_input(art, args.input))
 
 
-def model_input_shape(art) -> tuple[int, ...]:
+def model_input_shape(art: Artifact) -> tuple[int, ...]:
     """The model's per-frame input shape (C, H, W) or (N,), as compile recorded it (meta["input_shape"], batch
     first)."""
     from bitbranch.isa.artifact import ArtifactError
@@ -64,7 +68,7 @@ def model_input_shape(art) -> tuple[int, ...]:
     return tuple(shape[1:])
 
 
-def new_input(art, path: str) -> tuple[object, dict]:
+def new_input(art: Artifact, path: str) -> tuple[Artifact, dict]:
     """`art` on the image at `path`, with the golden recomputed; what the report adds about the input."""
     from bitbranch.compiler.regolden import frames_of, stored_ir, with_input
 
