@@ -51,6 +51,19 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
     return x[None] if image.ndim == 1 else x.permute(2, 0, 1)[None]
 
 
+def input_levels(graph: ir.Graph, image: np.ndarray) -> dict[str, np.ndarray]:
+    """The graph input of one frame. The input quantizer is u = round(255·x) with x = image / 255, so the levels are
+    the 8-bit image itself, laid out as the IR's (H, W, C) tensor (a vector input is one pixel of N channels).
+    Shared by compile_model and compiler.regolden (a new input for an existing artifact)."""
+    name = graph.inputs[0]
+    shape = graph.tensors[name].shape
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.size != np.prod(shape):
+        raise ValueError(f"input of shape {image.shape} ({image.dtype}) does not fit the graph input '{name}' "
+                         f"{shape} (H, W, C) of uint8 levels")
+    return {name: image.reshape(shape)}
+
+
 class _Phases:
     """Per-layer progress through the compile phases: progress(done, total, "<phase> <layer>") within a
     phase, then progress(total, total, "<phase> done in 1.2 s"); `seconds` keeps each phase's wall time."""
@@ -117,9 +130,7 @@ def _compile(model: torch.nn.Module, precision: str | Path | dict | object, hw: 
             calibrate(qmodel, ir.steps(images, cb, lambda _: f"{len(images)} image(s)"))
     with phases.phase("integerize") as cb:
         graph = to_ir(qmodel.eval(), tuple(x.shape), hw, progress=cb)
-    # the input quantizer: u = round(255·x) = the 8-bit image (a vector input is one pixel of N channels)
-    shape = graph.tensors[graph.inputs[0]].shape
-    frames = [{graph.inputs[0]: np.asarray(im, dtype=np.uint8).reshape(shape)} for im in batch]
+    frames = [input_levels(graph, im) for im in batch]
     info = {**graph.meta, **(meta or {})}
     info.pop("fx_nodes", None)
     if notes:

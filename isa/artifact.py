@@ -6,6 +6,10 @@ A directory holding
     program.bin     the instruction binary (isa.encoding file format)
     dram.bin        the initial DRAM image (weights, constants, input)
     golden/*.npy    expected output tensors from the integer reference model
+    graph.json      (optional) the integer reference graph's structure: tensors, ops, inputs, outputs, and the
+                    dtype and shape of every array it uses; its meaning belongs to the compiler
+                    (compiler.storedgraph), so `simulate --input` can recompute the golden for a new image
+    graph.npz       (optional) those arrays (weights as odd codes, requantization constants), one member each
 
 Artifacts are data that users share, so loading one never runs code: JSON only, numpy files with
 allow_pickle=False, and every size, offset and digest in the manifest is checked against the files
@@ -23,9 +27,11 @@ Tensor layouts in DRAM:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import numbers
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,6 +255,24 @@ def write_tensor(dram: bytearray, spec: TensorSpec, value: np.ndarray, hw: HwCon
 
 
 @dataclass
+class StoredGraph:
+    """The integer reference graph as data: `spec` is JSON (the compiler's structure; `spec["arrays"]` declares
+    each array's dtype and shape) and `arrays` its numpy arrays. This package stores and checks it; only the
+    compiler gives it meaning (compiler.storedgraph), so the simulator never needs the compiler."""
+
+    spec: dict
+    arrays: dict[str, np.ndarray]
+
+
+GRAPH_FILES = {"graph": "graph.json", "graph_arrays": "graph.npz"}  # manifest key -> file name
+ARRAY_KINDS = "biuf"  # numpy dtype kinds a stored graph may hold: bool, int, uint, float (never object)
+
+
+class NoStoredGraph(ArtifactError):
+    """The artifact was written before artifacts stored their reference graph (or by a producer without one)."""
+
+
+@dataclass
 class Artifact:
     """An artifact in memory. `golden` maps output names to expected arrays."""
 
@@ -263,6 +287,8 @@ class Artifact:
     host_ops: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     path: Path | None = None
+    graph: StoredGraph | None = None  # in memory: what the compiler made, or what load_graph read
+    graph_files: dict = field(default_factory=dict)  # a loaded artifact's manifest entries of GRAPH_FILES
 
     def output(self, dram: bytes | np.ndarray, name: str) -> np.ndarray:
         return read_tensor(dram, self.tensors[name], self.hw)
@@ -308,9 +334,122 @@ def save_artifact(art: Artifact, directory: str | Path) -> Path:
         "host_ops": art.host_ops,
         "meta": art.meta,
     }
+    if art.graph is not None:
+        manifest.update(_save_graph(art.graph, out))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     art.path = out
     return out
+
+
+def _save_graph(graph: StoredGraph, out: Path) -> dict:
+    """Write graph.json and graph.npz (compressed: most weights are 2-bit codes); their manifest entries."""
+    declared = {k: {"dtype": a.dtype.str, "shape": list(a.shape)} for k, a in graph.arrays.items()}
+    spec = {**graph.spec, "arrays": declared}
+    text = (json.dumps(spec, separators=(",", ":")) + "\n").encode()
+    (out / GRAPH_FILES["graph"]).write_bytes(text)
+    _write_npz(out / GRAPH_FILES["graph_arrays"], graph.arrays)
+    data = (out / GRAPH_FILES["graph_arrays"]).read_bytes()
+    return {key: {"file": name, "bytes": len(blob), "sha256": _sha256(blob)}
+            for (key, name), blob in zip(GRAPH_FILES.items(), (text, data), strict=True)}
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez_compressed with fixed entry timestamps (the same graph always gives the same bytes and digest) and
+    the fastest deflate level (packed weights hardly compress; ResNet-18: level 6 took 8x as long for 10%)."""
+    with zipfile.ZipFile(path, "w") as z:
+        for name, a in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(a), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            z.writestr(info, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+
+
+def _check_graph_entries(base: Path, manifest: dict) -> dict:
+    """The manifest's graph entries, when present: both, each naming a file of the artifact with its byte count
+    (contents and digests are checked when the graph is read: load_graph)."""
+    mpath = base / "manifest.json"
+    present = [k for k in GRAPH_FILES if k in manifest]
+    if not present:
+        return {}
+    if len(present) != len(GRAPH_FILES):
+        missing = next(k for k in GRAPH_FILES if k not in manifest)
+        raise ArtifactError(f"{mpath}: field '{present[0]}' without field '{missing}'")
+    for key in GRAPH_FILES:
+        entry = manifest[key]
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise ArtifactError(f"{mpath}: field '{key}': missing field 'file'")
+        path = (base / entry["file"]).resolve()
+        if base.resolve() not in path.parents or not path.is_file():
+            raise ArtifactError(f"{mpath}: field '{key}': file {entry['file']!r} missing or outside the artifact")
+        if entry.get("bytes") != path.stat().st_size:
+            raise ArtifactError(f"{mpath}: field '{key}.bytes'={entry.get('bytes')} but {path.name} has "
+                                f"{path.stat().st_size} bytes")
+    return {k: dict(manifest[k]) for k in GRAPH_FILES}
+
+
+def load_graph(art: Artifact) -> StoredGraph:
+    """The artifact's reference graph, read on first use and checked: digests and sizes against the manifest,
+    JSON structure, every declared array present in graph.npz with its dtype and shape (no pickle)."""
+    if art.graph is not None:
+        return art.graph
+    if not art.graph_files or art.path is None:
+        raise NoStoredGraph(f"{art.path or 'the artifact'}: the artifact predates stored reference graphs (no "
+                            "'graph' in manifest.json), so its golden cannot be recomputed for a new input: "
+                            "recompile the model with this version of bitbranch")
+    base = Path(art.path)
+    text = _read_checked(base, art.graph_files["graph"], "field 'graph'", "bytes")
+    blob_path = base / art.graph_files["graph_arrays"]["file"]
+    _read_checked(base, art.graph_files["graph_arrays"], "field 'graph_arrays'", "bytes")
+    jpath = base / art.graph_files["graph"]["file"]
+    try:
+        spec = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{jpath}: not valid JSON: {exc}") from None
+    declared = _declared_arrays(spec, jpath)
+    art.graph = StoredGraph(spec, _load_arrays(blob_path, declared, jpath.name))
+    return art.graph
+
+
+def _declared_arrays(spec: object, jpath: Path) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("arrays"), dict):
+        raise ArtifactError(f"{jpath}: missing field 'arrays' (an object: name -> dtype and shape)")
+    declared = {}
+    for name, d in spec["arrays"].items():
+        where = f"{jpath}: field 'arrays.{name}'"
+        if not isinstance(d, dict) or not isinstance(d.get("shape"), list) or not isinstance(d.get("dtype"), str):
+            raise ArtifactError(f"{where}: needs 'dtype' (a numpy dtype string) and 'shape' (a list of integers)")
+        shape = tuple(_int(s, where, "shape") for s in d["shape"])
+        try:
+            dtype = np.dtype(d["dtype"])
+        except TypeError:
+            raise ArtifactError(f"{where}: field 'dtype'={d.get('dtype')!r} is not a numpy dtype") from None
+        if dtype.kind not in ARRAY_KINDS or min(shape, default=0) < 0:
+            raise ArtifactError(f"{where}: dtype {dtype} / shape {shape} is not a plain numeric array")
+        declared[name] = (dtype, shape)
+    return declared
+
+
+def _load_arrays(path: Path, declared: dict[str, tuple[np.dtype, tuple[int, ...]]], json_name: str
+                 ) -> dict[str, np.ndarray]:
+    """graph.npz's members, exactly those declared, each with its declared dtype and shape."""
+    if not zipfile.is_zipfile(path):  # np.load would try to unpickle it and say so
+        raise ArtifactError(f"{path}: not an .npz archive (not a zip file)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            files = set(npz.files)
+            arrays = {name: npz[name] for name in declared if name in files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # not a zip, an object array, a bad member
+        raise ArtifactError(f"{path}: not a readable .npz archive of plain arrays ({exc})") from None
+    missing = sorted(set(declared) - files)
+    if missing:
+        more = f" ({len(missing)} missing)" if len(missing) > 1 else ""
+        raise ArtifactError(f"{path}: member '{missing[0]}' (declared in {json_name} field 'arrays') is missing{more}")
+    for name, (dtype, shape) in declared.items():
+        a = arrays[name]
+        if a.dtype != dtype or a.shape != shape:
+            raise ArtifactError(f"{path}: member '{name}' is {a.dtype} {a.shape}, {json_name} field "
+                                f"'arrays.{name}' says {dtype} {shape}")
+    return arrays
 
 
 def _read_checked(base: Path, entry: dict, what: str, size_key: str | None) -> bytes:
@@ -388,4 +527,5 @@ def load_artifact(directory: str | Path) -> Artifact:
         host_ops=list(manifest.get("host_ops", [])),
         meta=dict(manifest.get("meta", {})),
         path=base,
+        graph_files=_check_graph_entries(base, manifest),
     )

@@ -55,11 +55,12 @@ def activity_line(check) -> str:
     return (f"activity: MISMATCH ({per_insn} instructions differ" + (", totals differ" if total else "") + ")")
 
 
-def format_report(check, artifact: str) -> str:
+def format_report(check, artifact: str, new_input: dict | None = None) -> str:
     hw = check.hw
     lines = [
         f"verify {artifact} on {check.sim} (hardware '{hw.name}': {hw.array_rows}x{hw.array_cols} PEs x "
         f"{hw.word_bits}-bit words, P={hw.branch_parallel}); {check.instructions} instructions",
+        *([f"input: {new_input['file']}; golden recomputed from the artifact's stored graph"] if new_input else []),
         "outputs: " + ("all match" if check.outputs_match else "MISMATCH") + " ("
         + ", ".join(f"{k}: {'ok' if v else 'DIFFERS'}" for k, v in check.outputs.items()) + ")",
         f"DRAM image: {'identical' if check.dram_match else 'DIFFERS'}",
@@ -86,7 +87,9 @@ def format_report(check, artifact: str) -> str:
     return "\n".join(lines)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, prepare=None) -> int:
+    """`prepare(artifact) -> (artifact, report additions)`: `verify --input` (bitbranch.workloads.newinput, which may
+    import the compiler) puts a new input and its golden into the artifact before both runs."""
     from bitbranch.isa.artifact import load_artifact
     from bitbranch.isa.errors import IsaError
     from bitbranch.isa.hwconfig import ConfigError, get_config
@@ -104,6 +107,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if hw.to_dict() | {"description": ""} != art.hw.to_dict() | {"description": ""}:
                 raise ConfigError(f"--hw {args.hw}: the artifact was compiled for '{art.hw.name}', which differs "
                                   f"from '{hw.name}'; recompile it for that config")
+        extra: dict = {}
+        if prepare is not None:
+            art, extra = prepare(art)
         waves = args.waves is not None
         check = cross_check(art, sim=args.sim, waves=waves, workdir=args.keep, max_cycles=args.max_cycles)
         if waves and check.waves:
@@ -116,9 +122,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(os_error_message(exc))
     if args.json:
-        print(json.dumps(check.to_json_dict()))
+        print(json.dumps({**check.to_json_dict(), **extra}))
     else:
-        print(format_report(check, args.artifact))
+        print(format_report(check, args.artifact, extra.get("input")))
     return 0 if check.ok else 1
 
 

@@ -2,6 +2,8 @@
 
 Exit status: 0 when the run completes and every golden output matches (or there is no golden), 1 when
 a golden output differs, 2 on any error (printed as `error: <message>`, no traceback).
+`--input IMAGE` (a new input, its golden recomputed) is added by bitbranch.workloads.newinput, which may
+import the compiler; it reaches cmd_simulate as its `prepare` hook.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Callable
 
 from bitbranch.isa.cliutil import fail, os_error_message
 from bitbranch.isa.errors import IsaError
@@ -47,7 +50,12 @@ def _select_hw(requested: str | None, compiled: HwConfig) -> HwConfig:
     return hw
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+# Changes a loaded artifact before it runs (`simulate --input`: new input, recomputed golden; it lives where the
+# compiler may be imported, bitbranch.workloads.newinput); returns the artifact and what the report adds.
+Prepare = Callable[[object], tuple[object, dict]]
+
+
+def cmd_simulate(args: argparse.Namespace, prepare: Prepare | None = None) -> int:
     from bitbranch.isa.artifact import load_artifact
 
     from .machine import CycleLimitError
@@ -63,6 +71,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return fail(str(exc))
     try:
         art = load_artifact(args.artifact)
+        extra: dict = {}
+        if prepare is not None:
+            art, extra = prepare(art)
         art = dataclasses.replace(art, hw=_select_hw(args.hw, art.hw))
         result = run(art, datapath=args.datapath, trace=bool(args.trace), max_cycles=args.max_cycles)
         if args.trace:
@@ -73,9 +84,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return fail(os_error_message(exc))
     cost = cost_summary(result, table)
     if args.json:
-        print(json.dumps({**result.to_json_dict(), **cost}))
+        print(json.dumps({**result.to_json_dict(), **cost, **extra}))
     else:
-        print(format_summary(result, args.trace))
+        print(format_summary(result, args.trace, extra.get("input")))
         e = cost["energy"]
         print(f"energy: {e['energy_uj']:,.2f} µJ (" + ", ".join(f"{k} {v:,.2f}" for k, v in
                                                              e["energy_breakdown_uj"].items() if v)
@@ -96,8 +107,9 @@ def cost_summary(result, table) -> dict:
     return {"energy": s.to_dict(), "area_mm2": area.total_mm2}
 
 
-def format_summary(result, trace_path: str | None = None) -> str:
-    """The human-readable report: config, cycles, time, utilization, per-unit table, DRAM, golden."""
+def format_summary(result, trace_path: str | None = None, new_input: dict | None = None) -> str:
+    """The human-readable report: config, cycles, time, utilization, per-unit table, DRAM, golden (and the input
+    when `simulate --input` replaced it: {"file", "shape"})."""
     hw, s = result.hw, result.stats
     ms = s.cycles / (hw.clock_mhz * 1e3)
     lines = [
@@ -120,6 +132,9 @@ def format_summary(result, trace_path: str | None = None) -> str:
         f"DRAM: {s.dram_bytes_read:,} bytes read, {s.dram_bytes_written:,} bytes written; port busy "
         f"{s.dram_busy:,} cycles" + (f" ({s.dram_busy / s.cycles:.1%})" if s.cycles else ""),
     ]
+    if new_input:
+        lines.append(f"input: {new_input['file']} as {'x'.join(map(str, new_input['shape']))} 8-bit levels; golden "
+                     "recomputed from the artifact's stored graph")
     match = result.outputs_match_golden
     if match is None:
         lines.append("golden: none in the artifact")

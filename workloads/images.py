@@ -138,7 +138,7 @@ def load_image(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
     vector input (N,) an .npy of N values (any shape) or an image made a vector (image_as_vector)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"input image {path} does not exist")
+        raise FileNotFoundError(f"input image {path} {'is not a file' if path.exists() else 'does not exist'}")
     if len(shape) == 1:
         if path.suffix.lower() == ".npy":
             return load_vector_array(_npy_array(path), path, shape[0])

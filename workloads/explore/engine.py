@@ -115,7 +115,7 @@ def prepare(job: PrepJob) -> Prepared:
     import torch
 
     from bitbranch.compiler import ir
-    from bitbranch.compiler.compile import image_tensor
+    from bitbranch.compiler.compile import image_tensor, input_levels
     from bitbranch.compiler.integerize import to_ir
     from bitbranch.compiler.lower import split_host_tail
     from bitbranch.compiler.quantize import calibrate, quantize_model
@@ -134,7 +134,7 @@ def prepare(job: PrepJob) -> Prepared:
         qmodel = quantize_model(model, prec, input_shape=tuple(x.shape))
         calibrate(qmodel, [x])
         graph = to_ir(qmodel.eval(), tuple(x.shape), None)
-    inputs = {graph.inputs[0]: np.asarray(job.image, dtype=np.uint8).reshape(graph.tensors[graph.inputs[0]].shape)}
+    inputs = input_levels(graph, job.image)
     values = ir.run_graph(graph, inputs)
     _, host = split_host_tail(graph)
     keep = set(graph.outputs) | {i for h in host for i in h.inputs}  # what lower_graph reads of the golden values
@@ -164,7 +164,8 @@ def evaluate_point(prep: Prepared, hw: HwConfig, energy_table: EnergyTable | Non
         c0 = time.thread_time()
         with torch_threads(1), reuse_weight_planes(prep.planes):
             t0 = time.perf_counter()
-            art = lower_graph(prep.graph, hw, prep.inputs, meta=dict(prep.meta), golden=prep.golden)
+            art = lower_graph(prep.graph, hw, prep.inputs, meta=dict(prep.meta), golden=prep.golden,
+                              store_graph=False)  # a point's artifact is never saved
             t1 = time.perf_counter()
             result = run(art, datapath="fast")
             t2 = time.perf_counter()
