@@ -40,6 +40,13 @@ module bb_accbuf #(
     input  wire [R*WIDTH-1:0]    wdata1,
     input  wire [R*WIDTH-1:0]    wdata2
 );
+`ifdef BB_ACC_SHARED
+    // simulation speed (Verilator): the banks as one store with each bank's read registers (bb_accstore)
+    bb_accstore #(.R(R), .NB(NB), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .FAW(FAW), .AW(AW), .RAW(RAW)) banks (
+        .clk(clk), .clear(clear), .dr_en(dr_en), .dr_addr(dr_addr), .dr_data(dr_data), .ren(ren), .raddr(raddr),
+        .rdata(rdata), .wen(wen), .waddr(waddr), .wsrc(wsrc), .wdata0(wdata0), .wdata1(wdata1), .wdata2(wdata2)
+    );
+`else
     wire [NB-1:0]       en, we;
     wire [NB*RAW-1:0]   row;
     wire [NB*WIDTH-1:0] wd, rd;
@@ -112,4 +119,5 @@ module bb_accbuf #(
         .b_en(en), .b_we(we), .b_addr(row), .b_mask({NB*WIDTH/32{1'b1}}), .b_wdata(wd), .b_rdata(rd)
     );
 `undef BB_ACC_SRC
+`endif
 endmodule

@@ -8,7 +8,7 @@
 // bank's last read) and the activity counts are those of the replicated banks, cycle for cycle.
 //
 // The whole core's Verilator builds use it (`BB_WINBUF_SHARED`, rtlharness/build.py) for simulation speed;
-// Icarus, coverage and synthesis keep the replicated banks. `tests/test_rtl_winstore.py` runs both side by
+// Icarus, coverage and synthesis keep the replicated banks. `tests/test_rtl_storemodels.py` runs both side by
 // side on random LOAD beats and window reads and compares `win` and the counters in every cycle.
 `timescale 1ns/1ps
 module bb_winstore #(

@@ -7,6 +7,7 @@
 // `done` rises after CYCLES cycles; `mismatches` counts differing comparisons, `reads` the window reads made
 // and `live` the compared window entries that were not zero (the data carries information); `unknown` the
 // cycles with X on the replicated form's windows (4-state simulators, before a bank's first read).
+// `last_unknown` is the last such cycle.
 `timescale 1ns/1ps
 module bb_winstore_tb #(
     parameter COPIES = 3,
@@ -26,7 +27,8 @@ module bb_winstore_tb #(
     output reg  [31:0] mismatches,
     output reg  [31:0] reads,
     output reg  [31:0] live,
-    output reg  [31:0] unknown
+    output reg  [31:0] unknown,
+    output reg  [31:0] last_unknown
 );
     localparam WIDTH = 8 * EBYTES;
     localparam STEP  = (B < EBYTES) ? B : EBYTES;        // beat alignment (bytes)
@@ -76,6 +78,7 @@ module bb_winstore_tb #(
         reads = 0;
         live = 0;
         unknown = 0;
+        last_unknown = 0;
         {clear, dw_en, dw_addr, dw_mask, dw_data, ren, raddr} = 0;
         rlen = 4'd1;
     end
@@ -86,7 +89,7 @@ module bb_winstore_tb #(
             // compare the values from before it: this block reads the pre-edge values)
             // (a 4-state simulator shows a bank's read register as X until the bank is first read: nothing to
             // compare; counted apart)
-            if (^win_rep === 1'bx) unknown <= unknown + 1;
+            if (^win_rep === 1'bx) begin unknown <= unknown + 1; last_unknown <= cyc; end
             else if (win_rep !== win_one) mismatches <= mismatches + 1;
             for (c = 0; c < COPIES; c = c + 1) begin
                 if (rep_a_wr[c*64 +: 64] !== one_a_wr || rep_b_rd[c*64 +: 64] !== one_b_rd[c*64 +: 64]
