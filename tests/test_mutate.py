@@ -41,6 +41,15 @@ def test_operators_find_their_places_and_nothing_else():
     assert not [m for m in points() if m.line == 2]
 
 
+def test_a_memory_model_switch_mutates_the_banks_not_the_model():
+    """`ifdef BB_ACC_SHARED (a Verilator memory model) ... `else (the banks Icarus runs) ... `endif"""
+    text = ("module m (input wire a, b, output wire y, z);\n`ifdef BB_ACC_SHARED\n    assign y = a && b;\n`else\n"
+            "    assign y = a || b;\n`ifndef SYNTHESIS\n    assign z = a && b;\n`endif\n`endif\nendmodule\n")
+    lines = {m.line for m in mutate.mutation_points("m.v", text)}
+    assert 5 in lines                       # the banks' form
+    assert not lines & {3, 7}               # neither the model nor simulation-only code
+
+
 def test_a_mutation_applies_exactly_once():
     m = next(m for m in points() if m.operator == "arithmetic")
     text = m.apply(SNIPPET)
