@@ -187,6 +187,20 @@ def test_the_checked_in_waivers_parse_and_name_real_modules():
             assert not isinstance(waivers._source_lines(w, rtl_dir()), str), w.id
 
 
+def test_waiver_expressions_name_each_field_as_the_verilog_include_does():
+    """Widths, maxima and positions come from isa/spec.py and agree with bitbranch_isa.vh (one definition)."""
+    import re
+
+    from bitbranch.rtl import rtl_dir
+    from bitbranch.rtlharness import waivers
+
+    names = waivers.isa_names()
+    vh = dict(re.findall(r"`define BB_(\w+_LSB)\s+(\d+)", (rtl_dir() / "bitbranch_isa.vh").read_text()))
+    lsb = {k: v for k, v in names.items() if k.endswith("_LSB")}
+    assert lsb and all(int(vh[k]) == v for k, v in lsb.items())
+    assert names["STORE_SRAM_LSB"] == 11 and names["STORE_SRAM_W"] == 16 and names["BGEMM_CTILES_MAX"] == 255
+
+
 def test_the_bench_refuses_a_program_longer_than_the_instruction_memory():
     """What the instruction-index waivers rest on: insn_count never exceeds 2^IMEM_AW (no simulator is built)."""
     from bitbranch.isa.hwconfig import get_config
