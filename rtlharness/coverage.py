@@ -148,13 +148,51 @@ def per_module(points: dict[Point, int], modules: Iterable[str],
     return out
 
 
+def missed_toggles(pooled: dict[tuple, int], waived: dict[tuple, str]) -> dict[str, dict[str, dict[int, set[str]]]]:
+    """Toggle points neither hit nor waived, {module: {signal: {bit: directions}}}: what a next round of
+    stimulus or waivers has to read, signal by signal."""
+    out: dict[str, dict[str, dict[int, set[str]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(set)))
+    for key, n in pooled.items():
+        kind, module, _file, _line, what = key
+        m = waivers.TOGGLE.match(what) if kind == "toggle" and n == 0 and key not in waived else None
+        if m:
+            out[module][m.group("sig")][int(m.group("bit") or 0)].add(m.group("dir"))
+    return out
+
+
+def bit_ranges(bits: dict[int, set[str]]) -> str:
+    """'0, 10-31, 43(1->0)': runs of consecutive bits missed in the same directions; one direction is named."""
+    runs: list[list[int]] = []
+    for b in sorted(bits):
+        if runs and b == runs[-1][1] + 1 and bits[b] == bits[runs[-1][0]]:
+            runs[-1][1] = b
+        else:
+            runs.append([b, b])
+    return ", ".join((f"{lo}" if lo == hi else f"{lo}-{hi}")
+                     + ("" if len(bits[lo]) == 2 else f"({next(iter(bits[lo]))})") for lo, hi in runs)
+
+
+def _left_markdown(left: dict[str, dict[str, dict[int, set[str]]]]) -> list[str]:
+    lines = ["", "## Toggle points left (neither hit nor waived)", "",
+             "Per module, each signal's missed bits (both directions unless one is named) and their count, largest "
+             "first.", ""]
+    for module in sorted(left):
+        sigs = sorted(left[module].items(), key=lambda kv: (-sum(map(len, kv[1].values())), kv[0]))
+        total = sum(sum(map(len, bits.values())) for _, bits in sigs)
+        lines.append(f"- {module} ({total}): " + "; ".join(
+            f"`{sig}` {bit_ranges(bits)} ({sum(map(len, bits.values()))})" for sig, bits in sigs))
+    return lines
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f} %"
 
 
-def markdown(cov: dict[str, ModuleCoverage], suite: str, seconds: float, applied=None, waivers=()) -> str:
+def markdown(cov: dict[str, ModuleCoverage], suite: str, seconds: float, applied=None, waivers=(),
+             left: dict | None = None) -> str:
     """The per-module table: each kind's raw figure (hit / points), the points waived and the figure over the
-    rest; then the lines never reached (waived ones left out), the waivers applied and the waiver problems."""
+    rest; then the lines never reached (waived ones left out), the toggle points left (`left`, missed_toggles),
+    the waivers applied and the waiver problems."""
     lines = [f"# RTL code coverage ({suite} suite, Verilator line, branch and toggle; {seconds:.0f} s)", "",
              "| module | " + " | ".join(f"{k} raw | {k} hit / points | {k} waived | {k} after waivers"
                                        for k in KINDS) + " |",
@@ -174,6 +212,8 @@ def markdown(cov: dict[str, ModuleCoverage], suite: str, seconds: float, applied
         if c.missed_lines:
             where = ", ".join(f"{f}:{ln}" for f, ln in sorted(c.missed_lines))
             lines.append(f"- {m}: {where}")
+    if left:
+        lines += _left_markdown(left)
     if any(c.sim_time[k] for c in cov.values() for k in KINDS):
         lines += ["", "## With and without the sim-time waivers", "",
                   "`sim-time` waives bits that no run can reach within the simulation's length (the bound is in each "
@@ -275,8 +315,9 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         return fail(f"no coverage data was written under {data}")
     applied = waivers.apply(waiver_list, runs, pool(points, modules), rtl_dir())
     cov = per_module(points, modules, applied.waived, [w.id for w in waiver_list if w.category == "sim-time"])
+    left = missed_toggles(pool(points, modules), applied.waived)
     table = functional.table()
-    (out / "coverage.md").write_text(markdown(cov, args.suite, seconds, applied, waiver_list) + "\n"
+    (out / "coverage.md").write_text(markdown(cov, args.suite, seconds, applied, waiver_list, left) + "\n"
                                      + functional_markdown(table))
     (out / "coverage.info").write_text(lcov(points, rtl_dir(), modules))
     summary = {m: {k: c.percent(k) for k in KINDS} | {f"{k}_points": c.total[k] for k in KINDS}
@@ -290,8 +331,9 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     waiver_summary = {"applied": {w.id: {"module": w.module, "kind": w.kind, "category": w.category,
                                          "points": applied.count.get(w.id, 0)} for w in waiver_list},
                       "problems": applied.problems}
+    toggle_left = {m: {sig: bit_ranges(bits) for sig, bits in sigs.items()} for m, sigs in sorted(left.items())}
     (out / "coverage.json").write_text(json.dumps({"modules": summary, "functional": functional_summary,
-                                                   "waivers": waiver_summary}, indent=1))
+                                                   "waivers": waiver_summary, "toggle_left": toggle_left}, indent=1))
     if args.json:
         print(json.dumps({"suite": args.suite, "seconds": round(seconds, 1), "modules": summary,
                           "functional": functional_summary, "waivers": waiver_summary}))

@@ -174,7 +174,85 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             "pool mode=sum k=8 oh=1 ow=1 kh=4 kw=8 stride=1 irow=0 ipix=0 inp=24",
             "pool mode=sum k=8 oh=1 ow=1 kh=15 kw=9 stride=1 irow=0 ipix=0 inp=32",
             "pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1", "finish"]),
+        "compute loops at their bounds": compute_bounds_program(hw),
+        "compute fields the checks leave free": compute_free_fields_program(hw),
+        "store rows and lengths at their bounds": store_bounds_program(hw),
     }
+
+
+def _all_ones_upto(n: int) -> int:
+    """The largest 2^k - 1 <= n: a count whose bits below its top one are all set."""
+    return (1 << (n + 1).bit_length() - 1) - 1
+
+
+def _field_max(op: str, name: str) -> int:
+    """The largest value field `name` of opcode `op` holds (isa/spec.py)."""
+    from bitbranch.isa.spec import OPCODES
+
+    return next(f.max_value for o in OPCODES if o.name == op for f in o.fields if f.name == name)
+
+
+def compute_bounds_program(hw: HwConfig) -> str:
+    """bb_compute's loop counters up to what the buffers allow, then back down (their bits rise and fall): a
+    channel loop as long as INP and WGT permit (cw, and one less: every lower bit), rows of as many pixels as
+    ACC and OUT hold (ow, the passes), a 15 x 15 dilated window whose row offsets cover INP, the most branch
+    groups (kbits x mbits), the one-step accumulating BGEMM (ACC write-back delayed) at ACC's last entries."""
+    acc, out, e_inp = hw.entries("acc"), hw.entries("out"), hw.entries("inp")
+    ow_max = _field_max("bgemm", "ow")
+    one = "kbits=1 mbits=1 oh=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1"
+    cw = min(e_inp, hw.entries("wgt"), _field_max("bgemm", "cw"))
+    passes = _all_ones_upto(min(acc, ow_max) // hw.array_rows)  # a pass count with every bit below its top set
+    return "\n".join([
+        *(f"bgemm kbits=1 mbits=1 oh=1 ow=2 kh=1 kw=1 stride=1 dil=1 cw={n} ctiles=1 irow=0 ipix=0"
+          for n in (cw - 1, cw)),
+        f"bgemm {one} ow=1",
+        *(f"bgemm {one} ow={n} irow=0 ipix=0" for n in (min(acc, ow_max) - 1, passes * hw.array_rows)),
+        f"pool mode=max k=1 oh=1 ow={min(out, ow_max)} kh=1 kw=1 stride=1 irow=0 ipix=0 ostride=1",
+        f"bgemm {one} ow=1",
+        f"bgemm kbits=1 mbits=1 oh=1 ow=1 kh=15 kw=1 stride=1 dil=15 cw=1 ctiles=1 irow={(e_inp - 1) // (14 * 15)} "
+        "ipix=1",
+        "bgemm kbits=8 mbits=5 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1",
+        "bgemm kbits=8 mbits=4 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1",
+        f"bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=3 accumulate=1 acc={acc - 3}",
+        "bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=3 accumulate=1",
+        "requant dest=acc res=1 n=1 rk=5 shift=3", "requant dest=acc res=1 n=1 rk=1 shift=3", "finish"])
+
+
+def compute_free_fields_program(hw: HwConfig) -> str:
+    """Fields isa.validate leaves unchecked in a mode, at their maxima, then at 0: a REQUANT to ACC has no OUT
+    destination (out, ostride) and without a residual no INP source (rinp, rstride), a max POOL no ACC
+    destination (acc); one output row (oh = kh = 1) or column (ow = kw = 1) leaves irow / ipix free, so
+    the window steps (dil x irow, stride x ipix) reach 15 x 65,535. Over as many pixels as the buffers
+    hold, the per-pass OUT / INP bases (out + pass x R x ostride) and ACC bases climb far above 2^16."""
+    acc, out, ow_max = hw.entries("acc"), hw.entries("out"), _field_max("pool", "ow")
+    return "\n".join([
+        f"requant dest=acc n={acc} out=65535 ostride=65535 rinp=65535 rstride=65535 shift=3",
+        "requant dest=acc n=1 shift=3",
+        f"pool mode=max k=1 oh=1 ow={min(out, ow_max)} kh=1 kw=1 stride=1 irow=0 ipix=0 ostride=1 acc=65535",
+        "pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1",
+        f"pool mode=sum k=1 oh=1 ow={min(acc, ow_max)} kh=1 kw=1 stride=1 irow=0 ipix=0 out=65535 ostride=65535",
+        "pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1",
+        *(f"bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride={k} dil={k} cw=1 ctiles=1 irow=65535 ipix=65535"
+          for k in (15, 2)),
+        *(f"pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride={k} irow=65535 ipix=65535" for k in (15, 2)),
+        "bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1",
+        "pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1", "finish"])
+
+
+def store_bounds_program(hw: HwConfig) -> str:
+    """STOREs (and a LOAD) over whole buffers into a DRAM image of RULE_DRAM_BYTES: a row as long as ACC, as
+    many rows as ACC and OUT have, and the DRAM image's last entry, then small ones (row counts, row bytes,
+    beat offsets, DRAM addresses: their bits rise and fall)."""
+    acc, out = hw.entries("acc"), hw.entries("out")
+    e_acc, e_out, e_inp = hw.entry_bytes("acc"), hw.entry_bytes("out"), hw.entry_bytes("inp")
+    size = RULE_DRAM_BYTES["store rows and lengths at their bounds"]
+    acc, out = min(acc, size // e_acc), min(out, size // e_out)  # presets larger than the quick suite's
+    return "\n".join([
+        f"store buf=acc rows=1 len={acc}", f"store buf=acc rows=1 len={acc - 1}",
+        f"store buf=acc rows={acc - 1} len=1 sram=1 dstride={e_acc}",
+        f"store buf=acc rows={acc} len=1 dstride={e_acc}", f"store buf=out rows={out} len=1 dstride={e_out}",
+        f"store buf=acc rows=1 len=1 dram={size - e_acc}", "store buf=acc rows=1 len=1",
+        f"load buf=inp rows=1 len=1 dram={size - e_inp}", "load buf=inp rows=1 len=1", "finish"])
 
 
 # Every combination of token flags on every instruction class, each made safe by the neighbours' syncs:
@@ -328,7 +406,16 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
         f"store buf=acc dram={DRAM_BYTES - hw.entry_bytes('acc') + 1} rows=1 len=1\nfinish")),
 }
 DRAM_BYTES = 4096
-PATTERN = bytes((i * 37 + 11) & 0xFF for i in range(DRAM_BYTES))  # rule programs move data that shows
+# rules that need a larger DRAM image than DRAM_BYTES (at most 2^16 bytes: Icarus' smallest DRAM model holds it)
+RULE_DRAM_BYTES = {"store rows and lengths at their bounds": 1 << 16}
+
+
+def pattern(size: int = DRAM_BYTES) -> bytes:
+    """A DRAM image of `size` bytes whose data shows when moved."""
+    return bytes((i * 37 + 11) & 0xFF for i in range(size))
+
+
+PATTERN = pattern()  # rule programs move data that shows
 
 
 @dataclass(frozen=True)
@@ -362,6 +449,14 @@ def expected_error(words: list[int], hw: HwConfig, dram_size: int = DRAM_BYTES) 
     raise ValueError("the program is valid and runs: not an error case")
 
 
+def error_cycle_limit(words: list[int]) -> int:
+    """The RTL's cycle limit for an error program, like a cross-check's (4 x the simulator's cycles + 10,000):
+    fetch stops at a bad word after at most a few cycles per instruction before it, and a deadlock is seen
+    once every unit waits, so 4 per word + 10,000 is ample. (The bench's default, 10,000,000, only made a hang
+    slower to see and the run's sim-time bound, SIM_CYCLES, 2^24 instead of 2^15.)"""
+    return 4 * len(words) + 10_000
+
+
 def error_problems(hw: HwConfig, sim: str = "verilator") -> dict[str, str]:
     """Run every error program on the RTL (one simulation); {case: what is wrong} for each case whose status
     or index differs from the simulator's. Adds the statuses seen to the active functional coverage."""
@@ -371,7 +466,8 @@ def error_problems(hw: HwConfig, sim: str = "verilator") -> dict[str, str]:
 
     programs = {name: (klass, make(hw)) for name, (klass, make) in ERROR_CASES.items()}
     results = run_rtl_batch([(words, bytes(ERROR_DRAM_BYTES.get(name, DRAM_BYTES)))
-                             for name, (_, words) in programs.items()], hw, sim=sim)
+                             for name, (_, words) in programs.items()], hw, sim=sim,
+                            max_cycles=[error_cycle_limit(words) for _, words in programs.values()])
     problems = {}
     cov = funccov.active()
     for (name, (klass, words)), r in zip(programs.items(), results, strict=True):
@@ -431,5 +527,6 @@ def rule_problems(hw: HwConfig, sim: str = "verilator", only: tuple[str, ...] = 
             raise ValueError(f"no directed rule {', '.join(unknown)}")
         texts = {name: texts[name] for name in only}
     programs = {name: assemble(text) for name, text in texts.items()}
-    checks = cross_check_batch([(p, PATTERN, hw) for p in programs.values()], sim=sim)
+    checks = cross_check_batch([(p, pattern(RULE_DRAM_BYTES.get(name, DRAM_BYTES)), hw)
+                                for name, p in programs.items()], sim=sim)
     return {name: c.explain() for name, c in zip(programs, checks, strict=True) if not c.ok}

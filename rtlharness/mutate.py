@@ -416,7 +416,9 @@ def suite(name: str, checks: list[str] | None = None) -> list[Check]:
                                     "pop from a full token queue frees a push",
                                     "pushes block on full queues in both directions", "field extremes",
                                     "whole buffers", "stride field maxima",
-                                    "pool sums over whole windows"))]
+                                    "pool sums over whole windows", "compute loops at their bounds",
+                                    "compute fields the checks leave free",
+                                    "store rows and lengths at their bounds"))]
     # imem end: a program filling the 65,536-word instruction memory, ~26 s on Icarus (quick takes ~2 min)
     return [*suite("quick"), _imem_end("small"), _random_programs("small", range(1000, 1300), 60), _directed("edge"),
             _network("edge"),

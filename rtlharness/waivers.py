@@ -6,10 +6,10 @@ direction; line/branch: the text of the source line and an optional glob on the 
 optionally
 * `when`: a condition on the Verilog parameters of a run (upper-case names, as rtlharness.params derives them
   from the hardware config in `isa/presets.toml`); the waiver applies only to runs where it holds;
-* `bits = [lo, hi]`: expressions over the same parameters and the ISA's field widths and legal maxima
-  (`<OPCODE>_<FIELD>_W`, `<OPCODE>_<FIELD>_MAX`, from isa/spec.py as bitbranch_isa.vh names them without the
-  `BB_` prefix) and the sizes the config derives (`E_INP`: bytes of an INP entry, `BYTES_INP`: of the whole
-  buffer; isa.hwconfig) with `clog2`, `max`, `min`, + - * // % **, so the
+* `bits = [lo, hi]`: expressions over the same parameters and the ISA's field widths, legal maxima and
+  positions (`<OPCODE>_<FIELD>_W`, `<OPCODE>_<FIELD>_MAX`, `<OPCODE>_<FIELD>_LSB`, from isa/spec.py as
+  bitbranch_isa.vh names them without the `BB_` prefix) and the sizes the config derives (`E_INP`: bytes of
+  an INP entry, `BYTES_INP`: of the whole buffer; isa.hwconfig) with `clog2`, `max`, `min`, + - * // % **, so the
   unreachable high bits of an address follow the config instead of a hand-copied number (`hi` may be omitted:
   up to the signal's top bit); with `lane = N` the range applies to the bit's index within each N-bit lane
   of a packed vector (bit % N), e.g. the high half of every 32-bit lane;
@@ -51,7 +51,8 @@ class WaiverError(ValueError):
 
 @functools.cache
 def isa_names() -> dict[str, int]:
-    """Every field's width and legal maximum, named as in bitbranch_isa.vh without `BB_`: BGEMM_KH_W, ..."""
+    """Every field's width, legal maximum and first bit in the instruction word, named as in bitbranch_isa.vh
+    without `BB_`: BGEMM_KH_W, BGEMM_KH_MAX, BGEMM_KH_LSB, ..."""
     from bitbranch.isa.spec import OPCODES
 
     out: dict[str, int] = {}
@@ -59,6 +60,7 @@ def isa_names() -> dict[str, int]:
         for f in op.fields:
             out[f"{op.name.upper()}_{f.name.upper()}_W"] = f.width
             out[f"{op.name.upper()}_{f.name.upper()}_MAX"] = f.max_value
+            out[f"{op.name.upper()}_{f.name.upper()}_LSB"] = op.field(f.name).offset
     return out
 
 

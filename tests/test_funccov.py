@@ -8,7 +8,7 @@ import pytest
 
 from bitbranch.isa.asm import assemble
 from bitbranch.isa.hwconfig import get_config
-from bitbranch.rtlharness.directed import timing_rules, token_programs
+from bitbranch.rtlharness.directed import DRAM_BYTES, RULE_DRAM_BYTES, timing_rules, token_programs
 from bitbranch.simulator import funccov, run
 from bitbranch.simulator.randprog import random_program
 
@@ -16,10 +16,12 @@ SMALL = get_config("small")
 
 
 def _cover(texts, hw=SMALL) -> funccov.FunctionalCoverage:
+    """Coverage of programs given as text or (text, DRAM bytes) (default DRAM_BYTES)."""
     cov = funccov.FunctionalCoverage()
-    for text in texts:
+    for item in texts:
+        text, size = (item, DRAM_BYTES) if isinstance(item, str) else item
         program = assemble(text)
-        cov.add_run(program, run((program, bytes(4096), hw)).timestamps, hw)
+        cov.add_run(program, run((program, bytes(size), hw)).timestamps, hw)
     return cov
 
 
@@ -52,7 +54,8 @@ def test_each_timing_rule_reaches_its_coverpoint():
 @pytest.mark.parametrize("preset", ["small", "edge"])
 def test_directed_and_random_programs_reach_every_timing_coverpoint(preset):
     hw = get_config(preset)
-    cov = _cover([*timing_rules(hw).values(), *token_programs()], hw)
+    rules = [(text, RULE_DRAM_BYTES.get(name, DRAM_BYTES)) for name, text in timing_rules(hw).items()]
+    cov = _cover([*rules, *token_programs()], hw)
     for seed in range(24):
         program, dram = random_program(hw, np.random.default_rng(seed), 40)
         cov.add_run(program, run((program, dram, hw)).timestamps, hw)

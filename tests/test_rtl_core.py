@@ -19,6 +19,7 @@ from bitbranch.rtlharness.directed import (
     DRAM_BYTES,
     ERROR_CASES,
     LONG_BGEMM,
+    RULE_DRAM_BYTES,
     error_problems,
     expected_error,
     rule_problems,
@@ -99,7 +100,7 @@ def test_timing_rules_fit_every_preset():
         hw = get_config(name)
         for rule, text in timing_rules(hw).items():
             try:
-                validate_program(assemble(text), hw, DRAM_BYTES)
+                validate_program(assemble(text), hw, RULE_DRAM_BYTES.get(rule, DRAM_BYTES))
             except errors.IsaError as exc:
                 pytest.fail(f"{name}: rule '{rule}': {exc}")
 
