@@ -35,6 +35,13 @@ module bb_outbuf #(
     input  wire [R*8*C-1:0]      wdata0,
     input  wire [R*8*C-1:0]      wdata1
 );
+`ifdef BB_OUT_SHARED
+    // simulation speed (Verilator): the banks as one store with each bank's read register (bb_outstore)
+    bb_outstore #(.R(R), .C(C), .NB(NB), .DEPTH(DEPTH), .EBYTES(EBYTES), .B(B), .FAW(FAW), .AW(AW), .RAW(RAW)) banks (
+        .clk(clk), .clear(clear), .dr_en(dr_en), .dr_addr(dr_addr), .dr_data(dr_data), .wen(wen), .wbase(wbase),
+        .wn(wn), .wsrc(wsrc), .wmask(wmask), .wdata0(wdata0), .wdata1(wdata1)
+    );
+`else
     localparam NG = WIDTH / C;   // write granules per entry
     wire [NB-1:0]       en, hit2;
     wire [NB*RAW-1:0]   row;
@@ -108,4 +115,5 @@ module bb_outbuf #(
         .dr_en(dr_en), .dr_addr(dr_addr), .dr_data(dr_data),
         .b_en(en), .b_we(en), .b_addr(row), .b_mask({NB{gm}}), .b_wdata(wd), .b_rdata()
     );
+`endif
 endmodule

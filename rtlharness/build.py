@@ -82,24 +82,26 @@ SIMULATORS = ("verilator", "icarus")
 CORE_MODULES = (
     "bb_fifo", "bb_stepnet", "bb_sched", "bb_decode", "bb_fetch", "bb_sram_2p", "bb_banks", "bb_winbuf",
     "bb_accbuf", "bb_outbuf", "bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_pe", "bb_pe_array",
-    "bb_requant_row", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_winstore", "bb_accstore", "bb_tb",
+    "bb_requant_row", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_winstore", "bb_accstore", "bb_outstore",
+    "bb_tb",
 )
 # Simulation-only modules: the bench top and the behavioural DRAM sit outside the synthesized core, and
 # bb_winstore is a simulation model of bb_winbuf's replicated banks (VERILATOR_DEFINES).
-SIM_ONLY_MODULES = ("bb_dram", "bb_winstore", "bb_accstore", "bb_tb")
+SIM_ONLY_MODULES = ("bb_dram", "bb_winstore", "bb_accstore", "bb_outstore", "bb_tb")
 # The synthesizable core (`bitbranch synth`, rtlharness/synth.py): the same list less the simulation-only ones.
 SYNTH_MODULES = tuple(m for m in CORE_MODULES if m not in SIM_ONLY_MODULES)
 INCLUDES = ("bitbranch_isa.vh", "bb_status.vh", "bb_automatic.vh", "bb_planes.vh")
 # Every simulation build defines BB_SIM_CLEAR: bb_sram_2p's `clear` (zero a bank in one cycle, so batched
 # benches start each program from zeroed buffers) exists only then; synthesis never defines it.
 SIM_DEFINES = {"BB_SIM_CLEAR": 1}
-# Verilator builds of the core's bench (not coverage builds, which measure the synthesized form) simulate two
+# Verilator builds of the core's bench (not coverage builds, which measure the synthesized form) simulate three
 # buffers with memory models instead of their banks: the window buffers' identical copies (INP: one per array
-# row) as one store with R read ports (rtl/bb_winstore.v), and ACC's banks as one store with each bank's read
-# registers (rtl/bb_accstore.v). The same outputs, cycles and activity counts, at a fraction of the memory and
-# the per-cycle bus copies (docs/rtl.md section 5). Icarus runs (tests, fuzz, mutation) and synthesis keep the
-# banks; tests/test_rtl_storemodels.py checks each model against its banks cycle by cycle.
-VERILATOR_DEFINES = {"BB_WINBUF_SHARED": 1, "BB_ACC_SHARED": 1}
+# row) as one store with R read ports (rtl/bb_winstore.v), and ACC's and OUT's banks as one store each with
+# every bank's read registers (rtl/bb_accstore.v, rtl/bb_outstore.v). The same outputs, cycles and activity
+# counts, at a fraction of the memory and of the per-cycle bus copies (docs/rtl.md section 5). Icarus runs
+# (tests, fuzz, mutation) and synthesis keep the banks; tests/test_rtl_storemodels.py checks each model
+# against its banks cycle by cycle.
+VERILATOR_DEFINES = {"BB_WINBUF_SHARED": 1, "BB_ACC_SHARED": 1, "BB_OUT_SHARED": 1}
 
 # Verilator: the bench clock is generated in Verilog (--timing, needs C++20 coroutines), so cocotb does
 # nothing per cycle. Instead of the runner's --public-flat-rw, which would keep Verilator from optimising

@@ -1,6 +1,7 @@
 """The core's Verilator memory models against the banks they stand for (the form Icarus, coverage and synthesis
 use): bb_winstore (one store for INP's per-row copies) against bb_winbuf, bb_accstore (ACC's banks as one store)
-against bb_accbuf; same outputs and activity counters in every cycle of random legal traffic."""
+against bb_accbuf, bb_outstore against bb_outbuf; same outputs and activity counters in every cycle of random
+legal traffic."""
 
 from __future__ import annotations
 
@@ -49,3 +50,15 @@ def test_winstore_matches_replicated_banks(sim, copies, nb, depth, ebytes, beat)
 def test_accstore_matches_banks(sim, rows, depth, ebytes, beat):
     params = {"R": rows, **buffer_params(4 * rows, depth, ebytes, beat), "CYCLES": 3000, "SEED": 11 + depth}
     check(run_store_bench("bb_accstore_tb", params, sim=sim))
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("rows,lanes,depth,ebytes,beat", [
+    (2, 4, 256, 8, 8),       # small's OUT: one entry per beat, 16 four-lane slices
+    (3, 2, 240, 8, 64),      # R = 3 (24 banks), eight entries per beat
+    (2, 16, 256, 8, 4),      # a beat narrower than an entry, 16-lane slices (edge's C)
+])
+def test_outstore_matches_banks(sim, rows, lanes, depth, ebytes, beat):
+    params = {"R": rows, "C": lanes, **buffer_params(8 * rows, depth, ebytes, beat), "CYCLES": 3000,
+              "SEED": 13 + depth}
+    check(run_store_bench("bb_outstore_tb", params, sim=sim))

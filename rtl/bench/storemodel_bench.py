@@ -1,9 +1,9 @@
 """Unit benches of the core's Verilator memory models against the banks they stand for.
 
-bb_winstore (one store for a window buffer's identical copies) runs beside bb_winbuf, and bb_accstore (the ACC
-banks as one store) beside bb_accbuf: rtl/bench/bb_winstore_tb.v and bb_accstore_tb.v drive both forms with the
-same seeded random legal accesses and compare outputs and activity counters in every cycle. This module clocks
-either top and reads its counts.
+bb_winstore (one store for a window buffer's identical copies) runs beside bb_winbuf, bb_accstore (the ACC banks
+as one store) beside bb_accbuf and bb_outstore beside bb_outbuf: rtl/bench/bb_*store_tb.v drive both forms with
+the same seeded random legal accesses and compare outputs and activity counters in every cycle. This module
+clocks any of those tops and reads its counts.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ COUNTS = ("mismatches", "reads", "live", "unknown", "last_unknown")
 TOPS = {
     "bb_winstore_tb": ["bb_sram_2p", "bb_banks", "bb_winbuf", "bb_winstore", "bench/bb_winstore_tb"],
     "bb_accstore_tb": ["bb_sram_2p", "bb_banks", "bb_accbuf", "bb_accstore", "bench/bb_accstore_tb"],
+    "bb_outstore_tb": ["bb_sram_2p", "bb_banks", "bb_outbuf", "bb_outstore", "bench/bb_outstore_tb"],
 }
 
 try:
