@@ -55,14 +55,7 @@ module bb_accstore #(
     reg [31:0]  e;
     reg [NB-1:0] rd_bank, wr_bank;
 
-    function [31:0] slot;
-        input [31:0] ent;
-        reg [31:0] row;
-        begin
-            row = ent / NB;
-            slot = row[RAW-1:0] * NB + ent % NB;
-        end
-    endfunction
+    `include "bb_storeslot.vh"   // bb_slot(entry): the store index of an entry
 
     initial begin
         for (i = 0; i < NB * BD; i = i + 1) mem[i] = {WIDTH{1'b0}};
@@ -82,7 +75,7 @@ module bb_accstore #(
             for (r = 0; r < R; r = r + 1) begin
                 if (ren[r]) begin
                     e = raddr + r;
-                    rb[e % NB] <= mem[slot(e)];
+                    rb[e % NB] <= mem[bb_slot(e)];
                     rd_bank[e % NB] = 1'b1;
                     n = n + 1;
                 end
@@ -94,7 +87,7 @@ module bb_accstore #(
             r_off <= off;
             for (r = 0; r < NE; r = r + 1) begin
                 e = e0 + r;
-                ra[e % NB] <= mem[slot(e)];
+                ra[e % NB] <= mem[bb_slot(e)];
             end
             if (!clear) act_a_rd <= act_a_rd + NE * WIDTH;
         end
@@ -109,7 +102,7 @@ module bb_accstore #(
             for (r = 0; r < R; r = r + 1) begin
                 if (wen[r]) begin
                     e = waddr + r;
-                    mem[slot(e)] = (wsrc == 2'd1) ? wdata1[r*WIDTH +: WIDTH]
+                    mem[bb_slot(e)] = (wsrc == 2'd1) ? wdata1[r*WIDTH +: WIDTH]
                                  : (wsrc == 2'd2) ? wdata2[r*WIDTH +: WIDTH] : wdata0[r*WIDTH +: WIDTH];
                     wr_bank[e % NB] = 1'b1;
                     n = n + 1;

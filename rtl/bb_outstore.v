@@ -64,14 +64,7 @@ module bb_outstore #(
     reg [NB-1:0]    written;
     reg             clash;
 
-    function [31:0] slot;
-        input [31:0] ent;
-        reg [31:0] row;
-        begin
-            row = ent / NB;
-            slot = row[RAW-1:0] * NB + ent % NB;
-        end
-    endfunction
+    `include "bb_storeslot.vh"   // bb_slot(entry): the store index of an entry
 
     initial begin
         for (i = 0; i < NB * BD; i = i + 1) mem[i] = {WIDTH{1'b0}};
@@ -88,7 +81,7 @@ module bb_outstore #(
             r_off <= off;
             for (r = 0; r < NE; r = r + 1) begin
                 e = e0 + r;
-                ra[e % NB] <= mem[slot(e)];
+                ra[e % NB] <= mem[bb_slot(e)];
             end
             if (!clear) act_a_rd <= act_a_rd + NE * WIDTH;
         end
@@ -110,7 +103,7 @@ module bb_outstore #(
                             clash = clash | written[e % NB];
                             written[e % NB] = 1'b1;
                             plane = {NG{pb[q*C +: C]}};
-                            mem[slot(e)] = (mem[slot(e)] & ~gmask) | (plane & gmask);
+                            mem[bb_slot(e)] = (mem[bb_slot(e)] & ~gmask) | (plane & gmask);
                             n = n + 1;
                         end
                     end

@@ -53,14 +53,7 @@ module bb_winstore #(
     integer c, j, i, n;
     reg [31:0] e, a0;
 
-    function [31:0] slot;                                // store index of entry `ent`
-        input [31:0] ent;
-        reg [31:0] row;
-        begin
-            row = ent / NB;
-            slot = row[RAW-1:0] * NB + ent % NB;
-        end
-    endfunction
+    `include "bb_storeslot.vh"   // bb_slot(entry): the store index of an entry
 
     function [31:0] ones;
         input [B-1:0] v;
@@ -92,7 +85,7 @@ module bb_winstore #(
                 for (j = 0; j < NWIN; j = j + 1) begin
                     if (j < rlen) begin
                         e = a0 + j;
-                        rd[c*NB + e % NB] <= mem[slot(e)];
+                        rd[c*NB + e % NB] <= mem[bb_slot(e)];
                         n = n + 1;
                     end
                 end
@@ -109,13 +102,13 @@ module bb_winstore #(
         if (dw_en) begin
             if (B >= EBYTES) begin
                 for (j = 0; j < NE; j = j + 1) begin
-                    e = slot(e0 + j);
+                    e = bb_slot(e0 + j);
                     if (&dw_mask[j*EBYTES +: EBYTES]) mem[e] = dw_data[j*WIDTH +: WIDTH];
                     else for (i = 0; i < EBYTES; i = i + 1)
                         if (dw_mask[j*EBYTES + i]) mem[e][8*i +: 8] = dw_data[j*WIDTH + 8*i +: 8];
                 end
             end else begin
-                e = slot(e0);
+                e = bb_slot(e0);
                 if (&dw_mask) mem[e][8*off +: 8*B] = dw_data;
                 else for (i = 0; i < B; i = i + 1)
                     if (dw_mask[i]) mem[e][8*(off + i) +: 8] = dw_data[8*i +: 8];

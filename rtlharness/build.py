@@ -90,7 +90,7 @@ CORE_MODULES = (
 SIM_ONLY_MODULES = ("bb_dram", "bb_winstore", "bb_accstore", "bb_outstore", "bb_tb")
 # The synthesizable core (`bitbranch synth`, rtlharness/synth.py): the same list less the simulation-only ones.
 SYNTH_MODULES = tuple(m for m in CORE_MODULES if m not in SIM_ONLY_MODULES)
-INCLUDES = ("bitbranch_isa.vh", "bb_status.vh", "bb_automatic.vh", "bb_planes.vh")
+INCLUDES = ("bitbranch_isa.vh", "bb_status.vh", "bb_automatic.vh", "bb_planes.vh", "bb_storeslot.vh")
 # Every simulation build defines BB_SIM_CLEAR: bb_sram_2p's `clear` (zero a bank in one cycle, so batched
 # benches start each program from zeroed buffers) exists only then; synthesis never defines it.
 SIM_DEFINES = {"BB_SIM_CLEAR": 1}
