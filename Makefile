@@ -4,7 +4,9 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PYTEST_ARGS ?=
+# the test suite runs on two worker processes (pytest-xdist; the RTL build cache is locked per build): the
+# machine's two cores. PYTEST_ARGS= (empty) runs it in one process.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: setup demo test test-slow lint bench bench-rtl bench-synth bench-explore docs clean
 
