@@ -85,8 +85,8 @@ CORE_MODULES = (
     "bb_requant_row", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_winstore", "bb_accstore", "bb_outstore",
     "bb_tb",
 )
-# Simulation-only modules: the bench top and the behavioural DRAM sit outside the synthesized core, and
-# bb_winstore is a simulation model of bb_winbuf's replicated banks (VERILATOR_DEFINES).
+# Simulation-only modules: the bench top and the behavioural DRAM sit outside the synthesized core, and the
+# memory models stand in for banks in Verilator builds only (VERILATOR_DEFINES).
 SIM_ONLY_MODULES = ("bb_dram", "bb_winstore", "bb_accstore", "bb_outstore", "bb_tb")
 # The synthesizable core (`bitbranch synth`, rtlharness/synth.py): the same list less the simulation-only ones.
 SYNTH_MODULES = tuple(m for m in CORE_MODULES if m not in SIM_ONLY_MODULES)
