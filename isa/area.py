@@ -3,8 +3,8 @@
 Logic comes from one of two sources. Analytic (`logic_nand2`), from the hardware config: any config, instantly,
 so sweeps and exploration use it. Synthesized (`synthesized_entry`: isa/synth_area.json, written by `bitbranch
 synth --hw P --per-module --save`; rtlharness/synth_area.py): the whole core mapped per module, stored for the
-presets users run; `report_area` (what `bitbranch run`, `simulate` and `sweep` report) uses it where stored. `bench/cost.py`
-also synthesizes the PE arrays with Yosys and converts the cells with the same NAND2 figures
+presets users run; `report_area` (what `bitbranch run`, `simulate` and `sweep` report) uses it where stored.
+`bench/cost.py` also synthesizes the PE arrays with Yosys and converts the cells with the same NAND2 figures
 (`nand2_equivalents`).
 
 Figures (45 nm) and where they come from:

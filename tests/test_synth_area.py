@@ -7,7 +7,6 @@ gates and to the xilinx target, in seconds; the whole `small` and `edge` cores a
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import os
 
