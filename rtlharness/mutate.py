@@ -21,8 +21,8 @@ score = killed / (killed + survived). Survivors read by hand and argued equivale
 mutants_equivalent.toml; the summary also gives the score without them (score_argued), never in place of the tool's.
 
 With --log, outcomes are kept per RTL, suite and simulator, so a campaign resumes; a full-suite campaign whose
-log holds the quick campaign of the same mutants reuses it (_quick_reuse) and runs only the full suite's other
-checks on the quick survivors.
+log holds the quick campaign of the same mutants reuses its kills (_quick_reuse) and runs the full suite on the
+quick survivors only.
 """
 
 from __future__ import annotations
@@ -673,15 +673,17 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
         n_counted += o.status != "unbuildable"
     reused = sum(o.mutation.describe() in logged for o in out)
     return out, {"baseline_seconds": round(base.seconds, 1), "watchdog_seconds": round(timeout, 1), "reused": reused,
-                 "reused_quick": sum(o.mutation.describe() in quick for o in out)}
+                 "reused_quick_kills": sum(o.status == "killed" and o.mutation.describe() in quick
+                                           and quick[o.mutation.describe()].status == "killed" for o in out)}
 
 
 def _quick_reuse(rtl: Path, suite_name: str, sim: str, hw_name: str, log: Path | None, checks: list[str] | None,
                  n: int, mutants) -> tuple[dict[str, Outcome], list[str] | None]:
     """A full campaign whose log holds the quick campaign of the same RTL, simulator and mutants (the first n
-    counted of the draw, or every `--only` one) reuses it: the full suite runs the quick suite's checks first, in
-    the same order, so a quick kill is the full suite's kill, and a quick survivor needs only the full suite's
-    other checks. Returns (quick outcomes by description, the checks still to run), or ({}, None)."""
+    counted of the draw, or every `--only` one) reuses its kills: the full suite runs the quick suite's checks
+    first, in the same order, and checks only gain programs, so a quick kill is the full suite's kill. A quick
+    survivor runs the whole full suite (the quick checks may have grown since). Returns (quick outcomes by
+    description, the full suite's checks), or ({}, None)."""
     if suite_name != "full" or checks or log is None:
         return {}, None
     quick = _read_log(log, _campaign_key(rtl, "quick", sim, hw_name))
@@ -693,8 +695,7 @@ def _quick_reuse(rtl: Path, suite_name: str, sim: str, hw_name: str, log: Path |
         counted += o.status != "unbuildable"
         if counted >= n:
             break
-    first = {c.name for c in suite("quick")}
-    return quick, [c.name for c in suite("full") if c.name not in first]
+    return quick, [c.name for c in suite("full")]
 
 
 def _after_quick(q: Outcome, suite_name: str, sim: str, work: Path, timeout: float, rest: list[str]) -> Outcome:
@@ -702,7 +703,6 @@ def _after_quick(q: Outcome, suite_name: str, sim: str, work: Path, timeout: flo
     if q.status in ("killed", "unbuildable"):
         return Outcome(q.mutation, q.status, q.check, f"by the quick suite (reused): {q.detail}", q.seconds)
     o = run_mutant_isolated(q.mutation, suite_name, sim, work, timeout, rest)
-    o.seconds += q.seconds
     if o.status == "survived" and q.status == "equivalent":  # proved in the quick campaign; no check killed it
         o.status, o.detail = q.status, q.detail
     return o
