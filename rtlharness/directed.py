@@ -415,6 +415,11 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
     # bb_sched reaches when neither the load nor the compute unit waits
     "runtime deadlock in the store unit": ("sync", lambda hw: _words("sync unit=load\nsync unit=compute\n"
                                                                      "sync unit=store pop_prev\nfinish")),
+    # only the load unit waits: on a pop that never comes, and in a push to a full queue that no one pops
+    "runtime deadlock in the load unit": ("sync", lambda hw: _words("sync unit=compute\nsync unit=load pop_next\n"
+                                                                    "finish")),
+    "runtime deadlock, load pushes to a full queue": ("sync", lambda hw: _words("\n".join(
+        ["sync unit=compute"] + ["sync unit=load push_next"] * (hw.token_depth + 1) + ["finish"]))),
     # store and compute wait on each other, the store's instruction first: the blame is the lower index
     "runtime deadlock, store first": ("sync", lambda hw: _words("sync unit=store pop_prev\n"
                                                                 "sync unit=compute pop_next\nfinish")),
