@@ -201,6 +201,10 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         "opt -nodffe -nosdff",
         "opt",  # with enable/reset flip-flops, so memory_dff can merge read registers that have an enable
         "wreduce",
+        # generic: peepopt, where Yosys's own synth runs it: an indexed part-select `v[i*W +: W]` becomes a word
+        # multiplexer instead of a bit shifter over the whole vector, which techmap could not hold for edge's ACC
+        # routing within WebAssembly's 4 GB
+        *(["peepopt", "opt_clean"] if target == "generic" else []),
         "memory -nomap",
         "opt_clean",
         # the memories, the wires on their clock and address ports (to pair read and write ports), and the
@@ -215,10 +219,7 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         raise ValueError(f"unknown ABC script '{abc}' (expected one of {', '.join(ABC_SCRIPTS)})")
     if target == "generic":
         script = f"-script {ABC_SCRIPT_FILE} " if ABC_SCRIPTS[abc] else ""
-        # peepopt (as Yosys's own synth script runs it): an indexed part-select `v[i*W +: W]` becomes a word
-        # multiplexer instead of a bit shifter over the whole vector, which techmap could not hold for edge's ACC
-        # routing within WebAssembly's 4 GB
-        lines += ["peepopt", "opt_clean", "opt"]
+        lines.append("opt")
         for m in modules:  # every module derived from m: `$paramod$<hash>\m` or `\m`
             sel = f"*\\{m}"
             mapped = ([f"select {sel}", f"write_rtlil -selected gates_{m}.il", "select -clear"] if abc_elsewhere else
