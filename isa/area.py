@@ -1,9 +1,11 @@
 """Chip area model: logic as NAND2-equivalents -> mm², SRAM banks from a density model (docs/cost.md).
 
-Analytic from the hardware config, so `bitbranch run` stays fast; `bench/cost.py` synthesizes the PE
-arrays with Yosys and converts the cells with the same NAND2 figures (`nand2_equivalents`), and takes the rest
-of the logic from the whole core synthesized per module (`synthesized_logic`: isa/synth_area.json, written by
-`bitbranch synth --hw P --per-module --save`; rtlharness/synth_area.py).
+Logic comes from one of two sources. Analytic (`logic_nand2`), from the hardware config: any config, instantly,
+so sweeps and exploration use it. Synthesized (`synthesized_entry`: isa/synth_area.json, written by `bitbranch
+synth --hw P --per-module --save`; rtlharness/synth_area.py): the whole core mapped per module, stored for the
+presets users run; `report_area` (what `bitbranch run`, `simulate` and `sweep` report) uses it where stored.
+`bench/cost.py` also synthesizes the PE arrays with Yosys and converts the cells with the same NAND2 figures
+(`nand2_equivalents`).
 
 Figures (45 nm) and where they come from:
 * NAND2 area 0.798 µm²: NAND2_X1 of the NanGate FreePDK45 Open Cell Library (v1.3).
@@ -82,6 +84,8 @@ class AreaReport:
     logic_nand2: dict[str, float]
     sram_mm2: dict[str, float]
     node_nm: float = 45.0
+    # where the logic figures come from: "analytic" (logic_nand2) or "synthesized ..." (report_area)
+    logic_source: str = "analytic"
 
     @property
     def total_mm2(self) -> float:
@@ -99,7 +103,7 @@ class AreaReport:
 
     def to_dict(self) -> dict:
         return {"total_mm2": self.total_mm2, "modules_mm2": self.modules_mm2, "logic_nand2": self.logic_nand2,
-                "sram_mm2": self.sram_mm2, "node_nm": self.node_nm}
+                "sram_mm2": self.sram_mm2, "node_nm": self.node_nm, "logic_source": self.logic_source}
 
 
 def logic_nand2(hw: HwConfig, k: AreaConstants = DEFAULT) -> dict[str, float]:
@@ -128,29 +132,49 @@ def sram_bank_mm2(geo: BankGeometry, k: AreaConstants = DEFAULT) -> float:
     return geo.columns * sram_macro_mm2(geo, k)
 
 
-def chip_area(hw: HwConfig, k: AreaConstants = DEFAULT, logic: dict[str, float] | None = None) -> AreaReport:
+def chip_area(hw: HwConfig, k: AreaConstants = DEFAULT, logic: dict[str, float] | None = None,
+              logic_source: str = "analytic") -> AreaReport:
     """Area of `hw`; `logic` replaces the analytic NAND2 counts of the modules it names (e.g. synthesized)."""
     gates = {**logic_nand2(hw, k), **(logic or {})}
     sram = {name: g.macros * sram_macro_mm2(g, k) for name, g in bank_geometry(hw).items()}
     modules = {name: n * k.nand2_um2 * 1e-6 for name, n in gates.items()}
     modules.update({f"sram_{name}": mm2 for name, mm2 in sram.items()})
-    return AreaReport(modules, gates, sram)
+    return AreaReport(modules, gates, sram, logic_source=logic_source)
+
+
+def report_area(hw: HwConfig, path: Path | None = None) -> AreaReport:
+    """The area a run's report gives: the logic synthesized per module where isa/synth_area.json holds it for
+    exactly this config (the analytic model undercounts logic several times: no bank routing, no sequencer),
+    else the analytic model. `bitbranch run`, `simulate` and `sweep` report this; `explore`'s generated configs are
+    never stored, so its points all use the analytic model and compare on one footing."""
+    entry = synthesized_entry(hw, path or SYNTH_FILE)
+    if entry is None:
+        return chip_area(hw)
+    logic = {g: float(n) for g, n in entry["nand2"].items()}
+    return chip_area(hw, logic=logic, logic_source=f"synthesized per module ({entry['yosys'].split(' (')[0]}, "
+                                                   f"ABC script {entry['abc']}, {entry['date']})")
 
 
 SYNTH_FILE = Path(__file__).with_name("synth_area.json")
 
 
-def synthesized_logic(hw: HwConfig, path: Path = SYNTH_FILE) -> dict[str, float] | None:
-    """The synthesized NAND2-equivalents per module group of `hw`'s preset (pe_array, buffers, dma, fetch_decode,
-    requant_pool, other), as checked in by `bitbranch synth --hw P --per-module --save` (rtlharness/synth_area.py),
-    for `chip_area(hw, logic=...)`; None for a preset that was not synthesized or whose parameters changed. Not
-    used by `bitbranch run`, whose area stays the analytic model."""
+def synthesized_entry(hw: HwConfig, path: Path = SYNTH_FILE) -> dict | None:
+    """The stored per-module synthesis of `hw`'s preset (nand2 per module group: pe_array, buffers, dma,
+    fetch_decode, requant_pool, other; the Yosys, ABC script and date), as checked in by `bitbranch synth --hw P
+    --per-module --save` (rtlharness/synth_area.py); None for a preset that was not synthesized or whose
+    parameters changed since."""
     if not path.is_file():
         return None
     entry = json.loads(path.read_text()).get(hw.name)
     if not entry or entry.get("hw") != _hw_key(hw):
         return None
-    return {g: float(n) for g, n in entry["nand2"].items()}
+    return entry
+
+
+def synthesized_logic(hw: HwConfig, path: Path = SYNTH_FILE) -> dict[str, float] | None:
+    """synthesized_entry's NAND2-equivalents per module group, for `chip_area(hw, logic=...)`."""
+    entry = synthesized_entry(hw, path)
+    return None if entry is None else {g: float(n) for g, n in entry["nand2"].items()}
 
 
 def _hw_key(hw: HwConfig) -> dict:

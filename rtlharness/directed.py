@@ -16,6 +16,7 @@ from bitbranch.isa import errors
 from bitbranch.isa.asm import assemble
 from bitbranch.isa.encoding import decode, encode
 from bitbranch.isa.hwconfig import HwConfig
+from bitbranch.isa.spec import INSN_BITS
 from bitbranch.isa.validate import validate_program
 
 RESIDUAL_SHIFT = 32  # `buffer ends`' residual REQUANT: CONST's int64 bias and int32 products brought into int32
@@ -308,6 +309,11 @@ def _words(text: str) -> list[int]:
     return [encode(i) for i in assemble(text)]
 
 
+def _reserved_top(text: str) -> list[int]:
+    """`text`'s one instruction with the word's top bit set (reserved in every class), then finish."""
+    return [encode(assemble(text)[0]) | 1 << (INSN_BITS - 1)] + _words("finish")
+
+
 def _below_min(text: str, name: str) -> list[int]:
     """`text` with field `name` set to 0, below its legal minimum: caught when the word is decoded."""
     insn = assemble(text)[0]
@@ -332,6 +338,12 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
     "unknown opcode at index 4095": ("program", lambda hw: _words(
         "sync unit=load\nsync unit=compute\nsync unit=store") * 1365 + [0xF] + _words("finish")),
     "reserved bit": ("program", lambda hw: [encode(assemble("sync unit=load")[0]) | 1 << 200] + _words("finish")),
+    # the top reserved bit of each instruction class (the decoder checks each class's reserved bits on its own)
+    **{f"reserved bit of {text.split()[0]}": ("program", lambda hw, text=text: _reserved_top(text))
+       for text in ("load buf=inp rows=1 len=1", "store buf=acc rows=1 len=1",
+                    "bgemm kbits=1 mbits=1 oh=1 ow=1 kh=1 kw=1 stride=1 dil=1 cw=1 ctiles=1 irow=1 ipix=1",
+                    "requant dest=out n=1 ostride=1 kout=1 hi=1",
+                    "pool mode=max k=1 oh=1 ow=1 kh=1 kw=1 stride=1 irow=1 ipix=1 ostride=1", "finish")},
     "missing finish": ("program", lambda hw: _words("sync unit=load\nsync unit=store")),
     "field out of range": ("sync", lambda hw: [encode(assemble("sync unit=load")[0]) | 3 << 8] + _words("finish")),
     "finish not last": ("finish", lambda hw: _words("finish\nsync unit=load\nfinish")),
@@ -399,6 +411,18 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
     # the blame is the blocked instruction, below fetch's
     "runtime deadlock, fetch stalled": ("sync", lambda hw: _words("\n".join(
         ["sync unit=compute pop_prev"] + ["sync unit=compute"] * (hw.queue_depth + 1) + ["finish"]))),
+    # only the store unit waits (its pop from compute never comes): the blame is the store's instruction, which
+    # bb_sched reaches when neither the load nor the compute unit waits
+    "runtime deadlock in the store unit": ("sync", lambda hw: _words("sync unit=load\nsync unit=compute\n"
+                                                                     "sync unit=store pop_prev\nfinish")),
+    # only the load unit waits: on a pop that never comes, and in a push to a full queue that no one pops
+    "runtime deadlock in the load unit": ("sync", lambda hw: _words("sync unit=compute\nsync unit=load pop_next\n"
+                                                                    "finish")),
+    "runtime deadlock, load pushes to a full queue": ("sync", lambda hw: _words("\n".join(
+        ["sync unit=compute"] + ["sync unit=load push_next"] * (hw.token_depth + 1) + ["finish"]))),
+    # store and compute wait on each other, the store's instruction first: the blame is the lower index
+    "runtime deadlock, store first": ("sync", lambda hw: _words("sync unit=store pop_prev\n"
+                                                                "sync unit=compute pop_next\nfinish")),
     # transfers whose last DRAM byte is exactly one past the image (the overruns above go further)
     "load DRAM one byte past the end": ("load", lambda hw: _words(
         f"load buf=inp dram={DRAM_BYTES - hw.entry_bytes('inp') + 1} rows=1 len=1\nfinish")),

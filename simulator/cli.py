@@ -90,21 +90,22 @@ def cmd_simulate(args: argparse.Namespace, prepare: Prepare | None = None) -> in
         e = cost["energy"]
         print(f"energy: {e['energy_uj']:,.2f} µJ (" + ", ".join(f"{k} {v:,.2f}" for k, v in
                                                              e["energy_breakdown_uj"].items() if v)
-              + f"); {e['power_w']:.3f} W average; chip area {cost['area_mm2']:.2f} mm² (docs/cost.md)")
+              + f"); {e['power_w']:.3f} W average; chip area {cost['area_mm2']:.2f} mm², logic "
+              f"{cost['area_logic_source']} (docs/cost.md)")
     return 1 if result.golden_ok is False else 0
 
 
 def cost_summary(result, table) -> dict:
     """Energy of the run (activity x table; TOPS/W over the issued bit-ops: an artifact run knows no layer
     MACs) and the chip area of its config."""
-    from bitbranch.isa.area import chip_area
+    from bitbranch.isa.area import report_area
 
     from .energy import summarize
 
-    area = chip_area(result.hw)
+    area = report_area(result.hw)
     s = summarize(result.activity.total(), result.hw, table, result.cycles, result.hw.clock_mhz, result.stats.bitops,
                   area.total_mm2, sram_mm2=area.sram_total_mm2)
-    return {"energy": s.to_dict(), "area_mm2": area.total_mm2}
+    return {"energy": s.to_dict(), "area_mm2": area.total_mm2, "area_logic_source": area.logic_source}
 
 
 def format_summary(result, trace_path: str | None = None, new_input: dict | None = None) -> str:

@@ -118,3 +118,47 @@ def test_watchdog_kills_a_mutant_that_runs_past_its_limit(tmp_path):
     m = next(iter(mutate.draw(mutate.all_mutations(rtl_dir()), 0)))
     o = mutate.run_mutant_isolated(m, "quick", "icarus", tmp_path, timeout=0.5)
     assert (o.status, o.check) == ("killed", "watchdog") and "0 s" in o.detail
+
+
+def test_argued_equivalents_name_mutants_of_todays_rtl_and_count_apart():
+    """Every hand-argued equivalent names a mutation point of today's RTL (an edit of its file makes the entry
+    stale: this fails until it is re-read), and the summary keeps the tool's score beside the one without them."""
+    argued = mutate.argued_equivalent()
+    assert argued and all(len(reason) > 40 for reason in argued.values())
+    points = {m.describe(): m for m in mutate.all_mutations(rtl_dir())}
+    assert sorted(set(argued) - set(points)) == []
+    m1, m2, m3 = (points[d] for d in sorted(argued)[:3])
+    outcomes = [mutate.Outcome(m1, "killed", "directed:small", "x", 2.0), mutate.Outcome(m2, "survived"),
+                mutate.Outcome(m3, "survived"), mutate.Outcome(m3, "unbuildable")]
+    s = mutate.summary(outcomes, 1.0, {m2.describe(): "because"})
+    assert (s["mutants"], s["killed"], s["survived"], s["argued_equivalent"]) == (3, 1, 2, 1)
+    assert s["score"] == pytest.approx(1 / 3) and s["score_argued"] == pytest.approx(1 / 2)
+    assert [o["argued"] for o in s["survivors"]] == ["because", None]
+
+
+def test_bad_argued_file_is_named(tmp_path):
+    bad = tmp_path / "eq.toml"
+    bad.write_text("[[equivalent]]\nmutant = 'x'\n")
+    with pytest.raises(ValueError, match="eq.toml: not a list of"):
+        mutate.argued_equivalent(bad)
+
+
+def test_full_campaign_reuses_the_quick_campaign_of_the_same_mutants(tmp_path):
+    """A quick kill is the full suite's kill (the full suite runs the quick checks first, in order, and checks
+    only gain programs); a quick survivor runs the whole full suite; and only when the log covers every mutant
+    the campaign counts."""
+    rtl = rtl_dir()
+    log = tmp_path / "log.jsonl"
+    drawn = list(zip(range(4), mutate.draw(mutate.all_mutations(rtl), 5), strict=False))
+    quick_key = mutate._campaign_key(rtl, "quick", "icarus", "small")
+    for _, m in drawn[:3]:
+        mutate._append_log(log, quick_key, mutate.Outcome(m, "killed", "directed:small", "differs", 3.0))
+    mutants = [m for _, m in drawn]
+    quick, rest = mutate._quick_reuse(rtl, "full", "icarus", "small", log, None, 3, iter(mutants))
+    assert len(quick) == 3
+    assert rest == [c.name for c in mutate.suite("full")] and "imem end:small" in rest
+    # a fourth counted mutant has no quick outcome: no reuse (the whole full suite runs)
+    assert mutate._quick_reuse(rtl, "full", "icarus", "small", log, None, 4, iter(mutants)) == ({}, None)
+    assert mutate._quick_reuse(rtl, "quick", "icarus", "small", log, None, 3, iter(mutants)) == ({}, None)
+    o = mutate._after_quick(quick[mutants[0].describe()], "full", "icarus", tmp_path, 10.0, rest)
+    assert (o.status, o.check, o.seconds) == ("killed", "directed:small", 3.0) and "quick suite" in o.detail

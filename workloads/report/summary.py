@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bitbranch.isa.area import AreaReport, chip_area
+from bitbranch.isa.area import AreaReport, report_area
 from bitbranch.isa.artifact import Artifact, LayerRecord
 from bitbranch.isa.energy import EnergyTable, load_energy_table
 from bitbranch.isa.hwconfig import HwConfig
@@ -299,7 +299,7 @@ def build_report(art: Artifact, result: SimResult, clock_mhz: float | None = Non
     units = {name: {"busy": u.busy, "queue": u.stalled_on_queue, "token": u.stalled_on_token,
                     "dram": u.stalled_on_dram, "idle": u.idle} for name, u in result.units.items()}
     clock = clock_mhz or result.hw.clock_mhz
-    area = chip_area(result.hw)
+    area = report_area(result.hw)
     energy = activity = None
     if result.activity is not None:
         activity = result.activity.total()
@@ -414,7 +414,8 @@ def cost_lines(report: Report) -> list[str]:
         a = report.area
         big = sorted(a.modules_mm2.items(), key=lambda kv: -kv[1])[:4]
         lines.append(f"area {a.total_mm2:.2f} mm² at {a.node_nm:g} nm (largest: "
-                     + ", ".join(f"{k} {v:.2f}" for k, v in big) + f"); {t['fps_per_mm2']:,.1f} frames/s per mm²")
+                     + ", ".join(f"{k} {v:.2f}" for k, v in big) + f"); {t['fps_per_mm2']:,.1f} frames/s per mm²; "
+                     f"logic {a.logic_source}")
     return lines
 
 
