@@ -789,13 +789,30 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
 
 
 def _mapped(d: Path, modules: Sequence[str], elsewhere: bool) -> list[str]:
-    """The modules of `modules` a stopped per-module run finished in `d` (their stat_ or gates_ file), but the
-    newest, which may have been cut short: it is removed, to be mapped again."""
-    outs = [(d / (f"gates_{m}.il" if elsewhere else f"stat_{m}.json"), m) for m in modules]
-    outs = sorted(((f.stat().st_mtime, m, f) for f, m in outs if f.is_file()))
-    if outs:
-        outs.pop()[2].unlink()
-    return [m for _, m, _ in outs]
+    """The modules of `modules` a stopped per-module run finished in `d`: their gates_ file ends with its last
+    module's `end`, their stat_ file parses. An output cut short is removed, to be mapped again."""
+    done = []
+    for m in modules:
+        f = d / (f"gates_{m}.il" if elsewhere else f"stat_{m}.json")
+        if not f.is_file():
+            continue
+        if _complete(f, elsewhere):
+            done.append(m)
+        else:
+            f.unlink()
+    return done
+
+
+def _complete(f: Path, rtlil: bool) -> bool:
+    if not rtlil:
+        try:
+            _load_stat(f.read_text())
+            return True
+        except ValueError:
+            return False
+    with open(f, "rb") as fh:
+        fh.seek(max(0, f.stat().st_size - 64))
+        return fh.read().rstrip().endswith(b"\nend")
 
 
 def _map_elsewhere(d: Path, abc: str, yosys: list[str], timeout: float,
