@@ -162,3 +162,16 @@ def test_full_campaign_reuses_the_quick_campaign_of_the_same_mutants(tmp_path):
     assert mutate._quick_reuse(rtl, "quick", "icarus", "small", log, None, 3, iter(mutants)) == ({}, None)
     o = mutate._after_quick(quick[mutants[0].describe()], "full", "icarus", tmp_path, 10.0, rest)
     assert (o.status, o.check, o.seconds) == ("killed", "directed:small", 3.0) and "quick suite" in o.detail
+
+
+def test_verification_doc_lists_every_argued_equivalent():
+    """docs/verification.md carries bench/mutants.py's table of the argued equivalents as the file has them."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_mutants", root / "bench" / "mutants.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    doc = (root / "docs" / "verification.md").read_text()
+    assert bench.BEGIN + "\n" + bench.markdown() + "\n" + bench.END in doc, "run .venv/bin/python bench/mutants.py"
