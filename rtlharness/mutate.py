@@ -616,13 +616,12 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
     key = _campaign_key(rtl, suite_name, sim, hw_name, checks)
     logged = _read_log(log, key)
     chosen = select(all_mutations(rtl), only) if only else None
-    quick, rest = _quick_reuse(rtl, suite_name, sim, hw_name, log, checks, n,
-                               chosen if chosen is not None else draw(all_mutations(rtl), seed))
+    quick = _quick_reuse(rtl, suite_name, sim, hw_name, log, checks, n,
+                         chosen if chosen is not None else draw(all_mutations(rtl), seed))
     with tempfile.TemporaryDirectory(prefix="bitbranch-mutate-") as tmp:
-        # The unmutated design must pass the suite (reusing quick outcomes: the checks still to run), or every
-        # mutant would count as killed.
+        # The unmutated design must pass the suite, or every mutant would count as killed.
         base = run_mutant_isolated(Mutation(core_files()[0], 0, 0, "", "", "none"), suite_name, sim,
-                                   Path(tmp) / "baseline", max(timeout, BASELINE_LIMIT_S), rest or checks)
+                                   Path(tmp) / "baseline", max(timeout, BASELINE_LIMIT_S), checks)
         if base.status != "survived":
             raise BaselineFailed(f"the {suite_name} suite fails on the unmutated RTL ({base.check}: {base.detail}); "
                                  "a mutation score would mean nothing")
@@ -650,7 +649,7 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
                 if o is None and quick:
                     if m.describe() not in quick:  # beyond the n counted mutants (jobs > 1 run ahead)
                         return
-                    o = _after_quick(quick[m.describe()], suite_name, sim, work, timeout, rest)
+                    o = _after_quick(quick[m.describe()], suite_name, sim, work, timeout)
                     _append_log(log, key, o)
                 elif o is None:
                     o = run_mutant_isolated(m, suite_name, sim, work, timeout, checks)
@@ -678,31 +677,31 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
 
 
 def _quick_reuse(rtl: Path, suite_name: str, sim: str, hw_name: str, log: Path | None, checks: list[str] | None,
-                 n: int, mutants) -> tuple[dict[str, Outcome], list[str] | None]:
+                 n: int, mutants) -> dict[str, Outcome]:
     """A full campaign whose log holds the quick campaign of the same RTL, simulator and mutants (the first n
     counted of the draw, or every `--only` one) reuses its kills: the full suite runs the quick suite's checks
     first, in the same order, and checks only gain programs, so a quick kill is the full suite's kill. A quick
-    survivor runs the whole full suite (the quick checks may have grown since). Returns (quick outcomes by
-    description, the full suite's checks), or ({}, None)."""
+    survivor runs the whole full suite (the quick checks may have grown since). Returns the quick outcomes by
+    description, or {} (no reuse)."""
     if suite_name != "full" or checks or log is None:
-        return {}, None
+        return {}
     quick = _read_log(log, _campaign_key(rtl, "quick", sim, hw_name))
     counted = 0
     for m in mutants:
         o = quick.get(m.describe())
         if o is None:
-            return {}, None
+            return {}
         counted += o.status != "unbuildable"
         if counted >= n:
             break
-    return quick, [c.name for c in suite("full")]
+    return quick
 
 
-def _after_quick(q: Outcome, suite_name: str, sim: str, work: Path, timeout: float, rest: list[str]) -> Outcome:
+def _after_quick(q: Outcome, suite_name: str, sim: str, work: Path, timeout: float) -> Outcome:
     """The full suite's outcome of a mutant from its quick outcome `q` (_quick_reuse)."""
     if q.status in ("killed", "unbuildable"):
         return Outcome(q.mutation, q.status, q.check, f"by the quick suite (reused): {q.detail}", q.seconds)
-    o = run_mutant_isolated(q.mutation, suite_name, sim, work, timeout, rest)
+    o = run_mutant_isolated(q.mutation, suite_name, sim, work, timeout)
     if o.status == "survived" and q.status == "equivalent":  # proved in the quick campaign; no check killed it
         o.status, o.detail = q.status, q.detail
     return o
