@@ -150,9 +150,8 @@ def report_area(hw: HwConfig, path: Path | None = None) -> AreaReport:
     entry = synthesized_entry(hw, path or SYNTH_FILE)
     if entry is None:
         return chip_area(hw)
-    logic = {g: float(n) for g, n in entry["nand2"].items()}
-    return chip_area(hw, logic=logic, logic_source=f"synthesized per module ({entry['yosys'].split(' (')[0]}, "
-                                                   f"ABC script {entry['abc']}, {entry['date']})")
+    source = f"synthesized per module ({entry['yosys'].split(' (')[0]}, ABC script {entry['abc']}, {entry['date']})"
+    return chip_area(hw, logic=_entry_logic(entry), logic_source=source)
 
 
 SYNTH_FILE = Path(__file__).with_name("synth_area.json")
@@ -174,7 +173,11 @@ def synthesized_entry(hw: HwConfig, path: Path = SYNTH_FILE) -> dict | None:
 def synthesized_logic(hw: HwConfig, path: Path = SYNTH_FILE) -> dict[str, float] | None:
     """synthesized_entry's NAND2-equivalents per module group, for `chip_area(hw, logic=...)`."""
     entry = synthesized_entry(hw, path)
-    return None if entry is None else {g: float(n) for g, n in entry["nand2"].items()}
+    return None if entry is None else _entry_logic(entry)
+
+
+def _entry_logic(entry: dict) -> dict[str, float]:
+    return {g: float(n) for g, n in entry["nand2"].items()}
 
 
 def _hw_key(hw: HwConfig) -> dict:
