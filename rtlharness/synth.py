@@ -175,6 +175,18 @@ ABC_SCRIPTS = {"full": None, "fast": "strash; dc2; &get -n; &nf; &put"}
 ABC_SCRIPT_FILE = "abc_script.abc"
 
 
+def _abc_command(abc: str, selection: str = "") -> str:
+    """The generic target's `abc` call with script `abc` (read from ABC_SCRIPT_FILE, see _put_abc_script)."""
+    script = f"-script {ABC_SCRIPT_FILE} " if ABC_SCRIPTS[abc] else ""
+    return f"abc {script}-g {ABC_GATES} {selection}".rstrip()
+
+
+def _put_abc_script(d: Path, abc: str) -> None:
+    """Write a non-default ABC script where the Yosys working in `d` reads it."""
+    if ABC_SCRIPTS.get(abc):
+        (d / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
+
+
 def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str, parameters: Mapping[str, int],
                  target: str, abc: str = "full", hierarchy: bool = False,
                  modules: Sequence[str] = (), drop: Sequence[str] = (), abc_elsewhere: bool = False) -> str:
@@ -218,19 +230,18 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
     if abc not in ABC_SCRIPTS:
         raise ValueError(f"unknown ABC script '{abc}' (expected one of {', '.join(ABC_SCRIPTS)})")
     if target == "generic":
-        script = f"-script {ABC_SCRIPT_FILE} " if ABC_SCRIPTS[abc] else ""
         lines.append("opt")
         for m in modules:  # every module derived from m: `$paramod$<hash>\m` or `\m`
             sel = f"*\\{m}"
             mapped = ([f"select {sel}", f"write_rtlil -selected gates_{m}.il", "select -clear"] if abc_elsewhere else
-                      [f"abc {script}-g {ABC_GATES} {sel}", f"opt_clean {sel}",
+                      [_abc_command(abc, sel), f"opt_clean {sel}",
                        f"tee -q -o stat_{m}.json stat -json {sel}"])
             lines += [f"techmap {sel}", f"opt -fast {sel}", *mapped,
                       # its gates are counted: drop them (instances and memories stay), so that the design never
                       # holds more than one module at the gate level
                       f"delete {sel}/t:$_*", f"opt_clean {sel}"]
         if not modules:
-            lines += ["techmap", "opt -fast", f"abc {script}-g {ABC_GATES}", "opt_clean"]
+            lines += ["techmap", "opt -fast", _abc_command(abc), "opt_clean"]
         else:
             # no `stat -top` at the end: every module was counted (and Yosys 0.70 as WebAssembly crashes in `stat`
             # on a design whose modules lost their gates); a module the list missed would be missing from the report
@@ -254,8 +265,7 @@ def yosys_script(sources: Sequence[Path], include_dirs: Sequence[Path], top: str
 def abc_script(gates: str, module: str, abc: str) -> str:
     """The script that maps one module's techmapped gates (gates_<module>.il, yosys_script's abc_elsewhere) in
     another Yosys and counts them, as yosys_script does in one run."""
-    script = f"-script {ABC_SCRIPT_FILE} " if ABC_SCRIPTS[abc] else ""
-    return "\n".join([f"read_rtlil {gates}", f"abc {script}-g {ABC_GATES}", "opt_clean",
+    return "\n".join([f"read_rtlil {gates}", _abc_command(abc), "opt_clean",
                       f"tee -q -o stat_{module}.json stat -json"]) + "\n"
 
 
@@ -720,8 +730,7 @@ def synthesize(hw=None, target: str = "generic", top: str = "bb_core", sources: 
             d.mkdir(parents=True, exist_ok=True)
             for stale in [*d.glob("stat_*.json"), *d.glob("gates_*.il")]:
                 stale.unlink()
-            if ABC_SCRIPTS.get(abc):
-                (d / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
+            _put_abc_script(d, abc)
             todo = list(part)
             while True:
                 try:
@@ -824,8 +833,7 @@ def _map_elsewhere(d: Path, abc: str, yosys: list[str], timeout: float,
         m = gates.stem.removeprefix("gates_")
         sub = d / f"abc_{m}"
         sub.mkdir(exist_ok=True)
-        if ABC_SCRIPTS.get(abc):
-            (sub / ABC_SCRIPT_FILE).write_text(ABC_SCRIPTS[abc] + "\n")
+        _put_abc_script(sub, abc)
         seconds += run_yosys(abc_script(f"../{gates.name}", m, abc), sub, timeout=timeout,
                              progress=(lambda s, p, m=m: progress(s, f"{m}: {p}")) if progress else None, yosys=yosys)
         (sub / f"stat_{m}.json").replace(d / f"stat_{m}.json")
