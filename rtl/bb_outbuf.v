@@ -6,9 +6,8 @@
 // most 8, so different banks); rows of one cycle must not share a bank, which the compute unit guarantees
 // by writing a pass's rows in write groups: rows whose runs lie within 8R consecutive entries (all R rows
 // when the output stride is at most 8; docs/timing.md section 4.1). A simulation check reports a
-// violation. Data: rows x 8 planes x C lanes from REQUANT (`wsrc` 0) or POOL (1), bit (r*8 + q)*C + l;
-// every C-lane slice of a written word carries the lanes' bits and the mask picks the instruction's slice,
-// so no shifter places them. All of it is evaluated only in cycles that write.
+// violation. bb_outscatter places the rows' planes on the banks: every C-lane slice of a written word carries
+// the plane's lanes and the mask picks the instruction's slice, so no shifter places them.
 `timescale 1ns/1ps
 module bb_outbuf #(
     parameter R      = 2,
@@ -43,63 +42,21 @@ module bb_outbuf #(
     );
 `else
     localparam NG = WIDTH / C;   // write granules per entry
-    wire [NB-1:0]       en, hit2;
+    wire [NB-1:0]       en;
     wire [NB*RAW-1:0]   row;
     wire [NB*WIDTH-1:0] wd;
     wire [NG-1:0]       gm;
-    wire                clash = |hit2;
-    wire [R*32-1:0]     wmod, wdiv;   // per row: wbase mod NB, wbase / NB
-    genvar g, k;
+    wire                clash;
+    genvar g;
     generate
         for (g = 0; g < NG; g = g + 1) begin : gran
             assign gm[g] = wmask[g*C];
         end
-        // scatter the rows' planes onto the banks (only in cycles that write): bank k takes plane q of row r
-        // when entry wbase[r] + q is in it, i.e. q = (k - wbase[r]) mod NB, if q < n (one q per row, as n <= 8
-        // <= NB), at bank row (wbase[r] + q) / NB = wbase[r] / NB + (k < wbase[r] mod NB); of two rows on one
-        // bank (a clash, never in a correct schedule) the later row wins. Every index is a constant per bank
-        // (a run-time bank index into the NB*WIDTH-bit buses made Yosys carry R*8 copies of them: millions
-        // of wire bits on `edge`), and the divisions are done once per row.
-        for (g = 0; g < R; g = g + 1) begin : wrow
-            assign wmod[g*32 +: 32] = wbase[g*AW +: AW] % NB;
-            assign wdiv[g*32 +: 32] = wbase[g*AW +: AW] / NB;
-        end
-        for (k = 0; k < NB; k = k + 1) begin : bank
-            integer r;
-            reg [31:0]        q, m;
-            reg               b_en, b_two;
-            reg [RAW-1:0]     b_row;
-            reg [WIDTH-1:0]   b_wd;
-            reg [8*C-1:0]     pb;
-            always @* begin
-                b_en = 1'b0;
-                b_two = 1'b0;
-                b_row = {RAW{1'b0}};
-                b_wd = {WIDTH{1'b0}};
-                q = 32'd0;
-                m = 32'd0;
-                r = 0;
-                pb = {8*C{1'b0}};
-                if (|wen) begin
-                    for (r = 0; r < R; r = r + 1) begin
-                        m = wmod[r*32 +: 32];
-                        q = (k >= m) ? k - m : k + NB - m;
-                        if (wen[r] && q < 8 && q < wn) begin
-                            b_two = b_two | b_en;
-                            b_en = 1'b1;
-                            b_row = wdiv[r*32 +: 32] + (k < m);
-                            pb = wsrc ? wdata1[r*8*C +: 8*C] : wdata0[r*8*C +: 8*C];
-                            b_wd = {(WIDTH/C){pb[q[2:0]*C +: C]}};   // plane q of row r in every slice
-                        end
-                    end
-                end
-            end
-            assign en[k] = b_en;
-            assign hit2[k] = b_two;
-            assign row[k*RAW +: RAW] = b_row;
-            assign wd[k*WIDTH +: WIDTH] = b_wd;
-        end
     endgenerate
+    bb_outscatter #(.R(R), .C(C), .NB(NB), .AW(AW), .RAW(RAW), .WIDTH(WIDTH)) scatter (
+        .wen(wen), .wbase(wbase), .wn(wn), .wsrc(wsrc), .wdata0(wdata0), .wdata1(wdata1),
+        .en(en), .row(row), .wd(wd), .clash(clash)
+    );
 `ifndef SYNTHESIS
     always @(posedge clk) begin
         if (clash) begin

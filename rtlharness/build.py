@@ -81,7 +81,7 @@ SIMULATORS = ("verilator", "icarus")
 # Modules of the whole-program simulation top (bb_tb), one per file.
 CORE_MODULES = (
     "bb_fifo", "bb_stepnet", "bb_sched", "bb_decode", "bb_fetch", "bb_sram_2p", "bb_banks", "bb_winbuf",
-    "bb_accbuf", "bb_outbuf", "bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_pe", "bb_pe_array",
+    "bb_accbuf", "bb_outscatter", "bb_outbuf", "bb_dram", "bb_dma_seq", "bb_load", "bb_store", "bb_pe", "bb_pe_array",
     "bb_requant_row", "bb_requant", "bb_pool", "bb_compute", "bb_core", "bb_winstore", "bb_accstore", "bb_outstore",
     "bb_tb",
 )

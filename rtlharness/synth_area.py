@@ -32,7 +32,7 @@ from pathlib import Path
 # (isa/area.py logic_nand2), buffers and other have no analytic counterpart.
 GROUPS: dict[str, tuple[str, ...]] = {
     "pe_array": ("bb_pe", "bb_pe_array"),
-    "buffers": ("bb_sram_2p", "bb_banks", "bb_winbuf", "bb_accbuf", "bb_outbuf"),
+    "buffers": ("bb_sram_2p", "bb_banks", "bb_winbuf", "bb_accbuf", "bb_outscatter", "bb_outbuf"),
     "dma": ("bb_load", "bb_store", "bb_dma_seq"),
     "fetch_decode": ("bb_fetch", "bb_decode", "bb_fifo", "bb_sched", "bb_stepnet"),
     "requant_pool": ("bb_requant", "bb_requant_row", "bb_pool"),

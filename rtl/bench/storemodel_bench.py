@@ -18,7 +18,7 @@ COUNTS = ("mismatches", "reads", "live", "unknown", "last_unknown")
 TOPS = {
     "bb_winstore_tb": ["bb_sram_2p", "bb_banks", "bb_winbuf", "bb_winstore", "bench/bb_winstore_tb"],
     "bb_accstore_tb": ["bb_sram_2p", "bb_banks", "bb_accbuf", "bb_accstore", "bench/bb_accstore_tb"],
-    "bb_outstore_tb": ["bb_sram_2p", "bb_banks", "bb_outbuf", "bb_outstore", "bench/bb_outstore_tb"],
+    "bb_outstore_tb": ["bb_sram_2p", "bb_banks", "bb_outscatter", "bb_outbuf", "bb_outstore", "bench/bb_outstore_tb"],
 }
 
 try:
