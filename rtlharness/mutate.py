@@ -274,8 +274,14 @@ def core_files() -> list[str]:
     return [f"{m}.v" for m in SYNTH_MODULES]
 
 
-def all_mutations(rtl: Path) -> list[Mutation]:
-    return [m for f in core_files() for m in mutation_points(f, (rtl / f).read_text())]
+def all_mutations(rtl: Path, files: list[str] | None = None) -> list[Mutation]:
+    """Every mutation point of the core, or of only `files` (names as in core_files(): a campaign on the modules
+    that changed). ValueError for a name that is not a core file."""
+    core = core_files()
+    unknown = [f for f in files or [] if f not in core]
+    if unknown:
+        raise ValueError(f"--file {unknown[0]}: not a file of the synthesizable core ({', '.join(core)})")
+    return [m for f in core if not files or f in files for m in mutation_points(f, (rtl / f).read_text())]
 
 
 def select(mutations: list[Mutation], specs: list[str]) -> list[Mutation]:
@@ -598,8 +604,9 @@ class BaselineFailed(RuntimeError):
 def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progress=None,
              timeout: float = 240.0, jobs: int = 1, prove_seconds: float = 60.0,
              log: Path | None = None, only: list[str] | None = None,
-             checks: list[str] | None = None) -> tuple[list[Outcome], dict]:
-    """The first n buildable mutants of the seeded draw (or the mutants `only` names, see `select`), each run
+             checks: list[str] | None = None, files: list[str] | None = None) -> tuple[list[Outcome], dict]:
+    """The first n buildable mutants of the seeded draw from `files` (default every core file) or the mutants
+    `only` names (see `select`), each run
     through the suite (or only its `checks`). `jobs` mutants run at once
     (each in its own process and folder); the result is the same set, in draw order, whatever `jobs` is.
     With `log`, every outcome is appended to that JSON-lines file as it arrives, and outcomes already there for
@@ -615,9 +622,10 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
     lock = threading.Lock()
     key = _campaign_key(rtl, suite_name, sim, hw_name, checks)
     logged = _read_log(log, key)
-    chosen = select(all_mutations(rtl), only) if only else None
+    points = all_mutations(rtl, files)
+    chosen = select(points, only) if only else None
     quick = _quick_reuse(rtl, suite_name, sim, hw_name, log, checks, n,
-                         chosen if chosen is not None else draw(all_mutations(rtl), seed))
+                         chosen if chosen is not None else draw(points, seed))
     with tempfile.TemporaryDirectory(prefix="bitbranch-mutate-") as tmp:
         # The unmutated design must pass the suite, or every mutant would count as killed.
         base = run_mutant_isolated(Mutation(core_files()[0], 0, 0, "", "", "none"), suite_name, sim,
@@ -630,7 +638,7 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
         timeout = max(timeout, WATCHDOG_FACTOR * base.seconds)
         if progress is not None:
             progress([], base.seconds, timeout)
-        todo = enumerate(chosen if chosen is not None else draw(all_mutations(rtl), seed))
+        todo = enumerate(chosen if chosen is not None else draw(points, seed))
 
         def counted() -> int:
             return sum(o.status != "unbuildable" for o in done.values())
@@ -811,6 +819,9 @@ def add_arguments_mutate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="append", metavar="NAME",
                         help="run only this check of the suite (a name as `killed by` prints it, e.g. "
                              "'imem end:small'); repeatable: re-run a survivor against the check meant to kill it")
+    parser.add_argument("--file", action="append", dest="files", metavar="FILE.v",
+                        help="draw only from this file of the core (e.g. bb_outscatter.v: a campaign on a module "
+                             "that changed); repeatable")
     parser.add_argument("--list", action="store_true", help="only count the mutation points per operator and file")
     parser.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
 
@@ -829,11 +840,14 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     if not args.timeout > 0:
         return fail(f"--timeout={args.timeout} must be > 0 seconds")
     if args.list:
-        points = all_mutations(rtl_dir())
+        try:
+            points = all_mutations(rtl_dir(), args.files)
+        except ValueError as exc:
+            return fail(str(exc))
         table = Counter((m.file, m.operator) for m in points)
         for (f, op), n in sorted(table.items()):
             print(f"{f:20s} {op:12s} {n:5d}")
-        print(f"{len(points)} mutation points in {len(core_files())} files")
+        print(f"{len(points)} mutation points in {len(args.files or core_files())} files")
         return 0
     t0 = time.perf_counter()
 
@@ -853,7 +867,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
             args.mutants = len(args.only)
         outcomes, calibration = campaign(args.mutants, args.seed, args.suite, args.sim, args.hw, progress,
                                          args.timeout, args.jobs, args.prove_timeout, args.log, args.only,
-                                         args.check)
+                                         args.check, args.files)
     except (SimulatorError, BaselineFailed, ValueError) as exc:
         return fail(str(exc))
     try:

@@ -69,6 +69,14 @@ def test_every_operator_has_points_in_the_core_and_draw_is_seeded():
         assert (rtl_dir() / m.file).read_text()[m.start:m.start + len(m.original)] == m.original
 
 
+def test_file_restricts_the_draw_to_named_core_files():
+    ms = mutate.all_mutations(rtl_dir())
+    mine = mutate.all_mutations(rtl_dir(), ["bb_outscatter.v", "bb_fifo.v"])
+    assert mine == [m for m in ms if m.file in ("bb_outscatter.v", "bb_fifo.v")] and mine
+    with pytest.raises(ValueError, match="--file bb_tb.v: not a file of the synthesizable core"):
+        mutate.all_mutations(rtl_dir(), ["bb_tb.v"])
+
+
 def test_only_names_single_mutants():
     ms = mutate.all_mutations(rtl_dir())
     one = next(m for m in ms if m.file == "bb_fetch.v" and m.operator == "stuck")
