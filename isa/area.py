@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,7 +151,8 @@ def report_area(hw: HwConfig, path: Path | None = None) -> AreaReport:
     entry = synthesized_entry(hw, path or SYNTH_FILE)
     if entry is None:
         return chip_area(hw)
-    source = f"synthesized per module ({entry['yosys'].split(' (')[0]}, ABC script {entry['abc']}, {entry['date']})"
+    tools = re.sub(r" \(git sha1 \w+\)", "", entry["yosys"])  # "Yosys 0.70[, ABC in Yosys 0.23]"
+    source = f"synthesized per module ({tools}, ABC script {entry['abc']}, {entry['date']})"
     return chip_area(hw, logic=_entry_logic(entry), logic_source=source)
 
 

