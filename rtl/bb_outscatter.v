@@ -48,20 +48,16 @@ module bb_outscatter #(
             assign at[g*NB +: NB] = {{(NB-1){1'b0}}, wen[g]} << (base % NB);
         end
         for (k = 0; k < NB; k = k + 1) begin : bank
-            // chains over the rows (index g: rows 0..g-1): one of them writes bank k (on), two do (two), and
+            // chains over the rows, entry g after rows 0..g: one of them writes bank k (on), two do (two), and
             // the bank row and plane of the last that does
-            wire [R:0]           on, two;
-            wire [(R+1)*RAW-1:0] rw;
-            wire [(R+1)*C-1:0]   pv;
+            wire [R-1:0]       on, two;
+            wire [R*RAW-1:0]   rw;
+            wire [R*C-1:0]     pv;
             localparam [7:0] WRAP = 8'hFF << (k + 1);   // planes q > k wrap past the last bank
             // Jq: the bank where a run whose plane q lands on bank k starts
             localparam integer J0 = k, J1 = (k + NB - 1) % NB, J2 = (k + NB - 2) % NB, J3 = (k + NB - 3) % NB;
             localparam integer J4 = (k + NB - 4) % NB, J5 = (k + NB - 5) % NB, J6 = (k + NB - 6) % NB;
             localparam integer J7 = (k + NB - 7) % NB;
-            assign on[0] = 1'b0;
-            assign two[0] = 1'b0;
-            assign rw[0 +: RAW] = {RAW{1'b0}};
-            assign pv[0 +: C] = {C{1'b0}};
             for (g = 0; g < R; g = g + 1) begin : from
                 // s[q]: plane q of row g lands on bank k (the row's run starts in bank k - q); at most one q
                 wire [7:0]   s = pl & {at[g*NB + J7], at[g*NB + J6], at[g*NB + J5], at[g*NB + J4],
@@ -75,16 +71,23 @@ module bb_outscatter #(
                                  ({C{s[5]}} & wdata[(g*8 + 5)*C +: C]) |
                                  ({C{s[6]}} & wdata[(g*8 + 6)*C +: C]) |
                                  ({C{s[7]}} & wdata[(g*8 + 7)*C +: C]);
-                assign on[g+1] = on[g] | h;
-                assign two[g+1] = two[g] | (on[g] & h);
-                assign rw[(g+1)*RAW +: RAW] = !h ? rw[g*RAW +: RAW]
+                if (g == 0) begin : first
+                    assign on[0] = h;
+                    assign two[0] = 1'b0;
+                    assign rw[0 +: RAW] = !h ? {RAW{1'b0}} : |(s & WRAP) ? brow1[0 +: RAW] : brow[0 +: RAW];
+                    assign pv[0 +: C] = p;   // 0 when the row misses the bank
+                end else begin : later
+                    assign on[g] = on[g-1] | h;
+                    assign two[g] = two[g-1] | (on[g-1] & h);
+                    assign rw[g*RAW +: RAW] = !h ? rw[(g-1)*RAW +: RAW]
                                             : |(s & WRAP) ? brow1[g*RAW +: RAW] : brow[g*RAW +: RAW];
-                assign pv[(g+1)*C +: C] = h ? p : pv[g*C +: C];
+                    assign pv[g*C +: C] = h ? p : pv[(g-1)*C +: C];
+                end
             end
-            assign en[k] = on[R];
-            assign hit2[k] = two[R];
-            assign row[k*RAW +: RAW] = rw[R*RAW +: RAW];
-            assign wd[k*WIDTH +: WIDTH] = {(WIDTH/C){pv[R*C +: C]}};
+            assign en[k] = on[R-1];
+            assign hit2[k] = two[R-1];
+            assign row[k*RAW +: RAW] = rw[(R-1)*RAW +: RAW];
+            assign wd[k*WIDTH +: WIDTH] = {(WIDTH/C){pv[(R-1)*C +: C]}};
         end
     endgenerate
 endmodule

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bitbranch.isa import errors
 from bitbranch.isa.asm import assemble
+from bitbranch.isa.banks import bank_count
 from bitbranch.isa.encoding import decode, encode
 from bitbranch.isa.hwconfig import HwConfig
 from bitbranch.isa.spec import INSN_BITS
@@ -175,10 +176,33 @@ def timing_rules(hw: HwConfig) -> dict[str, str]:
             "pool mode=sum k=8 oh=1 ow=1 kh=4 kw=8 stride=1 irow=0 ipix=0 inp=24",
             "pool mode=sum k=8 oh=1 ow=1 kh=15 kw=9 stride=1 irow=0 ipix=0 inp=32",
             "pool mode=sum k=1 oh=1 ow=1 kh=1 kw=1 stride=1", "finish"]),
+        "OUT scatter: every start bank, plane and row": out_scatter_program(hw),
         "compute loops at their bounds": compute_bounds_program(hw),
         "compute fields the checks leave free": compute_free_fields_program(hw),
         "store rows and lengths at their bounds": store_bounds_program(hw),
     }
+
+
+def out_scatter_program(hw: HwConfig) -> str:
+    """Max pools of 8-plane levels onto OUT at a pixel stride of 9 entries: pixel p of a pool starts at
+    out + 9p and the R rows of a pass take pixels pass*R + r, so with out = b for b < R every row starts a run
+    in every bank (9Rj + 9r + b covers every residue mod NB = 8R over j < 8, b < R) and every plane q reaches
+    every bank from every row: each of bb_outscatter's row/plane/bank selects fires. The same pools near
+    OUT's end set the bank rows' high bits, and one more at the start clears them; the results are stored."""
+    r = hw.array_rows
+    n = max(1, min(bank_count(hw, "out"), hw.entries("inp") // 8, (hw.entries("out") // 2 - 8 - r) // 9 + 1))
+    span = 9 * (n - 1) + 8 + r  # the entries the pools at out = b, b < R, write
+    low, high = 0, hw.entries("out") - span
+    dram = 8 * n * hw.entry_bytes("inp")  # the stores go after the levels' bytes
+
+    def pool(out: int) -> str:
+        return f"pool mode=max k=8 oh=1 ow={n} kh=1 kw=1 stride=1 irow=0 ipix=8 ostride=9 out={out}"
+
+    return "\n".join([f"load buf=inp rows=1 len={8 * n} push_next", "sync unit=compute pop_prev",
+                      *[pool(low + b) for b in range(r)], *[pool(high + b) for b in range(r)], pool(low),
+                      "sync unit=compute push_next", f"store buf=out sram={low} rows=1 len={span} dram={dram} pop_prev",
+                      f"store buf=out sram={high} rows=1 len={span} dram={dram + span * hw.entry_bytes('out')}",
+                      "finish"])
 
 
 def _all_ones_upto(n: int) -> int:
@@ -431,7 +455,8 @@ ERROR_CASES: dict[str, tuple[str, Callable[[HwConfig], list[int]]]] = {
 }
 DRAM_BYTES = 4096
 # rules that need a larger DRAM image than DRAM_BYTES (at most 2^16 bytes: Icarus' smallest DRAM model holds it)
-RULE_DRAM_BYTES = {"store rows and lengths at their bounds": 1 << 16}
+RULE_DRAM_BYTES = {"store rows and lengths at their bounds": 1 << 16,
+                   "OUT scatter: every start bank, plane and row": 1 << 16}
 
 
 def pattern(size: int = DRAM_BYTES) -> bytes:

@@ -419,7 +419,8 @@ def suite(name: str, checks: list[str] | None = None) -> list[Check]:
         # random:0 is small's shape with 64-byte DRAM beats: partial beats, which small (beat = entry) never has;
         # random:9 has R = 3 rows, so bank counts (ACC 4R = 12) and row arithmetic that are not powers of two;
         # its OUT write groups rule writes a pass in three groups (bb_compute's multi-cycle gap, needs R >= 3),
-        # its token depth 8 takes a fourth count bit, and its field extremes run on R = 3 rows
+        # its token depth 8 takes a fourth count bit, and its field extremes run on R = 3 rows; its OUT scatter
+        # sweep reaches banks 16-23 of OUT's 24 from every row
         return [_directed("small"), _random_programs("small", range(0, 16), 30), _network("small"),
                 _random_programs("small", range(16, 64), 40), _directed("random:0"),
                 _random_programs("random:0", range(0, 16), 30), _random_programs("random:9", range(0, 16), 30),
@@ -429,7 +430,8 @@ def suite(name: str, checks: list[str] | None = None) -> list[Check]:
                                     "whole buffers", "stride field maxima",
                                     "pool sums over whole windows", "compute loops at their bounds",
                                     "compute fields the checks leave free",
-                                    "store rows and lengths at their bounds"))]
+                                    "store rows and lengths at their bounds",
+                                    "OUT scatter: every start bank, plane and row"))]
     # imem end: a program filling the 65,536-word instruction memory, ~26 s on Icarus (quick takes ~2 min)
     return [*suite("quick"), _imem_end("small"), _random_programs("small", range(1000, 1300), 60), _directed("edge"),
             _network("edge"),
