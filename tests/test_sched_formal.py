@@ -6,28 +6,17 @@ decoder refuses). The proof fails without the STORE invariant and for evaluation
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import pytest
+from yosys_sat import proves
 
 from bitbranch.rtl import rtl_dir
-from bitbranch.rtlharness.synth import SynthError, find_yosys
 
 WRAPPER = Path(__file__).parent / "formal" / "stepnet_nit.v"
 
 
 def prove(**params: int) -> bool:
-    try:
-        yosys = find_yosys()
-    except SynthError as exc:
-        pytest.skip(str(exc))
-    chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
-    script = (f"read_verilog {rtl_dir() / 'bb_stepnet.v'} {WRAPPER}; chparam {chparam} nit_check; "
-              "prep -top nit_check; flatten; sat -prove ok 1")
-    out = subprocess.run([*yosys, "-p", script], capture_output=True, text=True, timeout=300).stdout
-    assert "SAT proof finished" in out, out[-2000:]
-    return "no model found: SUCCESS!" in out
+    return proves([rtl_dir() / "bb_stepnet.v", WRAPPER], "nit_check", **params)
 
 
 def test_spf_of_evaluation_nit_minus_2_is_read_the_same():
