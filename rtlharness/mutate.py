@@ -608,8 +608,7 @@ def campaign(n: int, seed: int, suite_name: str, sim: str, hw_name: str, progres
              log: Path | None = None, only: list[str] | None = None,
              checks: list[str] | None = None, files: list[str] | None = None) -> tuple[list[Outcome], dict]:
     """The first n buildable mutants of the seeded draw from `files` (default every core file) or the mutants
-    `only` names (see `select`), each run
-    through the suite (or only its `checks`). `jobs` mutants run at once
+    `only` names (see `select`), each run through the suite (or only its `checks`). `jobs` mutants run at once
     (each in its own process and folder); the result is the same set, in draw order, whatever `jobs` is.
     With `log`, every outcome is appended to that JSON-lines file as it arrives, and outcomes already there for
     the same RTL sources, suite and simulator are reused, so a stopped campaign resumes where it was.
